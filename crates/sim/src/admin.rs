@@ -1,0 +1,146 @@
+//! The `/admin` HTTP API: ground truth and fault injection. A public contract,
+//! documented in `docs/sim.md`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::{Method, Request, StatusCode};
+
+use crate::MarketHandle;
+use crate::hub::{Hub, KillMode};
+use crate::server::{Resp, json, query};
+
+fn ok(v: serde_json::Value) -> Resp {
+    json(StatusCode::OK, v.to_string())
+}
+
+fn bad(msg: &str) -> Resp {
+    json(StatusCode::BAD_REQUEST, serde_json::json!({ "error": msg }).to_string())
+}
+
+pub(crate) async fn handle<B>(req: Request<B>, hub: Arc<Hub>) -> Resp {
+    let m = MarketHandle { hub };
+    let q = query(req.uri().query());
+    let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let num = |k: &str| get(k).map(|v| v.parse::<f64>().map_err(|_| format!("parameter '{k}' must be a number, got {v:?}")));
+    let conn = match get("conn").map(str::parse::<u64>) {
+        None => None,
+        Some(Ok(c)) => Some(c),
+        Some(Err(_)) => return bad("parameter 'conn' must be a connection id"),
+    };
+    let mode = match get("mode") {
+        None | Some("close") => KillMode::Close,
+        Some("reset") => KillMode::Reset,
+        Some(other) => return bad(&format!("mode must be close or reset, got {other:?}")),
+    };
+    let path = req.uri().path();
+    let method = req.method().clone();
+    match (method, path) {
+        (Method::GET, "/admin/stats") => ok(serde_json::to_value(m.stats()).unwrap_or_default()),
+        (Method::GET, "/admin/connections") => ok(serde_json::to_value(m.connections()).unwrap_or_default()),
+        (Method::GET, "/admin/book") => {
+            let Some(symbol) = get("symbol") else { return bad("parameter 'symbol' is required") };
+            let depth = match num("depth") {
+                None => 20,
+                Some(Ok(d)) if d >= 1.0 => d as usize,
+                Some(Ok(_)) => return bad("depth must be at least 1"),
+                Some(Err(e)) => return bad(&e),
+            };
+            match m.book(&symbol.to_uppercase(), depth) {
+                Some(b) => ok(serde_json::to_value(b).unwrap_or_default()),
+                None => json(StatusCode::NOT_FOUND, serde_json::json!({"error": "unknown symbol"}).to_string()),
+            }
+        }
+        (Method::POST, "/admin/kill") => {
+            let n = match conn {
+                Some(c) => usize::from(m.kill(c, mode)),
+                None => m.kill_all(mode),
+            };
+            ok(serde_json::json!({ "killed": n }))
+        }
+        (Method::POST, "/admin/stall") => {
+            let secs = match num("seconds") {
+                Some(Ok(s)) if s >= 0.0 => s,
+                Some(Err(e)) => return bad(&e),
+                _ => return bad("parameter 'seconds' is required and must be >= 0"),
+            };
+            ok(serde_json::json!({ "stalled": m.stall(conn, Duration::from_secs_f64(secs)) }))
+        }
+        (Method::POST, "/admin/drop") => {
+            let Some(stream) = get("stream") else { return bad("parameter 'stream' is required") };
+            let count = match num("count") {
+                Some(Ok(c)) if c >= 0.0 => c as u64,
+                Some(Err(e)) => return bad(&e),
+                _ => 1,
+            };
+            m.drop_next(stream, count);
+            ok(serde_json::json!({ "stream": stream, "drop": count }))
+        }
+        (Method::POST, "/admin/malformed") => ok(serde_json::json!({ "sent": m.send_malformed(conn) })),
+        (Method::POST, "/admin/acks") => {
+            if let Some(d) = num("delay_ms") {
+                match d {
+                    Ok(d) if d >= 0.0 => m.set_ack_delay(Duration::from_secs_f64(d / 1000.0)),
+                    Ok(_) => return bad("delay_ms must be >= 0"),
+                    Err(e) => return bad(&e),
+                }
+            }
+            if let Some(r) = num("reject") {
+                match r {
+                    Ok(r) if r >= 0.0 => m.reject_next_acks(r as u64),
+                    Ok(_) => return bad("reject must be >= 0"),
+                    Err(e) => return bad(&e),
+                }
+            }
+            ok(serde_json::json!({ "ok": true }))
+        }
+        (Method::POST, "/admin/snapshots") => {
+            for (k, f) in [("fail", MarketHandle::fail_snapshots as fn(&MarketHandle, u64)), ("stale", MarketHandle::stale_snapshots)] {
+                match num(k) {
+                    Some(Ok(n)) if n >= 0.0 => f(&m, n as u64),
+                    Some(Ok(_)) => return bad("counts must be >= 0"),
+                    Some(Err(e)) => return bad(&e),
+                    None => {}
+                }
+            }
+            ok(serde_json::json!({ "ok": true }))
+        }
+        (Method::POST, "/admin/kill_every") => {
+            let secs = match num("seconds") {
+                Some(Ok(s)) if s >= 0.0 => s,
+                Some(Err(e)) => return bad(&e),
+                _ => return bad("parameter 'seconds' is required and must be >= 0"),
+            };
+            let jitter = match num("jitter") {
+                None => 0.0,
+                Some(Ok(j)) if j >= 0.0 && j <= secs => j,
+                Some(Ok(_)) => return bad("jitter must be between 0 and seconds"),
+                Some(Err(e)) => return bad(&e),
+            };
+            if secs == 0.0 {
+                m.kill_every(None, mode);
+            } else {
+                m.kill_every(Some((Duration::from_secs_f64(secs), Duration::from_secs_f64(jitter))), mode);
+            }
+            ok(serde_json::json!({ "ok": true }))
+        }
+        (Method::POST, "/admin/shutdown") => ok(serde_json::json!({ "notified": m.server_shutdown() })),
+        (Method::POST, "/admin/refuse") => {
+            let on = !matches!(get("on"), Some("false") | Some("0"));
+            m.refuse_connections(on);
+            ok(serde_json::json!({ "refusing": on }))
+        }
+        (Method::POST, "/admin/clock") => match num("offset_ms") {
+            Some(Ok(o)) => {
+                m.set_clock_offset_ms(o as i64);
+                ok(serde_json::json!({ "offset_ms": o as i64 }))
+            }
+            Some(Err(e)) => bad(&e),
+            None => bad("parameter 'offset_ms' is required"),
+        },
+        (_, p) => json(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({ "error": format!("no admin endpoint {p} for this method; see docs/sim.md") }).to_string(),
+        ),
+    }
+}

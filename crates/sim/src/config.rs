@@ -1,0 +1,362 @@
+//! Simulator configuration: markets, symbols, venue limits and timings.
+//!
+//! Every limit and duration the real venue enforces is a field here, so tests can
+//! shrink a 24 h lifetime or a 60 s pong timeout to milliseconds.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+/// A Binance market, each served on its own base URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MarketKind {
+    /// Spot (`stream.binance.com`, `/api/v3`).
+    Spot,
+    /// USDⓈ-M futures (`fstream.binance.com`, `/fapi/v1`), with `/public` `/market` `/private` routes.
+    UsdM,
+    /// COIN-M futures (`dstream.binance.com`, `/dapi/v1`).
+    CoinM,
+    /// European options (`/eapi/v1`), routed like USD-M.
+    Options,
+}
+
+impl MarketKind {
+    /// Every market, in a stable order.
+    pub const ALL: [MarketKind; 4] = [
+        MarketKind::Spot,
+        MarketKind::UsdM,
+        MarketKind::CoinM,
+        MarketKind::Options,
+    ];
+
+    /// The short name used in CLI output and URLs: `spot`, `usdm`, `coinm`, `options`.
+    pub fn name(self) -> &'static str {
+        match self {
+            MarketKind::Spot => "spot",
+            MarketKind::UsdM => "usdm",
+            MarketKind::CoinM => "coinm",
+            MarketKind::Options => "options",
+        }
+    }
+
+    /// Parses the short name.
+    pub fn from_name(s: &str) -> Option<MarketKind> {
+        MarketKind::ALL.into_iter().find(|k| k.name() == s)
+    }
+
+    /// REST path prefix (`/api/v3`, `/fapi/v1`, ...).
+    pub fn rest_prefix(self) -> &'static str {
+        match self {
+            MarketKind::Spot => "/api/v3",
+            MarketKind::UsdM => "/fapi/v1",
+            MarketKind::CoinM => "/dapi/v1",
+            MarketKind::Options => "/eapi/v1",
+        }
+    }
+
+    /// Futures-style payloads (`pu`, `T`, `e` on bookTicker).
+    pub fn is_derivative(self) -> bool {
+        self != MarketKind::Spot
+    }
+
+    /// Whether WebSocket paths are split into `/public`, `/market`, `/private` routes.
+    pub fn is_routed(self) -> bool {
+        matches!(self, MarketKind::UsdM | MarketKind::Options)
+    }
+}
+
+/// The venue rules the simulator enforces on every connection.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Streams one connection may hold (Binance: 1024; options 200).
+    pub max_streams_per_conn: usize,
+    /// Incoming messages (text, ping, pong) allowed per `msg_window` (spot 5, derivatives 10).
+    pub max_incoming_msgs: usize,
+    /// The sliding window for `max_incoming_msgs`.
+    pub msg_window: Duration,
+    /// WebSocket upgrade attempts allowed per `conn_attempt_window` per IP (300 per 5 min).
+    pub max_conn_attempts: usize,
+    /// The sliding window for `max_conn_attempts`.
+    pub conn_attempt_window: Duration,
+    /// Server ping cadence (spot 20 s, futures 3 min, options 5 min).
+    pub ping_interval: Duration,
+    /// Disconnect when no pong echoing a ping arrived for this long (60 s / 10 min / 15 min).
+    pub pong_timeout: Duration,
+    /// Maximum connection lifetime (24 h).
+    pub max_lifetime: Duration,
+    /// REST request weight allowed per `rest_weight_window` (spot 6000/min, futures 2400/min).
+    pub rest_weight_limit: u32,
+    /// The sliding window for `rest_weight_limit`.
+    pub rest_weight_window: Duration,
+    /// Largest client frame accepted; larger frames close the connection with 1009.
+    pub max_client_frame: usize,
+    /// Outgoing batches queued per connection before it is dropped as a slow consumer.
+    pub outbound_queue: usize,
+}
+
+impl Limits {
+    /// The documented Binance limits for `kind` (PROTOCOLS.md §1.2, §2.2, §3, §4).
+    pub fn binance(kind: MarketKind) -> Limits {
+        let (msgs, ping, pong, streams, weight) = match kind {
+            MarketKind::Spot => (5, 20, 60, 1024, 6000),
+            MarketKind::UsdM | MarketKind::CoinM => (10, 180, 600, 1024, 2400),
+            MarketKind::Options => (10, 300, 900, 200, 2400),
+        };
+        Limits {
+            max_streams_per_conn: streams,
+            max_incoming_msgs: msgs,
+            msg_window: Duration::from_secs(1),
+            max_conn_attempts: 300,
+            conn_attempt_window: Duration::from_secs(300),
+            ping_interval: Duration::from_secs(ping),
+            pong_timeout: Duration::from_secs(pong),
+            max_lifetime: Duration::from_secs(24 * 3600),
+            rest_weight_limit: weight,
+            rest_weight_window: Duration::from_secs(60),
+            max_client_frame: 1 << 20,
+            outbound_queue: 8192,
+        }
+    }
+}
+
+/// Cadences of the generated market data.
+#[derive(Debug, Clone)]
+pub struct Timing {
+    /// How often the generator advances the books.
+    pub tick: Duration,
+    /// Book actions (add, cancel, take) per symbol per second.
+    pub actions_per_sec: f64,
+    /// Multiplies every stream cadence below (and the tick); 0.1 runs ten times faster.
+    pub scale: f64,
+    /// Grace between a `serverShutdown` notice and the server closing the sockets.
+    pub shutdown_grace: Duration,
+    /// How old a "stale" REST snapshot is.
+    pub stale_snapshot_age: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Timing {
+        Timing {
+            tick: Duration::from_millis(10),
+            actions_per_sec: 20.0,
+            scale: 1.0,
+            shutdown_grace: Duration::from_secs(5),
+            stale_snapshot_age: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Timing {
+    /// A stream cadence after scaling, never below 1 ms.
+    pub(crate) fn cadence(&self, ms: u64) -> Duration {
+        Duration::from_secs_f64((ms as f64 * self.scale / 1000.0).max(0.001))
+    }
+}
+
+/// One tradable instrument.
+#[derive(Debug, Clone)]
+pub struct SymbolSpec {
+    /// Upper-case venue symbol (`BTCUSDT`, `BTCUSD_PERP`, `BTC-261225-100000-C`).
+    pub name: String,
+    /// Base asset.
+    pub base: String,
+    /// Quote asset.
+    pub quote: String,
+    /// Decimals of the tick size (2 → tick 0.01).
+    pub price_decimals: u32,
+    /// Decimals of the step size (3 → step 0.001).
+    pub qty_decimals: u32,
+    /// Initial mid price in ticks.
+    pub start_price_ticks: i64,
+}
+
+impl SymbolSpec {
+    /// A symbol with an explicit precision and start price (in whole quote units).
+    pub fn new(name: &str, base: &str, quote: &str, price_decimals: u32, qty_decimals: u32, price: f64) -> SymbolSpec {
+        SymbolSpec {
+            name: name.to_string(),
+            base: base.to_string(),
+            quote: quote.to_string(),
+            price_decimals,
+            qty_decimals,
+            start_price_ticks: (price * 10f64.powi(price_decimals as i32)).round() as i64,
+        }
+    }
+
+    /// `n` synthetic symbols (`S0000USDT`, `S0001USDT`, ...) for sharding and scale tests.
+    pub fn synthetic(n: usize) -> Vec<SymbolSpec> {
+        (0..n)
+            .map(|i| {
+                let base = format!("S{i:04}");
+                SymbolSpec::new(&format!("{base}USDT"), &base, "USDT", 4, 2, 10.0 + (i % 97) as f64)
+            })
+            .collect()
+    }
+
+    /// The default symbol list of a market: a few dozen liquid instruments.
+    pub fn defaults(kind: MarketKind) -> Vec<SymbolSpec> {
+        const SPOT: &[(&str, &str, u32, u32, f64)] = &[
+            ("BTC", "USDT", 2, 5, 97000.0),
+            ("ETH", "USDT", 2, 4, 3400.0),
+            ("BNB", "USDT", 2, 3, 640.0),
+            ("SOL", "USDT", 2, 3, 190.0),
+            ("XRP", "USDT", 4, 1, 2.3),
+            ("ADA", "USDT", 4, 1, 0.95),
+            ("DOGE", "USDT", 5, 0, 0.38),
+            ("TRX", "USDT", 4, 1, 0.25),
+            ("AVAX", "USDT", 2, 2, 38.0),
+            ("LINK", "USDT", 2, 2, 23.0),
+            ("DOT", "USDT", 3, 2, 7.1),
+            ("LTC", "USDT", 2, 3, 105.0),
+            ("BCH", "USDT", 1, 3, 450.0),
+            ("ATOM", "USDT", 3, 2, 6.9),
+            ("NEAR", "USDT", 3, 1, 5.2),
+            ("UNI", "USDT", 3, 2, 13.0),
+            ("APT", "USDT", 2, 2, 9.8),
+            ("ARB", "USDT", 4, 1, 0.77),
+            ("OP", "USDT", 3, 2, 1.9),
+            ("FIL", "USDT", 3, 2, 5.0),
+            ("ETH", "BTC", 5, 4, 0.035),
+            ("BNB", "BTC", 6, 3, 0.0066),
+            ("SOL", "BTC", 7, 2, 0.00196),
+            ("LTC", "BTC", 6, 2, 0.00108),
+        ];
+        match kind {
+            MarketKind::Spot => SPOT
+                .iter()
+                .map(|(b, q, pd, qd, px)| SymbolSpec::new(&format!("{b}{q}"), b, q, *pd, *qd, *px))
+                .collect(),
+            MarketKind::UsdM => SPOT
+                .iter()
+                .filter(|(_, q, ..)| *q == "USDT")
+                .map(|(b, q, pd, qd, px)| SymbolSpec::new(&format!("{b}{q}"), b, q, *pd, (*qd).min(3), *px))
+                .collect(),
+            MarketKind::CoinM => ["BTC", "ETH", "BNB", "SOL", "XRP", "ADA", "DOGE", "LINK"]
+                .iter()
+                .zip([97000.0, 3400.0, 640.0, 190.0, 2.3, 0.95, 0.38, 23.0])
+                .flat_map(|(b, px)| {
+                    let pd = if px > 100.0 { 1 } else { 4 };
+                    [
+                        SymbolSpec::new(&format!("{b}USD_PERP"), b, "USD", pd, 0, px),
+                        SymbolSpec::new(&format!("{b}USD_261225"), b, "USD", pd, 0, px * 1.01),
+                    ]
+                })
+                .collect(),
+            MarketKind::Options => ["BTC", "ETH"]
+                .iter()
+                .zip([97000.0f64, 3400.0])
+                .flat_map(|(b, spot)| {
+                    let step = if *b == "BTC" { 5000.0 } else { 200.0 };
+                    (-2..=2).flat_map(move |k| {
+                        let strike = (spot / step).round() * step + k as f64 * step;
+                        ["C", "P"].map(|cp| {
+                            let intrinsic = if cp == "C" { spot - strike } else { strike - spot };
+                            let px = intrinsic.max(0.0) + spot * 0.03;
+                            SymbolSpec::new(&format!("{b}-261225-{strike:.0}-{cp}"), b, "USDT", 1, 2, px)
+                        })
+                    })
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Load mode: one stream of pre-encoded, sequenced trade frames for throughput,
+/// latency and loss accounting.
+///
+/// The stream is `<symbol>@trade` (lower case). Each frame is a regular Binance
+/// trade payload whose trade id `t` is the sequence number (consecutive, starting
+/// at `first_id`) and whose `E` and `T` carry the send time in **microseconds**
+/// since the epoch. Production starts when the first connection subscribes.
+#[derive(Debug, Clone)]
+pub struct LoadConfig {
+    /// Upper-case symbol of the load stream, e.g. `LOADUSDT`. Not part of the market's books.
+    pub symbol: String,
+    /// Frames to produce in total.
+    pub messages: u64,
+    /// Frames per second; `None` sends as fast as the slowest subscriber reads.
+    pub rate: Option<u64>,
+    /// The first sequence number (trade id). Fixed-width ids keep frames pre-encodable.
+    pub first_id: u64,
+}
+
+impl LoadConfig {
+    /// `messages` frames of `LOADUSDT@trade` at `rate` (or as fast as possible).
+    pub fn new(messages: u64, rate: Option<u64>) -> LoadConfig {
+        LoadConfig {
+            symbol: "LOADUSDT".to_string(),
+            messages,
+            rate,
+            first_id: 1_000_000_000_000,
+        }
+    }
+}
+
+/// One market served by the simulator.
+#[derive(Debug, Clone)]
+pub struct MarketConfig {
+    /// Which market.
+    pub kind: MarketKind,
+    /// Symbols with books and generated data.
+    pub symbols: Vec<SymbolSpec>,
+    /// Venue limits.
+    pub limits: Limits,
+    /// Data cadences.
+    pub timing: Timing,
+    /// Fixed port, or `None` for a free one.
+    pub port: Option<u16>,
+    /// Optional load stream.
+    pub load: Option<LoadConfig>,
+}
+
+impl MarketConfig {
+    /// A market with the venue's real limits and the default symbols.
+    pub fn new(kind: MarketKind) -> MarketConfig {
+        MarketConfig {
+            kind,
+            symbols: SymbolSpec::defaults(kind),
+            limits: Limits::binance(kind),
+            timing: Timing::default(),
+            port: None,
+            load: None,
+        }
+    }
+}
+
+/// The whole simulator.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Seed for every generator: the same seed gives the same market data sequence.
+    pub seed: u64,
+    /// Address to bind (always loopback in tests).
+    pub bind: IpAddr,
+    /// Markets to serve.
+    pub markets: Vec<MarketConfig>,
+}
+
+impl SimConfig {
+    /// All four markets with real limits, free ports, seed 1.
+    pub fn all_markets() -> SimConfig {
+        SimConfig {
+            seed: 1,
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            markets: MarketKind::ALL.into_iter().map(MarketConfig::new).collect(),
+        }
+    }
+
+    /// One market only.
+    pub fn single(market: MarketConfig) -> SimConfig {
+        SimConfig {
+            seed: 1,
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            markets: vec![market],
+        }
+    }
+
+    /// Assigns `base + index` ports to the markets in order.
+    pub fn with_port_base(mut self, base: u16) -> SimConfig {
+        for (i, m) in self.markets.iter_mut().enumerate() {
+            m.port = Some(base + i as u16);
+        }
+        self
+    }
+}

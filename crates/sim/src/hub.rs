@@ -1,0 +1,667 @@
+//! The shared state of one market: the generator, every connection with its
+//! subscriptions, fault switches, counters and ground truth.
+//!
+//! One `std::sync::Mutex` guards it; critical sections are short and never await.
+//! Delivery to connections uses `try_send` on bounded queues: a full queue marks
+//! the connection a slow consumer and it is reset, as the venue drops clients that
+//! cannot keep up.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::time::Instant;
+
+use crate::config::{MarketConfig, MarketKind};
+use crate::market::{Emit, Market};
+use crate::topic::{self, Route, Topic};
+use crate::ws;
+
+/// How a connection is killed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KillMode {
+    /// A close frame (1001, "killed by simulator"), then the socket closes.
+    Close,
+    /// A TCP reset (SO_LINGER 0), no close frame.
+    Reset,
+}
+
+/// Messages to a connection's writer, in order with its data.
+#[derive(Debug)]
+pub(crate) enum Ctrl {
+    /// A pre-encoded frame (ack, error, pong, ping, notice).
+    Frame(Bytes),
+    /// Send a close frame, then end the connection.
+    Close(u16, String),
+    /// Flush and end without a close frame (the peer already left).
+    Finish,
+}
+
+/// Per-connection state readable without the hub lock.
+#[derive(Debug, Default)]
+pub(crate) struct ConnShared {
+    /// Stalled until this many ms after the hub epoch (0 = not stalled).
+    pub stalled_until_ms: AtomicU64,
+    /// Frames written to it.
+    pub frames_sent: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    pub dropped_while_stalled: AtomicU64,
+}
+
+#[derive(Debug)]
+pub(crate) struct ConnEntry {
+    /// Path and query it connected with.
+    pub path: String,
+    pub route: Option<Route>,
+    pub combined: bool,
+    pub subs: Vec<String>,
+    pub opened_ms: u64,
+    pub data_tx: mpsc::Sender<Bytes>,
+    pub ctrl_tx: mpsc::Sender<Ctrl>,
+    pub kill_tx: watch::Sender<Option<KillMode>>,
+    pub shared: Arc<ConnShared>,
+}
+
+/// Ground truth for one stream.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct StreamStats {
+    /// Messages produced since the stream was first subscribed (delivered or not).
+    pub produced: u64,
+    /// Trade id (trade streams), aggregate id, or final update id of the last message.
+    pub last_id: Option<u64>,
+    /// The id carried by the first message produced.
+    pub first_id: Option<u64>,
+}
+
+/// Event counters of one market.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Counters {
+    /// WebSocket upgrades accepted.
+    pub connections_accepted: u64,
+    /// Upgrades refused with HTTP 429 (connection-attempt limit).
+    pub connection_attempts_rejected: u64,
+    /// TCP connections reset while the refuse fault was on.
+    pub connections_refused: u64,
+    /// Connections closed with 1008 for exceeding the incoming message rate.
+    pub rate_limit_closes: u64,
+    /// Subscriptions or URLs refused for exceeding the stream cap.
+    pub over_cap_rejections: u64,
+    /// Most streams any connection has held.
+    pub max_streams_on_a_connection: u64,
+    /// Connections closed because no pong echoed a ping in time.
+    pub pong_timeouts: u64,
+    /// Connections closed at the maximum lifetime.
+    pub lifetime_closes: u64,
+    /// Connections reset because their outbound queue was full.
+    pub slow_consumer_resets: u64,
+    /// Connections killed by the kill fault.
+    pub kills: u64,
+    /// Server pings sent.
+    pub pings_sent: u64,
+    /// Pong frames received.
+    pub pongs_received: u64,
+    /// Pongs that echoed an outstanding ping payload.
+    pub pongs_matched: u64,
+    /// Pongs that echoed nothing outstanding (do not keep the connection alive).
+    pub pongs_unmatched: u64,
+    /// Ping frames received from clients (answered with pongs).
+    pub client_pings: u64,
+    /// JSON control messages received.
+    pub control_messages: u64,
+    /// Successful control replies sent.
+    pub acks_sent: u64,
+    /// Error replies sent.
+    pub errors_sent: u64,
+    /// Connections closed for RFC 6455 violations.
+    pub protocol_errors: u64,
+    /// REST requests served or refused.
+    pub rest_requests: u64,
+    /// REST requests refused with 429 (weight budget).
+    pub rest_rate_limited: u64,
+    /// Depth snapshots failed by the snapshot fault.
+    pub snapshots_failed_by_fault: u64,
+    /// Depth snapshots served stale by the snapshot fault.
+    pub snapshots_stale_by_fault: u64,
+    /// Messages dropped by the drop fault (still counted as produced).
+    pub dropped_by_fault: u64,
+    /// Malformed frames sent by the malformed fault.
+    pub malformed_sent: u64,
+    /// `serverShutdown` notices broadcast.
+    pub shutdown_notices: u64,
+    /// Close codes received from clients, by code.
+    pub client_close_codes: BTreeMap<u16, u64>,
+}
+
+/// A connection that has ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClosedConn {
+    /// Connection id.
+    pub id: u64,
+    /// Path and query it connected with.
+    pub path: String,
+    /// Close code the client sent, if it sent a close frame.
+    pub client_close_code: Option<u16>,
+    /// Why the connection ended, in words.
+    pub reason: String,
+    /// Frames written to it.
+    pub frames_sent: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Faults {
+    pub drop: HashMap<String, u64>,
+    pub ack_delay: Duration,
+    pub reject_acks: u64,
+    pub rest_fail: u64,
+    pub rest_stale: u64,
+    pub refuse: bool,
+    pub clock_offset_ms: i64,
+}
+
+#[derive(Debug)]
+struct Periodic {
+    topic: Topic,
+    period_ms: u64,
+    next_due: u64,
+    last_u: u64,
+}
+
+pub(crate) struct HubState {
+    pub market: Market,
+    pub conns: HashMap<u64, ConnEntry>,
+    subs: HashMap<String, Vec<u64>>,
+    tracked: HashSet<String>,
+    periodic: HashMap<String, Periodic>,
+    pub streams: BTreeMap<String, StreamStats>,
+    pub faults: Faults,
+    pub counters: Counters,
+    attempts: VecDeque<Instant>,
+    rest_weight: VecDeque<(Instant, u32)>,
+    pub closed: VecDeque<ClosedConn>,
+    next_conn: u64,
+    pub load_stream: Option<String>,
+}
+
+impl std::fmt::Debug for HubState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubState").field("conns", &self.conns.len()).finish_non_exhaustive()
+    }
+}
+
+/// One market's shared state and configuration.
+#[derive(Debug)]
+pub(crate) struct Hub {
+    pub cfg: MarketConfig,
+    pub state: Mutex<HubState>,
+    pub epoch: Instant,
+    pub load_wakeup: Notify,
+    pub shutdown: watch::Sender<bool>,
+    pub addr: std::net::SocketAddr,
+    pub killer: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// What a registered connection gets back.
+#[derive(Debug)]
+pub(crate) struct Registered {
+    /// Connection id.
+    pub id: u64,
+    pub data_rx: mpsc::Receiver<Bytes>,
+    pub ctrl_rx: mpsc::Receiver<Ctrl>,
+    pub ctrl_tx: mpsc::Sender<Ctrl>,
+    pub kill_rx: watch::Receiver<Option<KillMode>>,
+    pub shared: Arc<ConnShared>,
+}
+
+/// Why a subscribe request failed: (code, msg) as sent on the wire.
+pub(crate) type WireError = (i64, String);
+
+pub(crate) fn wall_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+impl Hub {
+    pub(crate) fn new(cfg: MarketConfig, seed: u64, addr: std::net::SocketAddr) -> Arc<Hub> {
+        let now = wall_ms();
+        let market = Market::new(cfg.kind, &cfg.symbols, seed, &cfg.timing, now);
+        let load_stream = cfg.load.as_ref().map(|l| format!("{}@trade", l.symbol.to_lowercase()));
+        Arc::new(Hub {
+            state: Mutex::new(HubState {
+                market,
+                conns: HashMap::new(),
+                subs: HashMap::new(),
+                tracked: HashSet::new(),
+                periodic: HashMap::new(),
+                streams: BTreeMap::new(),
+                faults: Faults::default(),
+                counters: Counters::default(),
+                attempts: VecDeque::new(),
+                rest_weight: VecDeque::new(),
+                closed: VecDeque::new(),
+                next_conn: 1,
+                load_stream,
+            }),
+            cfg,
+            epoch: Instant::now(),
+            load_wakeup: Notify::new(),
+            shutdown: watch::channel(false).0,
+            addr,
+            killer: Mutex::new(None),
+        })
+    }
+
+    pub(crate) fn kind(&self) -> MarketKind {
+        self.cfg.kind
+    }
+
+    /// Locks the state; a poisoned lock (a panic elsewhere) is taken over as is.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, HubState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wall-clock ms as the venue sees it (with the skew fault applied).
+    pub(crate) fn venue_ms(&self, st: &HubState) -> u64 {
+        (wall_ms() as i64 + st.faults.clock_offset_ms).max(0) as u64
+    }
+
+    pub(crate) fn since_epoch_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Records a connection attempt; `false` when over the venue's attempt limit.
+    pub(crate) fn admit_attempt(&self) -> bool {
+        let mut st = self.lock();
+        let now = Instant::now();
+        let window = self.cfg.limits.conn_attempt_window;
+        while st.attempts.front().is_some_and(|t| now.duration_since(*t) >= window) {
+            st.attempts.pop_front();
+        }
+        if st.attempts.len() >= self.cfg.limits.max_conn_attempts {
+            st.counters.connection_attempts_rejected += 1;
+            return false;
+        }
+        st.attempts.push_back(now);
+        true
+    }
+
+    /// Charges REST weight; `Err(retry_after_secs)` when over the limit. Returns used weight.
+    pub(crate) fn charge_weight(&self, w: u32) -> Result<u32, u64> {
+        let mut st = self.lock();
+        st.counters.rest_requests += 1;
+        let now = Instant::now();
+        let window = self.cfg.limits.rest_weight_window;
+        while st.rest_weight.front().is_some_and(|(t, _)| now.duration_since(*t) >= window) {
+            st.rest_weight.pop_front();
+        }
+        let used: u32 = st.rest_weight.iter().map(|(_, w)| *w).sum();
+        if used + w > self.cfg.limits.rest_weight_limit {
+            st.counters.rest_rate_limited += 1;
+            let retry = st
+                .rest_weight
+                .front()
+                .map(|(t, _)| window.saturating_sub(now.duration_since(*t)).as_secs() + 1)
+                .unwrap_or(1);
+            return Err(retry);
+        }
+        st.rest_weight.push_back((now, w));
+        Ok(used + w)
+    }
+
+    pub(crate) fn register(&self, path: String, route: Option<Route>, combined: bool) -> Registered {
+        let (data_tx, data_rx) = mpsc::channel(self.cfg.limits.outbound_queue.max(1));
+        let (ctrl_tx, ctrl_rx) = mpsc::channel(256);
+        let (kill_tx, kill_rx) = watch::channel(None);
+        let shared = Arc::new(ConnShared::default());
+        let mut st = self.lock();
+        let id = st.next_conn;
+        st.next_conn += 1;
+        st.counters.connections_accepted += 1;
+        let opened_ms = self.venue_ms(&st);
+        st.conns.insert(
+            id,
+            ConnEntry {
+                path,
+                route,
+                combined,
+                subs: Vec::new(),
+                opened_ms,
+                data_tx,
+                ctrl_tx: ctrl_tx.clone(),
+                kill_tx,
+                shared: shared.clone(),
+            },
+        );
+        Registered {
+            id,
+            data_rx,
+            ctrl_rx,
+            ctrl_tx,
+            kill_rx,
+            shared,
+        }
+    }
+
+    pub(crate) fn unregister(&self, id: u64, client_close_code: Option<u16>, reason: String) {
+        let mut st = self.lock();
+        let Some(entry) = st.conns.remove(&id) else { return };
+        for s in &entry.subs {
+            if let Some(v) = st.subs.get_mut(s) {
+                v.retain(|c| *c != id);
+            }
+        }
+        if let Some(code) = client_close_code {
+            *st.counters.client_close_codes.entry(code).or_default() += 1;
+        }
+        st.closed.push_back(ClosedConn {
+            id,
+            path: entry.path,
+            client_close_code,
+            reason,
+            frames_sent: entry.shared.frames_sent.load(Ordering::Relaxed),
+        });
+        if st.closed.len() > 1000 {
+            st.closed.pop_front();
+        }
+    }
+
+    /// Whether a connection on `route` gets `stream`.
+    fn deliverable(&self, st: &HubState, route: Option<Route>, stream: &str) -> bool {
+        if st.load_stream.as_deref() == Some(stream) {
+            return true;
+        }
+        if !self.kind().is_routed() {
+            return true;
+        }
+        let Some(t) = topic::parse(self.kind(), stream, |s| st.market.knows_lower(s)) else {
+            return true;
+        };
+        match route {
+            None | Some(Route::Public) => t.route() == Route::Public,
+            Some(Route::Market) => t.route() == Route::Market,
+            Some(Route::Private) => false,
+        }
+    }
+
+    /// Adds streams to a connection, enforcing syntax and the stream cap.
+    pub(crate) fn subscribe(&self, id: u64, streams: &[String]) -> Result<(), WireError> {
+        if let Some(bad) = streams.iter().find(|s| !topic::is_well_formed(s)) {
+            let _ = bad;
+            return Err((2, "Invalid request: invalid stream".into()));
+        }
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        let Some(conn) = st.conns.get(&id) else { return Ok(()) };
+        let route = conn.route;
+        let existing: HashSet<&String> = conn.subs.iter().collect();
+        let mut new: Vec<String> = Vec::new();
+        for s in streams {
+            if !existing.contains(s) && !new.contains(s) {
+                new.push(s.clone());
+            }
+        }
+        let total = conn.subs.len() + new.len();
+        if total > self.cfg.limits.max_streams_per_conn {
+            st.counters.over_cap_rejections += 1;
+            return Err((
+                2,
+                format!(
+                    "Invalid request: too many streams ({total} > {} per connection)",
+                    self.cfg.limits.max_streams_per_conn
+                ),
+            ));
+        }
+        let now = self.venue_ms(st);
+        for s in new {
+            if self.deliverable(st, route, &s) {
+                st.subs.entry(s.clone()).or_default().push(id);
+            }
+            self.track(st, &s, now);
+            if let Some(c) = st.conns.get_mut(&id) {
+                c.subs.push(s);
+            }
+        }
+        st.counters.max_streams_on_a_connection = st.counters.max_streams_on_a_connection.max(total as u64);
+        if st.load_stream.as_ref().is_some_and(|l| streams.contains(l)) {
+            self.load_wakeup.notify_one();
+        }
+        Ok(())
+    }
+
+    fn track(&self, st: &mut HubState, s: &str, now: u64) {
+        if !st.tracked.insert(s.to_string()) {
+            return;
+        }
+        st.streams.entry(s.to_string()).or_default();
+        if let Some(t) = topic::parse(self.kind(), s, |x| st.market.knows_lower(x)) {
+            if let Topic::Kline(sym, iv) = &t {
+                st.market.ensure_candle(sym, iv, now);
+            }
+            if let Some(period) = t.period_ms(self.kind()) {
+                let period_ms = self.cfg.timing.cadence(period).as_millis() as u64;
+                st.periodic.insert(
+                    s.to_string(),
+                    Periodic {
+                        topic: t,
+                        period_ms,
+                        next_due: now + period_ms,
+                        last_u: 0,
+                    },
+                );
+            }
+        }
+    }
+
+    pub(crate) fn unsubscribe(&self, id: u64, streams: &[String]) -> Result<(), WireError> {
+        if streams.iter().any(|s| !topic::is_well_formed(s)) {
+            return Err((2, "Invalid request: invalid stream".into()));
+        }
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        if let Some(c) = st.conns.get_mut(&id) {
+            c.subs.retain(|s| !streams.contains(s));
+        }
+        for s in streams {
+            if let Some(v) = st.subs.get_mut(s) {
+                v.retain(|c| *c != id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Consumes one "reject the next SUBSCRIBE" fault, if armed.
+    pub(crate) fn take_reject(&self) -> bool {
+        let mut st = self.lock();
+        if st.faults.reject_acks > 0 {
+            st.faults.reject_acks -= 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    pub(crate) fn list(&self, id: u64) -> Vec<String> {
+        self.lock().conns.get(&id).map(|c| c.subs.clone()).unwrap_or_default()
+    }
+
+    pub(crate) fn set_combined(&self, id: u64, on: bool) {
+        if let Some(c) = self.lock().conns.get_mut(&id) {
+            c.combined = on;
+        }
+    }
+
+    pub(crate) fn combined(&self, id: u64) -> bool {
+        self.lock().conns.get(&id).is_some_and(|c| c.combined)
+    }
+
+    /// One generator step: advance books, render due periodic topics, deliver.
+    pub(crate) fn step(&self, elapsed_ms: u64) {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        let now = self.venue_ms(st);
+        let mut out: Vec<Emit> = Vec::new();
+        st.market.tick(now, elapsed_ms, &st.tracked, &mut out);
+        for (name, p) in st.periodic.iter_mut() {
+            if now >= p.next_due {
+                p.next_due = now + p.period_ms;
+                for (payload, id) in st.market.render(&p.topic, now, &mut p.last_u) {
+                    out.push(Emit {
+                        stream: name.clone(),
+                        payload,
+                        id,
+                    });
+                }
+            }
+        }
+        for e in out {
+            self.deliver(st, &e.stream, e.payload.as_bytes(), e.id, 1);
+        }
+    }
+
+    /// Counts and fans out one payload (or a pre-encoded batch, see `deliver_frames`).
+    pub(crate) fn deliver(&self, st: &mut HubState, stream: &str, payload: &[u8], id: Option<u64>, count: u64) {
+        if let Some(s) = st.streams.get_mut(stream) {
+            s.produced += count;
+            s.last_id = id.or(s.last_id);
+            if s.first_id.is_none() {
+                s.first_id = id;
+            }
+        }
+        if let Some(n) = st.faults.drop.get_mut(stream) {
+            if *n > 0 {
+                *n -= 1;
+                st.counters.dropped_by_fault += 1;
+                return;
+            }
+        }
+        let Some(ids) = st.subs.get(stream) else { return };
+        if ids.is_empty() {
+            return;
+        }
+        let mut raw: Option<Bytes> = None;
+        let mut combined: Option<Bytes> = None;
+        let now = self.since_epoch_ms();
+        let mut slow = Vec::new();
+        for id in ids {
+            let Some(c) = st.conns.get(id) else { continue };
+            if c.shared.stalled_until_ms.load(Ordering::Relaxed) > now {
+                c.shared.dropped_while_stalled.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let frame = if c.combined {
+                combined
+                    .get_or_insert_with(|| {
+                        let mut p = Vec::with_capacity(payload.len() + stream.len() + 24);
+                        p.extend_from_slice(b"{\"stream\":\"");
+                        p.extend_from_slice(stream.as_bytes());
+                        p.extend_from_slice(b"\",\"data\":");
+                        p.extend_from_slice(payload);
+                        p.push(b'}');
+                        ws::encode(ws::op::TEXT, &p)
+                    })
+                    .clone()
+            } else {
+                raw.get_or_insert_with(|| ws::encode(ws::op::TEXT, payload)).clone()
+            };
+            if let Err(mpsc::error::TrySendError::Full(_)) = c.data_tx.try_send(frame) {
+                slow.push(*id);
+            }
+        }
+        for id in slow {
+            st.counters.slow_consumer_resets += 1;
+            if let Some(c) = st.conns.get(&id) {
+                let _ = c.kill_tx.send(Some(KillMode::Reset));
+            }
+        }
+    }
+
+    /// Subscribers of `stream` with their (combined) flag, skipping stalled ones.
+    pub(crate) fn subscribers(&self, st: &HubState, stream: &str) -> Vec<(u64, bool, mpsc::Sender<Bytes>)> {
+        let now = self.since_epoch_ms();
+        st.subs
+            .get(stream)
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|id| st.conns.get(id).map(|c| (*id, c)))
+                    .filter(|(_, c)| c.shared.stalled_until_ms.load(Ordering::Relaxed) <= now)
+                    .map(|(id, c)| (id, c.combined, c.data_tx.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    // ----- faults -----
+
+    /// Kills one connection (or all when `id` is `None`); returns how many.
+    pub(crate) fn kill(&self, id: Option<u64>, mode: KillMode) -> usize {
+        let mut st = self.lock();
+        let mut n = 0;
+        for (cid, c) in &st.conns {
+            if id.is_none_or(|x| x == *cid) {
+                let _ = c.kill_tx.send(Some(mode));
+                n += 1;
+            }
+        }
+        st.counters.kills += n as u64;
+        n
+    }
+
+    pub(crate) fn stall(&self, id: Option<u64>, d: Duration) -> usize {
+        let st = self.lock();
+        let until = self.since_epoch_ms() + d.as_millis() as u64;
+        let mut n = 0;
+        for (cid, c) in &st.conns {
+            if id.is_none_or(|x| x == *cid) {
+                c.shared.stalled_until_ms.store(until, Ordering::Relaxed);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    pub(crate) fn send_malformed(&self, id: Option<u64>) -> usize {
+        let mut st = self.lock();
+        let frame = ws::encode(ws::op::TEXT, b"{\"e\":\"trade\",\"E\":17000000,\"s\":\"BTCUSDT\",\"t\":");
+        let mut n = 0;
+        for (cid, c) in &st.conns {
+            if id.is_none_or(|x| x == *cid) && c.ctrl_tx.try_send(Ctrl::Frame(frame.clone())).is_ok() {
+                n += 1;
+            }
+        }
+        st.counters.malformed_sent += n as u64;
+        n
+    }
+
+    /// Sends `serverShutdown` to every connection, then closes them after the grace period.
+    pub(crate) fn server_shutdown(self: &Arc<Self>) -> usize {
+        let mut st = self.lock();
+        let now = self.venue_ms(&st);
+        let raw = format!("{{\"e\":\"serverShutdown\",\"E\":{now}}}");
+        let comb = format!("{{\"stream\":\"!serverShutdown\",\"data\":{raw}}}");
+        let mut n = 0;
+        for c in st.conns.values() {
+            let p = if c.combined { &comb } else { &raw };
+            if c.ctrl_tx.try_send(Ctrl::Frame(ws::encode(ws::op::TEXT, p.as_bytes()))).is_ok() {
+                n += 1;
+            }
+        }
+        st.counters.shutdown_notices += 1;
+        let ids: Vec<u64> = st.conns.keys().copied().collect();
+        drop(st);
+        let hub = self.clone();
+        let grace = self.cfg.timing.shutdown_grace;
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            let st = hub.lock();
+            for id in ids {
+                if let Some(c) = st.conns.get(&id) {
+                    let _ = c.ctrl_tx.try_send(Ctrl::Close(1001, "server shutdown".into()));
+                }
+            }
+        });
+        n
+    }
+}

@@ -1,0 +1,359 @@
+//! # ferrofeed-sim
+//!
+//! A loopback exchange simulator that speaks Binance's real WebSocket and REST
+//! wire protocols for spot, USDⓈ-M, COIN-M and options. It is the offline
+//! default behind `ferrofeed demo`, the server every integration test talks
+//! to, the fault injector and the load generator.
+//!
+//! ```no_run
+//! # async fn f() -> std::io::Result<()> {
+//! use ferrofeed_sim::{MarketKind, Sim, SimConfig};
+//! let sim = Sim::start(SimConfig::all_markets()).await?;
+//! let spot = sim.market(MarketKind::Spot).expect("configured");
+//! println!("connect to {}/ws/btcusdt@trade", spot.ws_url());
+//! spot.kill_all(ferrofeed_sim::KillMode::Reset); // fault injection
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//!
+//! - `config`: markets, symbols, limits and timings (every venue duration is configurable).
+//! - `market`: the seeded generator with one true book per symbol and the payloads derived from it.
+//! - `topic`: stream-name syntax and the topics the simulator feeds.
+//! - `hub`: one market's shared state: connections, subscriptions, faults, counters.
+//! - `server`: HTTP on each market's port: upgrades on the venue's paths, REST, `/admin`.
+//! - `conn`: one WebSocket connection's reader and writer.
+//! - `ws`: the server side of RFC 6455 (handshake key, frame codec).
+//! - `rest`, `admin`: the REST endpoints and the admin API.
+//! - `load`: the pre-encoded, sequenced load stream.
+//!
+//! # Independence
+//!
+//! This crate shares no wire types or encoders with the ferrofeed client. Both
+//! are checked against the real payloads in `shared/fixtures`.
+
+#![forbid(unsafe_code)]
+#![warn(missing_debug_implementations, missing_docs)]
+
+mod admin;
+mod config;
+mod conn;
+mod hub;
+mod load;
+mod market;
+mod rest;
+mod server;
+mod topic;
+pub mod ws;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub use config::{Limits, LoadConfig, MarketConfig, MarketKind, SimConfig, SymbolSpec, Timing};
+pub use hub::{ClosedConn, Counters, KillMode, StreamStats};
+
+use hub::Hub;
+
+/// A running simulator: one HTTP/WebSocket server per market on loopback.
+#[derive(Debug)]
+pub struct Sim {
+    markets: Vec<MarketHandle>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Control and ground truth for one simulated market.
+#[derive(Debug, Clone)]
+pub struct MarketHandle {
+    hub: Arc<Hub>,
+}
+
+/// The true book of a symbol.
+#[derive(Debug, Clone, Serialize)]
+pub struct BookView {
+    /// Symbol, upper case.
+    pub symbol: String,
+    /// The update id of the last change applied.
+    pub last_update_id: u64,
+    /// Bids, best first, as decimal strings `[price, qty]`.
+    pub bids: Vec<[String; 2]>,
+    /// Asks, best first.
+    pub asks: Vec<[String; 2]>,
+}
+
+/// Ground truth of one market, as served by `GET /admin/stats`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stats {
+    /// `spot`, `usdm`, `coinm` or `options`.
+    pub market: String,
+    /// Connections currently open.
+    pub connections_open: usize,
+    /// Event counters.
+    pub counters: Counters,
+    /// Per stream: messages produced and the last id.
+    pub streams: std::collections::BTreeMap<String, StreamStats>,
+    /// The last connections that ended (at most 1000).
+    pub closed_connections: Vec<ClosedConn>,
+}
+
+/// One open connection, as served by `GET /admin/connections`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnInfo {
+    /// Connection id (use with `?conn=`).
+    pub id: u64,
+    /// The path and query it connected with.
+    pub path: String,
+    /// Subscribed streams in subscription order.
+    pub subscriptions: Vec<String>,
+    /// Whether payloads are wrapped as `{"stream","data"}`.
+    pub combined: bool,
+    /// Frames and bytes written to it.
+    pub frames_sent: u64,
+    /// Bytes written to it.
+    pub bytes_sent: u64,
+    /// Connection start, venue ms.
+    pub opened_ms: u64,
+    /// Whether a stall fault is active on it.
+    pub stalled: bool,
+}
+
+impl Sim {
+    /// Binds every market and starts serving.
+    pub async fn start(cfg: SimConfig) -> std::io::Result<Sim> {
+        let mut markets = Vec::new();
+        let mut tasks = Vec::new();
+        for (i, mc) in cfg.markets.into_iter().enumerate() {
+            let listener = TcpListener::bind(SocketAddr::new(cfg.bind, mc.port.unwrap_or(0))).await?;
+            let hub = Hub::new(mc, cfg.seed.wrapping_add(i as u64 * 7919), listener.local_addr()?);
+            let handle = MarketHandle { hub: hub.clone() };
+            tasks.push(tokio::spawn(server::serve(listener, hub.clone())));
+            tasks.push(tokio::spawn(generate(hub.clone())));
+            if let Some(load) = hub.cfg.load.clone() {
+                tasks.push(tokio::spawn(load::run(hub.clone(), load)));
+            }
+            markets.push(handle);
+        }
+        Ok(Sim { markets, tasks })
+    }
+
+    /// The handle of a market, if it is configured.
+    pub fn market(&self, kind: MarketKind) -> Option<&MarketHandle> {
+        self.markets.iter().find(|m| m.kind() == kind)
+    }
+
+    /// Every market, in configuration order.
+    pub fn markets(&self) -> &[MarketHandle] {
+        &self.markets
+    }
+
+    /// Stops serving: listeners close and generator tasks end.
+    pub async fn shutdown(self) {
+        for m in &self.markets {
+            let _ = m.hub.shutdown.send(true);
+            m.kill_all(KillMode::Close);
+        }
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
+        }
+    }
+}
+
+async fn generate(hub: Arc<Hub>) {
+    let mut stop = hub.shutdown.subscribe();
+    let tick = hub.cfg.timing.tick.mul_f64(hub.cfg.timing.scale.clamp(0.01, 100.0)).max(Duration::from_millis(1));
+    let mut iv = tokio::time::interval(tick);
+    iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = iv.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let now = tokio::time::Instant::now();
+        let elapsed = now.duration_since(last).as_millis() as u64;
+        if elapsed == 0 {
+            continue;
+        }
+        last = now;
+        hub.step(elapsed);
+    }
+}
+
+impl MarketHandle {
+    /// Which market this is.
+    pub fn kind(&self) -> MarketKind {
+        self.hub.kind()
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.hub.addr
+    }
+
+    /// `ws://127.0.0.1:PORT`, the base for `/ws`, `/stream` (and routes on USD-M/options).
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}", self.addr())
+    }
+
+    /// `http://127.0.0.1:PORT`, the base for REST and `/admin`.
+    pub fn rest_url(&self) -> String {
+        format!("http://{}", self.addr())
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &MarketConfig {
+        &self.hub.cfg
+    }
+
+    /// Ground truth and counters.
+    pub fn stats(&self) -> Stats {
+        let st = self.hub.lock();
+        Stats {
+            market: self.kind().name().to_string(),
+            connections_open: st.conns.len(),
+            counters: st.counters.clone(),
+            streams: st.streams.clone(),
+            closed_connections: st.closed.iter().cloned().collect(),
+        }
+    }
+
+    /// Ground truth for one stream.
+    pub fn stream_stats(&self, stream: &str) -> Option<StreamStats> {
+        self.hub.lock().streams.get(stream).cloned()
+    }
+
+    /// Open connections with their subscriptions.
+    pub fn connections(&self) -> Vec<ConnInfo> {
+        let st = self.hub.lock();
+        let now = self.hub.since_epoch_ms();
+        let mut v: Vec<ConnInfo> = st
+            .conns
+            .iter()
+            .map(|(id, c)| ConnInfo {
+                id: *id,
+                path: c.path.clone(),
+                subscriptions: c.subs.clone(),
+                combined: c.combined,
+                frames_sent: c.shared.frames_sent.load(Ordering::Relaxed),
+                bytes_sent: c.shared.bytes_sent.load(Ordering::Relaxed),
+                opened_ms: c.opened_ms,
+                stalled: c.shared.stalled_until_ms.load(Ordering::Relaxed) > now,
+            })
+            .collect();
+        v.sort_by_key(|c| c.id);
+        v
+    }
+
+    /// The true book of `symbol` (upper case), top `depth` levels per side.
+    pub fn book(&self, symbol: &str, depth: usize) -> Option<BookView> {
+        let st = self.hub.lock();
+        let s = st.market.symbol(symbol)?;
+        let copy = s.copy(depth, 0);
+        let body = st.market.depth_body(&copy, s, 0);
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let side = |k: &str| -> Vec<[String; 2]> {
+            v[k].as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|l| [l[0].as_str().unwrap_or("").to_string(), l[1].as_str().unwrap_or("").to_string()])
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        Some(BookView {
+            symbol: symbol.to_string(),
+            last_update_id: copy.last_update_id,
+            bids: side("bids"),
+            asks: side("asks"),
+        })
+    }
+
+    /// Kills every connection; returns how many.
+    pub fn kill_all(&self, mode: KillMode) -> usize {
+        self.hub.kill(None, mode)
+    }
+
+    /// Kills one connection; `false` if it does not exist.
+    pub fn kill(&self, conn: u64, mode: KillMode) -> bool {
+        self.hub.kill(Some(conn), mode) > 0
+    }
+
+    /// Stops sending anything (data, acks, pings) on one or all connections for
+    /// `d`, keeping the sockets open; what would have been sent is lost.
+    pub fn stall(&self, conn: Option<u64>, d: Duration) -> usize {
+        self.hub.stall(conn, d)
+    }
+
+    /// Drops the next `count` messages of `stream` for every subscriber
+    /// (they still count as produced, so clients must report a gap).
+    pub fn drop_next(&self, stream: &str, count: u64) {
+        *self.hub.lock().faults.drop.entry(stream.to_string()).or_default() += count;
+    }
+
+    /// Sends a truncated JSON text frame to one or all connections.
+    pub fn send_malformed(&self, conn: Option<u64>) -> usize {
+        self.hub.send_malformed(conn)
+    }
+
+    /// Delays every control-message reply by `d`.
+    pub fn set_ack_delay(&self, d: Duration) {
+        self.hub.lock().faults.ack_delay = d;
+    }
+
+    /// Answers the next `n` SUBSCRIBE requests with an error
+    /// (`-1003`); those subscriptions are not applied.
+    pub fn reject_next_acks(&self, n: u64) {
+        self.hub.lock().faults.reject_acks = n;
+    }
+
+    /// Fails the next `n` REST depth snapshots with HTTP 503.
+    pub fn fail_snapshots(&self, n: u64) {
+        self.hub.lock().faults.rest_fail = n;
+    }
+
+    /// Serves the next `n` REST depth snapshots from a stale copy of the book.
+    pub fn stale_snapshots(&self, n: u64) {
+        self.hub.lock().faults.rest_stale = n;
+    }
+
+    /// Kills every connection each `period ± jitter` (uniform), until called with `None`.
+    pub fn kill_every(&self, schedule: Option<(Duration, Duration)>, mode: KillMode) {
+        let mut slot = self.hub.killer.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(h) = slot.take() {
+            h.abort();
+        }
+        let Some((period, jitter)) = schedule else { return };
+        let hub = self.hub.clone();
+        let seed = period.as_nanos() as u64 ^ 0x5eed;
+        *slot = Some(tokio::spawn(async move {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            loop {
+                let j = jitter.as_secs_f64();
+                let d = period.as_secs_f64() + if j > 0.0 { rng.random_range(-j..=j) } else { 0.0 };
+                tokio::time::sleep(Duration::from_secs_f64(d.max(0.001))).await;
+                hub.kill(None, mode);
+            }
+        }));
+    }
+
+    /// Sends `serverShutdown` to every connection and closes them after the grace period.
+    pub fn server_shutdown(&self) -> usize {
+        self.hub.server_shutdown()
+    }
+
+    /// Refuses (resets) every new TCP connection while `on`.
+    pub fn refuse_connections(&self, on: bool) {
+        self.hub.lock().faults.refuse = on;
+    }
+
+    /// Skews the venue clock (event times, `serverTime`) by `offset_ms`.
+    pub fn set_clock_offset_ms(&self, offset_ms: i64) {
+        self.hub.lock().faults.clock_offset_ms = offset_ms;
+    }
+}

@@ -1,0 +1,222 @@
+//! Stream names: syntax check, and the topics the simulator knows how to feed.
+//!
+//! Like the live venue, a well-formed stream name the simulator does not know
+//! is acknowledged and then stays silent; only a syntactically invalid name gets
+//! `{"error":{"code":2,"msg":"Invalid request: invalid stream"}}`.
+
+use crate::config::MarketKind;
+
+/// A stream the simulator can feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Topic {
+    Trade(String),
+    AggTrade(String),
+    /// Diff depth at a cadence (ms).
+    Depth(String, u64),
+    /// Partial book: levels and cadence (ms).
+    Partial(String, usize, u64),
+    BookTicker(String),
+    Ticker(String),
+    MiniTicker(String),
+    AllMiniTicker,
+    /// Rolling-window ticker: `1h`, `4h` or `1d`.
+    Rolling(String, &'static str),
+    Kline(String, &'static str),
+    AvgPrice(String),
+    /// Mark price; `true` for the 1 s variant.
+    MarkPrice(String, bool),
+    AllMarkPrice(bool),
+    ForceOrder(String),
+    AllForceOrder,
+    OptionTrade(String),
+    OptionTicker(String),
+}
+
+/// Which USD-M/options route serves a topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// `/public`: book data.
+    Public,
+    /// `/market`: everything else.
+    Market,
+    /// `/private`: user data.
+    Private,
+}
+
+pub(crate) const SPOT_KLINES: [&str; 16] = [
+    "1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M",
+];
+
+/// Milliseconds of a kline interval (`1M` is taken as 30 days).
+pub(crate) fn interval_ms(i: &str) -> u64 {
+    let (n, unit) = i.split_at(i.len() - 1);
+    let n: u64 = n.parse().unwrap_or(1);
+    n * match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        "w" => 7 * 86_400_000,
+        _ => 30 * 86_400_000,
+    }
+}
+
+/// Syntax accepted by the venue: lower-case symbol part, `@`-separated parts of
+/// ASCII alphanumerics and `_ - : + .`, optional leading `!`.
+pub(crate) fn is_well_formed(name: &str) -> bool {
+    let (bang, body) = match name.strip_prefix('!') {
+        Some(b) => (true, b),
+        None => (false, name),
+    };
+    let mut parts = body.split('@');
+    let Some(first) = parts.next() else { return false };
+    if first.is_empty() || (!bang && first.bytes().any(|b| b.is_ascii_uppercase())) {
+        return false;
+    }
+    let ok = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-:+.".contains(&b));
+    ok(first) && name.contains('@') && parts.all(ok)
+}
+
+/// Depth cadences of a market: (`@depth` suffix, ms). The first is the plain name.
+pub(crate) fn depth_speeds(kind: MarketKind) -> &'static [(&'static str, u64)] {
+    match kind {
+        MarketKind::Spot => &[("", 1000), ("@100ms", 100)],
+        MarketKind::UsdM | MarketKind::CoinM => &[("", 250), ("@500ms", 500), ("@100ms", 100)],
+        MarketKind::Options => &[("", 500), ("@500ms", 500), ("@100ms", 100)],
+    }
+}
+
+/// Parses a stream name into a topic, given a symbol lookup on lower-case names.
+/// `None` means well-formed but unknown (acknowledged, silent).
+pub(crate) fn parse(kind: MarketKind, name: &str, known: impl Fn(&str) -> bool) -> Option<Topic> {
+    let deriv = kind.is_derivative();
+    match name {
+        "!miniTicker@arr" => return Some(Topic::AllMiniTicker),
+        "!forceOrder@arr" if deriv && kind != MarketKind::Options => return Some(Topic::AllForceOrder),
+        "!markPrice@arr" if matches!(kind, MarketKind::UsdM) => return Some(Topic::AllMarkPrice(false)),
+        "!markPrice@arr@1s" if matches!(kind, MarketKind::UsdM) => return Some(Topic::AllMarkPrice(true)),
+        _ => {}
+    }
+    let (sym, rest) = name.split_once('@')?;
+    if !known(sym) {
+        return None;
+    }
+    let s = sym.to_string();
+    let speed = |suffix: &str| depth_speeds(kind).iter().find(|(sfx, _)| *sfx == suffix).map(|(_, ms)| *ms);
+    if kind == MarketKind::Options {
+        match rest {
+            "optionTrade" | "trade" => return Some(Topic::OptionTrade(s)),
+            "optionTicker" | "ticker" => return Some(Topic::OptionTicker(s)),
+            _ => {}
+        }
+    }
+    let topic = match rest {
+        "trade" if kind != MarketKind::Options => Topic::Trade(s),
+        "aggTrade" if kind != MarketKind::Options => Topic::AggTrade(s),
+        "bookTicker" => Topic::BookTicker(s),
+        "ticker" => Topic::Ticker(s),
+        "miniTicker" => Topic::MiniTicker(s),
+        "avgPrice" if kind == MarketKind::Spot => Topic::AvgPrice(s),
+        "markPrice" if matches!(kind, MarketKind::UsdM | MarketKind::CoinM) => Topic::MarkPrice(s, false),
+        "markPrice@1s" if matches!(kind, MarketKind::UsdM | MarketKind::CoinM) => Topic::MarkPrice(s, true),
+        "forceOrder" if matches!(kind, MarketKind::UsdM | MarketKind::CoinM) => Topic::ForceOrder(s),
+        "ticker_1h" if kind == MarketKind::Spot => Topic::Rolling(s, "1h"),
+        "ticker_4h" if kind == MarketKind::Spot => Topic::Rolling(s, "4h"),
+        "ticker_1d" if kind == MarketKind::Spot => Topic::Rolling(s, "1d"),
+        _ => {
+            if let Some(iv) = rest.strip_prefix("kline_") {
+                let iv = SPOT_KLINES.iter().find(|k| **k == iv && (kind == MarketKind::Spot || **k != "1s"))?;
+                Topic::Kline(s, iv)
+            } else if let Some(d) = rest.strip_prefix("depth") {
+                let (levels, suffix) = match d.find('@') {
+                    Some(i) => (&d[..i], &d[i..]),
+                    None => (d, ""),
+                };
+                let ms = speed(suffix)?;
+                match levels {
+                    "" => Topic::Depth(s, ms),
+                    "5" => Topic::Partial(s, 5, ms),
+                    "10" => Topic::Partial(s, 10, ms),
+                    "20" => Topic::Partial(s, 20, ms),
+                    _ => return None,
+                }
+            } else {
+                return None;
+            }
+        }
+    };
+    Some(topic)
+}
+
+impl Topic {
+    /// The route that serves this topic on routed markets.
+    pub(crate) fn route(&self) -> Route {
+        match self {
+            Topic::Depth(..) | Topic::Partial(..) | Topic::BookTicker(_) | Topic::OptionTrade(_) | Topic::OptionTicker(_) => {
+                Route::Public
+            }
+            _ => Route::Market,
+        }
+    }
+
+    /// Cadence (ms) of snapshot-style topics rendered by the hub's timers; `None`
+    /// for event-driven topics fed by the generator.
+    pub(crate) fn period_ms(&self, kind: MarketKind) -> Option<u64> {
+        let deriv = kind.is_derivative();
+        Some(match self {
+            Topic::Partial(_, _, ms) => *ms,
+            Topic::Ticker(_) | Topic::MiniTicker(_) => match kind {
+                MarketKind::Spot | MarketKind::Options => 1000,
+                MarketKind::UsdM => 2000,
+                MarketKind::CoinM => 500,
+            },
+            Topic::OptionTicker(_) | Topic::AllMiniTicker | Topic::Rolling(..) | Topic::AvgPrice(_) => 1000,
+            Topic::Kline(_, iv) => {
+                if deriv {
+                    250
+                } else if *iv == "1s" {
+                    1000
+                } else {
+                    2000
+                }
+            }
+            Topic::MarkPrice(_, fast) | Topic::AllMarkPrice(fast) => {
+                if *fast {
+                    1000
+                } else {
+                    3000
+                }
+            }
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syntax_matches_the_venue() {
+        for ok in ["btcusdt@trade", "btcusdt@depth@100ms", "!miniTicker@arr", "btcusdt@kline_1m", "btcusdt@naoExisteStream"] {
+            assert!(is_well_formed(ok), "{ok}");
+        }
+        for bad in ["@@@lixo###", "BTCUSDT@trade", "btcusdt", "btcusdt@", "btc usdt@trade", ""] {
+            assert!(!is_well_formed(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn parses_known_topics_per_market() {
+        let known = |s: &str| s == "btcusdt";
+        assert_eq!(parse(MarketKind::Spot, "btcusdt@depth@100ms", known), Some(Topic::Depth("btcusdt".into(), 100)));
+        assert_eq!(parse(MarketKind::Spot, "btcusdt@depth", known), Some(Topic::Depth("btcusdt".into(), 1000)));
+        assert_eq!(parse(MarketKind::UsdM, "btcusdt@depth", known), Some(Topic::Depth("btcusdt".into(), 250)));
+        assert_eq!(parse(MarketKind::UsdM, "btcusdt@depth10@500ms", known), Some(Topic::Partial("btcusdt".into(), 10, 500)));
+        assert_eq!(parse(MarketKind::Spot, "btcusdt@kline_1s", known), Some(Topic::Kline("btcusdt".into(), "1s")));
+        assert_eq!(parse(MarketKind::UsdM, "btcusdt@kline_1s", known), None);
+        assert_eq!(parse(MarketKind::Spot, "ethusdt@trade", known), None);
+        assert_eq!(parse(MarketKind::Spot, "btcusdt@markPrice", known), None);
+        assert_eq!(interval_ms("15m"), 900_000);
+    }
+}
