@@ -22,7 +22,8 @@ pub(crate) async fn handle<B>(req: Request<B>, hub: Arc<Hub>) -> Resp {
     let m = MarketHandle { hub };
     let q = query(req.uri().query());
     let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-    let num = |k: &str| get(k).map(|v| v.parse::<f64>().map_err(|_| format!("parameter '{k}' must be a number, got {v:?}")));
+    let num =
+        |k: &str| get(k).map(|v| v.parse::<f64>().map_err(|_| format!("parameter '{k}' must be a number, got {v:?}")));
     let conn = match get("conn").map(str::parse::<u64>) {
         None => None,
         Some(Ok(c)) => Some(c),
@@ -95,7 +96,10 @@ pub(crate) async fn handle<B>(req: Request<B>, hub: Arc<Hub>) -> Resp {
             ok(serde_json::json!({ "ok": true }))
         }
         (Method::POST, "/admin/snapshots") => {
-            for (k, f) in [("fail", MarketHandle::fail_snapshots as fn(&MarketHandle, u64)), ("stale", MarketHandle::stale_snapshots)] {
+            for (k, f) in [
+                ("fail", MarketHandle::fail_snapshots as fn(&MarketHandle, u64)),
+                ("stale", MarketHandle::stale_snapshots),
+            ] {
                 match num(k) {
                     Some(Ok(n)) if n >= 0.0 => f(&m, n as u64),
                     Some(Ok(_)) => return bad("counts must be >= 0"),
@@ -130,6 +134,11 @@ pub(crate) async fn handle<B>(req: Request<B>, hub: Arc<Hub>) -> Resp {
             m.refuse_connections(on);
             ok(serde_json::json!({ "refusing": on }))
         }
+        (Method::POST, "/admin/pause") => {
+            let on = !matches!(get("on"), Some("false") | Some("0"));
+            m.pause_market(on);
+            ok(serde_json::json!({ "paused": on }))
+        }
         (Method::POST, "/admin/clock") => match num("offset_ms") {
             Some(Ok(o)) => {
                 m.set_clock_offset_ms(o as i64);
@@ -140,7 +149,8 @@ pub(crate) async fn handle<B>(req: Request<B>, hub: Arc<Hub>) -> Resp {
         },
         (_, p) => json(
             StatusCode::NOT_FOUND,
-            serde_json::json!({ "error": format!("no admin endpoint {p} for this method; see docs/sim.md") }).to_string(),
+            serde_json::json!({ "error": format!("no admin endpoint {p} for this method; see docs/sim.md") })
+                .to_string(),
         ),
     }
 }

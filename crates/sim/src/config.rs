@@ -21,12 +21,7 @@ pub enum MarketKind {
 
 impl MarketKind {
     /// Every market, in a stable order.
-    pub const ALL: [MarketKind; 4] = [
-        MarketKind::Spot,
-        MarketKind::UsdM,
-        MarketKind::CoinM,
-        MarketKind::Options,
-    ];
+    pub const ALL: [MarketKind; 4] = [MarketKind::Spot, MarketKind::UsdM, MarketKind::CoinM, MarketKind::Options];
 
     /// The short name used in CLI output and URLs: `spot`, `usdm`, `coinm`, `options`.
     pub fn name(self) -> &'static str {
@@ -221,10 +216,9 @@ impl SymbolSpec {
             ("LTC", "BTC", 6, 2, 0.00108),
         ];
         match kind {
-            MarketKind::Spot => SPOT
-                .iter()
-                .map(|(b, q, pd, qd, px)| SymbolSpec::new(&format!("{b}{q}"), b, q, *pd, *qd, *px))
-                .collect(),
+            MarketKind::Spot => {
+                SPOT.iter().map(|(b, q, pd, qd, px)| SymbolSpec::new(&format!("{b}{q}"), b, q, *pd, *qd, *px)).collect()
+            }
             MarketKind::UsdM => SPOT
                 .iter()
                 .filter(|(_, q, ..)| *q == "USDT")
@@ -282,12 +276,7 @@ pub struct LoadConfig {
 impl LoadConfig {
     /// `messages` frames of `LOADUSDT@trade` at `rate` (or as fast as possible).
     pub fn new(messages: u64, rate: Option<u64>) -> LoadConfig {
-        LoadConfig {
-            symbol: "LOADUSDT".to_string(),
-            messages,
-            rate,
-            first_id: 1_000_000_000_000,
-        }
+        LoadConfig { symbol: "LOADUSDT".to_string(), messages, rate, first_id: 1_000_000_000_000 }
     }
 }
 
@@ -345,11 +334,7 @@ impl SimConfig {
 
     /// One market only.
     pub fn single(market: MarketConfig) -> SimConfig {
-        SimConfig {
-            seed: 1,
-            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            markets: vec![market],
-        }
+        SimConfig { seed: 1, bind: IpAddr::V4(Ipv4Addr::LOCALHOST), markets: vec![market] }
     }
 
     /// Assigns `base + index` ports to the markets in order.

@@ -29,14 +29,7 @@ enum WriterEnd {
 
 /// Runs a connection to completion.
 pub(crate) async fn run(hub: Arc<Hub>, tcp: TcpStream, leftover: Bytes, reg: Registered) {
-    let Registered {
-        id,
-        data_rx,
-        ctrl_rx,
-        ctrl_tx,
-        kill_rx,
-        shared,
-    } = reg;
+    let Registered { id, data_rx, ctrl_rx, ctrl_tx, kill_rx, shared } = reg;
     let (rd, wr) = tcp.into_split();
     let reader = FrameReader::new(rd, leftover, hub.cfg.limits.max_client_frame);
     let mut client_code: Option<u16> = None;
@@ -309,9 +302,8 @@ fn answer(hub: &Hub, conn: u64, text: &str) -> (Bytes, bool) {
     }
     let method = method.as_str().unwrap_or_default();
     let params = v.get("params");
-    let strings = || -> Option<Vec<String>> {
-        params?.as_array()?.iter().map(|p| p.as_str().map(str::to_string)).collect()
-    };
+    let strings =
+        || -> Option<Vec<String>> { params?.as_array()?.iter().map(|p| p.as_str().map(str::to_string)).collect() };
     match method {
         "SUBSCRIBE" | "UNSUBSCRIBE" => {
             let Some(streams) = strings() else {

@@ -161,6 +161,7 @@ pub(crate) struct Faults {
     pub rest_stale: u64,
     pub refuse: bool,
     pub clock_offset_ms: i64,
+    pub paused: bool,
 }
 
 #[derive(Debug)]
@@ -335,14 +336,7 @@ impl Hub {
                 shared: shared.clone(),
             },
         );
-        Registered {
-            id,
-            data_rx,
-            ctrl_rx,
-            ctrl_tx,
-            kill_rx,
-            shared,
-        }
+        Registered { id, data_rx, ctrl_rx, ctrl_tx, kill_rx, shared }
     }
 
     pub(crate) fn unregister(&self, id: u64, client_close_code: Option<u16>, reason: String) {
@@ -442,15 +436,8 @@ impl Hub {
             }
             if let Some(period) = t.period_ms(self.kind()) {
                 let period_ms = self.cfg.timing.cadence(period).as_millis() as u64;
-                st.periodic.insert(
-                    s.to_string(),
-                    Periodic {
-                        topic: t,
-                        period_ms,
-                        next_due: now + period_ms,
-                        last_u: 0,
-                    },
-                );
+                st.periodic
+                    .insert(s.to_string(), Periodic { topic: t, period_ms, next_due: now + period_ms, last_u: 0 });
             }
         }
     }
@@ -503,16 +490,14 @@ impl Hub {
         let st = &mut *guard;
         let now = self.venue_ms(st);
         let mut out: Vec<Emit> = Vec::new();
+        // Paused: no new book actions, but due windows still flush.
+        let elapsed_ms = if st.faults.paused { 0 } else { elapsed_ms };
         st.market.tick(now, elapsed_ms, &st.tracked, &mut out);
         for (name, p) in st.periodic.iter_mut() {
             if now >= p.next_due {
                 p.next_due = now + p.period_ms;
                 for (payload, id) in st.market.render(&p.topic, now, &mut p.last_u) {
-                    out.push(Emit {
-                        stream: name.clone(),
-                        payload,
-                        id,
-                    });
+                    out.push(Emit { stream: name.clone(), payload, id });
                 }
             }
         }
@@ -530,12 +515,12 @@ impl Hub {
                 s.first_id = id;
             }
         }
-        if let Some(n) = st.faults.drop.get_mut(stream) {
-            if *n > 0 {
-                *n -= 1;
-                st.counters.dropped_by_fault += 1;
-                return;
-            }
+        if let Some(n) = st.faults.drop.get_mut(stream)
+            && *n > 0
+        {
+            *n -= 1;
+            st.counters.dropped_by_fault += 1;
+            return;
         }
         let Some(ids) = st.subs.get(stream) else { return };
         if ids.is_empty() {

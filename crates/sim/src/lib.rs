@@ -352,6 +352,13 @@ impl MarketHandle {
         self.hub.lock().faults.refuse = on;
     }
 
+    /// Freezes (or resumes) the books: no new trades or book changes while paused,
+    /// but pending depth windows still flush, so the diff streams catch up with the
+    /// true book. Periodic topics (tickers, partial depth) keep publishing.
+    pub fn pause_market(&self, paused: bool) {
+        self.hub.lock().faults.paused = paused;
+    }
+
     /// Skews the venue clock (event times, `serverTime`) by `offset_ms`.
     pub fn set_clock_offset_ms(&self, offset_ms: i64) {
         self.hub.lock().faults.clock_offset_ms = offset_ms;

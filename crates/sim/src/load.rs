@@ -33,11 +33,7 @@ impl Template {
         let payload = format!(
             "{{\"e\":\"trade\",\"E\":{t},\"s\":\"{symbol}\",\"t\":{i},\"p\":\"100.00000000\",\"q\":\"1.00000000\",\"T\":{t},\"m\":true,\"M\":true}}"
         );
-        let payload = if combined {
-            format!("{{\"stream\":\"{stream}\",\"data\":{payload}}}")
-        } else {
-            payload
-        };
+        let payload = if combined { format!("{{\"stream\":\"{stream}\",\"data\":{payload}}}") } else { payload };
         let bytes = ws::encode(ws::op::TEXT, payload.as_bytes()).to_vec();
         let find = |pat: &str, from: usize| -> usize {
             let p = pat.as_bytes();
@@ -46,11 +42,7 @@ impl Template {
         let e = find("\"E\":", 0) + 4;
         let id = find("\"t\":", 0) + 4;
         let tt = find("\"T\":", 0) + 4;
-        Template {
-            time_at: [e, tt],
-            id_at: id,
-            bytes,
-        }
+        Template { time_at: [e, tt], id_at: id, bytes }
     }
 
     fn append(&self, out: &mut Vec<u8>, id: u64, time_us: u64) {
@@ -72,10 +64,7 @@ fn write_digits(dst: &mut [u8], mut v: u64) {
 }
 
 fn wall_us() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
 }
 
 /// Produces the load stream until `messages` frames were produced.

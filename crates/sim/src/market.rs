@@ -190,13 +190,7 @@ impl SymbolState {
             update_id,
             trade_id,
             agg_id: trade_id / 3,
-            windows: vec![
-                Window {
-                    prev_u: update_id,
-                    ..Window::default()
-                };
-                speeds
-            ],
+            windows: vec![Window { prev_u: update_id, ..Window::default() }; speeds],
             top: (0, 0, 0, 0),
             open: mid,
             high: mid,
@@ -274,10 +268,8 @@ impl SymbolState {
 impl Market {
     pub(crate) fn new(kind: MarketKind, symbols: &[SymbolSpec], seed: u64, timing: &Timing, now_ms: u64) -> Market {
         let speeds: Vec<u64> = topic::depth_speeds(kind).iter().map(|(_, ms)| *ms).collect();
-        let symbols: Vec<SymbolState> = symbols
-            .iter()
-            .map(|s| SymbolState::new(kind, s.clone(), seed, speeds.len(), now_ms))
-            .collect();
+        let symbols: Vec<SymbolState> =
+            symbols.iter().map(|s| SymbolState::new(kind, s.clone(), seed, speeds.len(), now_ms)).collect();
         let by_lower = symbols.iter().enumerate().map(|(i, s)| (s.lower.clone(), i)).collect();
         let by_upper = symbols.iter().enumerate().map(|(i, s)| (s.spec.name.clone(), i)).collect();
         let cad = |ms| timing.cadence(ms).as_millis() as u64;
@@ -343,18 +335,10 @@ impl Market {
                     if all || tracked.contains(&s.names.force) {
                         let p = force_order_payload(s, &l, now_ms);
                         if tracked.contains(&s.names.force) {
-                            out.push(Emit {
-                                stream: s.names.force.clone(),
-                                payload: p.clone(),
-                                id: None,
-                            });
+                            out.push(Emit { stream: s.names.force.clone(), payload: p.clone(), id: None });
                         }
                         if all {
-                            out.push(Emit {
-                                stream: "!forceOrder@arr".into(),
-                                payload: p,
-                                id: None,
-                            });
+                            out.push(Emit { stream: "!forceOrder@arr".into(), payload: p, id: None });
                         }
                     }
                 }
@@ -372,18 +356,15 @@ impl Market {
                 let p = partial_payload(kind, s, *levels, now_ms, last_u);
                 vec![(p, Some(s.update_id))]
             }
-            Topic::Ticker(sym) | Topic::OptionTicker(sym) => self
-                .by_lower(sym)
-                .map(|s| vec![(ticker_payload(kind, s, now_ms, None), None)])
-                .unwrap_or_default(),
-            Topic::Rolling(sym, w) => self
-                .by_lower(sym)
-                .map(|s| vec![(ticker_payload(kind, s, now_ms, Some(w)), None)])
-                .unwrap_or_default(),
-            Topic::MiniTicker(sym) => self
-                .by_lower(sym)
-                .map(|s| vec![(mini_ticker_payload(kind, s, now_ms), None)])
-                .unwrap_or_default(),
+            Topic::Ticker(sym) | Topic::OptionTicker(sym) => {
+                self.by_lower(sym).map(|s| vec![(ticker_payload(kind, s, now_ms, None), None)]).unwrap_or_default()
+            }
+            Topic::Rolling(sym, w) => {
+                self.by_lower(sym).map(|s| vec![(ticker_payload(kind, s, now_ms, Some(w)), None)]).unwrap_or_default()
+            }
+            Topic::MiniTicker(sym) => {
+                self.by_lower(sym).map(|s| vec![(mini_ticker_payload(kind, s, now_ms), None)]).unwrap_or_default()
+            }
             Topic::AllMiniTicker => {
                 let mut p = String::from("[");
                 for (i, s) in self.symbols.iter().enumerate() {
@@ -395,14 +376,12 @@ impl Market {
                 p.push(']');
                 vec![(p, None)]
             }
-            Topic::AvgPrice(sym) => self
-                .by_lower(sym)
-                .map(|s| vec![(avg_price_payload(s, now_ms), None)])
-                .unwrap_or_default(),
-            Topic::MarkPrice(sym, _) => self
-                .by_lower(sym)
-                .map(|s| vec![(mark_price_payload(kind, s, now_ms), None)])
-                .unwrap_or_default(),
+            Topic::AvgPrice(sym) => {
+                self.by_lower(sym).map(|s| vec![(avg_price_payload(s, now_ms), None)]).unwrap_or_default()
+            }
+            Topic::MarkPrice(sym, _) => {
+                self.by_lower(sym).map(|s| vec![(mark_price_payload(kind, s, now_ms), None)]).unwrap_or_default()
+            }
             Topic::AllMarkPrice(_) => {
                 let mut p = String::from("[");
                 for (i, s) in self.symbols.iter().enumerate() {
@@ -481,7 +460,10 @@ impl Market {
                         o.insert("contractType".into(), if perp { "PERPETUAL" } else { "CURRENT_QUARTER" }.into());
                         o.insert("pricePrecision".into(), spec.price_decimals.into());
                         o.insert("quantityPrecision".into(), spec.qty_decimals.into());
-                        o.insert("marginAsset".into(), if kind == MarketKind::UsdM { "USDT" } else { &spec.base }.into());
+                        o.insert(
+                            "marginAsset".into(),
+                            if kind == MarketKind::UsdM { "USDT" } else { &spec.base }.into(),
+                        );
                         if kind == MarketKind::CoinM {
                             o.insert("contractSize".into(), if spec.base == "BTC" { 100 } else { 10 }.into());
                             o.insert("contractStatus".into(), "TRADING".into());
@@ -662,7 +644,7 @@ fn take(kind: MarketKind, s: &mut SymbolState, now_ms: u64, unit: i64, tracked: 
         let fill = remaining.min(level_qty);
         remaining -= fill;
         s.set_level(!buy, price, level_qty - fill);
-        let pieces = s.rng.random_range(1..=3).min(fill) as i64;
+        let pieces = s.rng.random_range(1..=3).min(fill);
         let first = s.trade_id + 1;
         let mut left = fill;
         for k in 0..pieces {
@@ -675,7 +657,11 @@ fn take(kind: MarketKind, s: &mut SymbolState, now_ms: u64, unit: i64, tracked: 
             record_trade(s, price, q, buy, now_ms);
             if want_trade {
                 out.push(Emit {
-                    stream: if kind == MarketKind::Options { s.names.option_trade.clone() } else { s.names.trade.clone() },
+                    stream: if kind == MarketKind::Options {
+                        s.names.option_trade.clone()
+                    } else {
+                        s.names.trade.clone()
+                    },
                     payload: trade_payload(kind, s, price, q, buy, now_ms),
                     id: Some(s.trade_id),
                 });
@@ -696,13 +682,7 @@ fn take(kind: MarketKind, s: &mut SymbolState, now_ms: u64, unit: i64, tracked: 
     s.bump(kind.is_derivative());
     if kind.is_derivative() && kind != MarketKind::Options && s.rng.random_bool(0.05) && filled > 0 {
         let avg = (notional / filled as i128) as i64;
-        let l = Liquidation {
-            sell: !buy,
-            price: worst,
-            avg,
-            qty: filled,
-            time: now_ms,
-        };
+        let l = Liquidation { sell: !buy, price: worst, avg, qty: filled, time: now_ms };
         if s.liquidation.as_ref().is_none_or(|old| old.qty < l.qty) {
             s.liquidation = Some(l);
         }
@@ -771,7 +751,14 @@ fn new_candle(iv: &str, now_ms: u64, last: i64, last_tid: i64) -> Candle {
     }
 }
 
-fn flush_window(kind: MarketKind, s: &mut SymbolState, i: usize, now_ms: u64, tracked: &HashSet<String>, out: &mut Vec<Emit>) {
+fn flush_window(
+    kind: MarketKind,
+    s: &mut SymbolState,
+    i: usize,
+    now_ms: u64,
+    tracked: &HashSet<String>,
+    out: &mut Vec<Emit>,
+) {
     let Some(first) = s.windows[i].first else { return };
     let w = std::mem::take(&mut s.windows[i]);
     s.windows[i].prev_u = w.last;
@@ -798,18 +785,18 @@ fn flush_window(kind: MarketKind, s: &mut SymbolState, i: usize, now_ms: u64, tr
     p.push_str(",\"a\":");
     levels_json(&mut p, kind, spec, w.asks.iter().map(|(p, q)| (*p, *q)));
     p.push('}');
-    out.push(Emit {
-        stream: name.clone(),
-        payload: p,
-        id: Some(w.last),
-    });
+    out.push(Emit { stream: name.clone(), payload: p, id: Some(w.last) });
 }
 
 fn trade_payload(kind: MarketKind, s: &SymbolState, price: i64, q: i64, buy: bool, now_ms: u64) -> String {
     let spec = &s.spec;
     let mut p = String::with_capacity(160);
     if kind == MarketKind::Options {
-        let _ = write!(p, "{{\"e\":\"trade\",\"E\":{now_ms},\"T\":{now_ms},\"s\":\"{}\",\"t\":{},\"p\":", spec.name, s.trade_id);
+        let _ = write!(
+            p,
+            "{{\"e\":\"trade\",\"E\":{now_ms},\"T\":{now_ms},\"s\":\"{}\",\"t\":{},\"p\":",
+            spec.name, s.trade_id
+        );
         px(&mut p, kind, spec, price);
         p.push_str(",\"q\":");
         qty(&mut p, kind, spec, q as i128);
@@ -977,11 +964,7 @@ fn ticker_payload(kind: MarketKind, s: &SymbolState, now_ms: u64, window: Option
     quote_amt(&mut p, spec, s.quote);
     let last_id = if s.count == 0 { 0 } else { s.trade_id };
     let first_id = if s.count == 0 { 0 } else { s.first_trade_id };
-    let _ = write!(
-        p,
-        ",\"O\":{},\"C\":{now_ms},\"F\":{first_id},\"L\":{last_id},\"n\":{}}}",
-        s.stats_open_ms, s.count
-    );
+    let _ = write!(p, ",\"O\":{},\"C\":{now_ms},\"F\":{first_id},\"L\":{last_id},\"n\":{}}}", s.stats_open_ms, s.count);
     p
 }
 

@@ -51,7 +51,13 @@ pub(crate) fn handle<B>(req: &hyper::Request<B>, hub: &Hub) -> Resp {
         "/depth" => {
             let max = if kind == MarketKind::Spot { 5000 } else { 1000 };
             let limit = match get("limit").map(str::parse::<u32>) {
-                None => if kind == MarketKind::Spot { 100 } else { 500 },
+                None => {
+                    if kind == MarketKind::Spot {
+                        100
+                    } else {
+                        500
+                    }
+                }
                 Some(Ok(n)) if (1..=max).contains(&n) => n,
                 Some(_) => {
                     return venue_error(
@@ -93,6 +99,7 @@ pub(crate) fn handle<B>(req: &hyper::Request<B>, hub: &Hub) -> Resp {
     r
 }
 
+#[allow(clippy::result_large_err)] // built once per request, returned straight to hyper
 fn depth(hub: &Hub, symbol: Option<&str>, limit: u32) -> Result<String, Resp> {
     let Some(symbol) = symbol else {
         return Err(venue_error(

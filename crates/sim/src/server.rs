@@ -102,10 +102,7 @@ async fn handle_tcp(tcp: TcpStream, hub: Arc<Hub>) {
         let hub = hub.clone();
         async move { Ok::<_, Infallible>(route(req, hub).await) }
     });
-    let _ = hyper::server::conn::http1::Builder::new()
-        .serve_connection(TokioIo::new(tcp), svc)
-        .with_upgrades()
-        .await;
+    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), svc).with_upgrades().await;
 }
 
 async fn route(req: Request<Incoming>, hub: Arc<Hub>) -> Resp {
@@ -147,18 +144,10 @@ fn parse_ws_path(hub: &Hub, path: &str, q: Option<&str>) -> Option<WsTarget> {
     }
     let rest = rest.trim_end_matches('/');
     if rest.is_empty() && route.is_some() {
-        return Some(WsTarget {
-            route,
-            combined: false,
-            streams: vec![],
-        });
+        return Some(WsTarget { route, combined: false, streams: vec![] });
     }
     if rest == "/ws" {
-        return Some(WsTarget {
-            route,
-            combined: false,
-            streams: vec![],
-        });
+        return Some(WsTarget { route, combined: false, streams: vec![] });
     }
     if let Some(s) = rest.strip_prefix("/ws/") {
         return Some(WsTarget {
@@ -173,11 +162,7 @@ fn parse_ws_path(hub: &Hub, path: &str, q: Option<&str>) -> Option<WsTarget> {
             .filter(|(k, _)| k == "streams")
             .flat_map(|(_, v)| v.split('/').filter(|x| !x.is_empty()).map(str::to_string).collect::<Vec<_>>())
             .collect();
-        return Some(WsTarget {
-            route,
-            combined: true,
-            streams,
-        });
+        return Some(WsTarget { route, combined: true, streams });
     }
     None
 }
@@ -212,7 +197,11 @@ fn upgrade(mut req: Request<Incoming>, hub: Arc<Hub>) -> Resp {
         return venue_error(
             StatusCode::BAD_REQUEST,
             2,
-            &format!("Invalid request: too many streams ({} > {})", target.streams.len(), hub.cfg.limits.max_streams_per_conn),
+            &format!(
+                "Invalid request: too many streams ({} > {})",
+                target.streams.len(),
+                hub.cfg.limits.max_streams_per_conn
+            ),
         );
     }
     let on_upgrade = hyper::upgrade::on(&mut req);

@@ -43,9 +43,8 @@ pub(crate) enum Route {
     Private,
 }
 
-pub(crate) const SPOT_KLINES: [&str; 16] = [
-    "1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M",
-];
+pub(crate) const SPOT_KLINES: [&str; 16] =
+    ["1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M"];
 
 /// Milliseconds of a kline interval (`1M` is taken as 30 days).
 pub(crate) fn interval_ms(i: &str) -> u64 {
@@ -152,9 +151,11 @@ impl Topic {
     /// The route that serves this topic on routed markets.
     pub(crate) fn route(&self) -> Route {
         match self {
-            Topic::Depth(..) | Topic::Partial(..) | Topic::BookTicker(_) | Topic::OptionTrade(_) | Topic::OptionTicker(_) => {
-                Route::Public
-            }
+            Topic::Depth(..)
+            | Topic::Partial(..)
+            | Topic::BookTicker(_)
+            | Topic::OptionTrade(_)
+            | Topic::OptionTicker(_) => Route::Public,
             _ => Route::Market,
         }
     }
@@ -198,7 +199,9 @@ mod tests {
 
     #[test]
     fn syntax_matches_the_venue() {
-        for ok in ["btcusdt@trade", "btcusdt@depth@100ms", "!miniTicker@arr", "btcusdt@kline_1m", "btcusdt@naoExisteStream"] {
+        for ok in
+            ["btcusdt@trade", "btcusdt@depth@100ms", "!miniTicker@arr", "btcusdt@kline_1m", "btcusdt@naoExisteStream"]
+        {
             assert!(is_well_formed(ok), "{ok}");
         }
         for bad in ["@@@lixo###", "BTCUSDT@trade", "btcusdt", "btcusdt@", "btc usdt@trade", ""] {
@@ -212,7 +215,10 @@ mod tests {
         assert_eq!(parse(MarketKind::Spot, "btcusdt@depth@100ms", known), Some(Topic::Depth("btcusdt".into(), 100)));
         assert_eq!(parse(MarketKind::Spot, "btcusdt@depth", known), Some(Topic::Depth("btcusdt".into(), 1000)));
         assert_eq!(parse(MarketKind::UsdM, "btcusdt@depth", known), Some(Topic::Depth("btcusdt".into(), 250)));
-        assert_eq!(parse(MarketKind::UsdM, "btcusdt@depth10@500ms", known), Some(Topic::Partial("btcusdt".into(), 10, 500)));
+        assert_eq!(
+            parse(MarketKind::UsdM, "btcusdt@depth10@500ms", known),
+            Some(Topic::Partial("btcusdt".into(), 10, 500))
+        );
         assert_eq!(parse(MarketKind::Spot, "btcusdt@kline_1s", known), Some(Topic::Kline("btcusdt".into(), "1s")));
         assert_eq!(parse(MarketKind::UsdM, "btcusdt@kline_1s", known), None);
         assert_eq!(parse(MarketKind::Spot, "ethusdt@trade", known), None);

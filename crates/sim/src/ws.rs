@@ -113,12 +113,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub fn new(io: R, leftover: Bytes, max_message: usize) -> FrameReader<R> {
         let mut buf = BytesMut::with_capacity(4096);
         buf.extend_from_slice(&leftover);
-        FrameReader {
-            io,
-            buf,
-            max: max_message,
-            partial: None,
-        }
+        FrameReader { io, buf, max: max_message, partial: None }
     }
 
     /// The next complete client message.
@@ -166,10 +161,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                         return Err(proto("continuation without a start frame"));
                     };
                     if data.len() + payload.len() > self.max {
-                        return Err(ReadError::Protocol {
-                            code: 1009,
-                            msg: "message too big",
-                        });
+                        return Err(ReadError::Protocol { code: 1009, msg: "message too big" });
                     }
                     data.extend_from_slice(&payload);
                     if fin {
@@ -190,17 +182,11 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
         let fin = b[0] & 0x80 != 0;
         if b[0] & 0x70 != 0 {
-            return Err(ReadError::Protocol {
-                code: 1002,
-                msg: "reserved bits set",
-            });
+            return Err(ReadError::Protocol { code: 1002, msg: "reserved bits set" });
         }
         let opcode = b[0] & 0x0F;
         if b[1] & 0x80 == 0 {
-            return Err(ReadError::Protocol {
-                code: 1002,
-                msg: "client frame not masked",
-            });
+            return Err(ReadError::Protocol { code: 1002, msg: "client frame not masked" });
         }
         let (len, mut pos) = match b[1] & 0x7F {
             126 => {
@@ -220,16 +206,10 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             n => (n as u64, 2),
         };
         if opcode >= 0x8 && (len > 125 || !fin) {
-            return Err(ReadError::Protocol {
-                code: 1002,
-                msg: "invalid control frame",
-            });
+            return Err(ReadError::Protocol { code: 1002, msg: "invalid control frame" });
         }
         if len > self.max as u64 {
-            return Err(ReadError::Protocol {
-                code: 1009,
-                msg: "frame too big",
-            });
+            return Err(ReadError::Protocol { code: 1009, msg: "frame too big" });
         }
         let len = len as usize;
         if b.len() < pos + 4 + len {
@@ -248,10 +228,9 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 
 fn finish(opcode: u8, data: Vec<u8>) -> Result<ClientMsg, ReadError> {
     if opcode == op::TEXT {
-        String::from_utf8(data).map(ClientMsg::Text).map_err(|_| ReadError::Protocol {
-            code: 1007,
-            msg: "text frame is not UTF-8",
-        })
+        String::from_utf8(data)
+            .map(ClientMsg::Text)
+            .map_err(|_| ReadError::Protocol { code: 1007, msg: "text frame is not UTF-8" })
     } else {
         Ok(ClientMsg::Binary(Bytes::from(data)))
     }
