@@ -1,0 +1,85 @@
+//! The `ferrofeed` binary, run as a user would.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio_tungstenite::tungstenite::Message;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ferrofeed"))
+}
+
+/// Kills the child on drop so a failing test leaves no process behind.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_prints_one_json_line_per_market_and_serves_trades() {
+    let mut child = Child(
+        bin()
+            .args(["sim", "--markets", "spot,usdm", "--seed", "3"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn ferrofeed sim"),
+    );
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let mut markets = Vec::new();
+    for _ in 0..2 {
+        let line = lines.next().expect("a line").expect("utf-8");
+        let v: serde_json::Value = serde_json::from_str(&line).expect("JSON line");
+        assert_eq!(v["venue"], "binance");
+        assert!(v["ws"].as_str().unwrap().starts_with("ws://127.0.0.1:"));
+        assert!(v["rest"].as_str().unwrap().starts_with("http://127.0.0.1:"));
+        markets.push(v);
+    }
+    assert_eq!(markets[0]["market"], "spot");
+    assert_eq!(markets[1]["market"], "usdm");
+    let url = format!("{}/ws/btcusdt@trade", markets[0]["ws"].as_str().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
+    let msg = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(Ok(Message::Text(t))) = ws.next().await {
+                return t.to_string();
+            }
+        }
+    })
+    .await
+    .expect("a trade in time");
+    let v: serde_json::Value = serde_json::from_str(&msg).unwrap();
+    assert_eq!(v["e"], "trade");
+    assert_eq!(v["s"], "BTCUSDT");
+}
+
+#[test]
+fn bad_arguments_are_clear_errors_not_panics() {
+    let out = bin().args(["sim", "--markets", "spot,moon"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown market \"moon\""), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    let out = bin().args(["demo", "--duration", "soon"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("invalid duration"), "{err}");
+
+    let out = bin().args(["sim", "--time-scale", "-1"]).output().unwrap();
+    assert!(!out.status.success());
+}
+
+#[test]
+fn demo_runs_offline_and_prints_the_true_book() {
+    let out = bin().args(["demo", "--duration", "300ms"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("BTCUSDT true book at update id"), "{text}");
+}
