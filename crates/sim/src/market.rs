@@ -333,7 +333,7 @@ impl Market {
                 if let Some(l) = s.liquidation.take() {
                     let all = tracked.contains("!forceOrder@arr");
                     if all || tracked.contains(&s.names.force) {
-                        let p = force_order_payload(s, &l, now_ms);
+                        let p = force_order_payload(kind, s, &l, now_ms);
                         if tracked.contains(&s.names.force) {
                             out.push(Emit { stream: s.names.force.clone(), payload: p.clone(), id: None });
                         }
@@ -874,11 +874,14 @@ fn partial_payload(kind: MarketKind, s: &SymbolState, levels: usize, now_ms: u64
         let first = (prev + 1).min(s.update_id);
         let _ = write!(
             p,
-            "{{\"e\":\"depthUpdate\",\"E\":{now_ms},\"T\":{},\"s\":\"{}\",\"U\":{first},\"u\":{},\"pu\":{prev},\"b\":",
+            "{{\"e\":\"depthUpdate\",\"E\":{now_ms},\"T\":{},\"s\":\"{}\",",
             now_ms.saturating_sub(2),
-            spec.name,
-            s.update_id
+            spec.name
         );
+        if kind == MarketKind::CoinM {
+            let _ = write!(p, "\"ps\":\"{}{}\",", spec.base, spec.quote);
+        }
+        let _ = write!(p, "\"U\":{first},\"u\":{},\"pu\":{prev},\"b\":", s.update_id);
         levels_json(&mut p, kind, spec, bids);
         p.push_str(",\"a\":");
         levels_json(&mut p, kind, spec, asks);
@@ -1024,9 +1027,8 @@ fn mark_price_payload(kind: MarketKind, s: &SymbolState, now_ms: u64) -> String 
     p
 }
 
-fn force_order_payload(s: &SymbolState, l: &Liquidation, now_ms: u64) -> String {
+fn force_order_payload(kind: MarketKind, s: &SymbolState, l: &Liquidation, now_ms: u64) -> String {
     let spec = &s.spec;
-    let kind = MarketKind::UsdM;
     let mut p = String::with_capacity(240);
     let _ = write!(
         p,
@@ -1043,6 +1045,9 @@ fn force_order_payload(s: &SymbolState, l: &Liquidation, now_ms: u64) -> String 
     qty(&mut p, kind, spec, l.qty as i128);
     p.push_str(",\"z\":");
     qty(&mut p, kind, spec, l.qty as i128);
+    if kind == MarketKind::CoinM {
+        let _ = write!(p, ",\"ps\":\"{}{}\"", spec.base, spec.quote);
+    }
     let _ = write!(p, ",\"T\":{}}}}}", l.time);
     p
 }
