@@ -1,0 +1,2 @@
+//! Placeholder: the WebSocket client measurement lands here.
+fn main() {}
