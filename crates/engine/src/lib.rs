@@ -7,19 +7,34 @@
 //!
 //! # Layout
 //!
+//! - `actor`: the connection actor and its [`Connection`] handle.
+//! - `venue`: [`VenueRules`], the venue's rules as data and pure functions.
+//! - `transport`: the [`Transport`] seam and the [`Native`] tokio implementation.
+//! - `event`: what a connection reports; `queue`: the bounded event queue and its overflow policy.
+//! - `seq`: per-stream sequence tracking (gaps and duplicates).
+//! - `pacer`: outgoing message pacing within a venue's sliding window.
 //! - `backoff`: the reconnect schedule (exponential, capped, jittered).
 //! - `entropy`: the one seam for randomness.
 //!
 //! Time goes through `tokio::time` only, so tests run under tokio's paused clock.
-//!
-//! Work in progress: the connection actor, transport and venue trait land with
-//! the rest of the engine issue.
 
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations, missing_docs)]
 
+pub mod actor;
 pub mod backoff;
 pub mod entropy;
+pub mod event;
+pub mod pacer;
+pub mod queue;
+pub mod seq;
+pub mod transport;
+pub mod venue;
 
+pub use actor::{AttemptBudget, Connection, ConnectionClosed, ConnectionConfig};
 pub use backoff::{Backoff, BackoffConfig, BackoffConfigError};
 pub use entropy::{Entropy, Seeded};
+pub use event::{Event, EventKind, Missing, State};
+pub use queue::{EventReceiver, Overflow};
+pub use transport::{ConnectSpec, Native, Transport, TransportError, WsMsg, WsStream};
+pub use venue::{ClientPing, ConnLimits, Heartbeat, Inbound, Seq, VenueRules};

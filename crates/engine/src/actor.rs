@@ -1,0 +1,761 @@
+//! The connection actor: one task owns one socket (two during a rotation) and
+//! keeps it alive. Callers talk to it through a [`Connection`] handle over a
+//! bounded command channel; it emits [`Event`]s on a bounded queue.
+//!
+//! Lifecycle: connect (timeout, shared attempt budget) → on-connect frames →
+//! authenticate (private) → restore the subscription set, paced by the venue's
+//! message limit → active. A lost socket (error, close, idle timeout) leads to
+//! a backoff delay and a new socket with a new epoch; the subscription set and
+//! the per-stream sequence state survive. Before the venue's lifetime limit or
+//! on a shutdown notice, a replacement socket is opened and subscribed first
+//! and takes over once it delivers (make-before-break).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{Mutex, mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, sleep_until};
+
+use crate::backoff::{Backoff, BackoffConfig, BackoffConfigError};
+use crate::entropy::Seeded;
+use crate::event::{Event, EventKind, State};
+use crate::pacer::Pacer;
+use crate::queue::{EventReceiver, EventSender, Overflow, queue};
+use crate::seq::{SeqTracker, Verdict};
+use crate::transport::{ConnectSpec, Transport, TransportError, WsMsg, WsStream};
+use crate::venue::{ClientPing, Inbound, VenueRules, batches};
+
+/// Connection attempts shared by every connection to one venue host, so that
+/// many sockets reconnecting at once stay under the venue's connection-rate limit.
+#[derive(Debug, Clone)]
+pub struct AttemptBudget {
+    pacer: Arc<Mutex<Pacer>>,
+}
+
+impl AttemptBudget {
+    /// At most `max` attempts per `window` (Binance: 300 per 5 minutes).
+    pub fn new(max: usize, window: Duration) -> AttemptBudget {
+        AttemptBudget { pacer: Arc::new(Mutex::new(Pacer::new(max, window))) }
+    }
+
+    /// Waits for an attempt slot (first come, first served).
+    pub async fn acquire(&self) {
+        self.pacer.lock().await.acquire().await;
+    }
+}
+
+/// How one connection behaves.
+#[derive(Debug, Clone)]
+pub struct ConnectionConfig {
+    /// Where and how to connect.
+    pub spec: ConnectSpec,
+    /// Reconnect schedule.
+    pub backoff: BackoffConfig,
+    /// Events buffered for the consumer.
+    pub queue_capacity: usize,
+    /// What happens when that buffer is full.
+    pub overflow: Overflow,
+    /// Rotate to a fresh socket after this long (before the venue's lifetime limit).
+    pub rotate_after: Option<Duration>,
+    /// How long a close waits for the venue's close reply.
+    pub close_timeout: Duration,
+    /// Seed for backoff jitter (`None`: from the OS).
+    pub seed: Option<u64>,
+    /// Shared connection-attempt budget for the venue host.
+    pub attempts: Option<AttemptBudget>,
+}
+
+impl ConnectionConfig {
+    /// Defaults: Binance-sane backoff, 65,536 events, block when full, rotation at 23 h 50 min.
+    pub fn new(spec: ConnectSpec) -> ConnectionConfig {
+        ConnectionConfig {
+            spec,
+            backoff: BackoffConfig::default(),
+            queue_capacity: 65_536,
+            overflow: Overflow::Block,
+            rotate_after: Some(Duration::from_secs(23 * 3600 + 50 * 60)),
+            close_timeout: Duration::from_secs(1),
+            seed: None,
+            attempts: None,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Command {
+    Subscribe(Vec<String>),
+    Unsubscribe(Vec<String>),
+    Close,
+}
+
+/// The actor has ended; the command could not be delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the connection has closed")]
+pub struct ConnectionClosed;
+
+/// A handle to a connection actor. Dropping it closes the connection.
+#[derive(Debug)]
+pub struct Connection {
+    cmds: mpsc::Sender<Command>,
+    state: watch::Receiver<State>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Connection {
+    /// Starts a connection that subscribes `streams` and keeps them.
+    pub fn spawn<T: Transport>(
+        transport: T,
+        venue: Arc<dyn VenueRules>,
+        cfg: ConnectionConfig,
+        streams: Vec<String>,
+    ) -> Result<(Connection, EventReceiver), BackoffConfigError> {
+        let backoff = Backoff::new(cfg.backoff.clone())?;
+        let (tx, rx) = queue(cfg.queue_capacity, cfg.overflow);
+        let (cmd_tx, cmd_rx) = mpsc::channel(64);
+        let (state_tx, state_rx) = watch::channel(State::Connecting);
+        let mut desired = Vec::new();
+        for s in streams {
+            if !desired.contains(&s) {
+                desired.push(s);
+            }
+        }
+        let actor = Actor {
+            entropy: cfg.seed.map(Seeded::new).unwrap_or_else(Seeded::from_os),
+            transport,
+            venue,
+            cfg,
+            events: tx,
+            cmds: cmd_rx,
+            desired,
+            next_id: 0,
+            epoch: 0,
+            seq: SeqTracker::default(),
+            backoff,
+            state: state_tx,
+            ever_active: false,
+        };
+        let task = tokio::spawn(actor.run());
+        Ok((Connection { cmds: cmd_tx, state: state_rx, task: Some(task) }, rx))
+    }
+
+    /// Adds streams to the desired set (kept across reconnects).
+    pub async fn subscribe(&self, streams: Vec<String>) -> Result<(), ConnectionClosed> {
+        self.cmds.send(Command::Subscribe(streams)).await.map_err(|_| ConnectionClosed)
+    }
+
+    /// Removes streams from the desired set.
+    pub async fn unsubscribe(&self, streams: Vec<String>) -> Result<(), ConnectionClosed> {
+        self.cmds.send(Command::Unsubscribe(streams)).await.map_err(|_| ConnectionClosed)
+    }
+
+    /// The current lifecycle state.
+    pub fn state(&self) -> State {
+        *self.state.borrow()
+    }
+
+    /// Closes with a close frame (1000) and waits up to 2 s for the task to end.
+    /// Returns `false` if it had to be aborted.
+    pub async fn close(mut self) -> bool {
+        let _ = self.cmds.try_send(Command::Close);
+        let Some(task) = self.task.take() else { return true };
+        let abort = task.abort_handle();
+        match tokio::time::timeout(Duration::from_secs(2), task).await {
+            Ok(_) => true,
+            Err(_) => {
+                abort.abort();
+                false
+            }
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // The actor also stops when this handle's command sender is dropped;
+        // the explicit close just makes it prompt.
+        let _ = self.cmds.try_send(Command::Close);
+    }
+}
+
+/// A message from the rotation candidate waiting for the switch.
+#[derive(Debug)]
+struct Buffered {
+    stream: String,
+    seq: crate::venue::Seq,
+    payload: String,
+}
+
+/// Candidate messages held before a forced switch.
+const CANDIDATE_BUFFER: usize = 100_000;
+
+/// How a session ended.
+#[derive(Debug)]
+enum End {
+    /// The user closed the connection.
+    Closed,
+    /// The socket was lost; reconnect.
+    Lost(String),
+    /// Credentials refused; stop.
+    AuthFailed,
+    /// Nobody listens any more; stop.
+    ConsumerGone,
+}
+
+/// One socket and what is in flight on it.
+struct Link<S> {
+    ws: S,
+    epoch: u64,
+    outbox: VecDeque<String>,
+    pacer: Pacer,
+    pending: HashMap<u64, Vec<String>>,
+    authed: bool,
+    active: bool,
+    /// A rotation candidate (not yet the primary).
+    candidate: bool,
+    opened: Instant,
+    last_rx: Instant,
+    next_ping: Option<Instant>,
+}
+
+impl<S> std::fmt::Debug for Link<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link").field("epoch", &self.epoch).field("active", &self.active).finish_non_exhaustive()
+    }
+}
+
+struct Actor<T: Transport> {
+    transport: T,
+    venue: Arc<dyn VenueRules>,
+    cfg: ConnectionConfig,
+    events: EventSender,
+    cmds: mpsc::Receiver<Command>,
+    desired: Vec<String>,
+    next_id: u64,
+    epoch: u64,
+    seq: SeqTracker,
+    backoff: Backoff,
+    entropy: Seeded,
+    state: watch::Sender<State>,
+    ever_active: bool,
+}
+
+/// What handling one message asks the session to do.
+enum Flow {
+    Continue,
+    End(End),
+    /// Sequenced data from the rotation candidate, held until it overlaps the primary.
+    Candidate(Buffered),
+    /// Start a rotation now (shutdown notice).
+    Rotate,
+}
+
+impl<T: Transport> Actor<T> {
+    async fn emit(&mut self, epoch: u64, kind: EventKind) -> bool {
+        self.events.send(Event { epoch, kind }).await.is_ok()
+    }
+
+    fn set_state(&mut self, s: State) {
+        self.state.send_replace(s);
+    }
+
+    fn id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// Applies a command while no socket is open. `false` means stop.
+    fn apply_offline(&mut self, cmd: Option<Command>) -> bool {
+        match cmd {
+            Some(Command::Subscribe(s)) => {
+                for x in s {
+                    if !self.desired.contains(&x) {
+                        self.desired.push(x);
+                    }
+                }
+                true
+            }
+            Some(Command::Unsubscribe(s)) => {
+                self.desired.retain(|x| !s.contains(x));
+                for x in &s {
+                    self.seq.forget(x);
+                }
+                true
+            }
+            Some(Command::Close) | None => false,
+        }
+    }
+
+    async fn run(mut self) {
+        'outer: loop {
+            self.set_state(State::Connecting);
+            if let Some(budget) = self.cfg.attempts.clone() {
+                let acquire = budget.acquire();
+                tokio::pin!(acquire);
+                loop {
+                    tokio::select! {
+                        _ = &mut acquire => break,
+                        c = self.cmds.recv() => if !self.apply_offline(c) { break 'outer },
+                    }
+                }
+            }
+            let spec = self.cfg.spec.clone();
+            let transport = self.transport.clone();
+            let connect = transport.connect(&spec);
+            tokio::pin!(connect);
+            let result = loop {
+                tokio::select! {
+                    r = &mut connect => break r,
+                    c = self.cmds.recv() => if !self.apply_offline(c) { break 'outer },
+                }
+            };
+            let reason = match result {
+                Ok(ws) => {
+                    self.epoch += 1;
+                    let link = self.new_link(ws, false);
+                    match self.session(link).await {
+                        End::Closed | End::ConsumerGone | End::AuthFailed => break 'outer,
+                        End::Lost(reason) => reason,
+                    }
+                }
+                Err(e) if !e.is_retryable() => {
+                    let epoch = self.epoch;
+                    self.emit(epoch, EventKind::GaveUp { reason: e.to_string() }).await;
+                    break 'outer;
+                }
+                Err(e) => e.to_string(),
+            };
+            let epoch = self.epoch;
+            if !self.emit(epoch, EventKind::Disconnected { reason }).await {
+                break;
+            }
+            self.set_state(State::Reconnecting);
+            let Some(delay) = self.backoff.next_delay(&mut self.entropy) else {
+                self.emit(epoch, EventKind::GaveUp { reason: "max reconnect retries reached".into() }).await;
+                break;
+            };
+            let wake = Instant::now() + delay;
+            loop {
+                tokio::select! {
+                    _ = sleep_until(wake) => break,
+                    c = self.cmds.recv() => if !self.apply_offline(c) { break 'outer },
+                }
+            }
+        }
+        self.set_state(State::Closed);
+    }
+
+    fn new_link(&mut self, ws: T::Stream, candidate: bool) -> Link<T::Stream> {
+        let limits = self.venue.limits();
+        let hb = self.venue.heartbeat();
+        let now = Instant::now();
+        // Leave one message of every window for the pongs the transport sends itself.
+        let budget = limits.max_msgs.saturating_sub(1).max(1);
+        let mut link = Link {
+            ws,
+            epoch: self.epoch,
+            outbox: VecDeque::new(),
+            pacer: Pacer::new(budget, limits.msg_window),
+            pending: HashMap::new(),
+            authed: false,
+            active: false,
+            opened: now,
+            last_rx: now,
+            next_ping: (hb.client_ping != ClientPing::None).then(|| now + hb.interval),
+            candidate,
+        };
+        let mut next = self.next_id;
+        let frames = self.venue.on_connect(&mut || {
+            next += 1;
+            next
+        });
+        self.next_id = next;
+        link.outbox.extend(frames);
+        let auth_id = self.id();
+        match self.venue.auth_request(auth_id) {
+            Some(req) => {
+                link.outbox.push_back(req);
+                if !candidate {
+                    self.set_state(State::Authenticating);
+                }
+            }
+            None => {
+                link.authed = true;
+                self.queue_subscriptions(&mut link);
+            }
+        }
+        link
+    }
+
+    fn queue_subscriptions(&mut self, link: &mut Link<T::Stream>) {
+        let desired = self.desired.clone();
+        for batch in batches(self.venue.as_ref(), &desired, self.next_id + 1) {
+            let id = self.id();
+            link.outbox.push_back(self.venue.encode_subscribe(id, &batch));
+            link.pending.insert(id, batch);
+        }
+        if !link.candidate {
+            self.set_state(State::Subscribing);
+        }
+    }
+
+    /// Sends whatever the pacer allows now; returns when the next frame may go.
+    async fn flush(&mut self, link: &mut Link<T::Stream>) -> Result<Option<Instant>, TransportError> {
+        while let Some(frame) = link.outbox.front() {
+            match link.pacer.try_acquire() {
+                Ok(()) => {
+                    let msg = if let Some(p) = frame.strip_prefix(PING_MARK) {
+                        WsMsg::Ping(p.as_bytes().to_vec())
+                    } else {
+                        WsMsg::Text(frame.clone())
+                    };
+                    link.outbox.pop_front();
+                    link.ws.send(msg).await?;
+                }
+                Err(at) => return Ok(Some(at)),
+            }
+        }
+        Ok(None)
+    }
+
+    async fn activate(&mut self, link: &mut Link<T::Stream>) -> bool {
+        if link.active || !link.pending.is_empty() || !link.authed {
+            return true;
+        }
+        link.active = true;
+        if link.candidate {
+            return true; // it reports when it takes over
+        }
+        self.set_state(State::Active);
+        let kind = if self.ever_active { EventKind::Reconnected } else { EventKind::Connected };
+        self.ever_active = true;
+        self.emit(link.epoch, kind).await
+    }
+
+    /// Handles one message from `link`. `primary` is false for a rotation candidate.
+    async fn on_msg(
+        &mut self,
+        link: &mut Link<T::Stream>,
+        msg: Option<Result<WsMsg, TransportError>>,
+        primary: bool,
+    ) -> Flow {
+        link.last_rx = Instant::now();
+        let text = match msg {
+            None => return Flow::End(End::Lost("socket closed".into())),
+            Some(Err(e)) => return Flow::End(End::Lost(e.to_string())),
+            Some(Ok(WsMsg::Ping(_))) => {
+                // The transport answered it; count the pong against the venue's limit.
+                link.pacer.record();
+                return Flow::Continue;
+            }
+            Some(Ok(WsMsg::Close(c))) => {
+                let why =
+                    c.map(|(code, r)| format!("server closed ({code} {r})")).unwrap_or_else(|| "server closed".into());
+                return Flow::End(End::Lost(why));
+            }
+            Some(Ok(WsMsg::Pong(_) | WsMsg::Binary(_))) => return Flow::Continue,
+            Some(Ok(WsMsg::Text(t))) => t,
+        };
+        let epoch = link.epoch;
+        let venue = self.venue.clone();
+        let ok = match venue.classify(&text) {
+            Inbound::Ack { id } => {
+                link.pending.remove(&id);
+                self.activate(link).await
+            }
+            Inbound::Rejected { id, code, msg } => match id.and_then(|i| link.pending.remove(&i)) {
+                Some(batch) => {
+                    let mut ok = true;
+                    if primary {
+                        self.desired.retain(|s| !batch.contains(s));
+                        for stream in batch {
+                            ok &= self
+                                .emit(epoch, EventKind::SubscriptionFailed { stream, code, msg: msg.clone() })
+                                .await;
+                        }
+                    }
+                    ok && self.activate(link).await
+                }
+                None => {
+                    self.emit(epoch, EventKind::Error { msg: format!("venue error {code}: {msg}"), raw: text.clone() })
+                        .await
+                }
+            },
+            Inbound::AuthOk => {
+                link.authed = true;
+                self.queue_subscriptions(link);
+                self.activate(link).await
+            }
+            Inbound::AuthFailed { msg } => {
+                self.emit(epoch, EventKind::AuthFailed { msg }).await;
+                return Flow::End(End::AuthFailed);
+            }
+            Inbound::Pong => true,
+            Inbound::Reply(frame) => {
+                link.outbox.push_front(frame);
+                true
+            }
+            Inbound::Data { stream, seq } => {
+                if !primary {
+                    // Until the switch, the primary delivers: unsequenced candidate data is
+                    // dropped (the primary carries the same), sequenced data is held back.
+                    return match seq {
+                        Some(seq) => Flow::Candidate(Buffered { stream: stream.into_owned(), seq, payload: text }),
+                        None => Flow::Continue,
+                    };
+                }
+                let stream = stream.into_owned();
+                if !self.deliver(epoch, stream, seq, text).await {
+                    return Flow::End(End::ConsumerGone);
+                }
+                return Flow::Continue;
+            }
+            Inbound::Shutdown => return Flow::Rotate,
+            Inbound::Unknown => self.emit(epoch, EventKind::Unknown { raw: text.clone() }).await,
+            Inbound::Malformed(e) => self.emit(epoch, EventKind::Error { msg: e, raw: text.clone() }).await,
+        };
+        if ok { Flow::Continue } else { Flow::End(End::ConsumerGone) }
+    }
+
+    /// Runs a data message through the sequence tracker and queues it.
+    /// `false` when the consumer has gone.
+    async fn deliver(&mut self, epoch: u64, stream: String, seq: Option<crate::venue::Seq>, payload: String) -> bool {
+        if let Some(s) = seq {
+            match self.seq.check(&stream, s) {
+                Verdict::Deliver => {}
+                Verdict::Duplicate => return true,
+                Verdict::Gap { from, to, missing } => {
+                    if !self.emit(epoch, EventKind::Gap { stream: stream.clone(), from, to, missing }).await {
+                        return false;
+                    }
+                }
+            }
+        }
+        self.emit(epoch, EventKind::Data { stream, payload, seq, received: SystemTime::now() }).await
+    }
+
+    /// Whether the candidate's held data continues where the primary has got to
+    /// on every stream, so switching loses and repeats nothing.
+    fn overlapped(&self, buf: &VecDeque<Buffered>) -> bool {
+        let mut seen: Vec<&str> = Vec::new();
+        for b in buf {
+            if seen.contains(&b.stream.as_str()) {
+                continue;
+            }
+            seen.push(&b.stream);
+            if let Some(last) = self.seq.last(&b.stream) {
+                let joined = last + 1 >= b.seq.first || b.seq.prev.is_some_and(|p| last >= p);
+                if !joined {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    async fn close_link(&mut self, link: &mut Link<T::Stream>) {
+        let _ = link.ws.send(WsMsg::Close(Some((1000, String::new())))).await;
+        let deadline = Instant::now() + self.cfg.close_timeout;
+        loop {
+            tokio::select! {
+                m = link.ws.recv() => match m {
+                    Some(Ok(WsMsg::Close(_))) | None | Some(Err(_)) => return,
+                    Some(Ok(_)) => {}
+                },
+                _ = sleep_until(deadline) => return,
+            }
+        }
+    }
+
+    async fn session(&mut self, mut link: Link<T::Stream>) -> End {
+        let hb = self.venue.heartbeat();
+        let mut candidate: Option<Link<T::Stream>> = None;
+        let mut connecting: Option<JoinHandle<Result<T::Stream, TransportError>>> = None;
+        let mut rotate_at = self.cfg.rotate_after.map(|d| link.opened + d);
+        let mut stable_at = Some(link.opened + self.backoff.config().reset_after);
+        let mut held: VecDeque<Buffered> = VecDeque::new();
+        let mut switch_deadline: Option<Instant> = None;
+        if link.pending.is_empty() && link.authed && !self.activate(&mut link).await {
+            return End::ConsumerGone;
+        }
+        let end = loop {
+            let next_send = match self.flush(&mut link).await {
+                Ok(t) => t,
+                Err(e) => break End::Lost(e.to_string()),
+            };
+            let mut cand_send = None;
+            if let Some(c) = candidate.as_mut() {
+                match self.flush(c).await {
+                    Ok(t) => cand_send = t,
+                    Err(_) => candidate = None,
+                }
+            }
+            // Switch to the candidate once it is subscribed and its held data joins
+            // the primary's on every stream (or it waited too long / holds too much).
+            let ready = candidate.as_ref().is_some_and(|c| c.active);
+            if ready && switch_deadline.is_none() {
+                switch_deadline = Some(Instant::now() + SWITCH_TIMEOUT);
+            }
+            let forced = switch_deadline.is_some_and(|d| Instant::now() >= d) || held.len() >= CANDIDATE_BUFFER;
+            if ready && (forced || ((self.desired.is_empty() || !held.is_empty()) && self.overlapped(&held))) {
+                let Some(mut new) = candidate.take() else { continue };
+                switch_deadline = None;
+                let epoch = new.epoch;
+                let mut gone = false;
+                while let Some(b) = held.pop_front() {
+                    if !self.deliver(epoch, b.stream, Some(b.seq), b.payload).await {
+                        gone = true;
+                        break;
+                    }
+                }
+                if gone {
+                    break End::ConsumerGone;
+                }
+                std::mem::swap(&mut link, &mut new);
+                link.candidate = false;
+                // `new` is now the old socket: close it without blocking the new one.
+                let close_timeout = self.cfg.close_timeout;
+                tokio::spawn(async move {
+                    let _ = new.ws.send(WsMsg::Close(Some((1000, String::new())))).await;
+                    let _ =
+                        tokio::time::timeout(close_timeout, async { while let Some(Ok(_)) = new.ws.recv().await {} })
+                            .await;
+                });
+                self.set_state(State::Active);
+                rotate_at = self.cfg.rotate_after.map(|d| link.opened + d);
+                stable_at = None;
+                if !self.emit(link.epoch, EventKind::Rotated).await {
+                    break End::ConsumerGone;
+                }
+                continue;
+            }
+            let wake = match (next_send, cand_send) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let wake = match (wake, switch_deadline) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let idle_at = link.last_rx + hb.idle_timeout;
+            let far = Instant::now() + Duration::from_secs(365 * 86400);
+            tokio::select! {
+                biased;
+                c = self.cmds.recv() => match c {
+                    Some(Command::Subscribe(s)) => {
+                        let new: Vec<String> = s.into_iter().filter(|x| !self.desired.contains(x)).collect();
+                        let mut uniq = Vec::new();
+                        for x in new { if !uniq.contains(&x) { uniq.push(x); } }
+                        self.desired.extend(uniq.iter().cloned());
+                        for l in std::iter::once(&mut link).chain(candidate.as_mut()) {
+                            if !l.authed { continue; }
+                            for batch in batches(self.venue.as_ref(), &uniq, self.next_id + 1) {
+                                let id = self.id();
+                                l.outbox.push_back(self.venue.encode_subscribe(id, &batch));
+                                l.pending.insert(id, batch);
+                            }
+                        }
+                    }
+                    Some(Command::Unsubscribe(s)) => {
+                        let gone: Vec<String> = s.into_iter().filter(|x| self.desired.contains(x)).collect();
+                        self.desired.retain(|x| !gone.contains(x));
+                        for x in &gone { self.seq.forget(x); }
+                        for l in std::iter::once(&mut link).chain(candidate.as_mut()) {
+                            if !l.authed || gone.is_empty() { continue; }
+                            for batch in batches(self.venue.as_ref(), &gone, self.next_id + 1) {
+                                let id = self.id();
+                                l.outbox.push_back(self.venue.encode_unsubscribe(id, &batch));
+                            }
+                        }
+                    }
+                    Some(Command::Close) | None => {
+                        self.set_state(State::Closing);
+                        if let Some(mut c) = candidate.take() { self.close_link(&mut c).await; }
+                        self.close_link(&mut link).await;
+                        break End::Closed;
+                    }
+                },
+                m = link.ws.recv() => match self.on_msg(&mut link, m, true).await {
+                    Flow::Continue | Flow::Candidate(_) => {}
+                    Flow::End(e) => break e,
+                    Flow::Rotate => { if connecting.is_none() && candidate.is_none() { rotate_at = Some(Instant::now()); } }
+                },
+                m = recv_opt(&mut candidate) => {
+                    let Some(c) = candidate.as_mut() else { continue };
+                    match self.on_msg(c, m, false).await {
+                        Flow::Continue | Flow::Rotate => {}
+                        Flow::Candidate(b) => held.push_back(b),
+                        Flow::End(End::Lost(_)) => {
+                            candidate = None;
+                            held.clear();
+                            switch_deadline = None;
+                            rotate_at = Some(Instant::now() + Duration::from_secs(1));
+                        }
+                        Flow::End(e) => break e,
+                    }
+                },
+                r = join_opt(&mut connecting) => {
+                    connecting = None;
+                    match r {
+                        Some(Ok(ws)) => {
+                            self.epoch += 1;
+                            let mut c = self.new_link(ws, true);
+                            if c.pending.is_empty() && c.authed { c.active = true; }
+                            candidate = Some(c);
+                        }
+                        _ => rotate_at = Some(Instant::now() + Duration::from_secs(1)),
+                    }
+                },
+                _ = sleep_until(wake.unwrap_or(far)), if wake.is_some() => {},
+                _ = sleep_until(idle_at) => break End::Lost(format!("no frame for {:?}: connection stale", hb.idle_timeout)),
+                _ = sleep_until(link.next_ping.unwrap_or(far)), if link.next_ping.is_some() => {
+                    link.next_ping = Some(Instant::now() + hb.interval);
+                    match &hb.client_ping {
+                        ClientPing::Text(t) => link.outbox.push_front(t.clone()),
+                        ClientPing::WsPing(p) => link.outbox.push_front(format!("{PING_MARK}{}", String::from_utf8_lossy(p))),
+                        ClientPing::None => {}
+                    }
+                },
+                _ = sleep_until(stable_at.unwrap_or(far)), if stable_at.is_some() => {
+                    stable_at = None;
+                    self.backoff.reset();
+                },
+                _ = sleep_until(rotate_at.unwrap_or(far)), if rotate_at.is_some() && connecting.is_none() && candidate.is_none() => {
+                    rotate_at = None;
+                    let t = self.transport.clone();
+                    let spec = self.cfg.spec.clone();
+                    connecting = Some(tokio::spawn(async move { t.connect(&spec).await }));
+                },
+            }
+        };
+        if let Some(h) = connecting {
+            h.abort();
+        }
+        if let (End::Lost(_), Some(c)) = (&end, candidate) {
+            // The primary died mid-rotation: the candidate simply goes away too.
+            drop(c);
+        }
+        end
+    }
+}
+
+/// How long a subscribed rotation candidate may wait for its data to join the primary's.
+const SWITCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Outbox frames starting with this mark are sent as WebSocket pings.
+const PING_MARK: &str = "\u{0}ping:";
+
+async fn recv_opt<S: WsStream>(link: &mut Option<Link<S>>) -> Option<Result<WsMsg, TransportError>> {
+    match link.as_mut() {
+        Some(l) => l.ws.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn join_opt<R>(h: &mut Option<JoinHandle<R>>) -> Option<R> {
+    match h.as_mut() {
+        Some(j) => j.await.ok(),
+        None => std::future::pending().await,
+    }
+}

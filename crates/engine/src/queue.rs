@@ -1,0 +1,293 @@
+//! The bounded event queue between a connection actor and its consumer, with an
+//! explicit policy when full: block the actor (lossless: the socket stops being
+//! read and TCP pushes back), or drop the oldest events and report what was
+//! dropped as `Gap` events ahead of the next delivery.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::Notify;
+
+use crate::event::{Event, EventKind, Missing};
+
+/// What happens when the consumer is slower than the socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Overflow {
+    /// Wait for room (lossless; default).
+    #[default]
+    Block,
+    /// Drop the oldest events; each dropped run becomes a `Gap` event.
+    DropOldest,
+}
+
+#[derive(Debug, Default)]
+struct Dropped {
+    epoch: u64,
+    from: u64,
+    to: u64,
+    count: u64,
+    countable: bool,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    buf: VecDeque<Event>,
+    dropped: BTreeMap<String, Dropped>,
+    rx_alive: bool,
+    tx_alive: bool,
+}
+
+#[derive(Debug)]
+struct Shared {
+    inner: Mutex<Inner>,
+    cap: usize,
+    policy: Overflow,
+    readable: Notify,
+    writable: Notify,
+    dropped_total: AtomicU64,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The consumer's end.
+#[derive(Debug)]
+pub struct EventReceiver {
+    s: Arc<Shared>,
+}
+
+/// The actor's end.
+#[derive(Debug)]
+pub(crate) struct EventSender {
+    s: Arc<Shared>,
+}
+
+/// The consumer has gone away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ReceiverGone;
+
+/// A queue of `cap` events (at least 1) with `policy`.
+pub(crate) fn queue(cap: usize, policy: Overflow) -> (EventSender, EventReceiver) {
+    let s = Arc::new(Shared {
+        inner: Mutex::new(Inner { rx_alive: true, tx_alive: true, ..Inner::default() }),
+        cap: cap.max(1),
+        policy,
+        readable: Notify::new(),
+        writable: Notify::new(),
+        dropped_total: AtomicU64::new(0),
+    });
+    (EventSender { s: s.clone() }, EventReceiver { s })
+}
+
+impl EventSender {
+    /// Queues an event according to the policy.
+    pub(crate) async fn send(&self, ev: Event) -> Result<(), ReceiverGone> {
+        let mut ev = Some(ev);
+        loop {
+            let wait = self.s.writable.notified();
+            tokio::pin!(wait);
+            wait.as_mut().enable();
+            {
+                let mut g = self.s.lock();
+                if !g.rx_alive {
+                    return Err(ReceiverGone);
+                }
+                if g.buf.len() < self.s.cap {
+                    g.buf.push_back(ev.take().expect("event present until pushed"));
+                    drop(g);
+                    self.s.readable.notify_one();
+                    return Ok(());
+                }
+                if self.s.policy == Overflow::DropOldest {
+                    if let Some(old) = g.buf.pop_front() {
+                        account(&mut g, old);
+                        self.s.dropped_total.fetch_add(1, Ordering::Relaxed);
+                    }
+                    g.buf.push_back(ev.take().expect("event present until pushed"));
+                    drop(g);
+                    self.s.readable.notify_one();
+                    return Ok(());
+                }
+            }
+            wait.await;
+        }
+    }
+}
+
+fn account(g: &mut Inner, old: Event) {
+    let (stream, seq) = match &old.kind {
+        EventKind::Data { stream, seq, .. } => (stream.clone(), *seq),
+        // Status events are never silently lost: keep them by putting them back in front.
+        _ => {
+            g.buf.push_front(old);
+            // Make room by dropping the oldest data event instead.
+            if let Some(i) = g.buf.iter().position(|e| matches!(e.kind, EventKind::Data { .. }))
+                && let Some(d) = g.buf.remove(i)
+            {
+                account(g, d);
+            }
+            return;
+        }
+    };
+    let d = g.dropped.entry(stream).or_insert_with(|| Dropped { countable: true, ..Dropped::default() });
+    d.epoch = d.epoch.max(old.epoch);
+    d.count += 1;
+    match seq {
+        Some(s) => {
+            if d.count == 1 {
+                d.from = s.first;
+            }
+            d.to = s.last;
+            d.countable &= s.prev.is_none();
+        }
+        None => d.countable = false,
+    }
+}
+
+impl Drop for EventSender {
+    fn drop(&mut self) {
+        self.s.lock().tx_alive = false;
+        self.s.readable.notify_waiters();
+        self.s.readable.notify_one();
+    }
+}
+
+impl EventReceiver {
+    /// The next event; `None` once the connection has ended and everything was read.
+    /// Drops under [`Overflow::DropOldest`] arrive as `Gap` events before newer data.
+    pub async fn recv(&mut self) -> Option<Event> {
+        loop {
+            let wait = self.s.readable.notified();
+            tokio::pin!(wait);
+            wait.as_mut().enable();
+            {
+                let mut g = self.s.lock();
+                if let Some(stream) = g.dropped.keys().next().cloned() {
+                    let d = g.dropped.remove(&stream).unwrap_or_default();
+                    let missing = if d.countable { Missing::Count(d.count) } else { Missing::Unknown };
+                    return Some(Event {
+                        epoch: d.epoch,
+                        kind: EventKind::Gap { stream, from: d.from, to: d.to, missing },
+                    });
+                }
+                if let Some(ev) = g.buf.pop_front() {
+                    drop(g);
+                    self.s.writable.notify_one();
+                    return Some(ev);
+                }
+                if !g.tx_alive {
+                    return None;
+                }
+            }
+            wait.await;
+        }
+    }
+
+    /// Events dropped so far under [`Overflow::DropOldest`].
+    pub fn dropped(&self) -> u64 {
+        self.s.dropped_total.load(Ordering::Relaxed)
+    }
+
+    /// Events waiting to be read.
+    pub fn len(&self) -> usize {
+        self.s.lock().buf.len()
+    }
+
+    /// Whether no event is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Drop for EventReceiver {
+    fn drop(&mut self) {
+        self.s.lock().rx_alive = false;
+        self.s.writable.notify_waiters();
+        self.s.writable.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::venue::Seq;
+    use std::time::SystemTime;
+
+    fn data(id: u64) -> Event {
+        Event {
+            epoch: 1,
+            kind: EventKind::Data {
+                stream: "btcusdt@trade".into(),
+                payload: String::new(),
+                seq: Some(Seq::single(id)),
+                received: SystemTime::UNIX_EPOCH,
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn drop_oldest_reports_the_dropped_range_before_newer_data() {
+        let (tx, mut rx) = queue(3, Overflow::DropOldest);
+        for id in 1..=10 {
+            tx.send(data(id)).await.unwrap();
+        }
+        assert_eq!(rx.dropped(), 7);
+        let gap = rx.recv().await.unwrap();
+        assert_eq!(
+            gap.kind,
+            EventKind::Gap { stream: "btcusdt@trade".into(), from: 1, to: 7, missing: Missing::Count(7) }
+        );
+        for id in 8..=10 {
+            assert_eq!(rx.recv().await.unwrap(), data(id));
+        }
+        drop(tx);
+        assert_eq!(rx.recv().await, None);
+    }
+
+    #[tokio::test]
+    async fn status_events_survive_drop_oldest() {
+        let (tx, mut rx) = queue(2, Overflow::DropOldest);
+        tx.send(Event { epoch: 1, kind: EventKind::Connected }).await.unwrap();
+        for id in 1..=5 {
+            tx.send(data(id)).await.unwrap();
+        }
+        let mut kinds = Vec::new();
+        drop(tx);
+        while let Some(e) = rx.recv().await {
+            kinds.push(e.kind);
+        }
+        assert!(kinds.contains(&EventKind::Connected), "{kinds:?}");
+        assert!(kinds.iter().any(|k| matches!(k, EventKind::Gap { .. })), "{kinds:?}");
+    }
+
+    #[tokio::test]
+    async fn block_waits_for_room_and_loses_nothing() {
+        let (tx, mut rx) = queue(2, Overflow::Block);
+        let producer = tokio::spawn(async move {
+            for id in 1..=100 {
+                tx.send(data(id)).await.unwrap();
+            }
+        });
+        for id in 1..=100 {
+            assert_eq!(rx.recv().await.unwrap(), data(id));
+            assert!(rx.len() <= 2);
+        }
+        producer.await.unwrap();
+        assert_eq!(rx.recv().await, None);
+        assert_eq!(rx.dropped(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_gone_consumer_unblocks_the_sender() {
+        let (tx, rx) = queue(1, Overflow::Block);
+        tx.send(data(1)).await.unwrap();
+        let pending = tokio::spawn(async move { tx.send(data(2)).await });
+        tokio::task::yield_now().await;
+        drop(rx);
+        assert_eq!(pending.await.unwrap(), Err(ReceiverGone));
+    }
+}

@@ -1,0 +1,155 @@
+//! What the engine needs to know about a venue, as data and pure functions.
+//!
+//! A venue module implements [`VenueRules`]; the engine calls it to encode
+//! requests and to classify every incoming text frame, and never looks inside
+//! the JSON itself. Nothing here touches a socket or spawns a task.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+/// How a connection is kept alive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientPing {
+    /// The server pings; the engine only answers (Binance, Deribit after set_heartbeat).
+    None,
+    /// Send a WebSocket ping frame with this payload every interval.
+    WsPing(Vec<u8>),
+    /// Send this text frame every interval (Bybit `{"op":"ping"}`).
+    Text(String),
+}
+
+/// Heartbeat policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// What the client sends on its own.
+    pub client_ping: ClientPing,
+    /// How often (ignored for [`ClientPing::None`]).
+    pub interval: Duration,
+    /// No frame at all for this long means the socket is dead (half-open TCP included).
+    pub idle_timeout: Duration,
+}
+
+/// Per-connection limits, as the venue states them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnLimits {
+    /// Streams one connection may hold.
+    pub max_streams: usize,
+    /// Client messages (text, ping, pong) allowed per `msg_window`.
+    pub max_msgs: usize,
+    /// The window of `max_msgs`.
+    pub msg_window: Duration,
+    /// Streams per subscribe request.
+    pub max_streams_per_request: usize,
+    /// Bytes per request frame.
+    pub max_request_bytes: usize,
+}
+
+/// Sequence information a venue reads from a data frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seq {
+    /// First sequence number in the message (trade id; depth `U`).
+    pub first: u64,
+    /// Last sequence number in the message (trade id; depth `u`).
+    pub last: u64,
+    /// The previous message's `last`, when the venue chains messages (futures `pu`).
+    /// With `prev`, numbers need not be consecutive and a break cannot be counted.
+    pub prev: Option<u64>,
+}
+
+impl Seq {
+    /// A message carrying one consecutive id (trade ids).
+    pub fn single(id: u64) -> Seq {
+        Seq { first: id, last: id, prev: None }
+    }
+}
+
+/// What an incoming text frame is, as far as the engine cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inbound<'a> {
+    /// A request succeeded.
+    Ack {
+        /// The request id it answers.
+        id: u64,
+    },
+    /// A request failed.
+    Rejected {
+        /// The request id, if the venue echoed one.
+        id: Option<u64>,
+        /// The venue's error code.
+        code: i64,
+        /// The venue's message.
+        msg: String,
+    },
+    /// Authentication succeeded.
+    AuthOk,
+    /// Authentication failed; terminal.
+    AuthFailed {
+        /// The venue's message.
+        msg: String,
+    },
+    /// An application-level pong (answers our client ping).
+    Pong,
+    /// The venue asks for this exact frame in reply (Deribit `test_request`).
+    Reply(String),
+    /// Market or user data for a stream.
+    Data {
+        /// The stream key the venue subscribes by.
+        stream: Cow<'a, str>,
+        /// Sequence numbers, when the stream has them.
+        seq: Option<Seq>,
+    },
+    /// The venue will close this connection soon (Binance `serverShutdown`).
+    Shutdown,
+    /// Valid JSON the venue module does not recognise; delivered as unknown.
+    Unknown,
+    /// Not parseable; delivered as an error that keeps the payload.
+    Malformed(String),
+}
+
+/// A venue's rules. Implementations are cheap, immutable and shared.
+pub trait VenueRules: Send + Sync + std::fmt::Debug + 'static {
+    /// Short name for logs and events (`binance`).
+    fn name(&self) -> &str;
+    /// Keep-alive policy.
+    fn heartbeat(&self) -> Heartbeat;
+    /// Per-connection limits.
+    fn limits(&self) -> ConnLimits;
+    /// One subscribe request frame for `streams` (already within the limits).
+    fn encode_subscribe(&self, id: u64, streams: &[String]) -> String;
+    /// One unsubscribe request frame.
+    fn encode_unsubscribe(&self, id: u64, streams: &[String]) -> String;
+    /// Frames to send right after connecting, before authenticating
+    /// (Deribit `public/set_heartbeat`). Default: none.
+    fn on_connect(&self, _next_id: &mut dyn FnMut() -> u64) -> Vec<String> {
+        Vec::new()
+    }
+    /// The authentication request, if this connection is private. The engine
+    /// waits for [`Inbound::AuthOk`] before subscribing. Default: public.
+    fn auth_request(&self, _id: u64) -> Option<String> {
+        None
+    }
+    /// Classifies one incoming text frame.
+    fn classify<'a>(&self, frame: &'a str) -> Inbound<'a>;
+}
+
+/// Splits `streams` into request batches within `limits`: at most
+/// `max_streams_per_request` each, and at most `max_request_bytes` when encoded.
+pub fn batches(rules: &dyn VenueRules, streams: &[String], id_hint: u64) -> Vec<Vec<String>> {
+    let limits = rules.limits();
+    let mut out: Vec<Vec<String>> = Vec::new();
+    let mut cur: Vec<String> = Vec::new();
+    for s in streams {
+        cur.push(s.clone());
+        let too_many = cur.len() > limits.max_streams_per_request.max(1);
+        let too_big = cur.len() > 1 && rules.encode_subscribe(id_hint, &cur).len() > limits.max_request_bytes;
+        if too_many || too_big {
+            let last = cur.pop().unwrap_or_default();
+            out.push(std::mem::take(&mut cur));
+            cur.push(last);
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
