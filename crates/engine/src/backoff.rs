@@ -169,6 +169,35 @@ mod tests {
         assert!(matches!(bad(|c| c.initial = Duration::from_secs(120)), BackoffConfigError::InitialAboveMax { .. }));
     }
 
+    /// Edge cases kept as named regressions: degenerate factor, full jitter,
+    /// initial == max, zero attempts, huge attempt counts.
+    #[test]
+    fn edge_case_regressions() {
+        let mut e = Seeded::new(9);
+        let flat = BackoffConfig { factor: 1.0, jitter: 0.0, immediate_first: false, ..BackoffConfig::default() };
+        let mut b = Backoff::new(flat).unwrap();
+        for _ in 0..5 {
+            assert_eq!(b.next_delay(&mut e), Some(Duration::from_secs(1)));
+        }
+        let full = BackoffConfig { jitter: 1.0, immediate_first: false, ..BackoffConfig::default() };
+        let mut b = Backoff::new(full).unwrap();
+        for _ in 0..50 {
+            assert!(b.next_delay(&mut e).unwrap() <= Duration::from_secs(60));
+        }
+        let pinned =
+            BackoffConfig { initial: Duration::from_secs(5), max: Duration::from_secs(5), ..BackoffConfig::default() };
+        let mut b = Backoff::new(pinned).unwrap();
+        b.next_delay(&mut e);
+        for _ in 0..10 {
+            let d = b.next_delay(&mut e).unwrap();
+            assert!(d >= Duration::from_millis(2500) && d <= Duration::from_secs(5), "{d:?}");
+        }
+        let none = BackoffConfig { max_attempts: Some(0), ..BackoffConfig::default() };
+        assert_eq!(Backoff::new(none).unwrap().next_delay(&mut e), None);
+        let cfg = BackoffConfig::default();
+        assert_eq!(cfg.capped(u32::MAX), cfg.max, "no overflow at huge attempt counts");
+    }
+
     fn config() -> impl Strategy<Value = BackoffConfig> {
         (1u64..5_000, 1u64..120_000, 1.0f64..4.0, 0.0f64..=1.0, any::<bool>(), proptest::option::of(0u32..20)).prop_map(
             |(initial_ms, extra_ms, factor, jitter, immediate_first, max_attempts)| BackoffConfig {

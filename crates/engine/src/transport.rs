@@ -70,7 +70,8 @@ pub struct ConnectSpec {
     pub max_frame_bytes: usize,
     /// Largest message accepted.
     pub max_message_bytes: usize,
-    /// `http://host:port` of an HTTP CONNECT proxy.
+    /// A proxy for the TCP connection: `http://host:port` (HTTP CONNECT) or
+    /// `socks5://host:port` (hostname resolved by the proxy).
     pub proxy: Option<String>,
 }
 
@@ -163,9 +164,19 @@ async fn tcp_via(target: (&str, u16), proxy: Option<&str>) -> Result<TcpStream, 
     let Some(proxy) = proxy else {
         return TcpStream::connect(target).await.map_err(conn);
     };
+    if let Some(p) = proxy.strip_prefix("socks5://") {
+        let s = tokio_socks::tcp::Socks5Stream::connect(p.trim_end_matches('/'), target)
+            .await
+            .map_err(|e| TransportError::Connect(format!("socks5 proxy: {e}")))?;
+        return Ok(s.into_inner());
+    }
     let p = proxy
         .strip_prefix("http://")
-        .ok_or_else(|| TransportError::Request(format!("proxy must be http://host:port, got {proxy:?}")))?
+        .ok_or_else(|| {
+            // Never echo a URL that may carry credentials.
+            let shown = if proxy.contains('@') { "<redacted>" } else { proxy };
+            TransportError::Request(format!("proxy must be http://host:port or socks5://host:port, got {shown:?}"))
+        })?
         .trim_end_matches('/');
     let mut s = TcpStream::connect(p).await.map_err(conn)?;
     let (host, port) = target;

@@ -420,3 +420,157 @@ async fn subscriptions_are_restored_after_a_reconnect_within_the_message_limit()
     assert_eq!(sim.stats().counters.rate_limit_closes, 0);
     assert!(conn.close().await);
 }
+
+/// A minimal HTTP CONNECT proxy on loopback; counts tunnels.
+async fn http_proxy() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let n = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = n.clone();
+    tokio::spawn(async move {
+        while let Ok((mut c, _)) = l.accept().await {
+            let count = count.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                while !head.ends_with(b"\r\n\r\n") {
+                    head.push(c.read_u8().await.unwrap());
+                }
+                let line = String::from_utf8_lossy(&head).lines().next().unwrap().to_string();
+                let target = line.split_whitespace().nth(1).unwrap().to_string();
+                assert!(line.starts_with("CONNECT "), "{line}");
+                let mut up = tokio::net::TcpStream::connect(target).await.unwrap();
+                c.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").await.unwrap();
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _ = tokio::io::copy_bidirectional(&mut c, &mut up).await;
+            });
+        }
+    });
+    (url, n)
+}
+
+/// A minimal SOCKS5 proxy (no authentication, CONNECT only); counts tunnels.
+async fn socks5_proxy() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("socks5://{}", l.local_addr().unwrap());
+    let n = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = n.clone();
+    tokio::spawn(async move {
+        while let Ok((mut c, _)) = l.accept().await {
+            let count = count.clone();
+            tokio::spawn(async move {
+                let mut hello = [0u8; 2];
+                c.read_exact(&mut hello).await.unwrap();
+                let mut methods = vec![0u8; hello[1] as usize];
+                c.read_exact(&mut methods).await.unwrap();
+                c.write_all(&[5, 0]).await.unwrap();
+                let mut req = [0u8; 4];
+                c.read_exact(&mut req).await.unwrap();
+                let host = match req[3] {
+                    1 => {
+                        let mut a = [0u8; 4];
+                        c.read_exact(&mut a).await.unwrap();
+                        std::net::Ipv4Addr::from(a).to_string()
+                    }
+                    3 => {
+                        let len = c.read_u8().await.unwrap();
+                        let mut name = vec![0u8; len as usize];
+                        c.read_exact(&mut name).await.unwrap();
+                        String::from_utf8(name).unwrap()
+                    }
+                    other => panic!("address type {other}"),
+                };
+                let port = c.read_u16().await.unwrap();
+                let mut up = tokio::net::TcpStream::connect((host.as_str(), port)).await.unwrap();
+                c.write_all(&[5, 0, 0, 1, 0, 0, 0, 0, 0, 0]).await.unwrap();
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _ = tokio::io::copy_bidirectional(&mut c, &mut up).await;
+            });
+        }
+    });
+    (url, n)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connects_through_http_connect_and_socks5_proxies() {
+    let (_sim, sim) = start(market()).await;
+    for (proxy, tunnels) in [http_proxy().await, socks5_proxy().await] {
+        let mut cfg = config(&sim);
+        cfg.spec.proxy = Some(proxy.clone());
+        cfg.spec.headers.push(("User-Agent".into(), "ferrofeed-test".into()));
+        let (conn, mut rx) = connect(&sim, Binance::default(), cfg, &["btcusdt@trade"]);
+        wait_for(&mut rx, "data through the proxy", |k| matches!(k, EventKind::Data { .. })).await;
+        assert_eq!(tunnels.load(std::sync::atomic::Ordering::SeqCst), 1, "{proxy}");
+        assert!(conn.close().await);
+    }
+}
+
+/// Many connections reconnecting at once share the venue's attempt budget and
+/// never hit the venue's connection-rate limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_attempt_budget_keeps_a_reconnect_storm_under_the_venue_limit() {
+    let mut m = market();
+    m.limits.max_conn_attempts = 12;
+    m.limits.conn_attempt_window = Duration::from_secs(2);
+    let (_sim, sim) = start(m).await;
+    let budget = ferrofeed_engine::AttemptBudget::new(12, Duration::from_millis(2100));
+    let mut conns = Vec::new();
+    for _ in 0..8 {
+        let mut cfg = config(&sim);
+        cfg.attempts = Some(budget.clone());
+        conns.push(connect(&sim, Binance::default(), cfg, &["btcusdt@trade"]));
+    }
+    for (_, rx) in conns.iter_mut() {
+        wait_for(rx, "connected", |k| *k == EventKind::Connected).await;
+    }
+    for _ in 0..2 {
+        sim.kill_all(KillMode::Reset);
+        for (_, rx) in conns.iter_mut() {
+            wait_for(rx, "reconnected", |k| *k == EventKind::Reconnected).await;
+        }
+    }
+    let c = sim.stats().counters;
+    assert_eq!(c.connection_attempts_rejected, 0, "{c:?}");
+    assert_eq!(c.connections_accepted, 24);
+    for (conn, _) in conns {
+        assert!(conn.close().await);
+    }
+}
+
+/// On tokio's paused clock: the reconnect delays to an unreachable venue follow
+/// the backoff policy, measured in virtual time.
+#[tokio::test(start_paused = true)]
+async fn backoff_delays_on_the_paused_clock_obey_the_policy() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/stream", l.local_addr().unwrap());
+    drop(l);
+    let mut cfg = ConnectionConfig::new(ConnectSpec::new(url));
+    cfg.seed = Some(3);
+    cfg.backoff.max_attempts = Some(9);
+    let policy = cfg.backoff.clone();
+    let (_conn, mut rx) =
+        Connection::spawn(Native::new(), Arc::new(Binance::default()), cfg, vec!["btcusdt@trade".into()]).unwrap();
+    let mut at = Vec::new();
+    loop {
+        match rx.recv().await.expect("alive").kind {
+            EventKind::Disconnected { .. } => at.push(tokio::time::Instant::now()),
+            EventKind::GaveUp { .. } => break,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(at.len(), 10);
+    for (k, w) in at.windows(2).enumerate() {
+        let d = w[1] - w[0];
+        if k == 0 {
+            assert!(d < Duration::from_millis(50), "immediate first retry: {d:?}");
+            continue;
+        }
+        let cap = policy.capped(k as u32 - 1);
+        let low = cap.mul_f64(1.0 - policy.jitter);
+        assert!(
+            d + Duration::from_millis(50) >= low && d <= cap + Duration::from_millis(50),
+            "retry {k}: {d:?} not in [{low:?}, {cap:?}]"
+        );
+    }
+}
