@@ -65,6 +65,9 @@ pub struct ConnectionConfig {
     pub seed: Option<u64>,
     /// Shared connection-attempt budget for the venue host.
     pub attempts: Option<AttemptBudget>,
+    /// A subscribe request unanswered this long is reported as an error and
+    /// its streams are assumed subscribed (the socket becomes active anyway).
+    pub ack_timeout: Duration,
 }
 
 impl ConnectionConfig {
@@ -79,6 +82,7 @@ impl ConnectionConfig {
             close_timeout: Duration::from_secs(1),
             seed: None,
             attempts: None,
+            ack_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -209,7 +213,7 @@ struct Link<S> {
     epoch: u64,
     outbox: VecDeque<String>,
     pacer: Pacer,
-    pending: HashMap<u64, Vec<String>>,
+    pending: HashMap<u64, (Vec<String>, Instant)>,
     authed: bool,
     active: bool,
     /// A rotation candidate (not yet the primary).
@@ -249,6 +253,8 @@ enum Flow {
     Candidate(Buffered),
     /// Start a rotation now (shutdown notice).
     Rotate,
+    /// The rotation candidate delivers unsequenced data (taken from the primary).
+    Unsequenced,
 }
 
 impl<T: Transport> Actor<T> {
@@ -393,7 +399,7 @@ impl<T: Transport> Actor<T> {
         for batch in batches(self.venue.as_ref(), &desired, self.next_id + 1) {
             let id = self.id();
             link.outbox.push_back(self.venue.encode_subscribe(id, &batch));
-            link.pending.insert(id, batch);
+            link.pending.insert(id, (batch, Instant::now()));
         }
         if !link.candidate {
             self.set_state(State::Subscribing);
@@ -464,12 +470,18 @@ impl<T: Transport> Actor<T> {
                 link.pending.remove(&id);
                 self.activate(link).await
             }
-            Inbound::Rejected { id, code, msg } => match id.and_then(|i| link.pending.remove(&i)) {
-                Some(batch) => {
+            Inbound::Rejected { id, code, msg, streams } => match id.and_then(|i| link.pending.remove(&i)) {
+                Some((batch, _)) => {
+                    // Only the streams the venue names failed, if it names any.
+                    let failed: Vec<String> = if streams.is_empty() {
+                        batch
+                    } else {
+                        batch.into_iter().filter(|s| streams.contains(s)).collect()
+                    };
                     let mut ok = true;
                     if primary {
-                        self.desired.retain(|s| !batch.contains(s));
-                        for stream in batch {
+                        self.desired.retain(|s| !failed.contains(s));
+                        for stream in failed {
                             ok &= self
                                 .emit(epoch, EventKind::SubscriptionFailed { stream, code, msg: msg.clone() })
                                 .await;
@@ -502,6 +514,7 @@ impl<T: Transport> Actor<T> {
                     // dropped (the primary carries the same), sequenced data is held back.
                     return match seq {
                         Some(seq) => Flow::Candidate(Buffered { stream: stream.into_owned(), seq, payload: text }),
+                        None if link.active => Flow::Unsequenced,
                         None => Flow::Continue,
                     };
                 }
@@ -576,6 +589,7 @@ impl<T: Transport> Actor<T> {
         let mut stable_at = Some(link.opened + self.backoff.config().reset_after);
         let mut held: VecDeque<Buffered> = VecDeque::new();
         let mut switch_deadline: Option<Instant> = None;
+        let mut cand_unsequenced = false;
         if link.pending.is_empty() && link.authed && !self.activate(&mut link).await {
             return End::ConsumerGone;
         }
@@ -598,9 +612,11 @@ impl<T: Transport> Actor<T> {
                 switch_deadline = Some(Instant::now() + SWITCH_TIMEOUT);
             }
             let forced = switch_deadline.is_some_and(|d| Instant::now() >= d) || held.len() >= CANDIDATE_BUFFER;
-            if ready && (forced || ((self.desired.is_empty() || !held.is_empty()) && self.overlapped(&held))) {
+            let joined = if held.is_empty() { cand_unsequenced } else { self.overlapped(&held) };
+            if ready && (forced || self.desired.is_empty() || joined) {
                 let Some(mut new) = candidate.take() else { continue };
                 switch_deadline = None;
+                cand_unsequenced = false;
                 let epoch = new.epoch;
                 let mut gone = false;
                 while let Some(b) = held.pop_front() {
@@ -639,6 +655,13 @@ impl<T: Transport> Actor<T> {
                 (a, b) => a.or(b),
             };
             let idle_at = link.last_rx + hb.idle_timeout;
+            let ack_timeout = self.cfg.ack_timeout;
+            let ack_due = std::iter::once(&link)
+                .chain(candidate.as_ref())
+                .flat_map(|l| l.pending.values().map(|(_, t)| *t + ack_timeout))
+                .min();
+            let cand_idle = candidate.as_ref().map(|c| c.last_rx + hb.idle_timeout);
+            let cand_ping = candidate.as_ref().and_then(|c| c.next_ping);
             let far = Instant::now() + Duration::from_secs(365 * 86400);
             tokio::select! {
                 biased;
@@ -653,7 +676,7 @@ impl<T: Transport> Actor<T> {
                             for batch in batches(self.venue.as_ref(), &uniq, self.next_id + 1) {
                                 let id = self.id();
                                 l.outbox.push_back(self.venue.encode_subscribe(id, &batch));
-                                l.pending.insert(id, batch);
+                                l.pending.insert(id, (batch, Instant::now()));
                             }
                         }
                     }
@@ -677,7 +700,7 @@ impl<T: Transport> Actor<T> {
                     }
                 },
                 m = link.ws.recv() => match self.on_msg(&mut link, m, true).await {
-                    Flow::Continue | Flow::Candidate(_) => {}
+                    Flow::Continue | Flow::Candidate(_) | Flow::Unsequenced => {}
                     Flow::End(e) => break e,
                     Flow::Rotate => { if connecting.is_none() && candidate.is_none() { rotate_at = Some(Instant::now()); } }
                 },
@@ -686,10 +709,12 @@ impl<T: Transport> Actor<T> {
                     match self.on_msg(c, m, false).await {
                         Flow::Continue | Flow::Rotate => {}
                         Flow::Candidate(b) => held.push_back(b),
+                        Flow::Unsequenced => cand_unsequenced = true,
                         Flow::End(End::Lost(_)) => {
                             candidate = None;
                             held.clear();
                             switch_deadline = None;
+                            cand_unsequenced = false;
                             rotate_at = Some(Instant::now() + Duration::from_secs(1));
                         }
                         Flow::End(e) => break e,
@@ -716,6 +741,45 @@ impl<T: Transport> Actor<T> {
                         ClientPing::WsPing(p) => link.outbox.push_front(format!("{PING_MARK}{}", String::from_utf8_lossy(p))),
                         ClientPing::None => {}
                     }
+                },
+                _ = sleep_until(cand_idle.unwrap_or(far)), if cand_idle.is_some() => {
+                    // The replacement went silent: drop it and try again later.
+                    candidate = None;
+                    held.clear();
+                    switch_deadline = None;
+                    cand_unsequenced = false;
+                    rotate_at = Some(Instant::now() + Duration::from_secs(1));
+                },
+                _ = sleep_until(cand_ping.unwrap_or(far)), if cand_ping.is_some() => {
+                    if let Some(c) = candidate.as_mut() {
+                        c.next_ping = Some(Instant::now() + hb.interval);
+                        match &hb.client_ping {
+                            ClientPing::Text(t) => c.outbox.push_front(t.clone()),
+                            ClientPing::WsPing(p) => c.outbox.push_front(format!("{PING_MARK}{}", String::from_utf8_lossy(p))),
+                            ClientPing::None => {}
+                        }
+                    }
+                },
+                _ = sleep_until(ack_due.unwrap_or(far)), if ack_due.is_some() => {
+                    let now = Instant::now();
+                    let mut expired = Vec::new();
+                    for l in std::iter::once(&mut link).chain(candidate.as_mut()) {
+                        let ids: Vec<u64> = l.pending.iter().filter(|(_, (_, t))| *t + ack_timeout <= now).map(|(id, _)| *id).collect();
+                        for id in ids {
+                            if let Some((batch, _)) = l.pending.remove(&id) {
+                                expired.push((l.epoch, l.candidate, id, batch));
+                            }
+                        }
+                    }
+                    let mut ok = true;
+                    for (epoch, cand, id, batch) in expired {
+                        if !cand {
+                            let msg = format!("no reply to request {id} within {ack_timeout:?}; assuming subscribed: {}", batch.join(","));
+                            ok &= self.emit(epoch, EventKind::Error { msg, raw: String::new() }).await;
+                        }
+                    }
+                    if !ok || !self.activate(&mut link).await { break End::ConsumerGone; }
+                    if let Some(c) = candidate.as_mut() { self.activate(c).await; }
                 },
                 _ = sleep_until(stable_at.unwrap_or(far)), if stable_at.is_some() => {
                     stable_at = None;

@@ -37,4 +37,4 @@ pub use entropy::{Entropy, Seeded};
 pub use event::{Event, EventKind, Missing, State};
 pub use queue::{EventReceiver, Overflow};
 pub use transport::{ConnectSpec, Native, Transport, TransportError, WsMsg, WsStream};
-pub use venue::{ClientPing, ConnLimits, Heartbeat, Inbound, Seq, VenueRules};
+pub use venue::{ClientPing, ConnLimits, Heartbeat, Inbound, Seq, SeqKind, VenueRules};

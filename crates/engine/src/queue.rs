@@ -142,7 +142,7 @@ fn account(g: &mut Inner, old: Event) {
                 d.from = s.first;
             }
             d.to = s.last;
-            d.countable &= s.prev.is_none();
+            d.countable &= s.prev.is_none() && s.kind == crate::venue::SeqKind::Counted;
         }
         None => d.countable = false,
     }

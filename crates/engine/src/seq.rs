@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use crate::event::Missing;
-use crate::venue::Seq;
+use crate::venue::{Seq, SeqKind};
 
 /// What to do with a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,8 +37,16 @@ impl SeqTracker {
             self.last.insert(stream.to_string(), seq.last);
             return Verdict::Deliver;
         };
+        if seq.kind == SeqKind::Reset {
+            *last = seq.last;
+            return Verdict::Deliver;
+        }
         if seq.last <= *last {
             return Verdict::Duplicate;
+        }
+        if seq.kind == SeqKind::Ordered {
+            *last = seq.last;
+            return Verdict::Deliver;
         }
         let verdict = match seq.prev {
             // Chained ids (futures depth `pu`): the link must match exactly.
@@ -81,15 +89,25 @@ mod tests {
     #[test]
     fn ranges_and_chains() {
         let mut t = SeqTracker::default();
-        let r = |first, last| Seq { first, last, prev: None };
+        let r = Seq::range;
         assert_eq!(t.check("d", r(1, 5)), Verdict::Deliver);
         assert_eq!(t.check("d", r(6, 9)), Verdict::Deliver);
         assert_eq!(t.check("d", r(12, 13)), Verdict::Gap { from: 10, to: 11, missing: Missing::Count(2) });
-        let c = |first, last, prev| Seq { first, last, prev: Some(prev) };
+        let c = Seq::chained;
         assert_eq!(t.check("f", c(100, 120, 90)), Verdict::Deliver);
         assert_eq!(t.check("f", c(125, 140, 120)), Verdict::Deliver);
         assert_eq!(t.check("f", c(150, 160, 145)), Verdict::Gap { from: 141, to: 149, missing: Missing::Unknown });
         t.forget("f");
         assert_eq!(t.check("f", c(1, 2, 0)), Verdict::Deliver);
+    }
+
+    #[test]
+    fn ordered_numbers_deduplicate_and_resets_restart() {
+        let mut t = SeqTracker::default();
+        assert_eq!(t.check("b", Seq::ordered(100)), Verdict::Deliver);
+        assert_eq!(t.check("b", Seq::ordered(2600)), Verdict::Deliver, "jumps are not gaps");
+        assert_eq!(t.check("b", Seq::ordered(2600)), Verdict::Duplicate);
+        assert_eq!(t.check("b", Seq::reset(1)), Verdict::Deliver, "a snapshot restarts the sequence");
+        assert_eq!(t.check("b", Seq::ordered(2)), Verdict::Deliver);
     }
 }

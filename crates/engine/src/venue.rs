@@ -44,6 +44,20 @@ pub struct ConnLimits {
     pub max_request_bytes: usize,
 }
 
+/// How a stream's sequence numbers behave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SeqKind {
+    /// Consecutive ids or `first..=last` ranges (trade ids, spot depth U/u), or a
+    /// `prev` chain (futures depth `pu`): breaks are gaps.
+    #[default]
+    Counted,
+    /// Increasing but not consecutive (Bybit `seq`): orders and de-duplicates,
+    /// cannot reveal a gap.
+    Ordered,
+    /// A snapshot that restarts the sequence at `last` (Bybit `u == 1` snapshots).
+    Reset,
+}
+
 /// Sequence information a venue reads from a data frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Seq {
@@ -54,12 +68,34 @@ pub struct Seq {
     /// The previous message's `last`, when the venue chains messages (futures `pu`).
     /// With `prev`, numbers need not be consecutive and a break cannot be counted.
     pub prev: Option<u64>,
+    /// How the numbers behave.
+    pub kind: SeqKind,
 }
 
 impl Seq {
     /// A message carrying one consecutive id (trade ids).
     pub fn single(id: u64) -> Seq {
-        Seq { first: id, last: id, prev: None }
+        Seq { first: id, last: id, prev: None, kind: SeqKind::Counted }
+    }
+
+    /// A message covering the consecutive ids `first..=last` (spot depth `U`/`u`).
+    pub fn range(first: u64, last: u64) -> Seq {
+        Seq { first, last, prev: None, kind: SeqKind::Counted }
+    }
+
+    /// A message chained to the previous one's `last` (futures depth `pu`).
+    pub fn chained(first: u64, last: u64, prev: u64) -> Seq {
+        Seq { first, last, prev: Some(prev), kind: SeqKind::Counted }
+    }
+
+    /// An increasing, non-consecutive number.
+    pub fn ordered(n: u64) -> Seq {
+        Seq { first: n, last: n, prev: None, kind: SeqKind::Ordered }
+    }
+
+    /// A snapshot that restarts the sequence at `n`.
+    pub fn reset(n: u64) -> Seq {
+        Seq { first: n, last: n, prev: None, kind: SeqKind::Reset }
     }
 }
 
@@ -71,7 +107,7 @@ pub enum Inbound<'a> {
         /// The request id it answers.
         id: u64,
     },
-    /// A request failed.
+    /// A request failed, wholly or for the streams named.
     Rejected {
         /// The request id, if the venue echoed one.
         id: Option<u64>,
@@ -79,6 +115,9 @@ pub enum Inbound<'a> {
         code: i64,
         /// The venue's message.
         msg: String,
+        /// The streams refused, when the venue names them; empty means the whole
+        /// request. Streams of the request not named here count as accepted.
+        streams: Vec<String>,
     },
     /// Authentication succeeded.
     AuthOk,

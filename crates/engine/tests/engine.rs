@@ -574,3 +574,49 @@ async fn backoff_delays_on_the_paused_clock_obey_the_policy() {
         );
     }
 }
+
+/// Streams without sequence numbers rotate too (taken from the old socket until
+/// the new one delivers).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsequenced_streams_rotate_as_well() {
+    let (_sim, sim) = start(market()).await;
+    let mut cfg = config(&sim);
+    cfg.rotate_after = Some(Duration::from_millis(400));
+    let (conn, mut rx) = connect(&sim, Binance::default(), cfg, &["btcusdt@bookTicker"]);
+    let mut rotations = 0;
+    let mut most = 0;
+    while rotations < 3 {
+        match next(&mut rx).await.kind {
+            EventKind::Rotated => rotations += 1,
+            EventKind::Data { .. } | EventKind::Connected => {}
+            other => panic!("{other:?}"),
+        }
+        most = most.max(sim.connections().len());
+    }
+    assert!(most <= 2);
+    assert!(conn.close().await);
+}
+
+/// A subscribe request the venue never answers does not leave the connection
+/// stuck: it is reported and the socket becomes active.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_subscribe_is_reported_and_does_not_block_activation() {
+    let (_sim, sim) = start(market()).await;
+    sim.set_ack_delay(Duration::from_secs(60));
+    let mut cfg = config(&sim);
+    cfg.ack_timeout = Duration::from_millis(300);
+    let (conn, mut rx) = connect(&sim, Binance::default(), cfg, &["btcusdt@trade"]);
+    let mut saw_error = false;
+    loop {
+        match next(&mut rx).await.kind {
+            EventKind::Error { msg, .. } => {
+                assert!(msg.contains("no reply to request"), "{msg}");
+                saw_error = true;
+            }
+            EventKind::Connected => break,
+            _ => {}
+        }
+    }
+    assert!(saw_error, "the missing ack is reported before the connection counts as up");
+    assert!(conn.close().await);
+}

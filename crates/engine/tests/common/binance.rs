@@ -58,6 +58,7 @@ impl VenueRules for Binance {
                 id: v.get("id").and_then(Value::as_u64),
                 code: err.get("code").and_then(Value::as_i64).unwrap_or(0),
                 msg: err.get("msg").and_then(Value::as_str).unwrap_or_default().to_string(),
+                streams: Vec::new(),
             };
         }
         if v.get("result").is_some() {
@@ -82,7 +83,10 @@ impl VenueRules for Binance {
             Some("trade") => num("t").map(Seq::single),
             Some("aggTrade") => num("a").map(Seq::single),
             Some("depthUpdate") => match (num("U"), num("u")) {
-                (Some(first), Some(last)) => Some(Seq { first, last, prev: num("pu") }),
+                (Some(first), Some(last)) => Some(match num("pu") {
+                    Some(pu) => Seq::chained(first, last, pu),
+                    None => Seq::range(first, last),
+                }),
                 _ => None,
             },
             _ => None,
