@@ -68,6 +68,8 @@ pub struct ConnectionConfig {
     /// A subscribe request unanswered this long is reported as an error and
     /// its streams are assumed subscribed (the socket becomes active anyway).
     pub ack_timeout: Duration,
+    /// Identifies this connection's events in a merged stream.
+    pub id: u64,
 }
 
 impl ConnectionConfig {
@@ -83,8 +85,43 @@ impl ConnectionConfig {
             seed: None,
             attempts: None,
             ack_timeout: Duration::from_secs(30),
+            id: 0,
         }
     }
+}
+
+/// Where one stream's subscription stands on its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubState {
+    /// Requested; no acknowledgement yet (or waiting for a socket).
+    Pending,
+    /// Acknowledged (or carried by the connection URL).
+    Confirmed,
+    /// Refused by the venue; not retried.
+    Failed,
+    /// Unsubscribe sent; no acknowledgement yet.
+    PendingUnsubscribe,
+}
+
+/// A connection's state for introspection and rate-limit statistics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnSnapshot {
+    /// The connection id.
+    pub id: u64,
+    /// Lifecycle state.
+    pub state: State,
+    /// Socket generation.
+    pub epoch: u64,
+    /// The URL of the current socket.
+    pub url: String,
+    /// Every stream and where it stands.
+    pub streams: std::collections::BTreeMap<String, SubState>,
+    /// Sockets opened after the first.
+    pub reconnects: u64,
+    /// Client messages sent within the venue's current window.
+    pub msgs_in_window: usize,
+    /// The venue's limit for that window.
+    pub msg_limit: usize,
 }
 
 #[derive(Debug)]
@@ -103,7 +140,7 @@ pub struct ConnectionClosed;
 #[derive(Debug)]
 pub struct Connection {
     cmds: mpsc::Sender<Command>,
-    state: watch::Receiver<State>,
+    state: watch::Receiver<ConnSnapshot>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -115,22 +152,44 @@ impl Connection {
         cfg: ConnectionConfig,
         streams: Vec<String>,
     ) -> Result<(Connection, EventReceiver), BackoffConfigError> {
-        let backoff = Backoff::new(cfg.backoff.clone())?;
         let (tx, rx) = queue(cfg.queue_capacity, cfg.overflow);
+        let conn = Connection::spawn_with(transport, venue, cfg, streams, tx)?;
+        Ok((conn, rx))
+    }
+
+    /// Starts a connection whose events go to an existing (shared) queue.
+    pub fn spawn_with<T: Transport>(
+        transport: T,
+        venue: Arc<dyn VenueRules>,
+        cfg: ConnectionConfig,
+        streams: Vec<String>,
+        events: EventSender,
+    ) -> Result<Connection, BackoffConfigError> {
+        let backoff = Backoff::new(cfg.backoff.clone())?;
         let (cmd_tx, cmd_rx) = mpsc::channel(64);
-        let (state_tx, state_rx) = watch::channel(State::Connecting);
         let mut desired = Vec::new();
         for s in streams {
             if !desired.contains(&s) {
                 desired.push(s);
             }
         }
+        let snapshot = ConnSnapshot {
+            id: cfg.id,
+            state: State::Connecting,
+            epoch: 0,
+            url: cfg.spec.url.clone(),
+            streams: desired.iter().map(|s| (s.clone(), SubState::Pending)).collect(),
+            reconnects: 0,
+            msgs_in_window: 0,
+            msg_limit: venue.limits().max_msgs,
+        };
+        let (state_tx, state_rx) = watch::channel(snapshot);
         let actor = Actor {
             entropy: cfg.seed.map(Seeded::new).unwrap_or_else(Seeded::from_os),
             transport,
             venue,
             cfg,
-            events: tx,
+            events,
             cmds: cmd_rx,
             desired,
             next_id: 0,
@@ -141,7 +200,7 @@ impl Connection {
             ever_active: false,
         };
         let task = tokio::spawn(actor.run());
-        Ok((Connection { cmds: cmd_tx, state: state_rx, task: Some(task) }, rx))
+        Ok(Connection { cmds: cmd_tx, state: state_rx, task: Some(task) })
     }
 
     /// Adds streams to the desired set (kept across reconnects).
@@ -156,7 +215,13 @@ impl Connection {
 
     /// The current lifecycle state.
     pub fn state(&self) -> State {
-        *self.state.borrow()
+        self.state.borrow().state
+    }
+
+    /// The latest snapshot: state, epoch, URL, each stream's subscription state,
+    /// and message-rate usage.
+    pub fn snapshot(&self) -> ConnSnapshot {
+        self.state.borrow().clone()
     }
 
     /// Closes with a close frame (1000) and waits up to 2 s for the task to end.
@@ -214,6 +279,7 @@ struct Link<S> {
     outbox: VecDeque<String>,
     pacer: Pacer,
     pending: HashMap<u64, (Vec<String>, Instant)>,
+    unsubscribing: HashMap<u64, Vec<String>>,
     authed: bool,
     active: bool,
     /// A rotation candidate (not yet the primary).
@@ -241,7 +307,7 @@ struct Actor<T: Transport> {
     seq: SeqTracker,
     backoff: Backoff,
     entropy: Seeded,
-    state: watch::Sender<State>,
+    state: watch::Sender<ConnSnapshot>,
     ever_active: bool,
 }
 
@@ -259,11 +325,27 @@ enum Flow {
 
 impl<T: Transport> Actor<T> {
     async fn emit(&mut self, epoch: u64, kind: EventKind) -> bool {
-        self.events.send(Event { epoch, kind }).await.is_ok()
+        self.events.send(Event { conn: self.cfg.id, epoch, kind }).await.is_ok()
     }
 
     fn set_state(&mut self, s: State) {
-        self.state.send_replace(s);
+        self.state.send_modify(|snap| snap.state = s);
+    }
+
+    /// Records a stream's subscription state (`None` removes it).
+    fn set_sub(&mut self, stream: &str, to: Option<SubState>) {
+        self.state.send_modify(|snap| match to {
+            Some(st) => {
+                snap.streams.insert(stream.to_string(), st);
+            }
+            None => {
+                snap.streams.remove(stream);
+            }
+        });
+    }
+
+    fn sub_state(&self, stream: &str) -> Option<SubState> {
+        self.state.borrow().streams.get(stream).copied()
     }
 
     fn id(&mut self) -> u64 {
@@ -277,6 +359,7 @@ impl<T: Transport> Actor<T> {
             Some(Command::Subscribe(s)) => {
                 for x in s {
                     if !self.desired.contains(&x) {
+                        self.set_sub(&x, Some(SubState::Pending));
                         self.desired.push(x);
                     }
                 }
@@ -286,6 +369,7 @@ impl<T: Transport> Actor<T> {
                 self.desired.retain(|x| !s.contains(x));
                 for x in &s {
                     self.seq.forget(x);
+                    self.set_sub(x, None);
                 }
                 true
             }
@@ -306,7 +390,7 @@ impl<T: Transport> Actor<T> {
                     }
                 }
             }
-            let spec = self.cfg.spec.clone();
+            let (spec, preset) = self.connect_spec();
             let transport = self.transport.clone();
             let connect = transport.connect(&spec);
             tokio::pin!(connect);
@@ -319,7 +403,15 @@ impl<T: Transport> Actor<T> {
             let reason = match result {
                 Ok(ws) => {
                     self.epoch += 1;
-                    let link = self.new_link(ws, false);
+                    if self.ever_active {
+                        self.state.send_modify(|s| s.reconnects += 1);
+                    }
+                    let url = spec.url.clone();
+                    self.state.send_modify(|s| {
+                        s.epoch = self.epoch;
+                        s.url = url;
+                    });
+                    let link = self.new_link(ws, false, preset);
                     match self.session(link).await {
                         End::Closed | End::ConsumerGone | End::AuthFailed => break 'outer,
                         End::Lost(reason) => reason,
@@ -352,7 +444,16 @@ impl<T: Transport> Actor<T> {
         self.set_state(State::Closed);
     }
 
-    fn new_link(&mut self, ws: T::Stream, candidate: bool) -> Link<T::Stream> {
+    /// The connect spec for the current desired set, and how many of its
+    /// streams the URL carries.
+    fn connect_spec(&self) -> (ConnectSpec, usize) {
+        let mut spec = self.cfg.spec.clone();
+        let (url, preset) = self.venue.connect_url(&spec.url, &self.desired);
+        spec.url = url;
+        (spec, preset.min(self.desired.len()))
+    }
+
+    fn new_link(&mut self, ws: T::Stream, candidate: bool, preset: usize) -> Link<T::Stream> {
         let limits = self.venue.limits();
         let hb = self.venue.heartbeat();
         let now = Instant::now();
@@ -364,6 +465,7 @@ impl<T: Transport> Actor<T> {
             outbox: VecDeque::new(),
             pacer: Pacer::new(budget, limits.msg_window),
             pending: HashMap::new(),
+            unsubscribing: HashMap::new(),
             authed: false,
             active: false,
             opened: now,
@@ -388,15 +490,29 @@ impl<T: Transport> Actor<T> {
             }
             None => {
                 link.authed = true;
-                self.queue_subscriptions(&mut link);
+                self.queue_subscriptions(&mut link, preset);
             }
         }
         link
     }
 
-    fn queue_subscriptions(&mut self, link: &mut Link<T::Stream>) {
+    fn queue_subscriptions(&mut self, link: &mut Link<T::Stream>, preset: usize) {
         let desired = self.desired.clone();
-        for batch in batches(self.venue.as_ref(), &desired, self.next_id + 1) {
+        let (carried, rest) = desired.split_at(preset.min(desired.len()));
+        if !link.candidate {
+            // A new socket starts from nothing: what was being unsubscribed is gone,
+            // what the URL carries is confirmed, the rest is pending again.
+            self.state.send_modify(|snap| {
+                snap.streams.retain(|_, st| *st != SubState::PendingUnsubscribe);
+                for s in carried {
+                    snap.streams.insert(s.clone(), SubState::Confirmed);
+                }
+                for s in rest {
+                    snap.streams.insert(s.clone(), SubState::Pending);
+                }
+            });
+        }
+        for batch in batches(self.venue.as_ref(), rest, self.next_id + 1) {
             let id = self.id();
             link.outbox.push_back(self.venue.encode_subscribe(id, &batch));
             link.pending.insert(id, (batch, Instant::now()));
@@ -418,6 +534,10 @@ impl<T: Transport> Actor<T> {
                     };
                     link.outbox.pop_front();
                     link.ws.send(msg).await?;
+                    if !link.candidate {
+                        let used = link.pacer.used();
+                        self.state.send_modify(|s| s.msgs_in_window = used);
+                    }
                 }
                 Err(at) => return Ok(Some(at)),
             }
@@ -434,6 +554,8 @@ impl<T: Transport> Actor<T> {
             return true; // it reports when it takes over
         }
         self.set_state(State::Active);
+        let used = link.pacer.used();
+        self.state.send_modify(|s| s.msgs_in_window = used);
         let kind = if self.ever_active { EventKind::Reconnected } else { EventKind::Connected };
         self.ever_active = true;
         self.emit(link.epoch, kind).await
@@ -467,7 +589,25 @@ impl<T: Transport> Actor<T> {
         let venue = self.venue.clone();
         let ok = match venue.classify(&text) {
             Inbound::Ack { id } => {
-                link.pending.remove(&id);
+                if let Some((batch, _)) = link.pending.remove(&id)
+                    && primary
+                {
+                    for s in batch {
+                        // A late ack never revives a stream being unsubscribed.
+                        if self.sub_state(&s) == Some(SubState::Pending) {
+                            self.set_sub(&s, Some(SubState::Confirmed));
+                        }
+                    }
+                }
+                if let Some(batch) = link.unsubscribing.remove(&id)
+                    && primary
+                {
+                    for s in batch {
+                        if self.sub_state(&s) == Some(SubState::PendingUnsubscribe) {
+                            self.set_sub(&s, None);
+                        }
+                    }
+                }
                 self.activate(link).await
             }
             Inbound::Rejected { id, code, msg, streams } => match id.and_then(|i| link.pending.remove(&i)) {
@@ -481,6 +621,9 @@ impl<T: Transport> Actor<T> {
                     let mut ok = true;
                     if primary {
                         self.desired.retain(|s| !failed.contains(s));
+                        for s in &failed {
+                            self.set_sub(s, Some(SubState::Failed));
+                        }
                         for stream in failed {
                             ok &= self
                                 .emit(epoch, EventKind::SubscriptionFailed { stream, code, msg: msg.clone() })
@@ -496,7 +639,9 @@ impl<T: Transport> Actor<T> {
             },
             Inbound::AuthOk => {
                 link.authed = true;
-                self.queue_subscriptions(link);
+                // URL-carried streams arrive only after authentication on private sockets;
+                // subscribe everything explicitly there.
+                self.queue_subscriptions(link, 0);
                 self.activate(link).await
             }
             Inbound::AuthFailed { msg } => {
@@ -590,6 +735,8 @@ impl<T: Transport> Actor<T> {
         let mut held: VecDeque<Buffered> = VecDeque::new();
         let mut switch_deadline: Option<Instant> = None;
         let mut cand_unsequenced = false;
+        let mut cand_preset = 0usize;
+        let mut cand_url = String::new();
         if link.pending.is_empty() && link.authed && !self.activate(&mut link).await {
             return End::ConsumerGone;
         }
@@ -639,6 +786,11 @@ impl<T: Transport> Actor<T> {
                             .await;
                 });
                 self.set_state(State::Active);
+                let (epoch, url) = (link.epoch, cand_url.clone());
+                self.state.send_modify(|s| {
+                    s.epoch = epoch;
+                    s.url = url;
+                });
                 rotate_at = self.cfg.rotate_after.map(|d| link.opened + d);
                 stable_at = None;
                 if !self.emit(link.epoch, EventKind::Rotated).await {
@@ -671,6 +823,7 @@ impl<T: Transport> Actor<T> {
                         let mut uniq = Vec::new();
                         for x in new { if !uniq.contains(&x) { uniq.push(x); } }
                         self.desired.extend(uniq.iter().cloned());
+                        for x in &uniq { self.set_sub(x, Some(SubState::Pending)); }
                         for l in std::iter::once(&mut link).chain(candidate.as_mut()) {
                             if !l.authed { continue; }
                             for batch in batches(self.venue.as_ref(), &uniq, self.next_id + 1) {
@@ -681,15 +834,27 @@ impl<T: Transport> Actor<T> {
                         }
                     }
                     Some(Command::Unsubscribe(s)) => {
+                        // Failed streams were never subscribed: forget them without a request.
+                        for x in &s {
+                            if self.sub_state(x) == Some(SubState::Failed) { self.set_sub(x, None); }
+                        }
                         let gone: Vec<String> = s.into_iter().filter(|x| self.desired.contains(x)).collect();
                         self.desired.retain(|x| !gone.contains(x));
-                        for x in &gone { self.seq.forget(x); }
+                        for x in &gone {
+                            self.seq.forget(x);
+                            self.set_sub(x, Some(SubState::PendingUnsubscribe));
+                        }
                         for l in std::iter::once(&mut link).chain(candidate.as_mut()) {
                             if !l.authed || gone.is_empty() { continue; }
                             for batch in batches(self.venue.as_ref(), &gone, self.next_id + 1) {
                                 let id = self.id();
                                 l.outbox.push_back(self.venue.encode_unsubscribe(id, &batch));
+                                l.unsubscribing.insert(id, batch);
                             }
+                        }
+                        if !link.authed {
+                            // Not subscribed on this socket yet: nothing to undo there.
+                            for x in &gone { self.set_sub(x, None); }
                         }
                     }
                     Some(Command::Close) | None => {
@@ -725,7 +890,7 @@ impl<T: Transport> Actor<T> {
                     match r {
                         Some(Ok(ws)) => {
                             self.epoch += 1;
-                            let mut c = self.new_link(ws, true);
+                            let mut c = self.new_link(ws, true, cand_preset);
                             if c.pending.is_empty() && c.authed { c.active = true; }
                             candidate = Some(c);
                         }
@@ -788,7 +953,9 @@ impl<T: Transport> Actor<T> {
                 _ = sleep_until(rotate_at.unwrap_or(far)), if rotate_at.is_some() && connecting.is_none() && candidate.is_none() => {
                     rotate_at = None;
                     let t = self.transport.clone();
-                    let spec = self.cfg.spec.clone();
+                    let (spec, preset) = self.connect_spec();
+                    cand_preset = preset;
+                    cand_url = spec.url.clone();
                     connecting = Some(tokio::spawn(async move { t.connect(&spec).await }));
                 },
             }

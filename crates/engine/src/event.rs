@@ -36,6 +36,8 @@ pub enum Missing {
 /// One event from a connection.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
+    /// The connection it came from (an id the pool assigns; 0 for a lone connection).
+    pub conn: u64,
     /// The socket generation it came from.
     pub epoch: u64,
     /// What happened.

@@ -31,10 +31,10 @@ pub mod seq;
 pub mod transport;
 pub mod venue;
 
-pub use actor::{AttemptBudget, Connection, ConnectionClosed, ConnectionConfig};
+pub use actor::{AttemptBudget, ConnSnapshot, Connection, ConnectionClosed, ConnectionConfig, SubState};
 pub use backoff::{Backoff, BackoffConfig, BackoffConfigError};
 pub use entropy::{Entropy, Seeded};
 pub use event::{Event, EventKind, Missing, State};
-pub use queue::{EventReceiver, Overflow};
+pub use queue::{EventReceiver, EventSender, Overflow, ReceiverGone, queue};
 pub use transport::{ConnectSpec, Native, Transport, TransportError, WsMsg, WsStream};
 pub use venue::{ClientPing, ConnLimits, Heartbeat, Inbound, Seq, SeqKind, VenueRules};

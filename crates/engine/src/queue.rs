@@ -23,6 +23,7 @@ pub enum Overflow {
 
 #[derive(Debug, Default)]
 struct Dropped {
+    conn: u64,
     epoch: u64,
     from: u64,
     to: u64,
@@ -35,7 +36,7 @@ struct Inner {
     buf: VecDeque<Event>,
     dropped: BTreeMap<String, Dropped>,
     rx_alive: bool,
-    tx_alive: bool,
+    senders: usize,
 }
 
 #[derive(Debug)]
@@ -54,38 +55,54 @@ impl Shared {
     }
 }
 
-/// The consumer's end.
-#[derive(Debug)]
+type NextFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Option<Event>> + Send>>;
+
+/// The consumer's end. Also a `futures::Stream` of events.
 pub struct EventReceiver {
+    s: Arc<Shared>,
+    next: Option<NextFuture>,
+}
+
+impl std::fmt::Debug for EventReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventReceiver").field("len", &self.len()).field("dropped", &self.dropped()).finish()
+    }
+}
+
+/// A producer's end; clones feed the same queue (one merged, bounded stream for
+/// every connection of every pool).
+#[derive(Debug)]
+pub struct EventSender {
     s: Arc<Shared>,
 }
 
-/// The actor's end.
-#[derive(Debug)]
-pub(crate) struct EventSender {
-    s: Arc<Shared>,
+impl Clone for EventSender {
+    fn clone(&self) -> EventSender {
+        self.s.lock().senders += 1;
+        EventSender { s: self.s.clone() }
+    }
 }
 
 /// The consumer has gone away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ReceiverGone;
+pub struct ReceiverGone;
 
 /// A queue of `cap` events (at least 1) with `policy`.
-pub(crate) fn queue(cap: usize, policy: Overflow) -> (EventSender, EventReceiver) {
+pub fn queue(cap: usize, policy: Overflow) -> (EventSender, EventReceiver) {
     let s = Arc::new(Shared {
-        inner: Mutex::new(Inner { rx_alive: true, tx_alive: true, ..Inner::default() }),
+        inner: Mutex::new(Inner { rx_alive: true, senders: 1, ..Inner::default() }),
         cap: cap.max(1),
         policy,
         readable: Notify::new(),
         writable: Notify::new(),
         dropped_total: AtomicU64::new(0),
     });
-    (EventSender { s: s.clone() }, EventReceiver { s })
+    (EventSender { s: s.clone() }, EventReceiver { s, next: None })
 }
 
 impl EventSender {
     /// Queues an event according to the policy.
-    pub(crate) async fn send(&self, ev: Event) -> Result<(), ReceiverGone> {
+    pub async fn send(&self, ev: Event) -> Result<(), ReceiverGone> {
         let mut ev = Some(ev);
         loop {
             let wait = self.s.writable.notified();
@@ -135,6 +152,7 @@ fn account(g: &mut Inner, old: Event) {
     };
     let d = g.dropped.entry(stream).or_insert_with(|| Dropped { countable: true, ..Dropped::default() });
     d.epoch = d.epoch.max(old.epoch);
+    d.conn = old.conn;
     d.count += 1;
     match seq {
         Some(s) => {
@@ -150,7 +168,7 @@ fn account(g: &mut Inner, old: Event) {
 
 impl Drop for EventSender {
     fn drop(&mut self) {
-        self.s.lock().tx_alive = false;
+        self.s.lock().senders -= 1;
         self.s.readable.notify_waiters();
         self.s.readable.notify_one();
     }
@@ -160,26 +178,35 @@ impl EventReceiver {
     /// The next event; `None` once the connection has ended and everything was read.
     /// Drops under [`Overflow::DropOldest`] arrive as `Gap` events before newer data.
     pub async fn recv(&mut self) -> Option<Event> {
+        // A pending `poll_next` future may hold a claim; recv and poll_next are
+        // not meant to be mixed, but if they are, drop the stale future.
+        self.next = None;
+        EventReceiver::recv_shared(&self.s).await
+    }
+
+    async fn recv_shared(s: &Arc<Shared>) -> Option<Event> {
+        let this_s = s;
         loop {
-            let wait = self.s.readable.notified();
+            let wait = this_s.readable.notified();
             tokio::pin!(wait);
             wait.as_mut().enable();
             {
-                let mut g = self.s.lock();
+                let mut g = this_s.lock();
                 if let Some(stream) = g.dropped.keys().next().cloned() {
                     let d = g.dropped.remove(&stream).unwrap_or_default();
                     let missing = if d.countable { Missing::Count(d.count) } else { Missing::Unknown };
                     return Some(Event {
+                        conn: d.conn,
                         epoch: d.epoch,
                         kind: EventKind::Gap { stream, from: d.from, to: d.to, missing },
                     });
                 }
                 if let Some(ev) = g.buf.pop_front() {
                     drop(g);
-                    self.s.writable.notify_one();
+                    this_s.writable.notify_one();
                     return Some(ev);
                 }
-                if !g.tx_alive {
+                if g.senders == 0 {
                     return None;
                 }
             }
@@ -203,6 +230,25 @@ impl EventReceiver {
     }
 }
 
+impl futures_util::Stream for EventReceiver {
+    type Item = Event;
+
+    fn poll_next(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Event>> {
+        let this = self.get_mut();
+        let fut = this.next.get_or_insert_with(|| {
+            let s = this.s.clone();
+            Box::pin(async move { EventReceiver::recv_shared(&s).await })
+        });
+        match fut.as_mut().poll(cx) {
+            std::task::Poll::Ready(v) => {
+                this.next = None;
+                std::task::Poll::Ready(v)
+            }
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
+}
+
 impl Drop for EventReceiver {
     fn drop(&mut self) {
         self.s.lock().rx_alive = false;
@@ -219,6 +265,7 @@ mod tests {
 
     fn data(id: u64) -> Event {
         Event {
+            conn: 0,
             epoch: 1,
             kind: EventKind::Data {
                 stream: "btcusdt@trade".into(),
@@ -251,7 +298,7 @@ mod tests {
     #[tokio::test]
     async fn status_events_survive_drop_oldest() {
         let (tx, mut rx) = queue(2, Overflow::DropOldest);
-        tx.send(Event { epoch: 1, kind: EventKind::Connected }).await.unwrap();
+        tx.send(Event { conn: 0, epoch: 1, kind: EventKind::Connected }).await.unwrap();
         for id in 1..=5 {
             tx.send(data(id)).await.unwrap();
         }

@@ -602,7 +602,7 @@ async fn bybit_end_to_end_pings_acks_data_and_a_refused_topic() {
     let (conn, mut rx) = Connection::spawn(Native::new(), Arc::new(venue), config(&url), streams.clone()).unwrap();
 
     let ev = next_event(&mut rx).await;
-    assert_eq!(ev, Event { epoch: 1, kind: EventKind::Connected });
+    assert_eq!(ev, Event { conn: 0, epoch: 1, kind: EventKind::Connected });
     let ob = "orderbook.200.BTCUSDT";
     assert_eq!(expect_data(&next_event(&mut rx).await, ob, Some(bybit::ordered(753_843_911_359))), snapshot);
     assert_eq!(expect_data(&next_event(&mut rx).await, ob, Some(bybit::ordered(753_843_913_870))), delta);
@@ -653,7 +653,7 @@ async fn bybit_silent_server_is_caught_by_the_idle_timeout_then_reconnected() {
     let start = Instant::now();
     let (conn, mut rx) = Connection::spawn(Native::new(), Arc::new(venue), config(&url), Vec::new()).unwrap();
 
-    assert_eq!(next_event(&mut rx).await, Event { epoch: 1, kind: EventKind::Connected });
+    assert_eq!(next_event(&mut rx).await, Event { conn: 0, epoch: 1, kind: EventKind::Connected });
     let ev = next_event(&mut rx).await;
     let elapsed = start.elapsed();
     match &ev.kind {
@@ -662,7 +662,7 @@ async fn bybit_silent_server_is_caught_by_the_idle_timeout_then_reconnected() {
     }
     assert_eq!(ev.epoch, 1);
     assert!(elapsed >= Duration::from_millis(250) && elapsed < WAIT, "idle detection after {elapsed:?}");
-    assert_eq!(next_event(&mut rx).await, Event { epoch: 2, kind: EventKind::Reconnected });
+    assert_eq!(next_event(&mut rx).await, Event { conn: 0, epoch: 2, kind: EventKind::Reconnected });
     assert!(log.conns.load(Ordering::SeqCst) >= 2);
 
     // The second socket is answered and stays up across several idle timeouts.
@@ -681,7 +681,7 @@ async fn bybit_private_connection_authenticates_before_subscribing() {
     let (conn, mut rx) =
         Connection::spawn(Native::new(), Arc::new(venue), config(&url), vec!["order".into(), "execution".into()])
             .unwrap();
-    assert_eq!(next_event(&mut rx).await, Event { epoch: 1, kind: EventKind::Connected });
+    assert_eq!(next_event(&mut rx).await, Event { conn: 0, epoch: 1, kind: EventKind::Connected });
     let ops: Vec<Value> = log.frames().iter().map(|f| f["op"].clone()).collect();
     assert_eq!(ops, vec![json!("auth"), json!("subscribe")]);
     assert_eq!(log.frames()[0], serde_json::from_str::<Value>(&auth).unwrap());
@@ -787,7 +787,7 @@ async fn deribit_end_to_end_heartbeat_duty_subscribe_and_a_change_id_break() {
     let ch = "book.BTC-PERPETUAL.100ms";
     let (conn, mut rx) = Connection::spawn(Native::new(), Arc::new(venue), config(&url), vec![ch.into()]).unwrap();
 
-    assert_eq!(next_event(&mut rx).await, Event { epoch: 1, kind: EventKind::Connected });
+    assert_eq!(next_event(&mut rx).await, Event { conn: 0, epoch: 1, kind: EventKind::Connected });
     expect_data(&next_event(&mut rx).await, ch, Some(Seq::reset(1000)));
     expect_data(&next_event(&mut rx).await, ch, Some(chained(1005, 1000)));
     expect_data(&next_event(&mut rx).await, ch, Some(chained(1010, 1005)));

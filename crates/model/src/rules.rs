@@ -157,6 +157,13 @@ pub trait VenueRules: Send + Sync + std::fmt::Debug + 'static {
     fn encode_subscribe(&self, id: u64, streams: &[String]) -> String;
     /// One unsubscribe request frame.
     fn encode_unsubscribe(&self, id: u64, streams: &[String]) -> String;
+    /// The URL to connect to for `base` when `streams` are wanted. Streams the
+    /// URL already carries (a prefix of `streams`, counted by the second value)
+    /// need no subscribe request (Binance `/stream?streams=a/b`).
+    /// Default: `base` as is, carrying none.
+    fn connect_url(&self, base: &str, _streams: &[String]) -> (String, usize) {
+        (base.to_string(), 0)
+    }
     /// Frames to send right after connecting, before authenticating
     /// (Deribit `public/set_heartbeat`). Default: none.
     fn on_connect(&self, _next_id: &mut dyn FnMut() -> u64) -> Vec<String> {
