@@ -138,6 +138,7 @@ async fn write_loop(
             }
         }
         shared.bytes_sent.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        shared.drained.notify_waiters();
         buf.clear();
         buf.extend_from_slice(&later);
     }

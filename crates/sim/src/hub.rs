@@ -51,6 +51,8 @@ pub(crate) struct ConnShared {
     pub frames_sent: AtomicU64,
     pub bytes_sent: AtomicU64,
     pub dropped_while_stalled: AtomicU64,
+    /// Signalled whenever the writer has drained a batch to the socket.
+    pub drained: Notify,
 }
 
 #[derive(Debug)]
@@ -204,6 +206,15 @@ pub(crate) struct Hub {
     pub shutdown: watch::Sender<bool>,
     pub addr: std::net::SocketAddr,
     pub killer: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// A connection receiving a stream, as the load producer sees it.
+#[derive(Debug)]
+pub(crate) struct Subscriber {
+    pub id: u64,
+    pub combined: bool,
+    pub tx: mpsc::Sender<Bytes>,
+    pub shared: Arc<ConnShared>,
 }
 
 /// What a registered connection gets back.
@@ -564,7 +575,7 @@ impl Hub {
     }
 
     /// Subscribers of `stream` with their (combined) flag, skipping stalled ones.
-    pub(crate) fn subscribers(&self, st: &HubState, stream: &str) -> Vec<(u64, bool, mpsc::Sender<Bytes>)> {
+    pub(crate) fn subscribers(&self, st: &HubState, stream: &str) -> Vec<Subscriber> {
         let now = self.since_epoch_ms();
         st.subs
             .get(stream)
@@ -572,7 +583,12 @@ impl Hub {
                 ids.iter()
                     .filter_map(|id| st.conns.get(id).map(|c| (*id, c)))
                     .filter(|(_, c)| c.shared.stalled_until_ms.load(Ordering::Relaxed) <= now)
-                    .map(|(id, c)| (id, c.combined, c.data_tx.clone()))
+                    .map(|(id, c)| Subscriber {
+                        id,
+                        combined: c.combined,
+                        tx: c.data_tx.clone(),
+                        shared: c.shared.clone(),
+                    })
                     .collect()
             })
             .unwrap_or_default()

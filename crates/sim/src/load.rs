@@ -108,7 +108,7 @@ pub(crate) async fn run(hub: Arc<Hub>, cfg: LoadConfig) {
             }
         }
         .min(end - seq);
-        let (subs, dropped) = {
+        let (subs, dropped, set_first) = {
             let mut st = hub.lock();
             let dropped = match st.faults.drop.get_mut(&stream) {
                 Some(d) if *d > 0 => {
@@ -119,13 +119,17 @@ pub(crate) async fn run(hub: Arc<Hub>, cfg: LoadConfig) {
                 _ => 0,
             };
             st.counters.dropped_by_fault += dropped;
+            let mut set_first = false;
             if let Some(s) = st.streams.get_mut(&stream) {
                 s.produced += n;
-                s.first_id.get_or_insert(seq);
+                if s.first_id.is_none() {
+                    s.first_id = Some(seq);
+                    set_first = true;
+                }
                 s.last_id = Some(seq + n - 1);
             }
             let subs = hub.subscribers(&st, &stream);
-            (subs, dropped)
+            (subs, dropped, set_first)
         };
         if subs.is_empty() && cfg.rate.is_none() {
             // Nobody to send to at full speed: wait instead of burning the sequence.
@@ -134,6 +138,9 @@ pub(crate) async fn run(hub: Arc<Hub>, cfg: LoadConfig) {
                 if let Some(s) = st.streams.get_mut(&stream) {
                     s.produced -= n;
                     s.last_id = if seq > cfg.first_id { Some(seq - 1) } else { None };
+                    if set_first {
+                        s.first_id = None;
+                    }
                 }
                 st.counters.dropped_by_fault -= dropped;
                 if let Some(d) = st.faults.drop.get_mut(&stream) {
@@ -151,8 +158,8 @@ pub(crate) async fn run(hub: Arc<Hub>, cfg: LoadConfig) {
         let now = wall_us();
         raw_buf.clear();
         comb_buf.clear();
-        let need_raw = subs.iter().any(|(_, c, _)| !c);
-        let need_comb = subs.iter().any(|(_, c, _)| *c);
+        let need_raw = subs.iter().any(|s| !s.combined);
+        let need_comb = subs.iter().any(|s| s.combined);
         for id in seq + dropped..seq + n {
             if need_raw {
                 raw.append(&mut raw_buf, id, now);
@@ -166,13 +173,24 @@ pub(crate) async fn run(hub: Arc<Hub>, cfg: LoadConfig) {
             continue;
         }
         let (rb, cb) = (Bytes::copy_from_slice(&raw_buf), Bytes::copy_from_slice(&comb_buf));
-        for (id, combined, tx) in subs {
-            let b = if combined { cb.clone() } else { rb.clone() };
+        for sub in subs {
+            let b = if sub.combined { cb.clone() } else { rb.clone() };
             if cfg.rate.is_none() {
-                let _ = tx.send(b).await;
-            } else if let Err(TrySendError::Full(_)) = tx.try_send(b) {
+                // As fast as the reader reads: keep at most a couple of batches queued,
+                // so frames are stamped close to when they are written.
+                while sub.tx.max_capacity() - sub.tx.capacity() >= 2 && !sub.tx.is_closed() {
+                    let drained = sub.shared.drained.notified();
+                    tokio::pin!(drained);
+                    drained.as_mut().enable();
+                    if sub.tx.max_capacity() - sub.tx.capacity() < 2 {
+                        break;
+                    }
+                    let _ = tokio::time::timeout(Duration::from_millis(50), drained).await;
+                }
+                let _ = sub.tx.send(b).await;
+            } else if let Err(TrySendError::Full(_)) = sub.tx.try_send(b) {
                 let mut st = hub.lock();
-                if let Some(c) = st.conns.get(&id) {
+                if let Some(c) = st.conns.get(&sub.id) {
                     let _ = c.kill_tx.send(Some(KillMode::Reset));
                 }
                 st.counters.slow_consumer_resets += 1;
