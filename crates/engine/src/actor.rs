@@ -44,6 +44,11 @@ impl AttemptBudget {
     pub async fn acquire(&self) {
         self.pacer.lock().await.acquire().await;
     }
+
+    /// Attempts made in the current window (`None` while an attempt is waiting).
+    pub fn used(&self) -> Option<usize> {
+        self.pacer.try_lock().ok().map(|mut p| p.used())
+    }
 }
 
 /// How one connection behaves.
@@ -185,7 +190,12 @@ impl Connection {
         };
         let (state_tx, state_rx) = watch::channel(snapshot);
         let actor = Actor {
-            entropy: cfg.seed.map(Seeded::new).unwrap_or_else(Seeded::from_os),
+            // Each connection draws its own jitter: a shared seed must not make a
+            // pool's connections reconnect in lockstep.
+            entropy: cfg
+                .seed
+                .map(|seed| Seeded::new(seed ^ cfg.id.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+                .unwrap_or_else(Seeded::from_os),
             transport,
             venue,
             cfg,
@@ -390,7 +400,7 @@ impl<T: Transport> Actor<T> {
                     }
                 }
             }
-            let (spec, preset) = self.connect_spec();
+            let (spec, carried) = self.connect_spec();
             let transport = self.transport.clone();
             let connect = transport.connect(&spec);
             tokio::pin!(connect);
@@ -411,7 +421,7 @@ impl<T: Transport> Actor<T> {
                         s.epoch = self.epoch;
                         s.url = url;
                     });
-                    let link = self.new_link(ws, false, preset);
+                    let link = self.new_link(ws, false, carried);
                     match self.session(link).await {
                         End::Closed | End::ConsumerGone | End::AuthFailed => break 'outer,
                         End::Lost(reason) => reason,
@@ -446,14 +456,14 @@ impl<T: Transport> Actor<T> {
 
     /// The connect spec for the current desired set, and how many of its
     /// streams the URL carries.
-    fn connect_spec(&self) -> (ConnectSpec, usize) {
+    fn connect_spec(&self) -> (ConnectSpec, Vec<String>) {
         let mut spec = self.cfg.spec.clone();
         let (url, preset) = self.venue.connect_url(&spec.url, &self.desired);
         spec.url = url;
-        (spec, preset.min(self.desired.len()))
+        (spec, self.desired[..preset.min(self.desired.len())].to_vec())
     }
 
-    fn new_link(&mut self, ws: T::Stream, candidate: bool, preset: usize) -> Link<T::Stream> {
+    fn new_link(&mut self, ws: T::Stream, candidate: bool, carried: Vec<String>) -> Link<T::Stream> {
         let limits = self.venue.limits();
         let hb = self.venue.heartbeat();
         let now = Instant::now();
@@ -490,29 +500,38 @@ impl<T: Transport> Actor<T> {
             }
             None => {
                 link.authed = true;
-                self.queue_subscriptions(&mut link, preset);
+                self.queue_subscriptions(&mut link, &carried);
             }
         }
         link
     }
 
-    fn queue_subscriptions(&mut self, link: &mut Link<T::Stream>, preset: usize) {
+    /// Subscribes the desired set on a new socket whose URL carried `carried`.
+    /// Commands may have changed the set while connecting: streams the URL
+    /// carried but no longer wanted are unsubscribed, the rest subscribed.
+    fn queue_subscriptions(&mut self, link: &mut Link<T::Stream>, carried: &[String]) {
         let desired = self.desired.clone();
-        let (carried, rest) = desired.split_at(preset.min(desired.len()));
+        let rest: Vec<String> = desired.iter().filter(|s| !carried.contains(s)).cloned().collect();
+        let unwanted: Vec<String> = carried.iter().filter(|s| !desired.contains(s)).cloned().collect();
         if !link.candidate {
             // A new socket starts from nothing: what was being unsubscribed is gone,
             // what the URL carries is confirmed, the rest is pending again.
             self.state.send_modify(|snap| {
                 snap.streams.retain(|_, st| *st != SubState::PendingUnsubscribe);
-                for s in carried {
+                for s in carried.iter().filter(|s| desired.contains(s)) {
                     snap.streams.insert(s.clone(), SubState::Confirmed);
                 }
-                for s in rest {
+                for s in &rest {
                     snap.streams.insert(s.clone(), SubState::Pending);
                 }
             });
         }
-        for batch in batches(self.venue.as_ref(), rest, self.next_id + 1) {
+        for batch in batches(self.venue.as_ref(), &unwanted, self.next_id + 1) {
+            let id = self.id();
+            link.outbox.push_back(self.venue.encode_unsubscribe(id, &batch));
+            link.unsubscribing.insert(id, batch);
+        }
+        for batch in batches(self.venue.as_ref(), &rest, self.next_id + 1) {
             let id = self.id();
             link.outbox.push_back(self.venue.encode_subscribe(id, &batch));
             link.pending.insert(id, (batch, Instant::now()));
@@ -641,7 +660,7 @@ impl<T: Transport> Actor<T> {
                 link.authed = true;
                 // URL-carried streams arrive only after authentication on private sockets;
                 // subscribe everything explicitly there.
-                self.queue_subscriptions(link, 0);
+                self.queue_subscriptions(link, &[]);
                 self.activate(link).await
             }
             Inbound::AuthFailed { msg } => {
@@ -735,7 +754,7 @@ impl<T: Transport> Actor<T> {
         let mut held: VecDeque<Buffered> = VecDeque::new();
         let mut switch_deadline: Option<Instant> = None;
         let mut cand_unsequenced = false;
-        let mut cand_preset = 0usize;
+        let mut cand_carried: Vec<String> = Vec::new();
         let mut cand_url = String::new();
         if link.pending.is_empty() && link.authed && !self.activate(&mut link).await {
             return End::ConsumerGone;
@@ -890,7 +909,7 @@ impl<T: Transport> Actor<T> {
                     match r {
                         Some(Ok(ws)) => {
                             self.epoch += 1;
-                            let mut c = self.new_link(ws, true, cand_preset);
+                            let mut c = self.new_link(ws, true, std::mem::take(&mut cand_carried));
                             if c.pending.is_empty() && c.authed { c.active = true; }
                             candidate = Some(c);
                         }
@@ -953,8 +972,8 @@ impl<T: Transport> Actor<T> {
                 _ = sleep_until(rotate_at.unwrap_or(far)), if rotate_at.is_some() && connecting.is_none() && candidate.is_none() => {
                     rotate_at = None;
                     let t = self.transport.clone();
-                    let (spec, preset) = self.connect_spec();
-                    cand_preset = preset;
+                    let (spec, carried) = self.connect_spec();
+                    cand_carried = carried;
                     cand_url = spec.url.clone();
                     connecting = Some(tokio::spawn(async move { t.connect(&spec).await }));
                 },

@@ -5,7 +5,9 @@
 //! `capped = min(initial · factor^k, max)`, then a uniform draw in
 //! `[capped · (1 − jitter), capped]`. Jitter therefore still applies at the cap
 //! (many connections dropped together do not come back in lockstep), and a
-//! delay never exceeds `max`. The actor calls [`Backoff::reset`] once a
+//! delay never exceeds `max`. The "immediate" first retry is a uniform draw in
+//! `[0, initial · jitter]`, so a pool whose connections all drop at once does not
+//! reconnect in one burst. The actor calls [`Backoff::reset`] once a
 //! connection has been stable for [`BackoffConfig::reset_after`].
 
 use std::time::Duration;
@@ -23,7 +25,7 @@ pub struct BackoffConfig {
     pub factor: f64,
     /// Fraction of the delay drawn at random, in `[0, 1]`.
     pub jitter: f64,
-    /// Retry once without waiting after a connection that was up drops.
+    /// Retry almost at once (within `initial · jitter`) after a connection drops.
     pub immediate_first: bool,
     /// A connection up this long resets the backoff.
     pub reset_after: Duration,
@@ -121,7 +123,10 @@ impl Backoff {
         let n = self.attempts;
         self.attempts += 1;
         let k = match (self.cfg.immediate_first, n) {
-            (true, 0) => return Some(Duration::ZERO),
+            (true, 0) => {
+                let spread = self.cfg.initial.as_secs_f64() * self.cfg.jitter;
+                return Some(Duration::from_secs_f64(spread * entropy.unit()));
+            }
             (true, n) => n - 1,
             (false, n) => n,
         };
@@ -147,13 +152,14 @@ mod tests {
     fn default_schedule_starts_immediately_then_doubles_with_jitter() {
         let mut b = Backoff::new(BackoffConfig::default()).unwrap();
         let mut e = Seeded::new(1);
-        assert_eq!(b.next_delay(&mut e), Some(Duration::ZERO));
+        let d0 = b.next_delay(&mut e).unwrap();
+        assert!(d0 <= Duration::from_millis(500), "first retry within initial·jitter: {d0:?}");
         let d1 = b.next_delay(&mut e).unwrap();
         assert!(d1 >= Duration::from_millis(500) && d1 <= Duration::from_secs(1), "{d1:?}");
         let d2 = b.next_delay(&mut e).unwrap();
         assert!(d2 >= Duration::from_secs(1) && d2 <= Duration::from_secs(2), "{d2:?}");
         b.reset();
-        assert_eq!(b.next_delay(&mut e), Some(Duration::ZERO));
+        assert!(b.next_delay(&mut e).unwrap() <= Duration::from_millis(500));
     }
 
     #[test]
@@ -230,7 +236,7 @@ mod tests {
                         given += 1;
                         prop_assert!(d <= cfg.max);
                         if cfg.immediate_first && i == 0 {
-                            prop_assert_eq!(d, Duration::ZERO);
+                            prop_assert!(d.as_secs_f64() <= cfg.initial.as_secs_f64() * cfg.jitter + 1e-9);
                             continue;
                         }
                         let k = if cfg.immediate_first { i as u32 - 1 } else { i as u32 };

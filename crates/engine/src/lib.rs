@@ -8,6 +8,7 @@
 //! # Layout
 //!
 //! - `actor`: the connection actor and its [`Connection`] handle.
+//! - `pool`: [`Pool`], connections sharded under the venue's per-connection cap.
 //! - `venue`: [`VenueRules`], the venue's rules as data and pure functions.
 //! - `transport`: the [`Transport`] seam and the [`Native`] tokio implementation.
 //! - `event`: what a connection reports; `queue`: the bounded event queue and its overflow policy.
@@ -26,6 +27,7 @@ pub mod backoff;
 pub mod entropy;
 pub mod event;
 pub mod pacer;
+pub mod pool;
 pub mod queue;
 pub mod seq;
 pub mod transport;
@@ -35,6 +37,7 @@ pub use actor::{AttemptBudget, ConnSnapshot, Connection, ConnectionClosed, Conne
 pub use backoff::{Backoff, BackoffConfig, BackoffConfigError};
 pub use entropy::{Entropy, Seeded};
 pub use event::{Event, EventKind, Missing, State};
+pub use pool::{Pool, PoolConfig, PoolError};
 pub use queue::{EventReceiver, EventSender, Overflow, ReceiverGone, queue};
 pub use transport::{ConnectSpec, Native, Transport, TransportError, WsMsg, WsStream};
 pub use venue::{ClientPing, ConnLimits, Heartbeat, Inbound, Seq, SeqKind, VenueRules};

@@ -209,18 +209,22 @@ fn upgrade(mut req: Request<Incoming>, hub: Arc<Hub>) -> Resp {
         Some(q) => format!("{}?{q}", req.uri().path()),
         None => req.uri().path().to_string(),
     };
+    // Register before answering 101: streams named in the URL are live from the
+    // handshake on, as on the venue.
+    let reg = hub.register(path, target.route, target.combined);
+    if !target.streams.is_empty() {
+        let _ = hub.subscribe(reg.id, &target.streams);
+    }
     tokio::spawn(async move {
-        let Ok(upgraded) = on_upgrade.await else { return };
-        let Ok(parts) = upgraded.downcast::<TokioIo<TcpStream>>() else {
-            tracing::warn!("upgraded stream is not a TCP stream");
-            return;
+        let id = reg.id;
+        let parts = match on_upgrade.await.map(|u| u.downcast::<TokioIo<TcpStream>>()) {
+            Ok(Ok(parts)) => parts,
+            _ => {
+                hub.unregister(id, None, "upgrade failed".into());
+                return;
+            }
         };
         let tcp = parts.io.into_inner();
-        let reg = hub.register(path, target.route, target.combined);
-        if !target.streams.is_empty() {
-            // Streams named in the URL are subscribed at connect time (cap checked above).
-            let _ = hub.subscribe(reg.id, &target.streams);
-        }
         conn::run(hub, tcp, parts.read_buf, reg).await;
     });
     let mut r = Response::new(Full::new(Bytes::new()));

@@ -1,0 +1,258 @@
+//! A pool of connections to one venue endpoint: streams are sharded across as
+//! many connections as the per-connection cap requires, connections open lazily,
+//! two consumers of one stream cost one subscription, and capacity freed by an
+//! unsubscribe is reused. Venue-agnostic: the caps come from `VenueRules` or the
+//! pool configuration.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::actor::{ConnSnapshot, Connection, ConnectionConfig, SubState};
+use crate::backoff::BackoffConfigError;
+use crate::event::State;
+use crate::queue::EventSender;
+use crate::transport::Transport;
+use crate::venue::VenueRules;
+
+/// How a pool behaves.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// A label for logs (`binance:usdm:public`).
+    pub name: String,
+    /// Template for every connection; `spec.url` is the endpoint's WebSocket base.
+    pub connection: ConnectionConfig,
+    /// Streams per connection (`None`: the venue's cap).
+    pub max_streams_per_conn: Option<usize>,
+    /// At most this many connections (`None`: unlimited).
+    pub max_connections: Option<usize>,
+}
+
+/// Why a pool request failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PoolError {
+    /// More streams than the pool may hold.
+    #[error(
+        "pool exhausted: {connections} connections × {per_connection} streams; {requested} new streams requested, {free} free"
+    )]
+    Exhausted {
+        /// The connection limit.
+        connections: usize,
+        /// Streams per connection.
+        per_connection: usize,
+        /// New streams in the request.
+        requested: usize,
+        /// Room left.
+        free: usize,
+    },
+    /// The connection configuration is invalid.
+    #[error("invalid connection configuration: {0}")]
+    Config(#[from] BackoffConfigError),
+    /// A connection task has ended.
+    #[error("a connection of the pool has closed")]
+    Closed,
+}
+
+#[derive(Debug)]
+struct Shard {
+    conn: Connection,
+    streams: BTreeSet<String>,
+}
+
+/// A pool of connections for one endpoint.
+#[derive(Debug)]
+pub struct Pool<T: Transport> {
+    transport: T,
+    venue: Arc<dyn VenueRules>,
+    cfg: PoolConfig,
+    events: EventSender,
+    ids: Arc<AtomicU64>,
+    shards: Vec<Shard>,
+    refs: HashMap<String, usize>,
+    owner: HashMap<String, usize>,
+}
+
+impl<T: Transport> Pool<T> {
+    /// An empty pool; connections open on the first subscription. Events of every
+    /// connection go to `events`; `ids` numbers connections across pools.
+    pub fn new(
+        transport: T,
+        venue: Arc<dyn VenueRules>,
+        cfg: PoolConfig,
+        events: EventSender,
+        ids: Arc<AtomicU64>,
+    ) -> Pool<T> {
+        Pool { transport, venue, cfg, events, ids, shards: Vec::new(), refs: HashMap::new(), owner: HashMap::new() }
+    }
+
+    /// Streams per connection.
+    pub fn cap(&self) -> usize {
+        let venue_cap = self.venue.limits().max_streams;
+        self.cfg.max_streams_per_conn.unwrap_or(venue_cap).clamp(1, venue_cap.max(1))
+    }
+
+    /// Drops streams the venue refused, so they no longer hold capacity.
+    fn prune_failed(&mut self) {
+        for (i, shard) in self.shards.iter_mut().enumerate() {
+            let snap = shard.conn.snapshot();
+            let failed: Vec<String> =
+                shard.streams.iter().filter(|s| snap.streams.get(*s) == Some(&SubState::Failed)).cloned().collect();
+            for s in failed {
+                shard.streams.remove(&s);
+                self.refs.remove(&s);
+                if self.owner.get(&s) == Some(&i) {
+                    self.owner.remove(&s);
+                }
+            }
+        }
+    }
+
+    /// Adds one reference to each stream; streams not yet held are assigned to
+    /// connections with room, opening new ones as needed.
+    pub async fn subscribe(&mut self, streams: &[String]) -> Result<(), PoolError> {
+        self.prune_failed();
+        let mut new: Vec<String> = Vec::new();
+        for s in streams {
+            if !self.refs.contains_key(s) && !new.contains(s) {
+                new.push(s.clone());
+            }
+        }
+        let cap = self.cap();
+        let held: usize = self.shards.iter().map(|s| s.streams.len()).sum();
+        let free = match self.cfg.max_connections {
+            Some(max) => (max * cap).saturating_sub(held),
+            None => usize::MAX,
+        };
+        if new.len() > free {
+            return Err(PoolError::Exhausted {
+                connections: self.cfg.max_connections.unwrap_or(0),
+                per_connection: cap,
+                requested: new.len(),
+                free,
+            });
+        }
+        for s in streams {
+            *self.refs.entry(s.clone()).or_default() += 1;
+        }
+        let mut rest = new.as_slice();
+        // Fill connections that have room first (capacity freed by unsubscribes).
+        for i in 0..self.shards.len() {
+            if rest.is_empty() {
+                break;
+            }
+            let room = cap.saturating_sub(self.shards[i].streams.len());
+            if room == 0 {
+                continue;
+            }
+            let (take, left) = rest.split_at(room.min(rest.len()));
+            rest = left;
+            for s in take {
+                self.shards[i].streams.insert(s.clone());
+                self.owner.insert(s.clone(), i);
+            }
+            self.shards[i].conn.subscribe(take.to_vec()).await.map_err(|_| PoolError::Closed)?;
+        }
+        // Then open new connections, each carrying up to `cap` streams.
+        for chunk in rest.chunks(cap) {
+            let mut cc = self.cfg.connection.clone();
+            cc.id = self.ids.fetch_add(1, Ordering::Relaxed) + 1;
+            let conn = Connection::spawn_with(
+                self.transport.clone(),
+                self.venue.clone(),
+                cc,
+                chunk.to_vec(),
+                self.events.clone(),
+            )?;
+            let i = self.shards.len();
+            for s in chunk {
+                self.owner.insert(s.clone(), i);
+            }
+            self.shards.push(Shard { conn, streams: chunk.iter().cloned().collect() });
+        }
+        Ok(())
+    }
+
+    /// Removes one reference to each stream; a stream with none left is
+    /// unsubscribed and its slot becomes free.
+    pub async fn unsubscribe(&mut self, streams: &[String]) -> Result<(), PoolError> {
+        let mut by_shard: HashMap<usize, Vec<String>> = HashMap::new();
+        for s in streams {
+            let Some(n) = self.refs.get_mut(s) else { continue };
+            *n -= 1;
+            if *n > 0 {
+                continue;
+            }
+            self.refs.remove(s);
+            if let Some(i) = self.owner.remove(s) {
+                self.shards[i].streams.remove(s);
+                by_shard.entry(i).or_default().push(s.clone());
+            }
+        }
+        for (i, gone) in by_shard {
+            self.shards[i].conn.unsubscribe(gone).await.map_err(|_| PoolError::Closed)?;
+        }
+        Ok(())
+    }
+
+    /// Open connections.
+    pub fn active_shards(&self) -> usize {
+        self.shards.iter().filter(|s| s.conn.state() != State::Closed).count()
+    }
+
+    /// Every subscribed stream (with at least one reference), sorted.
+    pub fn subscriptions(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.refs.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// References held on `stream`.
+    pub fn references(&self, stream: &str) -> usize {
+        self.refs.get(stream).copied().unwrap_or(0)
+    }
+
+    /// Whether any connection is delivering.
+    pub fn is_connected(&self) -> bool {
+        self.shards.iter().any(|s| s.conn.state() == State::Active)
+    }
+
+    /// Closes every connection (close code 1000) and forgets all subscriptions.
+    pub async fn disconnect_all(&mut self) {
+        for shard in self.shards.drain(..) {
+            shard.conn.close().await;
+        }
+        self.refs.clear();
+        self.owner.clear();
+    }
+
+    /// The URL of each connection's current socket.
+    pub fn urls(&self) -> Vec<String> {
+        self.shards.iter().map(|s| s.conn.snapshot().url).collect()
+    }
+
+    /// Per-connection snapshots: state, streams with their subscription state,
+    /// messages in the current window vs the venue's limit.
+    pub fn snapshots(&self) -> Vec<ConnSnapshot> {
+        self.shards.iter().map(|s| s.conn.snapshot()).collect()
+    }
+
+    /// The streams assigned to each connection, in connection order.
+    pub fn assignment(&self) -> Vec<Vec<String>> {
+        self.shards.iter().map(|s| s.streams.iter().cloned().collect()).collect()
+    }
+
+    /// Whether every stream is confirmed (or refused) on every connection.
+    pub fn is_settled(&self) -> bool {
+        self.shards.iter().all(|s| {
+            let snap = s.conn.snapshot();
+            snap.state == State::Active
+                && s.streams.iter().all(|x| matches!(snap.streams.get(x), Some(SubState::Confirmed | SubState::Failed)))
+                && !snap.streams.values().any(|st| *st == SubState::PendingUnsubscribe)
+        })
+    }
+
+    /// The pool's label.
+    pub fn name(&self) -> &str {
+        &self.cfg.name
+    }
+}

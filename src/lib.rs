@@ -1,0 +1,34 @@
+//! # ferrofeed
+//!
+//! Keeps a trading system connected to crypto exchanges' WebSocket APIs and
+//! turns what arrives into one ordered, typed stream of events with no silent
+//! loss.
+//!
+//! # Layout
+//!
+//! - [`binance`]: the Binance connection manager (pools per market and route,
+//!   sharding under the per-connection caps, shared attempt budgets, one merged
+//!   event stream, introspection and rate-limit statistics).
+//! - The engine (`ferrofeed-engine`), the venue rules (`ferrofeed-venues`) and
+//!   the simulator (`ferrofeed-sim`) are separate crates re-exported here.
+//!
+//! ```no_run
+//! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+//! use ferrofeed::binance::{BinanceClient, BinanceConfig, Market};
+//! use futures_util::StreamExt;
+//! let (mut client, mut events) = BinanceClient::new(BinanceConfig::default());
+//! client.subscribe(Market::Spot, &["btcusdt@trade".into()]).await?;
+//! while let Some(event) = events.next().await {
+//!     println!("{event:?}");
+//! }
+//! # Ok(()) }
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_debug_implementations, missing_docs)]
+
+pub mod binance;
+
+pub use ferrofeed_engine as engine;
+pub use ferrofeed_sim as sim;
+pub use ferrofeed_venues as venues;
