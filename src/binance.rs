@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use ferrofeed_engine::{
     AttemptBudget, BackoffConfig, ConnSnapshot, ConnectSpec, ConnectionConfig, EventReceiver, EventSender, Native,
-    Overflow, Pool, PoolConfig, PoolError, VenueRules, queue,
+    Overflow, Pool, PoolConfig, PoolError, VenueRules, WeightBudget, queue,
 };
 use ferrofeed_venues::binance::{BinanceRules, endpoints, route_of, venue_limits, ws_base};
 pub use ferrofeed_venues::binance::{Environment, Market, Route};
@@ -69,6 +69,8 @@ pub struct RateLimitStats {
     /// Per venue host: connection attempts in the current window (when
     /// readable), and the limit.
     pub attempts: Vec<(String, Option<usize>, usize)>,
+    /// Per market: REST weight spent in the current minute (when readable), and the limit.
+    pub rest_weight: Vec<(Market, Option<u32>, u32)>,
 }
 
 type PoolKey = (Market, Option<Route>);
@@ -81,6 +83,7 @@ pub struct BinanceClient {
     events: EventSender,
     ids: Arc<AtomicU64>,
     budgets: HashMap<String, AttemptBudget>,
+    rest: BTreeMap<Market, Arc<WeightBudget>>,
     pools: BTreeMap<PoolKey, Pool<Native>>,
 }
 
@@ -94,6 +97,7 @@ impl BinanceClient {
             events,
             ids: Arc::new(AtomicU64::new(0)),
             budgets: HashMap::new(),
+            rest: BTreeMap::new(),
             pools: BTreeMap::new(),
         };
         (client, rx)
@@ -112,6 +116,18 @@ impl BinanceClient {
     /// REST base URL of `market` (snapshots, exchangeInfo).
     pub fn rest_url(&self, market: Market) -> String {
         endpoints(market, self.environment(market)).rest
+    }
+
+    /// The REST request-weight budget of `market` (6000 per minute on spot,
+    /// 2400 on derivatives), shared by everything that calls its REST API
+    /// (snapshot fetches), so a mass resync never draws a 429.
+    pub fn rest_budget(&mut self, market: Market) -> Arc<WeightBudget> {
+        self.rest
+            .entry(market)
+            .or_insert_with(|| {
+                Arc::new(WeightBudget::new(venue_limits(market).rest_weight_per_minute, Duration::from_secs(60)))
+            })
+            .clone()
     }
 
     fn pool(&mut self, key: PoolKey) -> &mut Pool<Native> {
@@ -244,7 +260,11 @@ impl BinanceClient {
 
     /// Rate-limit usage.
     pub fn rate_limit_stats(&self) -> RateLimitStats {
-        let mut stats = RateLimitStats { messages: Vec::new(), streams: Vec::new(), attempts: Vec::new() };
+        let mut stats =
+            RateLimitStats { messages: Vec::new(), streams: Vec::new(), attempts: Vec::new(), rest_weight: Vec::new() };
+        for (market, budget) in &self.rest {
+            stats.rest_weight.push((*market, budget.used(), venue_limits(*market).rest_weight_per_minute));
+        }
         for pool in self.pools_of(None) {
             for snap in pool.snapshots() {
                 stats.messages.push((snap.id, snap.msgs_in_window, snap.msg_limit));

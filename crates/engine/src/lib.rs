@@ -37,6 +37,7 @@ pub use actor::{AttemptBudget, ConnSnapshot, Connection, ConnectionClosed, Conne
 pub use backoff::{Backoff, BackoffConfig, BackoffConfigError};
 pub use entropy::{Entropy, Seeded};
 pub use event::{Event, EventKind, Missing, State};
+pub use pacer::WeightBudget;
 pub use pool::{Pool, PoolConfig, PoolError};
 pub use queue::{EventReceiver, EventSender, Overflow, ReceiverGone, queue};
 pub use transport::{ConnectSpec, Native, Transport, TransportError, WsMsg, WsStream};

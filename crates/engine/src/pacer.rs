@@ -88,3 +88,86 @@ mod tests {
         assert_eq!(*times.last().unwrap(), Duration::from_secs(4));
     }
 }
+
+/// A weighted sliding window: at most `limit` units (REST request weight) in any
+/// `window`, shared by every caller. Exact for the venue's rule, where a token
+/// bucket would either exceed the window's total or give up half the throughput.
+#[derive(Debug)]
+pub struct WeightBudget {
+    limit: u32,
+    window: Duration,
+    spent: tokio::sync::Mutex<VecDeque<(Instant, u32)>>,
+}
+
+impl WeightBudget {
+    /// `limit` units per `window` (Binance spot: 6000 per minute).
+    pub fn new(limit: u32, window: Duration) -> WeightBudget {
+        WeightBudget { limit: limit.max(1), window, spent: tokio::sync::Mutex::new(VecDeque::new()) }
+    }
+
+    /// Waits until `weight` more units fit, then records them. A weight above the
+    /// limit is clamped to it (it would never fit otherwise).
+    pub async fn acquire(&self, weight: u32) {
+        let weight = weight.min(self.limit);
+        let mut spent = self.spent.lock().await;
+        loop {
+            let now = Instant::now();
+            while spent.front().is_some_and(|(t, _)| now.duration_since(*t) >= self.window) {
+                spent.pop_front();
+            }
+            let used: u32 = spent.iter().map(|(_, w)| *w).sum();
+            if used + weight <= self.limit {
+                spent.push_back((now, weight));
+                return;
+            }
+            // Wait until enough of the oldest entries leave the window.
+            let mut freed = 0;
+            let mut until = now;
+            for (t, w) in spent.iter() {
+                freed += w;
+                until = *t + self.window;
+                if used - freed + weight <= self.limit {
+                    break;
+                }
+            }
+            tokio::time::sleep_until(until).await;
+        }
+    }
+
+    /// Units spent in the current window (`None` while a caller holds the budget).
+    pub fn used(&self) -> Option<u32> {
+        let spent = self.spent.try_lock().ok()?;
+        let now = Instant::now();
+        Some(spent.iter().filter(|(t, _)| now.duration_since(*t) < self.window).map(|(_, w)| *w).sum())
+    }
+}
+
+#[cfg(test)]
+mod weight_tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn weights_never_exceed_the_window_total() {
+        let b = std::sync::Arc::new(WeightBudget::new(300, Duration::from_secs(60)));
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let b = b.clone();
+            tasks.push(tokio::spawn(async move {
+                b.acquire(50).await;
+                Instant::now() - start
+            }));
+        }
+        let mut at = Vec::new();
+        for t in tasks {
+            at.push(t.await.unwrap());
+        }
+        at.sort();
+        for (i, t) in at.iter().enumerate() {
+            let in_window = at[i..].iter().take_while(|u| **u - *t < Duration::from_secs(60)).count();
+            assert!(in_window * 50 <= 300, "{in_window} requests within a minute from {t:?}");
+        }
+        // 20 requests of 50 at 300 per minute: 6 per minute, the last in minute 3.
+        assert_eq!(*at.last().unwrap(), Duration::from_secs(180));
+    }
+}
