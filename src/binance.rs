@@ -40,6 +40,9 @@ pub struct BinanceConfig {
     pub seed: Option<u64>,
     /// Rotate sockets after this long (before the venue's 24 h limit).
     pub rotate_after: Option<Duration>,
+    /// Longest connect URL carrying streams (`/stream?streams=`); 0 subscribes
+    /// everything with SUBSCRIBE messages.
+    pub max_url_bytes: usize,
 }
 
 impl Default for BinanceConfig {
@@ -55,6 +58,7 @@ impl Default for BinanceConfig {
             attempt_limit: None,
             seed: None,
             rotate_after: Some(Duration::from_secs(23 * 3600 + 50 * 60)),
+            max_url_bytes: 8000,
         }
     }
 }
@@ -154,7 +158,9 @@ impl BinanceClient {
                 max_streams_per_conn: self.cfg.max_streams_per_conn,
                 max_connections: self.cfg.max_connections_per_pool,
             };
-            let rules: Arc<dyn VenueRules> = Arc::new(BinanceRules::new(market));
+            let mut rules = BinanceRules::new(market);
+            rules.max_url_bytes = self.cfg.max_url_bytes;
+            let rules: Arc<dyn VenueRules> = Arc::new(rules);
             let pool = Pool::new(self.transport.clone(), rules, pc, self.events.clone(), self.ids.clone());
             self.pools.insert(key, pool);
         }

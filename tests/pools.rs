@@ -77,9 +77,13 @@ fn floor_seconds(client: &BinanceClient, per_request: usize, msgs_per_sec: usize
 }
 
 async fn shard_many(kind: MarketKind, symbols: usize, kinds: &[&str], expect_conns: usize) {
+    shard_many_with(kind, symbols, kinds, expect_conns, 8000).await;
+}
+
+async fn shard_many_with(kind: MarketKind, symbols: usize, kinds: &[&str], expect_conns: usize, url_bytes: usize) {
     let (_sim, sim) = start(kind, symbols).await;
     let market = market_of(kind);
-    let (mut client, _events) = BinanceClient::new(config(&sim));
+    let (mut client, _events) = BinanceClient::new(BinanceConfig { max_url_bytes: url_bytes, ..config(&sim) });
     let streams: Vec<String> = sim
         .config()
         .symbols
@@ -93,7 +97,7 @@ async fn shard_many(kind: MarketKind, symbols: usize, kinds: &[&str], expect_con
     let limit = sim.config().limits.max_incoming_msgs;
     let floor = floor_seconds(&client, 200, limit);
     println!(
-        "{kind:?}: {} streams over {} connections in {took:.3} s (floor from the simulator's limits: {floor:.3} s)",
+        "{kind:?}: {} streams over {} connections in {took:.3} s (floor from the simulator's limits: {floor:.3} s; URL up to {url_bytes} B)",
         streams.len(),
         client.active_shards()
     );
@@ -117,6 +121,13 @@ async fn shard_many(kind: MarketKind, symbols: usize, kinds: &[&str], expect_con
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_thousand_spot_streams_take_five_connections_within_the_limits() {
     shard_many(MarketKind::Spot, 1000, &["trade", "aggTrade", "bookTicker", "depth", "depth@100ms"], 5).await;
+}
+
+/// The same without streams in the URL: every stream needs a SUBSCRIBE, paced
+/// under the venue's message limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_thousand_spot_streams_by_subscribe_messages_only() {
+    shard_many_with(MarketKind::Spot, 1000, &["trade", "aggTrade", "bookTicker", "depth", "depth@100ms"], 5, 0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -473,7 +473,7 @@ impl<T: Transport> Actor<T> {
             ws,
             epoch: self.epoch,
             outbox: VecDeque::new(),
-            pacer: Pacer::new(budget, limits.msg_window),
+            pacer: Pacer::spaced(budget, limits.msg_window),
             pending: HashMap::new(),
             unsubscribing: HashMap::new(),
             authed: false,

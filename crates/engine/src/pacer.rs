@@ -1,5 +1,7 @@
 //! Outgoing message pacing: never more than `max` messages in any `window`,
-//! the way venues count them (a sliding window). Built on `tokio::time` so it
+//! the way venues count them (a sliding window), and evenly spaced at
+//! `window / max` so that delivery jitter (the venue counts on receipt) cannot
+//! squeeze a burst into one of its windows. Built on `tokio::time` so it
 //! follows the paused test clock; a general-purpose limiter crate keeps its own
 //! clock and would not.
 
@@ -13,29 +15,32 @@ use tokio::time::Instant;
 pub struct Pacer {
     max: usize,
     window: Duration,
+    spaced: bool,
     sent: VecDeque<Instant>,
 }
 
 impl Pacer {
-    /// At most `max` (at least 1) messages per `window`.
+    /// At most `max` (at least 1) events per `window`; bursts allowed
+    /// (connection attempts).
     pub fn new(max: usize, window: Duration) -> Pacer {
-        Pacer { max: max.max(1), window, sent: VecDeque::new() }
+        Pacer { max: max.max(1), window, spaced: false, sent: VecDeque::new() }
+    }
+
+    /// At most `max` messages per `window`, evenly spaced `window / max` apart
+    /// (client messages: the venue counts them on receipt, after network jitter).
+    pub fn spaced(max: usize, window: Duration) -> Pacer {
+        Pacer { spaced: true, ..Pacer::new(max, window) }
     }
 
     /// Waits until one more message fits, then records it.
     pub async fn acquire(&mut self) {
-        loop {
-            let now = Instant::now();
-            while self.sent.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
-                self.sent.pop_front();
-            }
-            if self.sent.len() < self.max {
-                self.sent.push_back(now);
-                return;
-            }
-            let oldest = *self.sent.front().expect("non-empty when full");
-            tokio::time::sleep_until(oldest + self.window).await;
+        while let Err(at) = self.try_acquire() {
+            tokio::time::sleep_until(at).await;
         }
+    }
+
+    fn gap(&self) -> Duration {
+        self.window / self.max as u32
     }
 
     /// Records a message if one fits now; otherwise says when one will.
@@ -44,11 +49,17 @@ impl Pacer {
         while self.sent.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
             self.sent.pop_front();
         }
-        if self.sent.len() < self.max {
+        let spaced = match (self.spaced, self.sent.back()) {
+            (true, Some(last)) => *last + self.gap(),
+            _ => now,
+        };
+        if self.sent.len() < self.max && spaced <= now {
             self.sent.push_back(now);
             Ok(())
+        } else if self.sent.len() < self.max {
+            Err(spaced)
         } else {
-            Err(*self.sent.front().expect("non-empty when full") + self.window)
+            Err((*self.sent.front().expect("non-empty when full") + self.window).max(spaced))
         }
     }
 
@@ -73,7 +84,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn never_more_than_max_in_any_window() {
-        let mut p = Pacer::new(5, Duration::from_secs(1));
+        let mut p = Pacer::spaced(5, Duration::from_secs(1));
         let start = Instant::now();
         let mut times = Vec::new();
         for _ in 0..23 {
@@ -84,8 +95,18 @@ mod tests {
             let in_window = times[i..].iter().take_while(|u| **u - *t < Duration::from_secs(1)).count();
             assert!(in_window <= 5, "{in_window} messages within 1 s starting at {t:?}");
         }
-        // 23 messages at 5/s take 4 full windows.
-        assert_eq!(*times.last().unwrap(), Duration::from_secs(4));
+        // 23 messages at 5/s, evenly spaced: one every 200 ms.
+        assert_eq!(*times.last().unwrap(), Duration::from_millis(22 * 200));
+        assert!(times.windows(2).all(|w| w[1] - w[0] >= Duration::from_millis(200)));
+        // Unspaced (connection attempts): bursts up to the limit, then the window.
+        let mut b = Pacer::new(3, Duration::from_secs(10));
+        let start = Instant::now();
+        for _ in 0..3 {
+            b.acquire().await;
+        }
+        assert_eq!(Instant::now(), start);
+        b.acquire().await;
+        assert_eq!(Instant::now() - start, Duration::from_secs(10));
     }
 }
 
