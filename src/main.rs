@@ -1,18 +1,20 @@
 //! The `ferrofeed` command.
 //!
-//! Subcommands available now: `sim` (the exchange simulator) and `demo` (until
+//! Subcommands available now: `sim` (the exchange simulator), `demo` (until
 //! the connection engine lands: the simulator plus a short printout of what it
-//! produced). `stream`, `record`, `replay`, `decode`, `book` and `bench` arrive
-//! with their issues.
+//! produced) and `decode` (raw frames in, normalized JSON lines out). `stream`,
+//! `record`, `replay`, `book` and `bench` arrive with their issues.
 
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations)]
 
+use std::io::{BufRead, Write};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use ferrofeed_sim::{LoadConfig, MarketConfig, MarketKind, Sim, SimConfig, SymbolSpec};
+use ferrofeed_venues::binance::{Market, normalize};
 
 #[derive(Debug, Parser)]
 #[command(name = "ferrofeed", version, about = "Resilient, lossless crypto-exchange WebSocket feeds")]
@@ -41,6 +43,57 @@ enum Cmd {
         #[arg(long, default_value = "5s", value_parser = parse_duration)]
         duration: Duration,
     },
+    /// Decode raw venue frames (one per line) into normalized JSON event lines.
+    ///
+    /// Reads frames exactly as received from the venue's WebSocket, one per line,
+    /// from FILE or standard input (`-`), raw payloads or combined-stream
+    /// envelopes alike. Prints one JSON line per event on standard output, in the
+    /// format of docs/events.md; an array frame (e.g. `!miniTicker@arr`) prints one
+    /// line per element. `receive_ts` is the time the line was read. Blank lines
+    /// are skipped.
+    ///
+    /// A line that cannot be decoded is reported on standard error as
+    /// `line N: <error>` and decoding goes on; the exit code is 1 if any line
+    /// failed, 0 otherwise.
+    ///
+    /// Examples:
+    ///   ferrofeed decode --venue binance --market spot frames.jsonl
+    ///   cat frames.jsonl | ferrofeed decode --venue binance --market usdm -
+    #[command(verbatim_doc_comment)]
+    Decode(DecodeArgs),
+}
+
+/// Venues `decode` understands.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum VenueArg {
+    /// Binance (spot, usdm, coinm, options).
+    Binance,
+}
+
+/// Binance markets.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum MarketArg {
+    /// Spot.
+    Spot,
+    /// USD-M futures.
+    Usdm,
+    /// COIN-M futures.
+    Coinm,
+    /// European options.
+    Options,
+}
+
+#[derive(Debug, clap::Args)]
+struct DecodeArgs {
+    /// The venue that sent the frames.
+    #[arg(long, value_enum)]
+    venue: VenueArg,
+    /// The market the frames came from (it decides e.g. how options tickers read).
+    #[arg(long, value_enum)]
+    market: MarketArg,
+    /// File of frames, one per line; `-` or nothing reads standard input.
+    #[arg(value_name = "FILE|-", default_value = "-")]
+    input: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -146,6 +199,78 @@ async fn run_demo(duration: Duration) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Decodes every line; returns how many lines failed.
+fn run_decode(a: &DecodeArgs) -> anyhow::Result<u64> {
+    let VenueArg::Binance = a.venue;
+    let market = match a.market {
+        MarketArg::Spot => Market::Spot,
+        MarketArg::Usdm => Market::UsdM,
+        MarketArg::Coinm => Market::CoinM,
+        MarketArg::Options => Market::Options,
+    };
+    let input: Box<dyn BufRead> = if a.input == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let f = std::fs::File::open(&a.input).with_context(|| format!("opening {}", a.input))?;
+        Box::new(std::io::BufReader::new(f))
+    };
+    decode_lines(market, input, &mut std::io::stdout().lock(), &mut std::io::stderr().lock())
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+fn decode_lines(
+    market: Market,
+    mut input: impl BufRead,
+    out: &mut impl Write,
+    err: &mut impl Write,
+) -> anyhow::Result<u64> {
+    let mut out = std::io::BufWriter::new(out);
+    let mut buf = Vec::new();
+    let (mut line_no, mut failed) = (0u64, 0u64);
+    loop {
+        buf.clear();
+        if input.read_until(b'\n', &mut buf).context("reading frames")? == 0 {
+            break;
+        }
+        line_no += 1;
+        let line = match std::str::from_utf8(&buf) {
+            Ok(s) => s.strip_suffix('\n').map(|s| s.strip_suffix('\r').unwrap_or(s)).unwrap_or(s),
+            Err(e) => {
+                failed += 1;
+                writeln!(err, "line {line_no}: not UTF-8 text: {e}")?;
+                continue;
+            }
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        match normalize::decode(market, line, now_ns()) {
+            Ok(events) => {
+                for e in &events {
+                    serde_json::to_writer(&mut out, e).context("writing an event")?;
+                    out.write_all(b"\n")?;
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                // Keep stdout and stderr in input order when both go to one terminal.
+                out.flush()?;
+                writeln!(err, "line {line_no}: {e}")?;
+            }
+        }
+    }
+    out.flush()?;
+    if failed > 0 {
+        writeln!(err, "ferrofeed decode: {failed} of {line_no} lines failed")?;
+    }
+    Ok(failed)
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
@@ -156,6 +281,11 @@ async fn main() -> std::process::ExitCode {
     let r = match cli.cmd {
         Cmd::Sim(a) => run_sim(a).await,
         Cmd::Demo { duration } => run_demo(duration).await,
+        Cmd::Decode(a) => match run_decode(&a) {
+            Ok(0) => Ok(()),
+            Ok(_) => return std::process::ExitCode::FAILURE,
+            Err(e) => Err(e),
+        },
     };
     match r {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -177,5 +307,22 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("5parsecs").is_err());
+    }
+
+    #[test]
+    fn decode_lines_reports_bad_lines_and_goes_on() {
+        let input: &[u8] = b"{\"e\":\"trade\",\"E\":1,\"s\":\"btcusdt\",\"t\":7,\"p\":\"1.50\",\"q\":\"2\",\"T\":2,\"m\":true}\r\n\nnope\n\xff\n";
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let failed = decode_lines(Market::Spot, input, &mut out, &mut err).expect("io");
+        assert_eq!(failed, 2);
+        let out = String::from_utf8(out).expect("utf8");
+        let v: serde_json::Value = serde_json::from_str(out.trim_end()).expect("one JSON line");
+        assert_eq!(
+            (v["type"].as_str(), v["symbol"].as_str(), v["price"].as_str()),
+            (Some("trade"), Some("BTCUSDT"), Some("1.50"))
+        );
+        let err = String::from_utf8(err).expect("utf8");
+        assert!(err.contains("line 3: malformed JSON"), "{err}");
+        assert!(err.contains("line 4: not UTF-8"), "{err}");
     }
 }

@@ -7,10 +7,16 @@
 //! - `rules`: [`rules::VenueRules`], what the engine needs to know about a venue
 //!   (heartbeat policy, limits, request encoding, frame classification with
 //!   sequence numbers), as data and pure functions.
+//! - `event`: [`event::Event`], the normalized event model (market data and
+//!   status events, exact decimals, ns timestamps) and its JSON line contract
+//!   (`docs/events.md`).
 //!
 //! **Invariant:** this crate has no async runtime and no I/O dependency.
 
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations, missing_docs)]
 
+pub mod event;
 pub mod rules;
+
+pub use rust_decimal::Decimal;

@@ -10,6 +10,8 @@
 //! spot depth diffs chain `U == prev u + 1`; futures depth diffs chain `pu`.
 
 mod endpoints;
+pub mod normalize;
+mod wire;
 
 use std::borrow::Cow;
 use std::time::Duration;

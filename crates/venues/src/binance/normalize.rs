@@ -1,0 +1,471 @@
+//! Binance frames → normalized [`Event`]s.
+//!
+//! [`decode`] takes one text frame exactly as received, raw or in the combined
+//! `{"stream","data"}` envelope, and returns its events (array payloads such as
+//! `!miniTicker@arr` give several). [`decode_rest_snapshot`] turns a REST
+//! `depth` body into a `book_snapshot`. Decimals are exact, parsed from the
+//! venue's strings; times become integer nanoseconds.
+//!
+//! `exchange_ts` is the matching engine's transaction time `T` where the payload
+//! has one (trades, aggregate trades, futures depth and book ticker, futures
+//! REST snapshots), otherwise the event time `E`; `null` when the payload has
+//! neither (spot `bookTicker`, spot partial depth, spot REST snapshots).
+//!
+//! Payloads with an event type this module does not model (user data,
+//! `serverShutdown`, options `markPrice`, ...) and frames without one that are
+//! neither partial depth nor a spot book ticker (acks, errors) become
+//! `unknown` events carrying the frame text. Malformed JSON, missing required
+//! fields and bad decimals are a [`DecodeError`] that keeps the frame; nothing
+//! here panics on external input.
+//!
+//! The JSON parser is used in [`parse`] only (and the envelope's unparsed
+//! `data`, a `RawValue`), so swapping serde_json for another serde-compatible
+//! parser is local to this file and `wire.rs`.
+
+use ferrofeed_model::event::{
+    AggTrade, AvgPrice, BookDelta, BookSnapshot, Event, EventKind, Kline, Level, Liquidation, MarkPrice, MarketType,
+    Side, Ticker, TopOfBook, Trade, Venue,
+};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::Market;
+use super::wire::{
+    AggTradeW, AvgPriceW, BookTickerW, DepthW, ForceOrderW, Head, KlineW, MarkPriceW, PartialDepthW, TickerW, TradeW,
+    WireLevel,
+};
+
+/// Why a frame could not be decoded. Every variant keeps the offending frame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Not JSON, or not an object or array at the top level.
+    #[error("malformed JSON: {reason}")]
+    Malformed {
+        /// The parser's message.
+        reason: String,
+        /// The frame exactly as received.
+        payload: String,
+    },
+    /// A known payload type with missing or invalid fields.
+    #[error("invalid {what} payload: {reason}")]
+    Invalid {
+        /// The payload type (`trade`, `depthUpdate`, ...).
+        what: &'static str,
+        /// What was wrong.
+        reason: String,
+        /// The frame exactly as received.
+        payload: String,
+    },
+    /// A spot partial-depth payload (`{lastUpdateId,bids,asks}`) outside the
+    /// combined envelope: it names no symbol, only the stream name does.
+    #[error(
+        "partial-depth payload without a stream name: spot partial depth carries no symbol; \
+         decode the combined-stream frame ({{\"stream\":\"<symbol>@depth<N>\",\"data\":...}})"
+    )]
+    PartialDepthWithoutStream {
+        /// The frame exactly as received.
+        payload: String,
+    },
+}
+
+impl DecodeError {
+    /// The frame that failed, exactly as received.
+    pub fn payload(&self) -> &str {
+        match self {
+            DecodeError::Malformed { payload, .. }
+            | DecodeError::Invalid { payload, .. }
+            | DecodeError::PartialDepthWithoutStream { payload } => payload,
+        }
+    }
+}
+
+/// The normalized market type of a Binance market.
+pub fn market_type(market: Market) -> MarketType {
+    match market {
+        Market::Spot => MarketType::Spot,
+        Market::UsdM => MarketType::UsdM,
+        Market::CoinM => MarketType::CoinM,
+        Market::Options => MarketType::Options,
+    }
+}
+
+/// The one place the JSON parser is called.
+fn parse<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, String> {
+    serde_json::from_str(text).map_err(|e| e.to_string())
+}
+
+/// Decodes one frame (raw payload, combined envelope, or an array of payloads)
+/// received at `received_ns` (ns since the epoch) on `market`.
+pub fn decode(market: Market, frame: &str, received_ns: i64) -> Result<Vec<Event>, DecodeError> {
+    let cx = Cx { market, received_ns, frame, stream: None };
+    let malformed = |reason: String| DecodeError::Malformed { reason, payload: frame.to_owned() };
+    if frame.trim_start().starts_with('[') {
+        let items: Vec<&RawValue> = parse(frame).map_err(malformed)?;
+        return items.iter().map(|item| cx.payload(item.get(), item.get())).collect();
+    }
+    let head: Head<'_> = parse(frame).map_err(malformed)?;
+    match (head.stream.0, head.data) {
+        (Some(stream), Some(data)) => {
+            let cx = Cx { stream: Some(stream.as_str()), ..cx };
+            let data = data.get();
+            if data.trim_start().starts_with('[') {
+                let items: Vec<&RawValue> = parse(data).map_err(malformed)?;
+                items.iter().map(|item| cx.payload(item.get(), item.get())).collect()
+            } else {
+                Ok(vec![cx.payload(data, frame)?])
+            }
+        }
+        _ => {
+            let head = Head { stream: Default::default(), data: None, ..head };
+            Ok(vec![cx.object(frame, &head, frame)?])
+        }
+    }
+}
+
+/// Decodes a REST `GET /api/v3/depth` (spot) or `/fapi|dapi/v1/depth` body for
+/// `symbol` into a `book_snapshot` event.
+pub fn decode_rest_snapshot(market: Market, symbol: &str, body: &str, received_ns: i64) -> Result<Event, DecodeError> {
+    let cx = Cx { market, received_ns, frame: body, stream: None };
+    let w: PartialDepthW = parse(body).map_err(|reason| cx.invalid("depth snapshot", reason))?;
+    let ts = cx.ms(w.tx_time.or(w.event_time), "depth snapshot")?;
+    Ok(cx.event(
+        EventKind::BookSnapshot(BookSnapshot {
+            last_update_id: w.last_update_id,
+            bids: levels(w.bids),
+            asks: levels(w.asks),
+        }),
+        Some(symbol.to_ascii_uppercase()),
+        ts,
+    ))
+}
+
+fn levels(v: Vec<WireLevel>) -> Vec<Level> {
+    v.into_iter().map(|l| l.0).collect()
+}
+
+/// Whether a stream name is a partial-depth stream (`<s>@depth5`,
+/// `<s>@depth20@100ms`, options `@depth10`, ...), as opposed to a diff stream
+/// (`<s>@depth`, `<s>@depth@100ms`).
+fn is_partial_stream(stream: &str) -> bool {
+    stream.find("@depth").is_some_and(|i| {
+        stream.get(i + "@depth".len()..).and_then(|rest| rest.chars().next()).is_some_and(|c| c.is_ascii_digit())
+    })
+}
+
+/// `24hrTicker`/`24hrMiniTicker` → `24h`; `1hTicker` → `1h`, `4hTicker` →
+/// `4h`, `1dTicker` → `1d`.
+fn ticker_window(e: &str) -> Option<&str> {
+    match e {
+        "24hrTicker" | "24hrMiniTicker" => Some("24h"),
+        _ => e.strip_suffix("Ticker").filter(|w| {
+            let mut cs = w.chars();
+            let unit = cs.next_back();
+            let digits = cs.as_str();
+            !digits.is_empty()
+                && digits.chars().all(|c| c.is_ascii_digit())
+                && matches!(unit, Some('m' | 'h' | 'd' | 'w'))
+        }),
+    }
+}
+
+/// The taker's side: options send `S`; spot and futures send `m` (the buyer
+/// is the maker, so `m: true` means the taker sold).
+fn taker_side(s: Option<&str>, m: Option<bool>) -> Result<Side, String> {
+    match (s, m) {
+        (Some("BUY" | "1"), _) => Ok(Side::Buy),
+        (Some("SELL" | "-1"), _) => Ok(Side::Sell),
+        (Some(other), _) => Err(format!("unknown side S={other:?}")),
+        (None, Some(true)) => Ok(Side::Sell),
+        (None, Some(false)) => Ok(Side::Buy),
+        (None, None) => Err("missing field `m`".into()),
+    }
+}
+
+/// Decoding context of one frame.
+struct Cx<'f> {
+    market: Market,
+    received_ns: i64,
+    /// The whole frame, kept by errors.
+    frame: &'f str,
+    /// The combined stream name, when the frame had one.
+    stream: Option<&'f str>,
+}
+
+impl Cx<'_> {
+    fn invalid(&self, what: &'static str, reason: String) -> DecodeError {
+        DecodeError::Invalid { what, reason, payload: self.frame.to_owned() }
+    }
+
+    fn event(&self, kind: EventKind, symbol: Option<String>, exchange_ts: Option<i64>) -> Event {
+        Event {
+            kind,
+            venue: Venue::Binance,
+            market: market_type(self.market),
+            symbol,
+            exchange_ts,
+            receive_ts: self.received_ns,
+        }
+    }
+
+    /// Milliseconds → nanoseconds.
+    fn ms(&self, ms: Option<i64>, what: &'static str) -> Result<Option<i64>, DecodeError> {
+        ms.map(|v| v.checked_mul(1_000_000).ok_or_else(|| self.invalid(what, format!("time {v} ms out of range"))))
+            .transpose()
+    }
+
+    fn ms_required(&self, ms: i64, what: &'static str) -> Result<i64, DecodeError> {
+        ms.checked_mul(1_000_000).ok_or_else(|| self.invalid(what, format!("time {ms} ms out of range")))
+    }
+
+    /// One payload object; `raw` is what an `unknown` event carries (the whole
+    /// frame, or the array element).
+    fn payload(&self, text: &str, raw: &str) -> Result<Event, DecodeError> {
+        let head: Head<'_> =
+            parse(text).map_err(|reason| DecodeError::Malformed { reason, payload: self.frame.to_owned() })?;
+        self.object(text, &head, raw)
+    }
+
+    fn object(&self, text: &str, head: &Head<'_>, raw: &str) -> Result<Event, DecodeError> {
+        let e = head.e.0.as_ref().map(|t| t.as_str());
+        match e {
+            Some("trade") => self.trade(text),
+            Some("aggTrade") => self.agg_trade(text),
+            Some("depthUpdate") => self.depth_update(text),
+            Some("bookTicker") => self.book_ticker(text),
+            Some("kline") => self.kline(text),
+            Some("avgPrice") => self.avg_price(text),
+            Some("markPriceUpdate") => self.mark_price(text),
+            Some("forceOrder") => self.force_order(text),
+            Some(name) => match ticker_window(name) {
+                Some(window) => self.ticker(text, window),
+                None => Ok(self.unknown(head, raw)),
+            },
+            None if head.last_update_id.is_some() => self.partial_depth(text),
+            None if head.u.is_some() && head.s.0.is_some() => self.book_ticker(text),
+            None => Ok(self.unknown(head, raw)),
+        }
+    }
+
+    fn unknown(&self, head: &Head<'_>, raw: &str) -> Event {
+        let symbol = head.s.0.as_ref().map(|s| s.as_str().to_ascii_uppercase());
+        self.event(EventKind::Unknown { raw: raw.to_owned() }, symbol, None)
+    }
+
+    fn trade(&self, text: &str) -> Result<Event, DecodeError> {
+        const W: &str = "trade";
+        let w: TradeW<'_> = parse(text).map_err(|r| self.invalid(W, r))?;
+        let side = taker_side(w.side.as_ref().map(|s| s.as_str()), w.m).map_err(|r| self.invalid(W, r))?;
+        let ts = self.ms(w.trade_time.or(w.event_time), W)?;
+        Ok(self.event(
+            EventKind::Trade(Trade { trade_id: w.t.0, price: w.p.0, qty: w.q.0, side }),
+            Some(w.s.as_str().to_ascii_uppercase()),
+            ts,
+        ))
+    }
+
+    fn agg_trade(&self, text: &str) -> Result<Event, DecodeError> {
+        const W: &str = "aggTrade";
+        let w: AggTradeW<'_> = parse(text).map_err(|r| self.invalid(W, r))?;
+        let side = taker_side(None, Some(w.m)).map_err(|r| self.invalid(W, r))?;
+        let ts = self.ms(w.trade_time.or(w.event_time), W)?;
+        Ok(self.event(
+            EventKind::AggTrade(AggTrade {
+                trade_id: w.a.to_string(),
+                price: w.p.0,
+                qty: w.q.0,
+                side,
+                first_trade_id: w.f.to_string(),
+                last_trade_id: w.l.to_string(),
+            }),
+            Some(w.s.as_str().to_ascii_uppercase()),
+            ts,
+        ))
+    }
+
+    fn depth_update(&self, text: &str) -> Result<Event, DecodeError> {
+        const W: &str = "depthUpdate";
+        let w: DepthW<'_> = parse(text).map_err(|r| self.invalid(W, r))?;
+        let ts = self.ms(w.tx_time.or(w.event_time), W)?;
+        let symbol = Some(w.s.as_str().to_ascii_uppercase());
+        // Futures partial depth has the diff's shape; only the stream name tells.
+        let kind = if self.stream.is_some_and(is_partial_stream) {
+            EventKind::BookSnapshot(BookSnapshot { last_update_id: w.u, bids: levels(w.b), asks: levels(w.a) })
+        } else {
+            EventKind::BookDelta(BookDelta {
+                first_update_id: w.U,
+                last_update_id: w.u,
+                prev_update_id: w.pu.and_then(|pu| u64::try_from(pu).ok()),
+                bids: levels(w.b),
+                asks: levels(w.a),
+            })
+        };
+        Ok(self.event(kind, symbol, ts))
+    }
+
+    fn partial_depth(&self, text: &str) -> Result<Event, DecodeError> {
+        const W: &str = "partial depth";
+        let Some(stream) = self.stream else {
+            return Err(DecodeError::PartialDepthWithoutStream { payload: self.frame.to_owned() });
+        };
+        let symbol = stream.split('@').next().filter(|s| !s.is_empty()).map(str::to_ascii_uppercase);
+        if symbol.is_none() {
+            return Err(self.invalid(W, format!("no symbol in stream name {stream:?}")));
+        }
+        let w: PartialDepthW = parse(text).map_err(|r| self.invalid(W, r))?;
+        let ts = self.ms(w.tx_time.or(w.event_time), W)?;
+        Ok(self.event(
+            EventKind::BookSnapshot(BookSnapshot {
+                last_update_id: w.last_update_id,
+                bids: levels(w.bids),
+                asks: levels(w.asks),
+            }),
+            symbol,
+            ts,
+        ))
+    }
+
+    fn book_ticker(&self, text: &str) -> Result<Event, DecodeError> {
+        const W: &str = "bookTicker";
+        let w: BookTickerW<'_> = parse(text).map_err(|r| self.invalid(W, r))?;
+        let ts = self.ms(w.tx_time.or(w.event_time), W)?;
+        Ok(self.event(
+            EventKind::TopOfBook(TopOfBook {
+                update_id: w.u,
+                bid_price: w.b.0,
+                bid_qty: w.B.0,
+                ask_price: w.a.0,
+                ask_qty: w.A.0,
+            }),
+            Some(w.s.as_str().to_ascii_uppercase()),
+            ts,
+        ))
+    }
+
+    fn ticker(&self, text: &str, window: &str) -> Result<Event, DecodeError> {
+        const W: &str = "ticker";
+        let w: TickerW<'_> = parse(text).map_err(|r| self.invalid(W, r))?;
+        let options = self.market == Market::Options;
+        let (volume, quote_volume, bid, ask) =
+            if options { (w.V.or(w.v), w.A.or(w.q), w.bo, w.ao) } else { (w.v, w.q, w.b, w.a) };
+        let volume = volume.ok_or_else(|| self.invalid(W, "missing field `v` (volume)".into()))?;
+        let quote_volume = quote_volume.ok_or_else(|| self.invalid(W, "missing field `q` (quote volume)".into()))?;
+        let ts = self.ms(w.event_time, W)?;
+        Ok(self.event(
+            EventKind::Ticker(Ticker {
+                window: window.to_owned(),
+                open: w.o.0,
+                high: w.h.0,
+                low: w.l.0,
+                last_price: w.c.0,
+                volume: volume.0,
+                quote_volume: quote_volume.0,
+                price_change: w.p.map(|d| d.0),
+                bid_price: bid.map(|d| d.0),
+                ask_price: ask.map(|d| d.0),
+            }),
+            Some(w.s.as_str().to_ascii_uppercase()),
+            ts,
+        ))
+    }
+
+    fn kline(&self, text: &str) -> Result<Event, DecodeError> {
+        const W: &str = "kline";
+        let w: KlineW<'_> = parse(text).map_err(|r| self.invalid(W, r))?;
+        let ts = self.ms(w.event_time, W)?;
+        let k = w.k;
+        Ok(self.event(
+            EventKind::Kline(Kline {
+                interval: k.i.as_str().to_owned(),
+                open_time: self.ms_required(k.t, W)?,
+                close_time: self.ms_required(k.T, W)?,
+                open: k.o.0,
+                high: k.h.0,
+                low: k.l.0,
+                close: k.c.0,
+                volume: k.v.0,
+                quote_volume: k.q.0,
+                trades: k.n,
+                closed: k.x,
+            }),
+            Some(w.s.as_str().to_ascii_uppercase()),
+            ts,
+        ))
+    }
+
+    fn avg_price(&self, text: &str) -> Result<Event, DecodeError> {
+        const W: &str = "avgPrice";
+        let w: AvgPriceW<'_> = parse(text).map_err(|r| self.invalid(W, r))?;
+        let ts = self.ms(w.event_time, W)?;
+        Ok(self.event(
+            EventKind::AvgPrice(AvgPrice { interval: w.i.as_str().to_owned(), price: w.w.0 }),
+            Some(w.s.as_str().to_ascii_uppercase()),
+            ts,
+        ))
+    }
+
+    fn mark_price(&self, text: &str) -> Result<Event, DecodeError> {
+        const W: &str = "markPriceUpdate";
+        let w: MarkPriceW<'_> = parse(text).map_err(|r| self.invalid(W, r))?;
+        let ts = self.ms(w.event_time, W)?;
+        let next_funding_ts = self.ms(w.T.filter(|t| *t > 0), W)?;
+        Ok(self.event(
+            EventKind::MarkPrice(MarkPrice {
+                mark_price: w.p.0,
+                index_price: w.i.0,
+                funding_rate: w.r.0,
+                next_funding_ts,
+            }),
+            Some(w.s.as_str().to_ascii_uppercase()),
+            ts,
+        ))
+    }
+
+    fn force_order(&self, text: &str) -> Result<Event, DecodeError> {
+        const W: &str = "forceOrder";
+        let w: ForceOrderW<'_> = parse(text).map_err(|r| self.invalid(W, r))?;
+        let side = match w.o.S.as_str() {
+            "BUY" => Side::Buy,
+            "SELL" => Side::Sell,
+            other => return Err(self.invalid(W, format!("unknown side S={other:?}"))),
+        };
+        let ts = self.ms(w.event_time, W)?;
+        Ok(self.event(
+            EventKind::Liquidation(Liquidation { side, price: w.o.p.0, qty: w.o.q.0 }),
+            Some(w.o.s.as_str().to_ascii_uppercase()),
+            ts,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_names_and_windows() {
+        assert!(is_partial_stream("btcusdt@depth5"));
+        assert!(is_partial_stream("btcusdt@depth20@100ms"));
+        assert!(is_partial_stream("BTC-250328-80000-C@depth10@100ms"));
+        assert!(!is_partial_stream("btcusdt@depth"));
+        assert!(!is_partial_stream("btcusdt@depth@100ms"));
+        assert!(!is_partial_stream("btcusdt@trade"));
+        assert_eq!(ticker_window("24hrTicker"), Some("24h"));
+        assert_eq!(ticker_window("24hrMiniTicker"), Some("24h"));
+        assert_eq!(ticker_window("1hTicker"), Some("1h"));
+        assert_eq!(ticker_window("4hTicker"), Some("4h"));
+        assert_eq!(ticker_window("1dTicker"), Some("1d"));
+        assert_eq!(ticker_window("bookTicker"), None);
+        assert_eq!(ticker_window("hTicker"), None);
+        assert_eq!(ticker_window("Ticker"), None);
+    }
+
+    #[test]
+    fn sides() {
+        assert_eq!(taker_side(None, Some(true)), Ok(Side::Sell));
+        assert_eq!(taker_side(None, Some(false)), Ok(Side::Buy));
+        assert_eq!(taker_side(Some("BUY"), Some(false)), Ok(Side::Buy));
+        assert_eq!(taker_side(Some("-1"), None), Ok(Side::Sell));
+        assert!(taker_side(Some("UP"), None).is_err());
+        assert!(taker_side(None, None).is_err());
+    }
+}
