@@ -12,10 +12,30 @@ use std::time::Duration;
 
 use ferrofeed_engine::{
     AttemptBudget, BackoffConfig, ConnSnapshot, ConnectSpec, ConnectionConfig, EventReceiver, EventSender, Native,
-    Overflow, Pool, PoolConfig, PoolError, VenueRules, WeightBudget, queue,
+    Overflow, Pool, PoolConfig, PoolError, RestClient, RestError, VenueRules, WeightBudget, queue,
 };
-use ferrofeed_venues::binance::{BinanceRules, endpoints, route_of, venue_limits, ws_base};
+pub use ferrofeed_venues::binance::registry::{Instrument, Registry, RegistryError, UnknownSymbol};
+use ferrofeed_venues::binance::{
+    BinanceRules, endpoints, registry::exchange_info_path, route_of, venue_limits, ws_base,
+};
 pub use ferrofeed_venues::binance::{Environment, Market, Route};
+
+/// Why a client request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The pool refused (exhausted) or a connection has ended.
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+    /// A stream names a symbol the instrument registry does not list; nothing was sent.
+    #[error(transparent)]
+    UnknownSymbol(#[from] UnknownSymbol),
+    /// A REST call failed.
+    #[error(transparent)]
+    Rest(#[from] RestError),
+    /// The venue's exchangeInfo could not be read.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
 
 /// How the client behaves.
 #[derive(Debug, Clone)]
@@ -88,6 +108,8 @@ pub struct BinanceClient {
     ids: Arc<AtomicU64>,
     budgets: HashMap<String, AttemptBudget>,
     rest: BTreeMap<Market, Arc<WeightBudget>>,
+    http: RestClient,
+    registries: BTreeMap<Market, Arc<Registry>>,
     pools: BTreeMap<PoolKey, Pool<Native>>,
 }
 
@@ -102,6 +124,8 @@ impl BinanceClient {
             ids: Arc::new(AtomicU64::new(0)),
             budgets: HashMap::new(),
             rest: BTreeMap::new(),
+            http: RestClient::default(),
+            registries: BTreeMap::new(),
             pools: BTreeMap::new(),
         };
         (client, rx)
@@ -175,9 +199,37 @@ impl BinanceClient {
         by
     }
 
+    /// Loads (or refreshes) the instrument registry of `market` from its
+    /// `exchangeInfo`, charged against the REST weight budget. Returns the
+    /// number of instruments. Once loaded, subscriptions to symbols it does not
+    /// list are refused before anything is sent.
+    pub async fn load_instruments(&mut self, market: Market) -> Result<usize, ClientError> {
+        let (path, weight) = exchange_info_path(market);
+        let url = format!("{}{path}", self.rest_url(market).trim_end_matches('/'));
+        let budget = self.rest_budget(market);
+        let body = self.http.get(&url, weight, Some(&budget)).await?;
+        let registry = Registry::from_exchange_info(market, &String::from_utf8_lossy(&body))?;
+        let n = registry.len();
+        self.registries.insert(market, Arc::new(registry));
+        Ok(n)
+    }
+
+    /// Installs a registry built elsewhere (a cached exchangeInfo).
+    pub fn set_instruments(&mut self, registry: Registry) {
+        self.registries.insert(registry.market(), Arc::new(registry));
+    }
+
+    /// The loaded registry of `market`.
+    pub fn instruments(&self, market: Market) -> Option<Arc<Registry>> {
+        self.registries.get(&market).cloned()
+    }
+
     /// Subscribes streams of `market` (names as the venue spells them:
     /// `btcusdt@trade`), sharding them across connections. Repeats add references.
-    pub async fn subscribe(&mut self, market: Market, streams: &[String]) -> Result<(), PoolError> {
+    pub async fn subscribe(&mut self, market: Market, streams: &[String]) -> Result<(), ClientError> {
+        if let Some(registry) = self.registries.get(&market) {
+            registry.check_streams(streams)?;
+        }
         for (key, list) in Self::split(market, streams) {
             self.pool(key).subscribe(&list).await?;
         }
@@ -185,7 +237,7 @@ impl BinanceClient {
     }
 
     /// Drops one reference to each stream; unreferenced streams are unsubscribed.
-    pub async fn unsubscribe(&mut self, market: Market, streams: &[String]) -> Result<(), PoolError> {
+    pub async fn unsubscribe(&mut self, market: Market, streams: &[String]) -> Result<(), ClientError> {
         for (key, list) in Self::split(market, streams) {
             if let Some(pool) = self.pools.get_mut(&key) {
                 pool.unsubscribe(&list).await?;

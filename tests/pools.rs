@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use ferrofeed::binance::{BinanceClient, BinanceConfig, Environment, Market};
+use ferrofeed::binance::{BinanceClient, BinanceConfig, ClientError, Environment, Market};
 use ferrofeed::engine::{BackoffConfig, PoolError};
 use ferrofeed_sim::{KillMode, MarketConfig, MarketHandle, MarketKind, Sim, SimConfig, SymbolSpec};
 use proptest::prelude::*;
@@ -171,7 +171,13 @@ async fn pool_exhaustion_is_a_clear_error_and_freed_capacity_is_reused() {
     let (mut client, _events) = BinanceClient::new(cfg);
     let streams: Vec<String> = (0..11).map(|i| format!("s{i:04}usdt@trade")).collect();
     let err = client.subscribe(Market::Spot, &streams).await.unwrap_err();
-    assert_eq!(err, PoolError::Exhausted { connections: 1, per_connection: 10, requested: 11, free: 10 });
+    assert!(
+        matches!(
+            &err,
+            ClientError::Pool(PoolError::Exhausted { connections: 1, per_connection: 10, requested: 11, free: 10 })
+        ),
+        "{err:?}"
+    );
     assert!(err.to_string().starts_with("pool exhausted: 1 connections × 10 streams"), "{err}");
     assert!(client.subscriptions().is_empty(), "a refused request changes nothing");
     client.subscribe(Market::Spot, &streams[..10]).await.unwrap();
@@ -181,6 +187,30 @@ async fn pool_exhaustion_is_a_clear_error_and_freed_capacity_is_reused() {
     assert_eq!(client.active_shards(), 1);
     let held = server_side(&sim);
     assert!(!held.contains_key(&streams[0]) && held.contains_key(&streams[10]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_symbols_are_refused_before_anything_is_sent() {
+    let (_sim, sim) = start(MarketKind::Spot, 5).await;
+    let (mut client, _events) = BinanceClient::new(config(&sim));
+    assert_eq!(client.load_instruments(Market::Spot).await.unwrap(), 5);
+    let reg = client.instruments(Market::Spot).unwrap();
+    let inst = reg.get("S0003USDT").unwrap();
+    assert_eq!(inst.tick_size.unwrap().normalize().to_string(), "0.0001");
+    assert_eq!(inst.step_size.unwrap().normalize().to_string(), "0.01");
+    let err = client.subscribe(Market::Spot, &["s0000usdt@trade".into(), "nopeusdt@trade".into()]).await.unwrap_err();
+    assert!(matches!(&err, ClientError::UnknownSymbol(u) if u.symbol == "NOPEUSDT"), "{err:?}");
+    assert!(err.to_string().contains("not listed in exchangeInfo"), "{err}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(sim.stats().counters.connections_accepted, 0, "nothing was sent");
+    assert!(client.subscriptions().is_empty());
+    client.subscribe(Market::Spot, &["s0000usdt@trade".into(), "!miniTicker@arr".into()]).await.unwrap();
+    settle(&client).await;
+    let stats = client.rate_limit_stats();
+    assert!(
+        stats.rest_weight.iter().any(|(m, used, limit)| *m == Market::Spot && *used == Some(20) && *limit == 6000),
+        "{stats:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

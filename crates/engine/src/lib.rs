@@ -13,7 +13,8 @@
 //! - `transport`: the [`Transport`] seam and the [`Native`] tokio implementation.
 //! - `event`: what a connection reports; `queue`: the bounded event queue and its overflow policy.
 //! - `seq`: per-stream sequence tracking (gaps and duplicates).
-//! - `pacer`: outgoing message pacing within a venue's sliding window.
+//! - `pacer`: outgoing message pacing within a venue's sliding window; REST weight budgets.
+//! - `rest`: [`RestClient`], GETs charged against a weight budget before they are sent.
 //! - `backoff`: the reconnect schedule (exponential, capped, jittered).
 //! - `entropy`: the one seam for randomness.
 //!
@@ -29,6 +30,7 @@ pub mod event;
 pub mod pacer;
 pub mod pool;
 pub mod queue;
+pub mod rest;
 pub mod seq;
 pub mod transport;
 pub mod venue;
@@ -40,5 +42,6 @@ pub use event::{Event, EventKind, Missing, State};
 pub use pacer::WeightBudget;
 pub use pool::{Pool, PoolConfig, PoolError};
 pub use queue::{EventReceiver, EventSender, Overflow, ReceiverGone, queue};
+pub use rest::{RestClient, RestError};
 pub use transport::{ConnectSpec, Native, Transport, TransportError, WsMsg, WsStream};
 pub use venue::{ClientPing, ConnLimits, Heartbeat, Inbound, Seq, SeqKind, VenueRules};

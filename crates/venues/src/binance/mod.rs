@@ -11,6 +11,7 @@
 
 mod endpoints;
 pub mod normalize;
+pub mod registry;
 mod wire;
 
 use std::borrow::Cow;

@@ -1,0 +1,122 @@
+//! A small REST client for venue snapshots and metadata: HTTPS through rustls
+//! (ring), a request timeout, and every request charged against the venue's
+//! weight budget before it is sent, so callers never draw a 429 by themselves.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::pacer::WeightBudget;
+
+/// REST failures. Bodies of failed requests are kept.
+#[derive(Debug, thiserror::Error)]
+pub enum RestError {
+    /// The URL could not be used.
+    #[error("invalid URL {url:?}: {msg}")]
+    Url {
+        /// The URL.
+        url: String,
+        /// What was wrong.
+        msg: String,
+    },
+    /// Connect, TLS or read failure.
+    #[error("request to {url} failed: {msg}")]
+    Transport {
+        /// The URL.
+        url: String,
+        /// What failed.
+        msg: String,
+    },
+    /// No answer in time.
+    #[error("request to {url} timed out after {after:?}")]
+    Timeout {
+        /// The URL.
+        url: String,
+        /// The timeout.
+        after: Duration,
+    },
+    /// The venue answered with an error status.
+    #[error("{url} answered {status}: {body}")]
+    Status {
+        /// The URL.
+        url: String,
+        /// HTTP status.
+        status: u16,
+        /// The body, as text.
+        body: String,
+        /// `Retry-After` in seconds, when sent (429, 418).
+        retry_after: Option<u64>,
+    },
+}
+
+impl RestError {
+    /// Whether trying again later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            RestError::Url { .. } => false,
+            RestError::Status { status, .. } => *status == 429 || *status >= 500,
+            _ => true,
+        }
+    }
+}
+
+/// An HTTPS/HTTP GET client.
+#[derive(Debug, Clone)]
+pub struct RestClient {
+    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    timeout: Duration,
+}
+
+impl Default for RestClient {
+    fn default() -> RestClient {
+        RestClient::new(Duration::from_secs(10))
+    }
+}
+
+impl RestClient {
+    /// A client with webpki roots and `timeout` per request.
+    pub fn new(timeout: Duration) -> RestClient {
+        let https =
+            hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots().https_or_http().enable_http1().build();
+        RestClient { client: Client::builder(TokioExecutor::new()).build(https), timeout }
+    }
+
+    /// GETs `url` after charging `weight` to `budget`; returns the body of a 2xx answer.
+    pub async fn get(&self, url: &str, weight: u32, budget: Option<&Arc<WeightBudget>>) -> Result<Bytes, RestError> {
+        let uri: hyper::Uri = url.parse().map_err(|e| RestError::Url { url: url.into(), msg: format!("{e}") })?;
+        if let Some(b) = budget {
+            b.acquire(weight).await;
+        }
+        let fut = async {
+            let resp =
+                self.client.get(uri).await.map_err(|e| RestError::Transport { url: url.into(), msg: e.to_string() })?;
+            let status = resp.status().as_u16();
+            let retry_after =
+                resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| RestError::Transport { url: url.into(), msg: e.to_string() })?
+                .to_bytes();
+            if (200..300).contains(&status) {
+                Ok(body)
+            } else {
+                Err(RestError::Status {
+                    url: url.into(),
+                    status,
+                    body: String::from_utf8_lossy(&body).into_owned(),
+                    retry_after,
+                })
+            }
+        };
+        tokio::time::timeout(self.timeout, fut)
+            .await
+            .map_err(|_| RestError::Timeout { url: url.into(), after: self.timeout })?
+    }
+}
