@@ -30,5 +30,6 @@
 pub mod binance;
 
 pub use ferrofeed_engine as engine;
+pub use ferrofeed_model as model;
 pub use ferrofeed_sim as sim;
 pub use ferrofeed_venues as venues;

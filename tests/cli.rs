@@ -77,9 +77,15 @@ fn bad_arguments_are_clear_errors_not_panics() {
 }
 
 #[test]
-fn demo_runs_offline_and_prints_the_true_book() {
-    let out = bin().args(["demo", "--duration", "300ms"]).output().unwrap();
+fn demo_runs_offline_recovers_from_a_fault_and_reports_no_silent_loss() {
+    let out = bin().args(["demo", "--duration", "4s"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("BTCUSDT true book at update id"), "{text}");
+    let summary: serde_json::Value =
+        serde_json::from_str(text.lines().last().expect("a summary line")).expect("the last line is JSON");
+    assert!(summary["trades"].as_u64().unwrap() > 0, "{summary}");
+    assert_eq!(summary["faults_injected"][0], "kill (TCP reset) on spot");
+    assert!(summary["reconnects"].as_u64().unwrap() >= 1, "the kill was recovered: {summary}");
+    assert_eq!(summary["btcusdt_trade_ids"]["unreported"], 0, "{summary}");
+    assert!(text.contains("fault injected"), "{text}");
 }

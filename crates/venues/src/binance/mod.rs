@@ -81,7 +81,8 @@ struct Control<'a> {
     result: Option<serde_json::Value>,
     #[serde(default, borrow)]
     stream: Option<Cow<'a, str>>,
-    #[serde(default)]
+    /// The payload's head; array payloads (`!miniTicker@arr`) carry no sequence and give `None`.
+    #[serde(default, borrow, deserialize_with = "head_or_skip")]
     data: Option<DataHead<'a>>,
     #[serde(default, borrow)]
     e: Option<Cow<'a, str>>,
@@ -112,6 +113,40 @@ struct DataHead<'a> {
     u: Option<u64>,
     #[serde(default)]
     pu: Option<i64>,
+}
+
+/// A payload object's head, or `None` for an array or scalar payload.
+fn head_or_skip<'de: 'a, 'a, D: serde::Deserializer<'de>>(d: D) -> Result<Option<DataHead<'a>>, D::Error> {
+    struct V<'a>(std::marker::PhantomData<&'a ()>);
+    impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+        type Value = Option<DataHead<'a>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a payload")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            DataHead::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Some)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+    d.deserialize_any(V(std::marker::PhantomData))
 }
 
 /// An unsigned id, or `None` for any other value (skipped without allocating).
@@ -219,8 +254,12 @@ impl VenueRules for BinanceRules {
                 None => Inbound::Unknown,
             };
         }
-        let (Some(stream), Some(data)) = (c.stream, c.data) else {
+        let Some(stream) = c.stream else {
             return if c.e.as_deref() == Some("serverShutdown") { Inbound::Shutdown } else { Inbound::Unknown };
+        };
+        let Some(data) = c.data else {
+            // An array payload (`!miniTicker@arr`): data without sequence numbers.
+            return Inbound::Data { stream, seq: None };
         };
         let seq = match data.e.as_deref() {
             Some("serverShutdown") => return Inbound::Shutdown,
@@ -288,6 +327,9 @@ mod tests {
         assert!(matches!(spot.classify("{\"e\":\"trade\",\"E\":"), Inbound::Malformed(_)));
         assert!(matches!(spot.classify("[1,2]"), Inbound::Malformed(_)));
         assert_eq!(spot.classify(r#"{"hello":1}"#), Inbound::Unknown);
+        // Array payloads are data without sequence numbers, not errors.
+        let arr = r#"{"stream":"!miniTicker@arr","data":[{"e":"24hrMiniTicker","E":1,"s":"BTCUSDT","c":"1"}]}"#;
+        assert_eq!(spot.classify(arr), Inbound::Data { stream: "!miniTicker@arr".into(), seq: None });
     }
 
     #[test]
