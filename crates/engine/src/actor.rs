@@ -299,6 +299,18 @@ struct Link<S> {
     next_ping: Option<Instant>,
 }
 
+impl<S> Link<S> {
+    /// Puts the venue's client ping at the front of the outbox and schedules the next.
+    fn queue_ping(&mut self, hb: &crate::venue::Heartbeat) {
+        self.next_ping = Some(Instant::now() + hb.interval);
+        match &hb.client_ping {
+            ClientPing::Text(t) => self.outbox.push_front(t.clone()),
+            ClientPing::WsPing(p) => self.outbox.push_front(format!("{PING_MARK}{}", String::from_utf8_lossy(p))),
+            ClientPing::None => {}
+        }
+    }
+}
+
 impl<S> std::fmt::Debug for Link<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Link").field("epoch", &self.epoch).field("active", &self.active).finish_non_exhaustive()
@@ -919,12 +931,7 @@ impl<T: Transport> Actor<T> {
                 _ = sleep_until(wake.unwrap_or(far)), if wake.is_some() => {},
                 _ = sleep_until(idle_at) => break End::Lost(format!("no frame for {:?}: connection stale", hb.idle_timeout)),
                 _ = sleep_until(link.next_ping.unwrap_or(far)), if link.next_ping.is_some() => {
-                    link.next_ping = Some(Instant::now() + hb.interval);
-                    match &hb.client_ping {
-                        ClientPing::Text(t) => link.outbox.push_front(t.clone()),
-                        ClientPing::WsPing(p) => link.outbox.push_front(format!("{PING_MARK}{}", String::from_utf8_lossy(p))),
-                        ClientPing::None => {}
-                    }
+                    link.queue_ping(&hb);
                 },
                 _ = sleep_until(cand_idle.unwrap_or(far)), if cand_idle.is_some() => {
                     // The replacement went silent: drop it and try again later.
@@ -936,12 +943,7 @@ impl<T: Transport> Actor<T> {
                 },
                 _ = sleep_until(cand_ping.unwrap_or(far)), if cand_ping.is_some() => {
                     if let Some(c) = candidate.as_mut() {
-                        c.next_ping = Some(Instant::now() + hb.interval);
-                        match &hb.client_ping {
-                            ClientPing::Text(t) => c.outbox.push_front(t.clone()),
-                            ClientPing::WsPing(p) => c.outbox.push_front(format!("{PING_MARK}{}", String::from_utf8_lossy(p))),
-                            ClientPing::None => {}
-                        }
+                        c.queue_ping(&hb);
                     }
                 },
                 _ = sleep_until(ack_due.unwrap_or(far)), if ack_due.is_some() => {
