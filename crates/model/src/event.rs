@@ -151,6 +151,12 @@ pub enum EventKind {
     BookSnapshot(BookSnapshot),
     /// Best bid and ask.
     TopOfBook(TopOfBook),
+    /// A change applied to a synchronized local book (published only while
+    /// the book is in sync with the venue).
+    BookUpdate(BookUpdate),
+    /// A local book lost sync; nothing is published for it until the next
+    /// `book_snapshot`.
+    BookResync(BookResync),
     /// A candlestick.
     Kline(Kline),
     /// Rolling-window statistics.
@@ -209,6 +215,8 @@ impl EventKind {
             EventKind::BookDelta(_) => "book_delta",
             EventKind::BookSnapshot(_) => "book_snapshot",
             EventKind::TopOfBook(_) => "top_of_book",
+            EventKind::BookUpdate(_) => "book_update",
+            EventKind::BookResync(_) => "book_resync",
             EventKind::Kline(_) => "kline",
             EventKind::Ticker(_) => "ticker",
             EventKind::AvgPrice(_) => "avg_price",
@@ -282,6 +290,32 @@ pub struct BookSnapshot {
     pub bids: Vec<Level>,
     /// Asks, best first.
     pub asks: Vec<Level>,
+}
+
+/// A change applied to a synchronized local book.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BookUpdate {
+    /// The venue's first update id in the applied change.
+    pub first_update_id: u64,
+    /// The book's update id after the change.
+    pub last_update_id: u64,
+    /// Bid levels changed (qty `0`: removed), best first.
+    pub bids: Vec<Level>,
+    /// Ask levels changed (qty `0`: removed), best first.
+    pub asks: Vec<Level>,
+    /// The best bid after the change (`null` when the side is empty).
+    pub best_bid: Option<Level>,
+    /// The best ask after the change (`null` when the side is empty).
+    pub best_ask: Option<Level>,
+}
+
+/// Why a local book stopped being published.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BookResync {
+    /// Why, e.g. `gap: expected first_update_id 101, got 104`.
+    pub reason: String,
+    /// The last update id the book was in sync at (`null` if it never was).
+    pub last_update_id: Option<u64>,
 }
 
 /// Best bid and ask.
@@ -572,6 +606,8 @@ mod tests {
             "book_delta",
             "book_snapshot",
             "top_of_book",
+            "book_update",
+            "book_resync",
             "kline",
             "ticker",
             "avg_price",

@@ -10,6 +10,8 @@
 //! - `event`: [`event::Event`], the normalized event model (market data and
 //!   status events, exact decimals, ns timestamps) and its JSON line contract
 //!   (`docs/events.md`).
+//! - `sequencing`: [`sequencing::BookSequencing`], a venue's pure rule for
+//!   continuing a local order book (`Accept | Suppress | Recover`).
 //!
 //! **Invariant:** this crate has no async runtime and no I/O dependency.
 
@@ -18,5 +20,6 @@
 
 pub mod event;
 pub mod rules;
+pub mod sequencing;
 
 pub use rust_decimal::Decimal;
