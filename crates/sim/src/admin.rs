@@ -47,9 +47,22 @@ pub(crate) async fn handle<B>(req: Request<B>, hub: Arc<Hub>) -> Resp {
                 Some(Ok(_)) => return bad("depth must be at least 1"),
                 Some(Err(e)) => return bad(&e),
             };
-            match m.book(&symbol.to_uppercase(), depth) {
-                Some(b) => ok(serde_json::to_value(b).unwrap_or_default()),
-                None => json(StatusCode::NOT_FOUND, serde_json::json!({"error": "unknown symbol"}).to_string()),
+            let symbol = symbol.to_uppercase();
+            match num("update_id") {
+                None => match m.book(&symbol, depth) {
+                    Some(b) => ok(serde_json::to_value(b).unwrap_or_default()),
+                    None => json(StatusCode::NOT_FOUND, serde_json::json!({"error": "unknown symbol"}).to_string()),
+                },
+                Some(Ok(id)) if id >= 0.0 => match m.book_at(&symbol, id as u64, depth) {
+                    Some(b) => ok(serde_json::to_value(b).unwrap_or_default()),
+                    None => json(
+                        StatusCode::NOT_FOUND,
+                        serde_json::json!({"error": "unknown symbol, or update_id not in the book history"})
+                            .to_string(),
+                    ),
+                },
+                Some(Ok(_)) => bad("update_id must be >= 0"),
+                Some(Err(e)) => bad(&e),
             }
         }
         (Method::POST, "/admin/kill") => {
@@ -74,6 +87,16 @@ pub(crate) async fn handle<B>(req: Request<B>, hub: Arc<Hub>) -> Resp {
                 Some(Err(e)) => return bad(&e),
                 _ => 1,
             };
+            if let Some(p) = num("probability") {
+                return match p {
+                    Ok(p) if (0.0..=1.0).contains(&p) => {
+                        m.drop_probability(stream, p);
+                        ok(serde_json::json!({ "stream": stream, "probability": p }))
+                    }
+                    Ok(_) => bad("probability must be between 0 and 1"),
+                    Err(e) => bad(&e),
+                };
+            }
             m.drop_next(stream, count);
             ok(serde_json::json!({ "stream": stream, "drop": count }))
         }

@@ -295,6 +295,10 @@ pub struct MarketConfig {
     pub port: Option<u16>,
     /// Optional load stream.
     pub load: Option<LoadConfig>,
+    /// Depth-window books kept per symbol as ground truth for local books
+    /// (`MarketHandle::book_at`, `/admin/book?update_id=`); 0 keeps none.
+    /// Each entry holds the top 50 levels per side.
+    pub book_history: usize,
 }
 
 impl MarketConfig {
@@ -307,6 +311,7 @@ impl MarketConfig {
             timing: Timing::default(),
             port: None,
             load: None,
+            book_history: 0,
         }
     }
 }

@@ -12,6 +12,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
@@ -157,6 +159,8 @@ pub struct ClosedConn {
 #[derive(Debug, Default)]
 pub(crate) struct Faults {
     pub drop: HashMap<String, u64>,
+    /// Per stream: the probability that each message is dropped.
+    pub drop_probability: HashMap<String, f64>,
     pub ack_delay: Duration,
     pub reject_acks: u64,
     pub rest_fail: u64,
@@ -188,6 +192,8 @@ pub(crate) struct HubState {
     pub closed: VecDeque<ClosedConn>,
     next_conn: u64,
     pub load_stream: Option<String>,
+    /// Draws for probabilistic faults (seeded from the simulator seed).
+    pub fault_rng: ChaCha8Rng,
 }
 
 impl std::fmt::Debug for HubState {
@@ -239,7 +245,8 @@ pub(crate) fn wall_ms() -> u64 {
 impl Hub {
     pub(crate) fn new(cfg: MarketConfig, seed: u64, addr: std::net::SocketAddr) -> Arc<Hub> {
         let now = wall_ms();
-        let market = Market::new(cfg.kind, &cfg.symbols, seed, &cfg.timing, now);
+        let mut market = Market::new(cfg.kind, &cfg.symbols, seed, &cfg.timing, now);
+        market.set_history(cfg.book_history);
         let load_stream = cfg.load.as_ref().map(|l| format!("{}@trade", l.symbol.to_lowercase()));
         Arc::new(Hub {
             state: Mutex::new(HubState {
@@ -256,6 +263,7 @@ impl Hub {
                 closed: VecDeque::new(),
                 next_conn: 1,
                 load_stream,
+                fault_rng: ChaCha8Rng::seed_from_u64(seed ^ 0xfa17),
             }),
             cfg,
             epoch: Instant::now(),
@@ -530,6 +538,12 @@ impl Hub {
             && *n > 0
         {
             *n -= 1;
+            st.counters.dropped_by_fault += 1;
+            return;
+        }
+        if let Some(&p) = st.faults.drop_probability.get(stream)
+            && st.fault_rng.random_bool(p)
+        {
             st.counters.dropped_by_fault += 1;
             return;
         }

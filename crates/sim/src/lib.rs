@@ -255,8 +255,12 @@ impl MarketHandle {
         let st = self.hub.lock();
         let s = st.market.symbol(symbol)?;
         let copy = s.copy(depth, 0);
-        let body = st.market.depth_body(&copy, s, 0);
-        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        Some(Self::view(&st.market, s, symbol, &copy))
+    }
+
+    fn view(market: &market::Market, s: &market::SymbolState, symbol: &str, copy: &market::BookCopy) -> BookView {
+        let body = market.depth_body(copy, s, 0);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
         let side = |k: &str| -> Vec<[String; 2]> {
             v[k].as_array()
                 .map(|a| {
@@ -266,12 +270,35 @@ impl MarketHandle {
                 })
                 .unwrap_or_default()
         };
-        Some(BookView {
+        BookView {
             symbol: symbol.to_string(),
             last_update_id: copy.last_update_id,
             bids: side("bids"),
             asks: side("asks"),
-        })
+        }
+    }
+
+    /// The true book of `symbol` right after the depth window that ended at
+    /// `update_id` (top `depth` levels per side, at most 50), when the market
+    /// keeps a history (`MarketConfig::book_history`) and it still holds that id.
+    pub fn book_at(&self, symbol: &str, update_id: u64, depth: usize) -> Option<BookView> {
+        let st = self.hub.lock();
+        let s = st.market.symbol(symbol)?;
+        let mut copy = s.copy_at(update_id)?.clone();
+        copy.bids.truncate(depth);
+        copy.asks.truncate(depth);
+        Some(Self::view(&st.market, s, symbol, &copy))
+    }
+
+    /// Drops each message of `stream` with probability `p` (0 stops), for
+    /// every subscriber; dropped messages still count as produced.
+    pub fn drop_probability(&self, stream: &str, p: f64) {
+        let mut st = self.hub.lock();
+        if p > 0.0 {
+            st.faults.drop_probability.insert(stream.to_string(), p.min(1.0));
+        } else {
+            st.faults.drop_probability.remove(stream);
+        }
     }
 
     /// Kills every connection; returns how many.

@@ -6,7 +6,7 @@
 //! decimal strings only when a payload is written. Payloads are built here with
 //! the simulator's own formatting code (never the client's wire types).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt::Write as _;
 
 use rand::{Rng, SeedableRng};
@@ -101,8 +101,15 @@ pub(crate) struct SymbolState {
     /// The copy served by the stale-snapshot fault (between one and two ages old).
     stale: Option<BookCopy>,
     stale_next: Option<BookCopy>,
+    /// The book's top levels after each depth window, keyed by update id
+    /// (ground truth for clients' local books); at most `history_cap`.
+    history: VecDeque<BookCopy>,
+    history_cap: usize,
     names: Names,
 }
+
+/// Levels per side kept in the book history.
+pub(crate) const HISTORY_DEPTH: usize = 50;
 
 #[derive(Debug)]
 struct Names {
@@ -207,6 +214,8 @@ impl SymbolState {
             liquidation: None,
             stale: None,
             stale_next: None,
+            history: VecDeque::new(),
+            history_cap: 0,
             names,
             spec,
         };
@@ -234,6 +243,24 @@ impl SymbolState {
             asks: self.asks.iter().take(depth).map(|(p, q)| (*p, *q)).collect(),
             taken_ms: now_ms,
         }
+    }
+
+    /// The book as it was right after update id `update_id` ended a depth
+    /// window, if still in the history.
+    pub(crate) fn copy_at(&self, update_id: u64) -> Option<&BookCopy> {
+        let i = self.history.binary_search_by_key(&update_id, |c| c.last_update_id).ok()?;
+        self.history.get(i)
+    }
+
+    fn record_history(&mut self, now_ms: u64) {
+        if self.history_cap == 0 || self.history.back().is_some_and(|c| c.last_update_id == self.update_id) {
+            return;
+        }
+        if self.history.len() >= self.history_cap {
+            self.history.pop_front();
+        }
+        let c = self.copy(HISTORY_DEPTH, now_ms);
+        self.history.push_back(c);
     }
 
     pub(crate) fn stale_copy(&self) -> Option<&BookCopy> {
@@ -283,6 +310,14 @@ impl Market {
             next_liq_flush: now_ms + cad(1000),
             stale_age_ms: timing.stale_snapshot_age.as_millis() as u64,
             timing: timing.clone(),
+        }
+    }
+
+    /// Keeps the last `cap` depth-window books of every symbol (0: none).
+    pub(crate) fn set_history(&mut self, cap: usize) {
+        for s in &mut self.symbols {
+            s.history_cap = cap;
+            s.history.clear();
         }
     }
 
@@ -766,6 +801,8 @@ fn flush_window(
     if !tracked.contains(name) {
         return;
     }
+    s.record_history(now_ms);
+    let name = &s.names.depth[i];
     let spec = &s.spec;
     let mut p = String::with_capacity(128 + 40 * (w.bids.len() + w.asks.len()));
     let _ = write!(p, "{{\"e\":\"depthUpdate\",\"E\":{now_ms},");
