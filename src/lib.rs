@@ -9,6 +9,8 @@
 //! - [`binance`]: the Binance connection manager (pools per market and route,
 //!   sharding under the per-connection caps, shared attempt budgets, one merged
 //!   event stream, introspection and rate-limit statistics).
+//! - [`books`]: local order books kept in sync from diff streams and REST
+//!   snapshots (`BookManager`), and the offline `replay`.
 //! - The engine (`ferrofeed-engine`), the venue rules (`ferrofeed-venues`) and
 //!   the simulator (`ferrofeed-sim`) are separate crates re-exported here.
 //!
@@ -28,7 +30,9 @@
 #![warn(missing_debug_implementations, missing_docs)]
 
 pub mod binance;
+pub mod books;
 
+pub use ferrofeed_book as book;
 pub use ferrofeed_engine as engine;
 pub use ferrofeed_model as model;
 pub use ferrofeed_sim as sim;
