@@ -22,6 +22,13 @@ pub trait BookSide: Default + std::fmt::Debug + Clone {
     }
     /// Removes every level.
     fn clear(&mut self);
+    /// Replaces the side with `levels` (any order; zero quantities skipped).
+    fn load(&mut self, bid: bool, levels: &[Level]) {
+        self.clear();
+        for l in levels {
+            self.set(bid, l.price, l.qty);
+        }
+    }
     /// Removes the worst levels until at most `keep` remain; returns how many
     /// were removed.
     fn truncate(&mut self, bid: bool, keep: usize) -> usize;
@@ -55,6 +62,27 @@ impl BookSide for VecSide {
             (Err(_), true) => {}
             (Err(i), false) => self.levels.insert(i, (price, qty)),
         }
+    }
+
+    fn load(&mut self, bid: bool, levels: &[Level]) {
+        // Sort once instead of inserting one by one (a best-first snapshot
+        // would insert every level at the front).
+        self.levels.clear();
+        self.levels.extend(levels.iter().filter(|l| !l.qty.is_zero()).map(|l| (l.price, l.qty)));
+        if bid {
+            self.levels.sort_by(|a, b| a.0.cmp(&b.0));
+        } else {
+            self.levels.sort_by(|a, b| b.0.cmp(&a.0));
+        }
+        // A repeated price keeps its last quantity, as repeated `set`s would.
+        let mut out: Vec<(Decimal, Decimal)> = Vec::with_capacity(self.levels.len());
+        for (p, q) in self.levels.drain(..) {
+            match out.last_mut() {
+                Some(last) if last.0 == p => last.1 = q,
+                _ => out.push((p, q)),
+            }
+        }
+        self.levels = out;
     }
 
     fn best(&self, _bid: bool) -> Option<Level> {
@@ -147,14 +175,8 @@ impl<S: BookSide> L2Book<S> {
 
     /// Replaces the content with a snapshot at `last_update_id`.
     pub fn load(&mut self, last_update_id: u64, bids: &[Level], asks: &[Level]) {
-        self.bids.clear();
-        self.asks.clear();
-        for l in bids {
-            self.bids.set(true, l.price, l.qty);
-        }
-        for l in asks {
-            self.asks.set(false, l.price, l.qty);
-        }
+        self.bids.load(true, bids);
+        self.asks.load(false, asks);
         self.last_update_id = last_update_id;
     }
 
@@ -226,7 +248,12 @@ mod tests {
 
     fn exercise<S: BookSide>() {
         let mut b: L2Book<S> = L2Book::new();
-        b.load(10, &[l("100", "1"), l("99.5", "2"), l("101", "0")], &[l("102", "3"), l("101.5", "4")]);
+        b.load(
+            10,
+            &[l("100", "1"), l("99.5", "2"), l("101", "0")],
+            &[l("102", "3"), l("101.5", "9"), l("101.50", "4")],
+        );
+        assert_eq!(b.depth(), (2, 2));
         assert_eq!(b.best_bid(), Some(l("100", "1")));
         assert_eq!(b.best_ask(), Some(l("101.5", "4")));
         b.apply(11, &[l("100.5", "5"), l("99.5", "0"), l("98", "0")], &[l("101.5", "0.000")]);
