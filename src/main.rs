@@ -164,6 +164,10 @@ struct SimArgs {
     /// Multiply every data cadence (0.1 = ten times faster).
     #[arg(long, default_value_t = 1.0)]
     time_scale: f64,
+    /// Keep the true book after each of the last N depth windows per symbol,
+    /// readable at /admin/book?update_id= (to check a client's local books).
+    #[arg(long, default_value_t = 0)]
+    book_history: usize,
     /// Serve a load stream `loadusdt@trade` of N sequenced frames on every market.
     #[arg(long)]
     load_messages: Option<u64>,
@@ -202,6 +206,7 @@ fn sim_config(a: &SimArgs) -> anyhow::Result<SimConfig> {
             m.symbols = SymbolSpec::synthetic(n);
         }
         m.timing.scale = a.time_scale;
+        m.book_history = a.book_history;
         if let Some(n) = a.load_messages {
             m.load = Some(LoadConfig::new(n, a.load_rate));
         }
