@@ -1,5 +1,6 @@
-//! The normalized event model: one type for every venue's market data and for
-//! the engine's status reports.
+//! The normalized event model: one type for every venue's market data, for
+//! the account's private user data (orders, balances, positions) and for the
+//! engine's status reports.
 //!
 //! Prices and quantities are exact decimals ([`Decimal`]), never `f64`; they
 //! keep the scale the venue sent (`"0.35280000"` stays `"0.35280000"`).
@@ -77,7 +78,8 @@ impl MarketType {
     }
 }
 
-/// A side: of the taker for trades, of the order for liquidations.
+/// A side: of the taker for trades, of the order for liquidations, order
+/// updates and the account's own fills.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Side {
@@ -125,7 +127,7 @@ pub struct Event {
     pub market: MarketType,
     /// The instrument as the venue spells it, upper case (`BTCUSDT`,
     /// `BTC-250328-80000-C`). Absent on status events that concern no
-    /// instrument.
+    /// instrument, and on balance and user-stream events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub symbol: Option<String>,
     /// The venue's time for the event, ns since the epoch; `null` when the
@@ -167,6 +169,27 @@ pub enum EventKind {
     MarkPrice(MarkPrice),
     /// A liquidation order.
     Liquidation(Liquidation),
+    /// The state of one of the account's orders after a change (private;
+    /// boxed: it is much larger than the market-data kinds).
+    OrderUpdate(Box<OrderUpdate>),
+    /// One fill of one of the account's orders, without the order's state
+    /// (Binance futures `TRADE_LITE`, private).
+    UserTrade(UserTrade),
+    /// The state of one of the account's order lists (OCO, OTO, ...) after a
+    /// change (private).
+    OrderListUpdate(OrderListUpdate),
+    /// Balances of the account changed (private).
+    BalanceUpdate(BalanceUpdate),
+    /// A position of the account changed (private).
+    PositionUpdate(PositionUpdate),
+    /// The venue ended the private user-data stream: nothing more arrives on
+    /// it until it is subscribed again (a new listen key, a new
+    /// subscription).
+    UserStreamEnded {
+        /// The venue's reason, as it names it: Binance `listenKeyExpired` or
+        /// `eventStreamTerminated`.
+        reason: String,
+    },
     /// A payload this version does not model, kept verbatim.
     Unknown {
         /// The payload text exactly as received.
@@ -222,6 +245,12 @@ impl EventKind {
             EventKind::AvgPrice(_) => "avg_price",
             EventKind::MarkPrice(_) => "mark_price",
             EventKind::Liquidation(_) => "liquidation",
+            EventKind::OrderUpdate(_) => "order_update",
+            EventKind::UserTrade(_) => "user_trade",
+            EventKind::OrderListUpdate(_) => "order_list_update",
+            EventKind::BalanceUpdate(_) => "balance_update",
+            EventKind::PositionUpdate(_) => "position_update",
+            EventKind::UserStreamEnded { .. } => "user_stream_ended",
             EventKind::Unknown { .. } => "unknown",
             EventKind::Connected => "connected",
             EventKind::Disconnected { .. } => "disconnected",
@@ -422,6 +451,258 @@ pub struct Liquidation {
     pub qty: Decimal,
 }
 
+/// The side of a futures position: `both` in one-way mode (one net position
+/// per symbol, its amount signed), `long` or `short` in hedge mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PositionSide {
+    /// One-way mode: the net position (Binance `BOTH`).
+    Both,
+    /// Hedge mode: the long position (Binance `LONG`).
+    Long,
+    /// Hedge mode: the short position (Binance `SHORT`).
+    Short,
+}
+
+/// The state of one of the account's orders after a change: a new order, a
+/// fill, a cancel, an expiry, an amendment, a rejection.
+///
+/// Order types, times in force, execution types and statuses are the venue's
+/// names, unchanged (Binance `LIMIT`, `GTC`, `TRADE`, `PARTIALLY_FILLED`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderUpdate {
+    /// The venue's order id, as a string.
+    pub order_id: String,
+    /// The client order id (the one given when the order was placed; on a
+    /// cancel, Binance sends the cancel request's id here and the original in
+    /// `orig_client_order_id`).
+    pub client_order_id: String,
+    /// The original client order id, when the venue sends one (Binance spot
+    /// cancels).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orig_client_order_id: Option<String>,
+    /// The order's side.
+    pub side: Side,
+    /// The order type, as the venue names it (`LIMIT`, `MARKET`,
+    /// `STOP_LOSS_LIMIT`, `TRAILING_STOP_MARKET`, ...).
+    pub order_type: String,
+    /// The time in force, as the venue names it (`GTC`, `IOC`, `FOK`,
+    /// `GTX`, ...), when it sends one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_in_force: Option<String>,
+    /// What happened to the order in this event, as the venue names it
+    /// (Binance `NEW`, `TRADE`, `CANCELED`, `EXPIRED`, `REJECTED`,
+    /// `AMENDMENT`, `CALCULATED`, ...).
+    pub execution_type: String,
+    /// The order's status after the event, as the venue names it (Binance
+    /// `NEW`, `PARTIALLY_FILLED`, `FILLED`, `CANCELED`, `EXPIRED`, ...).
+    pub status: String,
+    /// The order's limit price (`0` for market orders, as the venue sends it).
+    pub price: Decimal,
+    /// The order's quantity.
+    pub qty: Decimal,
+    /// The quantity filled so far (cumulative).
+    pub filled_qty: Decimal,
+    /// The average fill price so far, when the venue sends it (Binance
+    /// futures `ap`); absent while nothing is filled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avg_price: Option<Decimal>,
+    /// The quote quantity filled so far (cumulative), when the venue sends it
+    /// (Binance spot `Z`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filled_quote_qty: Option<Decimal>,
+    /// The stop (trigger) price of a conditional order; absent for orders
+    /// without one (the venue sends `0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_price: Option<Decimal>,
+    /// The fill this event reports, if it reports one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fill: Option<Fill>,
+    /// Why the order was rejected, as the venue says it; absent when it was
+    /// not (Binance `r: "NONE"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reject_reason: Option<String>,
+    /// The order list (OCO, OTO, ...) the order belongs to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_list_id: Option<i64>,
+    /// Whether the order only reduces a position (futures).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reduce_only: Option<bool>,
+    /// The position the order belongs to (futures).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position_side: Option<PositionSide>,
+    /// Whether the order closes the whole position when triggered (futures
+    /// close-all conditional orders).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub close_position: Option<bool>,
+    /// The realized profit of this event's fill, in the margin asset
+    /// (futures).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realized_pnl: Option<Decimal>,
+    /// The activation price of a trailing stop (futures).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation_price: Option<Decimal>,
+    /// The callback rate of a trailing stop, in percent (futures).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_rate: Option<Decimal>,
+}
+
+/// One fill of one of the account's orders, as part of an [`OrderUpdate`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fill {
+    /// The venue's trade id, as a string.
+    pub trade_id: String,
+    /// The fill price.
+    pub price: Decimal,
+    /// The fill quantity.
+    pub qty: Decimal,
+    /// The fee charged for this fill (`0` when the venue charged none).
+    pub fee: Decimal,
+    /// The asset the fee was charged in; absent when the venue names none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fee_asset: Option<String>,
+    /// Whether the order was the maker of this trade.
+    pub maker: bool,
+}
+
+/// One fill of one of the account's orders without the order's state
+/// (Binance futures `TRADE_LITE`: sent earlier than the `order_update` that
+/// reports the same fill; deduplicate by `order_id` and `trade_id`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserTrade {
+    /// The venue's order id, as a string.
+    pub order_id: String,
+    /// The client order id.
+    pub client_order_id: String,
+    /// The order's side.
+    pub side: Side,
+    /// The venue's trade id, as a string.
+    pub trade_id: String,
+    /// The fill price.
+    pub price: Decimal,
+    /// The fill quantity.
+    pub qty: Decimal,
+    /// Whether the order was the maker of this trade.
+    pub maker: bool,
+    /// The order's limit price (`0` for market orders).
+    pub order_price: Decimal,
+    /// The order's quantity.
+    pub order_qty: Decimal,
+}
+
+/// The state of one of the account's order lists (Binance spot `listStatus`:
+/// OCO, OTO, OTOCO) after a change. The orders' own changes arrive as
+/// [`OrderUpdate`]s.
+///
+/// Contingency types and statuses are the venue's names, unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderListUpdate {
+    /// The venue's order list id.
+    pub order_list_id: i64,
+    /// The list's client id.
+    pub list_client_order_id: String,
+    /// The kind of list (`OCO`, `OTO`, ...).
+    pub contingency_type: String,
+    /// What happened to the list (Binance list status type: `RESPONSE`,
+    /// `EXEC_STARTED`, `UPDATED`, `ALL_DONE`).
+    pub list_status: String,
+    /// The state of the list's orders (Binance list order status:
+    /// `EXECUTING`, `ALL_DONE`, `REJECT`).
+    pub list_order_status: String,
+    /// Why the list was rejected, as the venue says it; absent when it was
+    /// not (Binance `r: "NONE"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reject_reason: Option<String>,
+    /// The orders of the list.
+    pub orders: Vec<ListOrder>,
+}
+
+/// One order of an [`OrderListUpdate`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListOrder {
+    /// The order's instrument, upper case.
+    pub symbol: String,
+    /// The venue's order id, as a string.
+    pub order_id: String,
+    /// The client order id.
+    pub client_order_id: String,
+}
+
+/// Balances of the account changed. Which fields of a [`Balance`] are present
+/// says what kind of change it is: `free`/`locked` are complete balances,
+/// `delta`/`locked_delta` are changes, `wallet_balance` and
+/// `cross_wallet_balance` are futures wallet balances after the change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BalanceUpdate {
+    /// Why the balances changed, as the venue says it (Binance futures
+    /// `DEPOSIT`, `ORDER`, `FUNDING_FEE`, ...); absent when the venue gives
+    /// no reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// One entry per asset that changed (may be empty).
+    pub balances: Vec<Balance>,
+}
+
+/// One asset's balance in a [`BalanceUpdate`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Balance {
+    /// The asset (`BTC`, `USDT`, ...).
+    pub asset: String,
+    /// The free (available) balance after the change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub free: Option<Decimal>,
+    /// The locked (in orders) balance after the change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked: Option<Decimal>,
+    /// A change of the balance not caused by trading (deposits, withdrawals,
+    /// transfers: Binance spot `balanceUpdate` `d`; futures `bc`, the balance
+    /// change except PnL and commission).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta: Option<Decimal>,
+    /// A change of the balance locked by an external system, e.g. as margin
+    /// collateral (Binance spot `externalLockUpdate` `d`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked_delta: Option<Decimal>,
+    /// The futures wallet balance after the change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wallet_balance: Option<Decimal>,
+    /// The futures cross-margin wallet balance after the change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cross_wallet_balance: Option<Decimal>,
+}
+
+/// A futures position of the account after a change (the instrument is the
+/// event's `symbol`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PositionUpdate {
+    /// Why the position changed, as the venue says it (Binance `ORDER`,
+    /// `FUNDING_FEE`, `MARGIN_TYPE_CHANGE`, ...); absent when the venue gives
+    /// no reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Which position of the symbol this is.
+    pub position_side: PositionSide,
+    /// The position amount in contracts or base units: negative for a short
+    /// in one-way mode, `0` when closed.
+    pub amount: Decimal,
+    /// The average entry price.
+    pub entry_price: Decimal,
+    /// The breakeven price, when the venue sends it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breakeven_price: Option<Decimal>,
+    /// The unrealized profit and loss.
+    pub unrealized_pnl: Decimal,
+    /// The accumulated realized profit and loss, when the venue sends it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realized_pnl: Option<Decimal>,
+    /// The margin type, as the venue names it (Binance `isolated`, `cross`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub margin_type: Option<String>,
+    /// The isolated wallet (margin) of an isolated position.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolated_wallet: Option<Decimal>,
+}
+
 /// Data lost on a stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Gap {
@@ -613,6 +894,12 @@ mod tests {
             "avg_price",
             "mark_price",
             "liquidation",
+            "order_update",
+            "user_trade",
+            "order_list_update",
+            "balance_update",
+            "position_update",
+            "user_stream_ended",
             "unknown",
             "connected",
             "disconnected",
@@ -623,6 +910,104 @@ mod tests {
             "error",
         ];
         assert_eq!(seen, all.into_iter().collect(), "one example per type");
+    }
+
+    #[test]
+    fn user_data_kinds_roundtrip_and_omit_absent_fields() {
+        let order = OrderUpdate {
+            order_id: "8886774".into(),
+            client_order_id: "TEST".into(),
+            orig_client_order_id: None,
+            side: Side::Sell,
+            order_type: "LIMIT".into(),
+            time_in_force: None,
+            execution_type: "TRADE".into(),
+            status: "FILLED".into(),
+            price: d("7103.10"),
+            qty: d("0.001"),
+            filled_qty: d("0.001"),
+            avg_price: Some(d("7103.10")),
+            filled_quote_qty: None,
+            stop_price: None,
+            fill: Some(Fill {
+                trade_id: "88".into(),
+                price: d("7103.10"),
+                qty: d("0.001"),
+                fee: d("0"),
+                fee_asset: None,
+                maker: true,
+            }),
+            reject_reason: None,
+            order_list_id: None,
+            reduce_only: Some(true),
+            position_side: Some(PositionSide::Both),
+            close_position: None,
+            realized_pnl: None,
+            activation_price: None,
+            callback_rate: None,
+        };
+        let v = roundtrip(&ev(EventKind::OrderUpdate(Box::new(order)), Some("BTCUSDT")));
+        assert_eq!(v["type"], "order_update");
+        assert_eq!(
+            v["fill"],
+            serde_json::json!({"trade_id":"88","price":"7103.10","qty":"0.001","fee":"0","maker":true})
+        );
+        assert_eq!((v["side"].as_str(), v["position_side"].as_str()), (Some("sell"), Some("both")));
+        for absent in ["time_in_force", "orig_client_order_id", "stop_price", "reject_reason", "close_position"] {
+            assert!(v.get(absent).is_none(), "{absent}");
+        }
+
+        let balance = Balance {
+            asset: "BTC".into(),
+            free: None,
+            locked: None,
+            delta: Some(d("-0.5")),
+            locked_delta: None,
+            wallet_balance: None,
+            cross_wallet_balance: None,
+        };
+        let v = roundtrip(&ev(EventKind::BalanceUpdate(BalanceUpdate { reason: None, balances: vec![balance] }), None));
+        assert_eq!(v["balances"], serde_json::json!([{"asset":"BTC","delta":"-0.5"}]));
+        assert!(v.get("reason").is_none() && v.get("symbol").is_none());
+
+        let kinds = [
+            EventKind::PositionUpdate(PositionUpdate {
+                reason: Some("ORDER".into()),
+                position_side: PositionSide::Short,
+                amount: d("-10"),
+                entry_price: d("6563.8"),
+                breakeven_price: None,
+                unrealized_pnl: d("-1423.15600"),
+                realized_pnl: None,
+                margin_type: None,
+                isolated_wallet: None,
+            }),
+            EventKind::UserTrade(UserTrade {
+                order_id: "1".into(),
+                client_order_id: "c".into(),
+                side: Side::Buy,
+                trade_id: "2".into(),
+                price: d("1.5"),
+                qty: d("2"),
+                maker: false,
+                order_price: d("0"),
+                order_qty: d("2"),
+            }),
+            EventKind::OrderListUpdate(OrderListUpdate {
+                order_list_id: 2,
+                list_client_order_id: "l".into(),
+                contingency_type: "OCO".into(),
+                list_status: "ALL_DONE".into(),
+                list_order_status: "ALL_DONE".into(),
+                reject_reason: Some("NONE_LEFT".into()),
+                orders: vec![ListOrder { symbol: "ETHBTC".into(), order_id: "17".into(), client_order_id: "a".into() }],
+            }),
+            EventKind::UserStreamEnded { reason: "eventStreamTerminated".into() },
+        ];
+        for k in kinds {
+            let name = k.type_name();
+            assert_eq!(roundtrip(&ev(k, Some("BTCUSDT")))["type"], name);
+        }
     }
 
     #[test]

@@ -143,16 +143,28 @@ fn every_fixture_decodes_to_its_type() {
                     let err = decode(market, frame, RX).expect_err(rel);
                     assert!(matches!(err, DecodeError::PartialDepthWithoutStream { .. }), "{rel}: {err}");
                 }
-                // User data arrives with its own issue: unknown, or a clean error, never a panic.
-                "user" => match decode(market, frame, RX) {
-                    Ok(events) => {
-                        assert!(events.iter().all(|e| e.kind.type_name() == "unknown"), "{rel}: {events:?}");
-                        for e in &events {
-                            assert_eq!(json(e)["raw"], frame.to_string(), "{rel}");
+                // Private user data (values in tests/binance_user_data.rs): one
+                // or more user-data events, never `unknown`.
+                "user" => {
+                    let events = decode(market, frame, RX).unwrap_or_else(|e| panic!("{rel}: {e}"));
+                    assert!(!events.is_empty(), "{rel}");
+                    for e in &events {
+                        let user = [
+                            "order_update",
+                            "user_trade",
+                            "order_list_update",
+                            "balance_update",
+                            "position_update",
+                            "user_stream_ended",
+                        ];
+                        assert!(user.contains(&e.kind.type_name()), "{rel}: {e:?}");
+                        assert_eq!((e.venue, e.receive_ts), (Venue::Binance, RX), "{rel}");
+                        assert!(e.exchange_ts.is_some(), "{rel}");
+                        if let Some(sym) = e.symbol.as_deref() {
+                            assert_eq!(sym, sym.to_ascii_uppercase(), "{rel}");
                         }
                     }
-                    Err(err) => assert_eq!(err.payload(), frame, "{rel}"),
-                },
+                }
                 want => {
                     let events = decode(market, frame, RX).unwrap_or_else(|e| panic!("{rel}: {e}"));
                     assert_eq!(events.len(), 1, "{rel}");

@@ -13,6 +13,7 @@ pub mod book;
 mod endpoints;
 pub mod normalize;
 pub mod registry;
+mod user;
 mod wire;
 
 use std::borrow::Cow;

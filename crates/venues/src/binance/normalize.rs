@@ -11,8 +11,15 @@
 //! REST snapshots), otherwise the event time `E`; `null` when the payload has
 //! neither (spot `bookTicker`, spot partial depth, spot REST snapshots).
 //!
-//! Payloads with an event type this module does not model (user data,
-//! `serverShutdown`, options `markPrice`, ...) and frames without one that are
+//! Private user-data payloads (spot `executionReport`, `outboundAccountPosition`,
+//! `balanceUpdate`, `listStatus`, ...; futures `ORDER_TRADE_UPDATE`,
+//! `ACCOUNT_UPDATE`, `TRADE_LITE`; `listenKeyExpired`) are decoded in
+//! `user.rs`, bare (listenKey streams), in the combined envelope, or wrapped
+//! by the WebSocket API as `{"subscriptionId":N,"event":{...}}`; a futures
+//! `ACCOUNT_UPDATE` yields several events.
+//!
+//! Payloads with an event type this module does not model (`serverShutdown`,
+//! options `markPrice`, options user data, ...) and frames without one that are
 //! neither partial depth nor a spot book ticker (acks, errors) become
 //! `unknown` events carrying the frame text. Malformed JSON, missing required
 //! fields and bad decimals are a [`DecodeError`] that keeps the frame; nothing
@@ -90,7 +97,7 @@ pub fn market_type(market: Market) -> MarketType {
 }
 
 /// The one place the JSON parser is called.
-fn parse<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, String> {
+pub(super) fn parse<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, String> {
     serde_json::from_str(text).map_err(|e| e.to_string())
 }
 
@@ -101,25 +108,34 @@ pub fn decode(market: Market, frame: &str, received_ns: i64) -> Result<Vec<Event
     let malformed = |reason: String| DecodeError::Malformed { reason, payload: frame.to_owned() };
     if frame.trim_start().starts_with('[') {
         let items: Vec<&RawValue> = parse(frame).map_err(malformed)?;
-        return items.iter().map(|item| cx.payload(item.get(), item.get())).collect();
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            cx.payload(item.get(), item.get(), &mut out)?;
+        }
+        return Ok(out);
     }
     let head: Head<'_> = parse(frame).map_err(malformed)?;
+    let mut out = Vec::with_capacity(1);
     match (head.stream.0, head.data) {
         (Some(stream), Some(data)) => {
             let cx = Cx { stream: Some(stream.as_str()), ..cx };
             let data = data.get();
             if data.trim_start().starts_with('[') {
                 let items: Vec<&RawValue> = parse(data).map_err(malformed)?;
-                items.iter().map(|item| cx.payload(item.get(), item.get())).collect()
+                out.reserve(items.len());
+                for item in items {
+                    cx.payload(item.get(), item.get(), &mut out)?;
+                }
             } else {
-                Ok(vec![cx.payload(data, frame)?])
+                cx.payload(data, frame, &mut out)?;
             }
         }
         _ => {
             let head = Head { stream: Default::default(), data: None, ..head };
-            Ok(vec![cx.object(frame, &head, frame)?])
+            cx.object(frame, &head, frame, &mut out)?;
         }
     }
+    Ok(out)
 }
 
 /// Decodes a REST `GET /api/v3/depth` (spot) or `/fapi|dapi/v1/depth` body for
@@ -182,8 +198,8 @@ fn taker_side(s: Option<&str>, m: Option<bool>) -> Result<Side, String> {
 }
 
 /// Decoding context of one frame.
-struct Cx<'f> {
-    market: Market,
+pub(super) struct Cx<'f> {
+    pub(super) market: Market,
     received_ns: i64,
     /// The whole frame, kept by errors.
     frame: &'f str,
@@ -192,11 +208,11 @@ struct Cx<'f> {
 }
 
 impl Cx<'_> {
-    fn invalid(&self, what: &'static str, reason: String) -> DecodeError {
+    pub(super) fn invalid(&self, what: &'static str, reason: String) -> DecodeError {
         DecodeError::Invalid { what, reason, payload: self.frame.to_owned() }
     }
 
-    fn event(&self, kind: EventKind, symbol: Option<String>, exchange_ts: Option<i64>) -> Event {
+    pub(super) fn event(&self, kind: EventKind, symbol: Option<String>, exchange_ts: Option<i64>) -> Event {
         Event {
             kind,
             venue: Venue::Binance,
@@ -208,7 +224,7 @@ impl Cx<'_> {
     }
 
     /// Milliseconds → nanoseconds.
-    fn ms(&self, ms: Option<i64>, what: &'static str) -> Result<Option<i64>, DecodeError> {
+    pub(super) fn ms(&self, ms: Option<i64>, what: &'static str) -> Result<Option<i64>, DecodeError> {
         ms.map(|v| v.checked_mul(1_000_000).ok_or_else(|| self.invalid(what, format!("time {v} ms out of range"))))
             .transpose()
     }
@@ -217,17 +233,17 @@ impl Cx<'_> {
         ms.checked_mul(1_000_000).ok_or_else(|| self.invalid(what, format!("time {ms} ms out of range")))
     }
 
-    /// One payload object; `raw` is what an `unknown` event carries (the whole
-    /// frame, or the array element).
-    fn payload(&self, text: &str, raw: &str) -> Result<Event, DecodeError> {
+    /// One payload object, its events appended to `out`; `raw` is what an
+    /// `unknown` event carries (the whole frame, or the array element).
+    fn payload(&self, text: &str, raw: &str, out: &mut Vec<Event>) -> Result<(), DecodeError> {
         let head: Head<'_> =
             parse(text).map_err(|reason| DecodeError::Malformed { reason, payload: self.frame.to_owned() })?;
-        self.object(text, &head, raw)
+        self.object(text, &head, raw, out)
     }
 
-    fn object(&self, text: &str, head: &Head<'_>, raw: &str) -> Result<Event, DecodeError> {
+    fn object(&self, text: &str, head: &Head<'_>, raw: &str, out: &mut Vec<Event>) -> Result<(), DecodeError> {
         let e = head.e.0.as_ref().map(|t| t.as_str());
-        match e {
+        let event = match e {
             Some("trade") => self.trade(text),
             Some("aggTrade") => self.agg_trade(text),
             Some("depthUpdate") => self.depth_update(text),
@@ -238,12 +254,20 @@ impl Cx<'_> {
             Some("forceOrder") => self.force_order(text),
             Some(name) => match ticker_window(name) {
                 Some(window) => self.ticker(text, window),
+                None if self.user(name, text, out)? => return Ok(()),
                 None => Ok(self.unknown(head, raw)),
             },
+            // WebSocket-API user data: `{"subscriptionId":N,"event":{...}}`.
+            None if head.event.is_some_and(|ev| ev.get().trim_start().starts_with('{')) => {
+                let inner = head.event.map_or("", RawValue::get);
+                return self.payload(inner, raw, out);
+            }
             None if head.last_update_id.is_some() => self.partial_depth(text),
             None if head.u.is_some() && head.s.0.is_some() => self.book_ticker(text),
             None => Ok(self.unknown(head, raw)),
-        }
+        };
+        out.push(event?);
+        Ok(())
     }
 
     fn unknown(&self, head: &Head<'_>, raw: &str) -> Event {

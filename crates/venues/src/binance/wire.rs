@@ -1,6 +1,8 @@
 //! Binance wire types: typed serde structs for the market-data payloads, as
 //! the venue sends them (PROTOCOLS.md §1–§4), raw and in the combined
-//! `{"stream","data"}` envelope.
+//! `{"stream","data"}` envelope. The user-data payloads are in `user.rs`; the
+//! WebSocket-API wrapping of user data (`{"subscriptionId","event"}`) is
+//! recognised here, in [`Head`].
 //!
 //! Strings borrow from the frame where JSON allows it ([`Text`]); decimals are
 //! parsed exactly from their strings while deserializing ([`Dec`]), so a bad
@@ -199,6 +201,10 @@ pub(crate) struct Head<'a> {
     /// Combined envelope: the payload (object or array), unparsed.
     #[serde(default, borrow)]
     pub data: Option<&'a RawValue>,
+    /// WebSocket-API user data (`{"subscriptionId":N,"event":{...}}`, and
+    /// `{"event":{"e":"serverShutdown"}}`): the payload, unparsed.
+    #[serde(default, borrow)]
+    pub event: Option<&'a RawValue>,
     /// Event type; absent on spot `bookTicker` and spot partial depth.
     #[serde(default, borrow)]
     pub e: MaybeText<'a>,
