@@ -110,7 +110,9 @@ pub struct BinanceClient {
     cfg: BinanceConfig,
     transport: Native,
     events: EventSender,
-    ids: Arc<AtomicU64>,
+    /// The market of each pool, in creation order: pool `k` numbers its
+    /// connections from `(k + 1) << 32`, so a connection id names its market.
+    pool_markets: Vec<Market>,
     budgets: HashMap<String, AttemptBudget>,
     rest: BTreeMap<Market, Arc<WeightBudget>>,
     http: RestClient,
@@ -126,7 +128,7 @@ impl BinanceClient {
             cfg,
             transport: Native::new(),
             events,
-            ids: Arc::new(AtomicU64::new(0)),
+            pool_markets: Vec::new(),
             budgets: HashMap::new(),
             rest: BTreeMap::new(),
             http: RestClient::default(),
@@ -191,7 +193,9 @@ impl BinanceClient {
             let mut rules = BinanceRules::new(market);
             rules.max_url_bytes = self.cfg.max_url_bytes;
             let rules: Arc<dyn VenueRules> = Arc::new(rules);
-            let pool = Pool::new(self.transport.clone(), rules, pc, self.events.clone(), self.ids.clone());
+            self.pool_markets.push(market);
+            let ids = Arc::new(AtomicU64::new((self.pool_markets.len() as u64) << 32));
+            let pool = Pool::new(self.transport.clone(), rules, pc, self.events.clone(), ids);
             self.pools.insert(key, pool);
         }
         self.pools.get_mut(&key).expect("inserted above")
@@ -254,6 +258,12 @@ impl BinanceClient {
 
     fn pools_of(&self, market: Option<Market>) -> impl Iterator<Item = &Pool<Native>> {
         self.pools.iter().filter(move |((m, _), _)| market.is_none_or(|x| x == *m)).map(|(_, p)| p)
+    }
+
+    /// The market a connection (an engine event's `conn`) belongs to.
+    pub fn market_of_conn(&self, conn: u64) -> Option<Market> {
+        let k = usize::try_from(conn >> 32).ok()?;
+        self.pool_markets.get(k.checked_sub(1)?).copied()
     }
 
     /// Open connections in total.

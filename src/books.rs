@@ -421,6 +421,11 @@ impl BookManager {
         }
     }
 
+    /// The symbol whose book `stream` feeds, if this manager tracks it.
+    pub fn stream_symbol(&self, stream: &str) -> Option<&str> {
+        self.streams.get(stream).map(String::as_str)
+    }
+
     /// The stream of `symbol`'s book.
     pub fn stream_of(&self, symbol: &str) -> Option<&str> {
         self.books.get(symbol).map(|b| b.stream.as_str())

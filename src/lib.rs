@@ -11,6 +11,9 @@
 //!   event stream, introspection and rate-limit statistics).
 //! - [`books`]: local order books kept in sync from diff streams and REST
 //!   snapshots (`BookManager`), and the offline `replay`.
+//! - [`feed`]: `Feed`, one stream of normalized events (market data decoded on
+//!   the live path, status events, local books) with the statistics behind the
+//!   metrics endpoint and the live view.
 //! - The engine (`ferrofeed-engine`), the venue rules (`ferrofeed-venues`) and
 //!   the simulator (`ferrofeed-sim`) are separate crates re-exported here.
 //!
@@ -31,6 +34,7 @@
 
 pub mod binance;
 pub mod books;
+pub mod feed;
 
 pub use ferrofeed_book as book;
 pub use ferrofeed_engine as engine;

@@ -70,9 +70,9 @@ impl BookSide for VecSide {
         self.levels.clear();
         self.levels.extend(levels.iter().filter(|l| !l.qty.is_zero()).map(|l| (l.price, l.qty)));
         if bid {
-            self.levels.sort_by(|a, b| a.0.cmp(&b.0));
+            self.levels.sort_by_key(|l| l.0);
         } else {
-            self.levels.sort_by(|a, b| b.0.cmp(&a.0));
+            self.levels.sort_by_key(|l| std::cmp::Reverse(l.0));
         }
         // A repeated price keeps its last quantity, as repeated `set`s would.
         let mut out: Vec<(Decimal, Decimal)> = Vec::with_capacity(self.levels.len());
