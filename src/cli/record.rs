@@ -1,0 +1,2 @@
+//! `ferrofeed record` and `ferrofeed replay` (placeholder until the record
+//! issue lands; not reachable from the command line yet).
