@@ -35,6 +35,7 @@
 pub mod binance;
 pub mod books;
 pub mod feed;
+pub mod record;
 
 pub use ferrofeed_book as book;
 pub use ferrofeed_engine as engine;

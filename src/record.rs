@@ -1,0 +1,1 @@
+//! Crash-safe capture files (placeholder: filled by the record issue).
