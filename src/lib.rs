@@ -14,6 +14,7 @@
 //! - [`feed`]: `Feed`, one stream of normalized events (market data decoded on
 //!   the live path, status events, local books) with the statistics behind the
 //!   metrics endpoint and the live view.
+//! - [`metrics`]: the Prometheus text endpoint over a feed's statistics.
 //! - The engine (`ferrofeed-engine`), the venue rules (`ferrofeed-venues`) and
 //!   the simulator (`ferrofeed-sim`) are separate crates re-exported here.
 //!
@@ -35,6 +36,7 @@
 pub mod binance;
 pub mod books;
 pub mod feed;
+pub mod metrics;
 pub mod record;
 
 pub use ferrofeed_book as book;

@@ -66,6 +66,28 @@ enum Cmd {
     ///   cat frames.jsonl | ferrofeed decode --venue binance --market usdm -
     #[command(verbatim_doc_comment)]
     Decode(DecodeArgs),
+    /// Stream normalized market data as JSON lines on standard output.
+    ///
+    /// Subscriptions are VENUE:MARKET:STREAM with the venue's stream names, or
+    /// the friendlier --trades / --agg-trades / --tickers / --book SYMBOL forms
+    /// (on --market, default spot). One JSON event per line on standard output,
+    /// in the format of docs/events.md. Status events (connected, disconnected,
+    /// reconnected, gap, subscription_failed, gave_up, error) go to standard
+    /// error as JSON lines, or inline with --status. --book keeps a local order
+    /// book: book_snapshot once in sync, book_update per diff, book_resync when a
+    /// gap is found (the socket is not reconnected for it).
+    ///
+    /// Symbols are checked against the venue's exchangeInfo before anything is
+    /// subscribed. Ctrl-C or SIGTERM stops cleanly (output flushed, close frames
+    /// sent).
+    ///
+    /// Examples:
+    ///   ferrofeed stream --env sim --trades BTCUSDT --book ETHUSDT
+    ///   ferrofeed stream binance:spot:btcusdt@trade binance:usdm:ethusdt@depth@100ms
+    ///   ferrofeed stream --env testnet --market usdm --agg-trades BTCUSDT --status
+    ///   ferrofeed stream --env sim --book BTCUSDT --metrics 127.0.0.1:9100 --duration 1m
+    #[command(verbatim_doc_comment)]
+    Stream(cli::stream::StreamArgs),
     /// Local order books.
     #[command(subcommand)]
     Book(BookCmd),
@@ -332,6 +354,7 @@ async fn main() -> std::process::ExitCode {
     let r = match cli.cmd {
         Cmd::Sim(a) => run_sim(a).await,
         Cmd::Demo { duration } => cli::demo::run_demo(duration).await,
+        Cmd::Stream(a) => cli::stream::run_stream(a).await,
         Cmd::Book(BookCmd::Replay(a)) => run_book_replay(&a),
         Cmd::Decode(a) => match run_decode(&a) {
             Ok(0) => Ok(()),

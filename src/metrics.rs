@@ -1,0 +1,285 @@
+//! A Prometheus text-format endpoint over a feed's statistics.
+//!
+//! Everything is read from [`FeedStats`] at scrape time, so the endpoint adds
+//! nothing to the data path. The exposition format is written here directly:
+//! every value is a snapshot computed on demand, which a metrics registry
+//! would only duplicate.
+//!
+//! Metric families (labels in braces):
+//!
+//! | metric | type | meaning |
+//! |---|---|---|
+//! | `ferrofeed_connection_up{venue,market,conn}` | gauge | 1 while the socket is active |
+//! | `ferrofeed_connection_state{venue,market,conn,state}` | gauge | 1 for the current lifecycle state |
+//! | `ferrofeed_connection_epoch{...}` | gauge | socket generation |
+//! | `ferrofeed_connection_messages_total{...}` | counter | data frames received |
+//! | `ferrofeed_connection_bytes_total{...}` | counter | bytes of data frames |
+//! | `ferrofeed_connection_reconnects_total{...}` | counter | sockets opened after the first |
+//! | `ferrofeed_connection_gaps_total{...}` | counter | gaps reported on its streams |
+//! | `ferrofeed_connection_streams{...}` | gauge | streams held |
+//! | `ferrofeed_ratelimit_messages_used{...}` / `_limit` | gauge | client messages in the venue's current window |
+//! | `ferrofeed_stream_messages_total{venue,market,stream}` | counter | data frames per stream |
+//! | `ferrofeed_stream_last_message_age_seconds{...}` | gauge | time since the stream's last frame |
+//! | `ferrofeed_book_synced{venue,market,symbol}` | gauge | 1 while the local book is in sync |
+//! | `ferrofeed_book_resyncs_total{...}` | counter | times the book lost sync |
+//! | `ferrofeed_book_updates_total{...}` | counter | diffs applied |
+//! | `ferrofeed_events_total{type}` | counter | events handed to the consumer |
+//! | `ferrofeed_gaps_total` | counter | gap events |
+//! | `ferrofeed_decode_errors_total` | counter | frames that could not be decoded |
+//! | `ferrofeed_queue_depth` / `ferrofeed_queue_capacity` | gauge | engine events waiting for the consumer |
+//! | `ferrofeed_queue_dropped_total` | counter | events the queue dropped (drop-oldest policy) |
+//! | `ferrofeed_rest_weight_used{venue,market}` / `_limit` | gauge | REST weight in the current window |
+//! | `ferrofeed_connection_attempts_used{venue,host}` / `_limit` | gauge | connection attempts in the current window |
+//! | `ferrofeed_snapshot_requests_total`, `ferrofeed_snapshot_failures_total`, `ferrofeed_snapshot_rate_limited_total` | counter | REST book snapshots |
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use ferrofeed_engine::State;
+use http_body_util::Full;
+use hyper::{Request, Response, StatusCode};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::feed::{FeedStats, SharedStats};
+
+fn state_name(s: State) -> &'static str {
+    match s {
+        State::Connecting => "connecting",
+        State::Authenticating => "authenticating",
+        State::Subscribing => "subscribing",
+        State::Active => "active",
+        State::Reconnecting => "reconnecting",
+        State::Closing => "closing",
+        State::Closed => "closed",
+    }
+}
+
+const STATES: [State; 7] = [
+    State::Connecting,
+    State::Authenticating,
+    State::Subscribing,
+    State::Active,
+    State::Reconnecting,
+    State::Closing,
+    State::Closed,
+];
+
+/// Escapes a label value (backslash, double quote, newline).
+fn esc(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+struct Out(String);
+
+impl Out {
+    fn head(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.0, "# HELP {name} {help}");
+        let _ = writeln!(self.0, "# TYPE {name} {kind}");
+    }
+
+    fn line(&mut self, name: &str, labels: &[(&str, &str)], v: impl std::fmt::Display) {
+        self.0.push_str(name);
+        if !labels.is_empty() {
+            self.0.push('{');
+            for (i, (k, val)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.0.push(',');
+                }
+                let _ = write!(self.0, "{k}=\"{}\"", esc(val));
+            }
+            self.0.push('}');
+        }
+        let _ = writeln!(self.0, " {v}");
+    }
+}
+
+/// Renders `stats` in the Prometheus text exposition format (0.0.4).
+pub fn render(stats: &FeedStats) -> String {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
+    let mut o = Out(String::with_capacity(4096));
+    let conns: Vec<(String, String, &crate::feed::ConnStats)> = stats
+        .conns
+        .iter()
+        .map(|(id, c)| (id.to_string(), c.market.map(|m| m.to_string()).unwrap_or_default(), c))
+        .collect();
+    let per_conn = |o: &mut Out, name: &str, kind: &str, help: &str, f: &dyn Fn(&crate::feed::ConnStats) -> u64| {
+        o.head(name, kind, help);
+        for (id, market, c) in &conns {
+            o.line(name, &[("venue", "binance"), ("market", market), ("conn", id)], f(c));
+        }
+    };
+    per_conn(&mut o, "ferrofeed_connection_up", "gauge", "1 while the connection's socket is active.", &|c| {
+        u64::from(c.state == State::Active)
+    });
+    o.head("ferrofeed_connection_state", "gauge", "1 for the connection's current lifecycle state.");
+    for (id, market, c) in &conns {
+        for s in STATES {
+            let labels =
+                [("venue", "binance"), ("market", market.as_str()), ("conn", id.as_str()), ("state", state_name(s))];
+            o.line("ferrofeed_connection_state", &labels, u64::from(c.state == s));
+        }
+    }
+    per_conn(&mut o, "ferrofeed_connection_epoch", "gauge", "Socket generation of the connection.", &|c| c.epoch);
+    per_conn(&mut o, "ferrofeed_connection_messages_total", "counter", "Data frames received.", &|c| c.messages);
+    per_conn(&mut o, "ferrofeed_connection_bytes_total", "counter", "Bytes of data frames received.", &|c| c.bytes);
+    per_conn(&mut o, "ferrofeed_connection_reconnects_total", "counter", "Sockets opened after the first.", &|c| {
+        c.reconnects
+    });
+    per_conn(
+        &mut o,
+        "ferrofeed_connection_gaps_total",
+        "counter",
+        "Gaps reported on the connection's streams.",
+        &|c| c.gaps,
+    );
+    per_conn(&mut o, "ferrofeed_connection_streams", "gauge", "Streams the connection holds.", &|c| c.streams as u64);
+    per_conn(
+        &mut o,
+        "ferrofeed_ratelimit_messages_used",
+        "gauge",
+        "Client messages sent in the venue's current window.",
+        &|c| c.msgs_in_window.0 as u64,
+    );
+    per_conn(
+        &mut o,
+        "ferrofeed_ratelimit_messages_limit",
+        "gauge",
+        "The venue's client-message limit per window.",
+        &|c| c.msgs_in_window.1 as u64,
+    );
+
+    o.head("ferrofeed_stream_messages_total", "counter", "Data frames received per stream.");
+    for ((m, s), st) in &stats.streams {
+        o.line(
+            "ferrofeed_stream_messages_total",
+            &[("venue", "binance"), ("market", &m.to_string()), ("stream", s)],
+            st.messages,
+        );
+    }
+    o.head("ferrofeed_stream_last_message_age_seconds", "gauge", "Seconds since the stream's last data frame.");
+    for ((m, s), st) in &stats.streams {
+        let age = if st.last_ns > 0 { (now - st.last_ns).max(0) as f64 / 1e9 } else { f64::INFINITY };
+        let age = if age.is_finite() { format!("{age:.3}") } else { "+Inf".to_string() };
+        o.line(
+            "ferrofeed_stream_last_message_age_seconds",
+            &[("venue", "binance"), ("market", &m.to_string()), ("stream", s)],
+            age,
+        );
+    }
+
+    let books: Vec<(String, &String, &crate::feed::BookStats)> =
+        stats.books.iter().map(|((m, s), b)| (m.to_string(), s, b)).collect();
+    o.head("ferrofeed_book_synced", "gauge", "1 while the local book is in sync with the venue.");
+    for (m, s, b) in &books {
+        o.line("ferrofeed_book_synced", &[("venue", "binance"), ("market", m), ("symbol", s)], u64::from(b.synced));
+    }
+    o.head("ferrofeed_book_resyncs_total", "counter", "Times the local book lost sync.");
+    for (m, s, b) in &books {
+        o.line("ferrofeed_book_resyncs_total", &[("venue", "binance"), ("market", m), ("symbol", s)], b.resyncs);
+    }
+    o.head("ferrofeed_book_updates_total", "counter", "Diffs applied to the local book.");
+    for (m, s, b) in &books {
+        o.line("ferrofeed_book_updates_total", &[("venue", "binance"), ("market", m), ("symbol", s)], b.applied);
+    }
+
+    o.head("ferrofeed_events_total", "counter", "Events handed to the consumer, by type.");
+    for (t, n) in &stats.events_by_type {
+        o.line("ferrofeed_events_total", &[("type", t)], n);
+    }
+    o.head("ferrofeed_gaps_total", "counter", "Gap events.");
+    o.line("ferrofeed_gaps_total", &[], stats.gaps);
+    o.head("ferrofeed_decode_errors_total", "counter", "Frames that could not be decoded.");
+    o.line("ferrofeed_decode_errors_total", &[], stats.decode_errors);
+    o.head("ferrofeed_queue_depth", "gauge", "Engine events waiting for the consumer.");
+    o.line("ferrofeed_queue_depth", &[], stats.queue.0);
+    o.head("ferrofeed_queue_capacity", "gauge", "Capacity of the engine event queue.");
+    o.line("ferrofeed_queue_capacity", &[], stats.queue.1);
+    o.head("ferrofeed_queue_dropped_total", "counter", "Events the queue dropped (drop-oldest policy).");
+    o.line("ferrofeed_queue_dropped_total", &[], stats.queue_dropped);
+
+    o.head("ferrofeed_rest_weight_used", "gauge", "REST request weight spent in the current window.");
+    for (m, used, _) in &stats.rest_weight {
+        if let Some(u) = used {
+            o.line("ferrofeed_rest_weight_used", &[("venue", "binance"), ("market", &m.to_string())], u);
+        }
+    }
+    o.head("ferrofeed_rest_weight_limit", "gauge", "REST request weight allowed per window.");
+    for (m, _, limit) in &stats.rest_weight {
+        o.line("ferrofeed_rest_weight_limit", &[("venue", "binance"), ("market", &m.to_string())], limit);
+    }
+    o.head("ferrofeed_connection_attempts_used", "gauge", "Connection attempts in the current window, per host.");
+    for (h, used, _) in &stats.attempts {
+        if let Some(u) = used {
+            o.line("ferrofeed_connection_attempts_used", &[("venue", "binance"), ("host", h)], u);
+        }
+    }
+    o.head("ferrofeed_connection_attempts_limit", "gauge", "Connection attempts allowed per window, per host.");
+    for (h, _, limit) in &stats.attempts {
+        o.line("ferrofeed_connection_attempts_limit", &[("venue", "binance"), ("host", h)], limit);
+    }
+    let (req, fail, limited) = stats.snapshot_requests;
+    o.head("ferrofeed_snapshot_requests_total", "counter", "REST book snapshots requested.");
+    o.line("ferrofeed_snapshot_requests_total", &[], req);
+    o.head("ferrofeed_snapshot_failures_total", "counter", "REST book snapshot requests that failed.");
+    o.line("ferrofeed_snapshot_failures_total", &[], fail);
+    o.head("ferrofeed_snapshot_rate_limited_total", "counter", "REST book snapshot requests refused with 429 or 418.");
+    o.line("ferrofeed_snapshot_rate_limited_total", &[], limited);
+    o.0
+}
+
+/// Serves `GET /metrics` on `addr` (port 0: any free port) until the task is
+/// aborted; returns the bound address.
+pub async fn serve(addr: SocketAddr, stats: SharedStats) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else { continue };
+            let stats = stats.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let stats = stats.clone();
+                    async move {
+                        let resp = if req.method() == hyper::Method::GET && req.uri().path() == "/metrics" {
+                            let body = render(&stats.lock());
+                            Response::builder()
+                                .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
+                                .body(Full::new(Bytes::from(body)))
+                        } else {
+                            Response::builder()
+                                .status(StatusCode::NOT_FOUND)
+                                .body(Full::new(Bytes::from_static(b"not found\n")))
+                        };
+                        Ok::<_, hyper::http::Error>(resp.unwrap_or_default())
+                    }
+                });
+                let io = hyper_util::rt::TokioIo::new(tcp);
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).await;
+            });
+        }
+    });
+    Ok((local, task))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(esc(r#"a"b\c"#), r#"a\"b\\c"#);
+        assert_eq!(esc("x\ny"), "x\\ny");
+    }
+
+    #[test]
+    fn empty_stats_render_every_family_header() {
+        let text = render(&FeedStats::default());
+        for name in ["ferrofeed_connection_up", "ferrofeed_queue_depth", "ferrofeed_snapshot_requests_total"] {
+            assert!(text.contains(&format!("# TYPE {name} ")), "{name}");
+        }
+        assert!(text.contains("ferrofeed_gaps_total 0\n"));
+    }
+}
