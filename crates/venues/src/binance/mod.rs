@@ -9,9 +9,11 @@
 //! Sequence numbers: trade `t` and aggTrade `a` are consecutive per symbol;
 //! spot depth diffs chain `U == prev u + 1`; futures depth diffs chain `pu`.
 
+pub mod auth;
 pub mod book;
 mod endpoints;
 pub mod normalize;
+pub mod private;
 pub mod registry;
 mod user;
 mod wire;
