@@ -354,7 +354,7 @@ impl Feed {
             }
             EngineKind::AuthFailed { msg } => {
                 drop(st);
-                self.out.push_back(status(EventKind::GaveUp { reason: format!("authentication failed: {msg}") }, None));
+                self.out.push_back(status(EventKind::AuthFailed { msg }, None));
             }
             EngineKind::GaveUp { reason } => {
                 drop(st);

@@ -15,6 +15,8 @@
 //!   the live path, status events, local books) with the statistics behind the
 //!   metrics endpoint and the live view.
 //! - [`metrics`]: the Prometheus text endpoint over a feed's statistics.
+//! - [`private`]: `BinancePrivateClient`, user-data streams (spot WebSocket API
+//!   logon, listenKeys for margin and futures) with credentials kept secret.
 //! - The engine (`ferrofeed-engine`), the venue rules (`ferrofeed-venues`) and
 //!   the simulator (`ferrofeed-sim`) are separate crates re-exported here.
 //!
@@ -37,6 +39,7 @@ pub mod binance;
 pub mod books;
 pub mod feed;
 pub mod metrics;
+pub mod private;
 pub mod record;
 
 pub use ferrofeed_book as book;

@@ -1,10 +1,11 @@
 //! The `ferrofeed` command.
 //!
-//! Subcommands available now: `sim` (the exchange simulator), `demo` (the
-//! simulator plus the client with faults injected), `decode` (raw frames in,
-//! normalized JSON lines out) and `book replay` (a snapshot and diff frames
-//! through the book sync rule). `stream`, `record`, `replay` and `bench`
-//! arrive with their issues.
+//! Subcommands: `demo` (the embedded simulator, the client, faults injected
+//! and recovered, a live view), `stream` (normalized JSON lines), `record` and
+//! `replay` (crash-safe capture files), `sim` (the exchange simulator),
+//! `decode` (raw frames in, normalized JSON lines out) and `book replay` (a
+//! snapshot and diff frames through the book sync rule). `bench` arrives with
+//! its issue.
 
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations)]
@@ -37,16 +38,29 @@ enum Cmd {
     /// Example: ferrofeed sim --port-base 9400 --seed 7 --markets spot,usdm
     #[command(verbatim_doc_comment)]
     Sim(SimArgs),
-    /// Show the system working offline: an embedded simulator, a sharded client,
-    /// live trades, and faults injected every 3 s with the recovery visible.
-    /// Prints progress lines and a final JSON summary.
+    /// Show the system working offline: the simulator (spot and USD-M) in-process,
+    /// a feed over a few symbols (trades, depth, tickers) with two local books, and
+    /// a fault injected every 3 s (kill, stall, dropped diff) with the recovery shown.
     ///
-    /// Example: ferrofeed demo --duration 5s
+    /// On a terminal: a live view of every connection (state, epoch, messages/s,
+    /// reconnects), every stream's rate, a 10-level ladder and the recent trades of
+    /// one symbol, and the gap, resync and rate-limit counters; `q` or Ctrl-C quits.
+    /// When stdout is not a terminal: progress lines, then one JSON summary that
+    /// accounts for every BTCUSDT trade id (delivered, or inside a reported gap).
+    ///
+    /// Examples:
+    ///   ferrofeed demo
+    ///   ferrofeed demo --symbol ETHUSDT
+    ///   ferrofeed demo --duration 10s | cat
     #[command(verbatim_doc_comment)]
     Demo {
-        /// How long to run, e.g. `10s`, `500ms`, `2m`.
-        #[arg(long, default_value = "5s", value_parser = parse_duration)]
-        duration: Duration,
+        /// Exit after this long, e.g. `10s`, `500ms`, `2m` (default: until `q` in
+        /// the live view; 10s when stdout is not a terminal).
+        #[arg(long, value_parser = parse_duration)]
+        duration: Option<Duration>,
+        /// The spot symbol of the ladder and recent trades (and of the summary's `book`).
+        #[arg(long, default_value = "BTCUSDT")]
+        symbol: String,
     },
     /// Decode raw venue frames (one per line) into normalized JSON event lines.
     ///
@@ -66,6 +80,51 @@ enum Cmd {
     ///   cat frames.jsonl | ferrofeed decode --venue binance --market usdm -
     #[command(verbatim_doc_comment)]
     Decode(DecodeArgs),
+    /// Record normalized events to crash-safe, zstd-compressed JSON-lines files.
+    ///
+    /// Runs the feeds of a TOML file (--config; format in docs/record.md, example
+    /// in examples/feeds.toml; env = "sim" starts the simulator in-process) and
+    /// appends every event, one JSON line in the format of docs/events.md, to
+    /// DIR/<venue>/<market>/<YYYY-MM-DD>/<HH>.jsonl.zst (UTC hour of receive_ts).
+    ///
+    /// Each file is a sequence of independent zstd frames: a market's pending
+    /// records are compressed into one frame, appended and fsync'd every
+    /// --flush-records records, --flush-bytes bytes or --flush-interval, whichever
+    /// comes first; only then are they "acknowledged". `zstdcat FILE` reads a
+    /// whole file. On start, the newest file of every venue/market under DIR is
+    /// checked frame by frame and cut at the first incomplete or corrupt frame
+    /// (what a crash or kill -9 leaves); what was kept and cut is reported.
+    ///
+    /// Standard error: the check results, then a progress line (in place on a
+    /// terminal, else a plain line every --progress-interval) with the received
+    /// and acknowledged counts. SIGINT or SIGTERM (or --duration) stops cleanly:
+    /// close frames sent, every batch written and synced, then one JSON summary
+    /// line on standard output (records per market and file, acknowledged, gaps,
+    /// compression, files repaired). Exit code 1 on a config or write error.
+    ///
+    /// Examples:
+    ///   ferrofeed record --config examples/feeds.toml --out capture
+    ///   ferrofeed record --config feeds.toml --out /data/ticks --duration 1h --level 9
+    #[command(verbatim_doc_comment)]
+    Record(cli::record::RecordArgs),
+    /// Print recorded events (capture files of `ferrofeed record`) as JSON lines.
+    ///
+    /// Reads each FILE in the order given; a directory stands for every
+    /// *.jsonl.zst below it, in name order. Prints every recorded line as it is
+    /// (the format of docs/events.md), paced by receive_ts: --speed 1 keeps the
+    /// original pacing, 10 plays ten times faster, max as fast as possible.
+    ///
+    /// A file that is missing is an error before anything is printed. An
+    /// incomplete or corrupt frame (a file still being written, or torn by a
+    /// crash) or a line that is not an event is reported on standard error with
+    /// the file, byte offset or line number; replay goes on with the next file
+    /// or line and the exit code is 1.
+    ///
+    /// Examples:
+    ///   ferrofeed replay --speed max capture/binance/spot/2026-05-01/13.jsonl.zst
+    ///   ferrofeed replay --speed 10 capture/binance/usdm | jq -c 'select(.type=="gap")'
+    #[command(verbatim_doc_comment)]
+    Replay(cli::record::ReplayArgs),
     /// Stream normalized market data as JSON lines on standard output.
     ///
     /// Subscriptions are VENUE:MARKET:STREAM with the venue's stream names, or
@@ -258,7 +317,6 @@ async fn run_sim(a: SimArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What the demo counted.
 fn market_of(m: MarketArg) -> Market {
     match m {
         MarketArg::Spot => Market::Spot,
@@ -353,7 +411,9 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let r = match cli.cmd {
         Cmd::Sim(a) => run_sim(a).await,
-        Cmd::Demo { duration } => cli::demo::run_demo(duration).await,
+        Cmd::Record(a) => cli::record::run_record(a).await,
+        Cmd::Replay(a) => cli::record::run_replay(&a),
+        Cmd::Demo { duration, symbol } => cli::demo::run_demo(duration, &symbol).await,
         Cmd::Stream(a) => cli::stream::run_stream(a).await,
         Cmd::Book(BookCmd::Replay(a)) => run_book_replay(&a),
         Cmd::Decode(a) => match run_decode(&a) {

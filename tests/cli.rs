@@ -78,14 +78,22 @@ fn bad_arguments_are_clear_errors_not_panics() {
 
 #[test]
 fn demo_runs_offline_recovers_from_a_fault_and_reports_no_silent_loss() {
+    // stdout is a pipe: progress lines and a JSON summary instead of the live view.
     let out = bin().args(["demo", "--duration", "4s"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     let summary: serde_json::Value =
         serde_json::from_str(text.lines().last().expect("a summary line")).expect("the last line is JSON");
     assert!(summary["trades"].as_u64().unwrap() > 0, "{summary}");
-    assert_eq!(summary["faults_injected"][0], "kill (TCP reset) on spot");
+    let book = &summary["book"];
+    assert_eq!((book["market"].as_str(), book["symbol"].as_str()), (Some("spot"), Some("BTCUSDT")), "{summary}");
+    assert_eq!(book["synced"], true, "{summary}");
+    assert!(book["last_update_id"].as_u64().unwrap() > 0, "{summary}");
+    assert!(book["best_bid"]["price"].is_string() && book["best_ask"]["price"].is_string(), "{summary}");
+    assert_eq!(summary["faults"][0]["fault"], "kill (TCP reset) on spot", "{summary}");
+    assert!(summary["faults_recovered"].as_u64().unwrap() >= 1, "{summary}");
     assert!(summary["reconnects"].as_u64().unwrap() >= 1, "the kill was recovered: {summary}");
     assert_eq!(summary["btcusdt_trade_ids"]["unreported"], 0, "{summary}");
+    assert_eq!(summary["unreported"], 0, "{summary}");
     assert!(text.contains("fault injected"), "{text}");
 }

@@ -168,6 +168,7 @@ fn is_status(k: &EventKind) -> bool {
             | EventKind::Gap(_)
             | EventKind::SubscriptionFailed { .. }
             | EventKind::GaveUp { .. }
+            | EventKind::AuthFailed { .. }
             | EventKind::Error { .. }
     )
 }

@@ -88,13 +88,39 @@ impl RestClient {
 
     /// GETs `url` after charging `weight` to `budget`; returns the body of a 2xx answer.
     pub async fn get(&self, url: &str, weight: u32, budget: Option<&Arc<WeightBudget>>) -> Result<Bytes, RestError> {
+        self.send("GET", url, &[], weight, budget).await
+    }
+
+    /// Sends `method` (`GET`, `POST`, `PUT`, `DELETE`) to `url` with `headers`
+    /// and no body (Binance takes parameters in the query string), after
+    /// charging `weight` to `budget`. Header values are never put into errors.
+    pub async fn send(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        weight: u32,
+        budget: Option<&Arc<WeightBudget>>,
+    ) -> Result<Bytes, RestError> {
         let uri: hyper::Uri = url.parse().map_err(|e| RestError::Url { url: url.into(), msg: format!("{e}") })?;
+        let method: hyper::Method =
+            method.parse().map_err(|_| RestError::Url { url: url.into(), msg: format!("bad method {method:?}") })?;
+        let mut req = hyper::Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| RestError::Url { url: url.into(), msg: format!("building the request: {e}") })?;
         if let Some(b) = budget {
             b.acquire(weight).await;
         }
         let fut = async {
-            let resp =
-                self.client.get(uri).await.map_err(|e| RestError::Transport { url: url.into(), msg: e.to_string() })?;
+            let resp = self
+                .client
+                .request(req)
+                .await
+                .map_err(|e| RestError::Transport { url: url.into(), msg: e.to_string() })?;
             let status = resp.status().as_u16();
             let retry_after =
                 resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());

@@ -215,6 +215,12 @@ pub enum EventKind {
         /// The venue's error message.
         msg: String,
     },
+    /// The venue refused the credentials of a private connection; the
+    /// connection stops (terminal: no reconnect loop).
+    AuthFailed {
+        /// The venue's answer (never the credentials).
+        msg: String,
+    },
     /// The engine stopped reconnecting.
     GaveUp {
         /// Why, e.g. `max reconnect retries reached`.
@@ -257,6 +263,7 @@ impl EventKind {
             EventKind::Reconnected => "reconnected",
             EventKind::Gap(_) => "gap",
             EventKind::SubscriptionFailed { .. } => "subscription_failed",
+            EventKind::AuthFailed { .. } => "auth_failed",
             EventKind::GaveUp { .. } => "gave_up",
             EventKind::Error { .. } => "error",
         }
@@ -853,6 +860,7 @@ mod tests {
             EventKind::Reconnected,
             EventKind::Disconnected { reason: "eof".into() },
             EventKind::GaveUp { reason: "max reconnect retries reached".into() },
+            EventKind::AuthFailed { msg: "-1022 Signature for this request is not valid.".into() },
             EventKind::Error { msg: "bad".into(), raw: "{".into() },
             EventKind::Unknown { raw: r#"{"e":"new"}"#.into() },
         ] {
@@ -907,6 +915,7 @@ mod tests {
             "gap",
             "subscription_failed",
             "gave_up",
+            "auth_failed",
             "error",
         ];
         assert_eq!(seen, all.into_iter().collect(), "one example per type");
