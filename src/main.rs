@@ -61,6 +61,10 @@ enum Cmd {
         /// The spot symbol of the ladder and recent trades (and of the summary's `book`).
         #[arg(long, default_value = "BTCUSDT")]
         symbol: String,
+        /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9100; port 0
+        /// picks a free one). The address is printed on standard error.
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<std::net::SocketAddr>,
     },
     /// Decode raw venue frames (one per line) into normalized JSON event lines.
     ///
@@ -413,7 +417,7 @@ async fn main() -> std::process::ExitCode {
         Cmd::Sim(a) => run_sim(a).await,
         Cmd::Record(a) => cli::record::run_record(a).await,
         Cmd::Replay(a) => cli::record::run_replay(&a),
-        Cmd::Demo { duration, symbol } => cli::demo::run_demo(duration, &symbol).await,
+        Cmd::Demo { duration, symbol, metrics } => cli::demo::run_demo(duration, &symbol, metrics).await,
         Cmd::Stream(a) => cli::stream::run_stream(a).await,
         Cmd::Book(BookCmd::Replay(a)) => run_book_replay(&a),
         Cmd::Decode(a) => match run_decode(&a) {

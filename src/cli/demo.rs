@@ -48,7 +48,11 @@ const LADDER_LEVELS: usize = 10;
 
 /// Runs the demo: the live view on a terminal, progress lines and a JSON
 /// summary otherwise. `symbol` is the spot symbol of the ladder.
-pub(crate) async fn run_demo(duration: Option<Duration>, symbol: &str) -> anyhow::Result<()> {
+pub(crate) async fn run_demo(
+    duration: Option<Duration>,
+    symbol: &str,
+    metrics: Option<std::net::SocketAddr>,
+) -> anyhow::Result<()> {
     let mut cfg = SimConfig::all_markets();
     cfg.markets.truncate(2);
     for m in &mut cfg.markets {
@@ -61,12 +65,18 @@ pub(crate) async fn run_demo(duration: Option<Duration>, symbol: &str) -> anyhow
     }
     let tty = std::io::stdout().is_terminal();
     let sim = Sim::start(cfg).await.context("starting the simulator")?;
-    let r = run_with(&sim, duration, ladder, tty).await;
+    let r = run_with(&sim, duration, ladder, tty, metrics).await;
     sim.shutdown().await;
     r
 }
 
-async fn run_with(sim: &Sim, duration: Option<Duration>, ladder: String, tty: bool) -> anyhow::Result<()> {
+async fn run_with(
+    sim: &Sim,
+    duration: Option<Duration>,
+    ladder: String,
+    tty: bool,
+    metrics: Option<std::net::SocketAddr>,
+) -> anyhow::Result<()> {
     let spot = sim.market(MarketKind::Spot).context("spot market")?.clone();
     let usdm = sim.market(MarketKind::UsdM).context("usdm market")?.clone();
     let mut client = BinanceConfig {
@@ -78,6 +88,7 @@ async fn run_with(sim: &Sim, duration: Option<Duration>, ladder: String, tty: bo
     client.backoff.max = Duration::from_secs(2);
     client.overrides.insert(Market::UsdM, Environment::Custom { ws: usdm.ws_url(), rest: usdm.rest_url() });
     let mut feed = Feed::new(FeedConfig { client, ..FeedConfig::default() });
+    let _metrics = super::start_metrics(metrics, feed.stats()).await?;
 
     let mut spot_symbols: Vec<String> = SPOT_SYMBOLS.iter().map(|s| s.to_string()).collect();
     if !spot_symbols.contains(&ladder) {

@@ -5,3 +5,18 @@ pub(crate) mod demo;
 pub(crate) mod record;
 pub(crate) mod signal;
 pub(crate) mod stream;
+
+/// Starts the Prometheus endpoint when `addr` is given and prints its URL on
+/// standard error as `{"metrics":"http://ADDR/metrics"}`.
+pub(crate) async fn start_metrics(
+    addr: Option<std::net::SocketAddr>,
+    stats: ferrofeed::feed::SharedStats,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    use anyhow::Context;
+    let Some(addr) = addr else { return Ok(None) };
+    let (bound, task) = ferrofeed::metrics::serve(addr, stats)
+        .await
+        .with_context(|| format!("binding the metrics endpoint on {addr}"))?;
+    eprintln!("{}", serde_json::json!({ "metrics": format!("http://{bound}/metrics") }));
+    Ok(Some(task))
+}

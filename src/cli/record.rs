@@ -49,6 +49,10 @@ pub(crate) struct RecordArgs {
     /// terminal (min 10ms; on a terminal an indicatif line updates in place).
     #[arg(long, default_value = "10s", value_parser = crate::parse_duration)]
     progress_interval: Duration,
+    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9100; port 0
+    /// picks a free one). The address is printed on standard error.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -434,6 +438,7 @@ pub(crate) async fn run_record(a: RecordArgs) -> anyhow::Result<()> {
         client.overrides.insert(f.market, env);
     }
     let mut feed = Feed::new(FeedConfig { client, ..FeedConfig::default() });
+    let _metrics = super::start_metrics(a.metrics, feed.stats()).await?;
     let (mut n_streams, mut n_books) = (0, 0);
     for f in &cfg.feeds {
         if !f.streams.is_empty() {

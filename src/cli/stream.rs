@@ -216,16 +216,7 @@ pub(crate) async fn run_stream(a: StreamArgs) -> anyhow::Result<()> {
     for m in &markets {
         feed.client().load_instruments(*m).await.with_context(|| format!("loading {m} instruments (exchangeInfo)"))?;
     }
-    let metrics = match a.metrics {
-        Some(addr) => {
-            let (bound, task) = ferrofeed::metrics::serve(addr, feed.stats())
-                .await
-                .with_context(|| format!("binding the metrics endpoint on {addr}"))?;
-            eprintln!("{}", serde_json::json!({ "metrics": format!("http://{bound}/metrics") }));
-            Some(task)
-        }
-        None => None,
-    };
+    let metrics = super::start_metrics(a.metrics, feed.stats()).await?;
     for s in &subs {
         match s {
             Sub::Stream(m, stream) => feed.subscribe(*m, std::slice::from_ref(stream)).await?,

@@ -66,9 +66,15 @@ pub(crate) async fn handle<B>(req: Request<B>, hub: Arc<Hub>) -> Resp {
             }
         }
         (Method::POST, "/admin/kill") => {
-            let n = match conn {
-                Some(c) => usize::from(m.kill(c, mode)),
-                None => m.kill_all(mode),
+            let private = match get("private") {
+                None | Some("false") | Some("0") => false,
+                Some("true") | Some("1") => true,
+                Some(other) => return bad(&format!("private must be true or false, got {other:?}")),
+            };
+            let n = match (conn, private) {
+                (Some(c), _) => usize::from(m.kill(c, mode)),
+                (None, true) => m.kill_private(mode),
+                (None, false) => m.kill_all(mode),
             };
             ok(serde_json::json!({ "killed": n }))
         }
@@ -170,6 +176,25 @@ pub(crate) async fn handle<B>(req: Request<B>, hub: Arc<Hub>) -> Resp {
             Some(Err(e)) => bad(&e),
             None => bad("parameter 'offset_ms' is required"),
         },
+        (Method::GET, "/admin/account") => match m.account(get("api_key")) {
+            Some(a) => ok(serde_json::to_value(a).unwrap_or_default()),
+            None => json(StatusCode::NOT_FOUND, serde_json::json!({"error": "no such account"}).to_string()),
+        },
+        (Method::GET, "/admin/accounts") => ok(serde_json::to_value(m.accounts()).unwrap_or_default()),
+        (Method::POST, "/admin/expire_listen_key") => {
+            ok(serde_json::json!({ "expired": m.expire_listen_key(get("key")) }))
+        }
+        (Method::POST, "/admin/terminate_user_streams") => {
+            ok(serde_json::json!({ "terminated": m.terminate_user_streams() }))
+        }
+        (Method::POST, "/admin/deposit") => {
+            let Some(asset) = get("asset") else { return bad("parameter 'asset' is required") };
+            let Some(amount) = get("amount") else { return bad("parameter 'amount' is required") };
+            match m.deposit(get("api_key"), asset, amount) {
+                Ok(()) => ok(serde_json::json!({ "asset": asset, "amount": amount })),
+                Err(e) => bad(&e),
+            }
+        }
         (_, p) => json(
             StatusCode::NOT_FOUND,
             serde_json::json!({ "error": format!("no admin endpoint {p} for this method; see docs/sim.md") })

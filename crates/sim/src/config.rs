@@ -86,6 +86,13 @@ pub struct Limits {
     pub max_client_frame: usize,
     /// Outgoing batches queued per connection before it is dropped as a slow consumer.
     pub outbound_queue: usize,
+    /// How long a listenKey lives without a keep-alive (60 min; POST on an active
+    /// key and PUT extend it by this much).
+    pub listen_key_validity: Duration,
+    /// Largest `recvWindow` a signed request may ask for (60 000 ms).
+    pub max_recv_window_ms: u64,
+    /// Open (resting) orders one account may hold per market.
+    pub max_open_orders: usize,
 }
 
 impl Limits {
@@ -109,6 +116,9 @@ impl Limits {
             rest_weight_window: Duration::from_secs(60),
             max_client_frame: 1 << 20,
             outbound_queue: 8192,
+            listen_key_validity: Duration::from_secs(3600),
+            max_recv_window_ms: 60_000,
+            max_open_orders: 200,
         }
     }
 }
@@ -299,6 +309,9 @@ pub struct MarketConfig {
     /// (`MarketHandle::book_at`, `/admin/book?update_id=`); 0 keeps none.
     /// Each entry holds the top 50 levels per side.
     pub book_history: usize,
+    /// Trading accounts known to this market (API keys, credentials, starting
+    /// balances). Defaults to [`AccountSpec::test_account`].
+    pub accounts: Vec<AccountSpec>,
 }
 
 impl MarketConfig {
@@ -312,6 +325,7 @@ impl MarketConfig {
             port: None,
             load: None,
             book_history: 0,
+            accounts: vec![AccountSpec::test_account()],
         }
     }
 }
@@ -348,5 +362,88 @@ impl SimConfig {
             m.port = Some(base + i as u16);
         }
         self
+    }
+}
+
+/// The API key of the default test account (see `docs/sim.md`).
+pub const TEST_API_KEY: &str = "ferrofeedSimTestApiKey000000000000000000000000000000000000000001";
+/// The HMAC-SHA256 secret of the default test account.
+pub const TEST_HMAC_SECRET: &str = "ferrofeedSimTestSecret000000000000000000000000000000000000000001";
+/// The Ed25519 private-key seed of the default test account: 32 bytes of `0x07`
+/// (`ed25519_dalek::SigningKey::from_bytes(&TEST_ED25519_SEED)`).
+pub const TEST_ED25519_SEED: [u8; 32] = [7u8; 32];
+
+/// A trading account: its API key, how its requests are signed, and its
+/// starting balances.
+///
+/// An account may carry an HMAC secret, an Ed25519 public key, or both (the
+/// venue binds one key type to each API key; the simulator accepts either
+/// signature for convenience). `session.logon` only accepts Ed25519.
+#[derive(Clone)]
+pub struct AccountSpec {
+    /// A name for admin output (`/admin/account`).
+    pub name: String,
+    /// The API key sent in `X-MBX-APIKEY` / `apiKey`.
+    pub api_key: String,
+    /// The HMAC-SHA256 secret, for hex signatures.
+    pub hmac_secret: Option<String>,
+    /// The Ed25519 public key, for base64 signatures.
+    pub ed25519_public_key: Option<[u8; 32]>,
+    /// Starting balances as (asset, decimal amount): spot free balances; on
+    /// USD-M and COIN-M the wallet balance of each margin asset.
+    pub balances: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for AccountSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the secret.
+        f.debug_struct("AccountSpec")
+            .field("name", &self.name)
+            .field("api_key", &self.api_key)
+            .field("hmac_secret", &self.hmac_secret.as_ref().map(|_| "<redacted>"))
+            .field("ed25519", &self.ed25519_public_key.is_some())
+            .field("balances", &self.balances)
+            .finish()
+    }
+}
+
+impl AccountSpec {
+    /// An account with an HMAC secret only.
+    pub fn hmac(name: &str, api_key: &str, secret: &str) -> AccountSpec {
+        AccountSpec {
+            name: name.to_string(),
+            api_key: api_key.to_string(),
+            hmac_secret: Some(secret.to_string()),
+            ed25519_public_key: None,
+            balances: Self::default_balances(),
+        }
+    }
+
+    /// An account with an Ed25519 key derived from a 32-byte private seed.
+    pub fn ed25519_seed(name: &str, api_key: &str, seed: &[u8; 32]) -> AccountSpec {
+        let public = ed25519_dalek::SigningKey::from_bytes(seed).verifying_key().to_bytes();
+        AccountSpec {
+            name: name.to_string(),
+            api_key: api_key.to_string(),
+            hmac_secret: None,
+            ed25519_public_key: Some(public),
+            balances: Self::default_balances(),
+        }
+    }
+
+    /// The default test account: [`TEST_API_KEY`], accepting HMAC signatures with
+    /// [`TEST_HMAC_SECRET`] and Ed25519 signatures with the key of
+    /// [`TEST_ED25519_SEED`]; 1 000 000 USDT, 10 BTC, 100 ETH, 1000 BNB.
+    pub fn test_account() -> AccountSpec {
+        let mut a = AccountSpec::ed25519_seed("test", TEST_API_KEY, &TEST_ED25519_SEED);
+        a.hmac_secret = Some(TEST_HMAC_SECRET.to_string());
+        a
+    }
+
+    fn default_balances() -> Vec<(String, String)> {
+        [("USDT", "1000000"), ("BTC", "10"), ("ETH", "100"), ("BNB", "1000")]
+            .into_iter()
+            .map(|(a, v)| (a.to_string(), v.to_string()))
+            .collect()
     }
 }

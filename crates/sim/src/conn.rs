@@ -15,7 +15,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until};
 
-use crate::hub::{ConnShared, Ctrl, Hub, KillMode, Registered};
+use crate::hub::{ConnKind, ConnShared, Ctrl, Hub, KillMode, Registered};
 use crate::ws::{self, ClientMsg, FrameReader, ReadError};
 
 /// How the connection ended, from the writer's side.
@@ -29,13 +29,13 @@ enum WriterEnd {
 
 /// Runs a connection to completion.
 pub(crate) async fn run(hub: Arc<Hub>, tcp: TcpStream, leftover: Bytes, reg: Registered) {
-    let Registered { id, data_rx, ctrl_rx, ctrl_tx, kill_rx, shared } = reg;
+    let Registered { id, data_rx, ctrl_rx, ctrl_tx, kill_rx, shared, kind } = reg;
     let (rd, wr) = tcp.into_split();
     let reader = FrameReader::new(rd, leftover, hub.cfg.limits.max_client_frame);
     let mut client_code: Option<u16> = None;
     let reason;
     {
-        let reader_fut = read_loop(&hub, id, reader, ctrl_tx, &shared, &mut client_code);
+        let reader_fut = read_loop(&hub, id, kind, reader, ctrl_tx, &shared, &mut client_code);
         let writer_fut = write_loop(wr, data_rx, ctrl_rx, kill_rx, &shared, &hub);
         tokio::pin!(reader_fut);
         tokio::pin!(writer_fut);
@@ -156,6 +156,7 @@ fn reset(wr: OwnedWriteHalf) -> WriterEnd {
 async fn read_loop(
     hub: &Hub,
     id: u64,
+    kind: ConnKind,
     mut reader: FrameReader<OwnedReadHalf>,
     ctrl: mpsc::Sender<Ctrl>,
     shared: &ConnShared,
@@ -197,7 +198,7 @@ async fn read_loop(
                     }
                 }
                 match msg {
-                    ClientMsg::Text(t) => handle_text(hub, id, &t, &ctrl).await,
+                    ClientMsg::Text(t) => handle_text(hub, id, kind, &t, &ctrl).await,
                     ClientMsg::Binary(_) => {}
                     ClientMsg::Ping(p) => {
                         hub.lock().counters.client_pings += 1;
@@ -257,9 +258,16 @@ fn error(code: i64, msg: &str, id: &Value) -> Bytes {
 }
 
 /// Answers a control message (SUBSCRIBE, UNSUBSCRIBE, LIST_SUBSCRIPTIONS,
-/// SET_PROPERTY, GET_PROPERTY) with the venue's ack or error shapes.
-async fn handle_text(hub: &Hub, id: u64, text: &str, ctrl: &mpsc::Sender<Ctrl>) {
-    let (frame, is_ack) = answer(hub, id, text);
+/// SET_PROPERTY, GET_PROPERTY) with the venue's ack or error shapes, or a
+/// WS-API request (`crate::wsapi`).
+async fn handle_text(hub: &Hub, id: u64, kind: ConnKind, text: &str, ctrl: &mpsc::Sender<Ctrl>) {
+    let (frame, is_ack) = match kind {
+        ConnKind::Stream => answer(hub, id, text),
+        ConnKind::WsApi => {
+            let (text, ok) = crate::wsapi::answer(hub, id, text);
+            (ws::encode(ws::op::TEXT, text.as_bytes()), ok)
+        }
+    };
     let delay = {
         let mut st = hub.lock();
         st.counters.control_messages += 1;

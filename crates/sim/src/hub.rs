@@ -18,6 +18,7 @@ use serde::Serialize;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 
+use crate::account::{Accounts, ListenKey, Scope};
 use crate::config::{MarketConfig, MarketKind};
 use crate::market::{Emit, Market};
 use crate::topic::{self, Route, Topic};
@@ -57,6 +58,38 @@ pub(crate) struct ConnShared {
     pub drained: Notify,
 }
 
+/// What a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConnKind {
+    /// Market streams (`/ws`, `/stream`), possibly with listenKeys.
+    Stream,
+    /// The spot WebSocket API (`/ws-api/v3`).
+    WsApi,
+}
+
+/// A listenKey a connection reads, with its optional `events=` filter.
+#[derive(Debug, Clone)]
+pub(crate) struct ListenSub {
+    pub key: String,
+    pub events: Option<Vec<String>>,
+}
+
+/// A WS-API session's logon.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Session {
+    pub account: usize,
+    pub since_ms: u64,
+}
+
+/// A WS-API user-data subscription.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct UserSub {
+    pub id: u64,
+    pub account: usize,
+    /// Made with `userDataStream.subscribe` on a logged-on session (ends at logout).
+    pub logon: bool,
+}
+
 #[derive(Debug)]
 pub(crate) struct ConnEntry {
     /// Path and query it connected with.
@@ -64,6 +97,15 @@ pub(crate) struct ConnEntry {
     pub route: Option<Route>,
     pub combined: bool,
     pub subs: Vec<String>,
+    pub kind: ConnKind,
+    /// listenKeys named in the URL.
+    pub listen: Vec<ListenSub>,
+    /// WS-API: the logged-on account.
+    pub session: Option<Session>,
+    /// WS-API: user-data subscriptions.
+    pub user_subs: Vec<UserSub>,
+    /// WS-API: the next subscription id (0, 1, ...).
+    pub next_user_sub: u64,
     pub opened_ms: u64,
     pub data_tx: mpsc::Sender<Bytes>,
     pub ctrl_tx: mpsc::Sender<Ctrl>,
@@ -182,7 +224,7 @@ pub(crate) struct HubState {
     pub market: Market,
     pub conns: HashMap<u64, ConnEntry>,
     subs: HashMap<String, Vec<u64>>,
-    tracked: HashSet<String>,
+    pub tracked: HashSet<String>,
     periodic: HashMap<String, Periodic>,
     pub streams: BTreeMap<String, StreamStats>,
     pub faults: Faults,
@@ -194,6 +236,8 @@ pub(crate) struct HubState {
     pub load_stream: Option<String>,
     /// Draws for probabilistic faults (seeded from the simulator seed).
     pub fault_rng: ChaCha8Rng,
+    /// Accounts, orders and listenKeys (the private side).
+    pub accounts: Accounts,
 }
 
 impl std::fmt::Debug for HubState {
@@ -233,6 +277,7 @@ pub(crate) struct Registered {
     pub ctrl_tx: mpsc::Sender<Ctrl>,
     pub kill_rx: watch::Receiver<Option<KillMode>>,
     pub shared: Arc<ConnShared>,
+    pub kind: ConnKind,
 }
 
 /// Why a subscribe request failed: (code, msg) as sent on the wire.
@@ -264,6 +309,7 @@ impl Hub {
                 next_conn: 1,
                 load_stream,
                 fault_rng: ChaCha8Rng::seed_from_u64(seed ^ 0xfa17),
+                accounts: Accounts::new(&cfg.accounts, seed),
             }),
             cfg,
             epoch: Instant::now(),
@@ -331,7 +377,14 @@ impl Hub {
         Ok(used + w)
     }
 
-    pub(crate) fn register(&self, path: String, route: Option<Route>, combined: bool) -> Registered {
+    pub(crate) fn register(
+        &self,
+        path: String,
+        route: Option<Route>,
+        combined: bool,
+        kind: ConnKind,
+        listen: Vec<ListenSub>,
+    ) -> Registered {
         let (data_tx, data_rx) = mpsc::channel(self.cfg.limits.outbound_queue.max(1));
         let (ctrl_tx, ctrl_rx) = mpsc::channel(256);
         let (kill_tx, kill_rx) = watch::channel(None);
@@ -348,6 +401,11 @@ impl Hub {
                 route,
                 combined,
                 subs: Vec::new(),
+                kind,
+                listen,
+                session: None,
+                user_subs: Vec::new(),
+                next_user_sub: 0,
                 opened_ms,
                 data_tx,
                 ctrl_tx: ctrl_tx.clone(),
@@ -355,7 +413,7 @@ impl Hub {
                 shared: shared.clone(),
             },
         );
-        Registered { id, data_rx, ctrl_rx, ctrl_tx, kill_rx, shared }
+        Registered { id, data_rx, ctrl_rx, ctrl_tx, kill_rx, shared, kind }
     }
 
     pub(crate) fn unregister(&self, id: u64, client_close_code: Option<u16>, reason: String) {
@@ -523,6 +581,97 @@ impl Hub {
         for e in out {
             self.deliver(st, &e.stream, e.payload.as_bytes(), e.id, 1);
         }
+        if !st.accounts.listen_keys.is_empty() {
+            let now = Instant::now();
+            self.expire_listen_keys(st, |_, k| k.expires <= now);
+        }
+    }
+
+    /// Queues a user event for every connection that reads `account` on `scope`:
+    /// listenKey connections get it bare (or in the combined envelope with the
+    /// key as stream name), WS-API subscriptions wrapped as
+    /// `{"subscriptionId":N,"event":{..}}`. Counted as produced either way.
+    pub(crate) fn deliver_user(&self, st: &mut HubState, account: usize, scope: &Scope, event: &str, payload: &str) {
+        if let Some(a) = st.accounts.list.get_mut(account) {
+            *a.events.entry(event.to_string()).or_default() += 1;
+        }
+        let now = self.since_epoch_ms();
+        let mut slow = Vec::new();
+        let mut queued = 0u64;
+        for (id, c) in &st.conns {
+            let mut frames: Vec<Bytes> = Vec::new();
+            for ls in &c.listen {
+                let Some(k) = st.accounts.listen_keys.get(&ls.key) else { continue };
+                if k.account != account || k.scope != *scope {
+                    continue;
+                }
+                if ls.events.as_ref().is_some_and(|ev| !ev.iter().any(|e| e == event)) {
+                    continue;
+                }
+                frames.push(listen_frame(c.combined, &ls.key, payload));
+            }
+            if *scope == Scope::Spot {
+                for sub in c.user_subs.iter().filter(|s| s.account == account) {
+                    let text = format!("{{\"subscriptionId\":{},\"event\":{payload}}}", sub.id);
+                    frames.push(ws::encode(ws::op::TEXT, text.as_bytes()));
+                }
+            }
+            if frames.is_empty() {
+                continue;
+            }
+            if c.shared.stalled_until_ms.load(Ordering::Relaxed) > now {
+                c.shared.dropped_while_stalled.fetch_add(frames.len() as u64, Ordering::Relaxed);
+                continue;
+            }
+            for f in frames {
+                match c.data_tx.try_send(f) {
+                    Ok(()) => queued += 1,
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        slow.push(*id);
+                        break;
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => break,
+                }
+            }
+        }
+        if let Some(a) = st.accounts.list.get_mut(account) {
+            a.frames_queued += queued;
+        }
+        for id in slow {
+            st.counters.slow_consumer_resets += 1;
+            if let Some(c) = st.conns.get(&id) {
+                let _ = c.kill_tx.send(Some(KillMode::Reset));
+            }
+        }
+    }
+
+    /// Expires the listenKeys `which` selects: each connection reading one gets
+    /// `listenKeyExpired` (USD-M writes `E` as a string, as the venue does), then
+    /// nothing more for that key. Returns how many keys expired.
+    pub(crate) fn expire_listen_keys(&self, st: &mut HubState, which: impl Fn(&str, &ListenKey) -> bool) -> usize {
+        let keys: Vec<String> =
+            st.accounts.listen_keys.iter().filter(|(k, v)| which(k, v)).map(|(k, _)| k.clone()).collect();
+        let now = self.venue_ms(st);
+        for key in &keys {
+            let Some(lk) = st.accounts.listen_keys.remove(key) else { continue };
+            let e = if lk.scope == Scope::UsdM { format!("\"{now}\"") } else { now.to_string() };
+            let payload = format!("{{\"e\":\"listenKeyExpired\",\"E\":{e},\"listenKey\":\"{key}\"}}");
+            if let Some(a) = st.accounts.list.get_mut(lk.account) {
+                *a.events.entry("listenKeyExpired".into()).or_default() += 1;
+            }
+            let mut queued = 0;
+            for c in st.conns.values() {
+                for ls in c.listen.iter().filter(|l| l.key == *key) {
+                    if c.data_tx.try_send(listen_frame(c.combined, &ls.key, &payload)).is_ok() {
+                        queued += 1;
+                    }
+                }
+            }
+            if let Some(a) = st.accounts.list.get_mut(lk.account) {
+                a.frames_queued += queued;
+            }
+        }
+        keys.len()
     }
 
     /// Counts and fans out one payload (or a pre-encoded batch, see `deliver_frames`).
@@ -610,6 +759,21 @@ impl Hub {
 
     // ----- faults -----
 
+    /// Kills every private connection (WS-API, or reading a listenKey, or on
+    /// the `/private` route); returns how many.
+    pub(crate) fn kill_private(&self, mode: KillMode) -> usize {
+        let mut st = self.lock();
+        let mut n = 0;
+        for c in st.conns.values() {
+            if c.kind == ConnKind::WsApi || !c.listen.is_empty() || c.route == Some(Route::Private) {
+                let _ = c.kill_tx.send(Some(mode));
+                n += 1;
+            }
+        }
+        st.counters.kills += n as u64;
+        n
+    }
+
     /// Kills one connection (or all when `id` is `None`); returns how many.
     pub(crate) fn kill(&self, id: Option<u64>, mode: KillMode) -> usize {
         let mut st = self.lock();
@@ -657,8 +821,15 @@ impl Hub {
         let raw = format!("{{\"e\":\"serverShutdown\",\"E\":{now}}}");
         let comb = format!("{{\"stream\":\"!serverShutdown\",\"data\":{raw}}}");
         let mut n = 0;
+        let wrapped = format!("{{\"event\":{raw}}}");
         for c in st.conns.values() {
-            let p = if c.combined { &comb } else { &raw };
+            let p = if c.kind == ConnKind::WsApi {
+                &wrapped
+            } else if c.combined {
+                &comb
+            } else {
+                &raw
+            };
             if c.ctrl_tx.try_send(Ctrl::Frame(ws::encode(ws::op::TEXT, p.as_bytes()))).is_ok() {
                 n += 1;
             }
@@ -678,5 +849,15 @@ impl Hub {
             }
         });
         n
+    }
+}
+
+/// A user event frame for a listenKey connection.
+fn listen_frame(combined: bool, key: &str, payload: &str) -> Bytes {
+    if combined {
+        let text = format!("{{\"stream\":\"{key}\",\"data\":{payload}}}");
+        ws::encode(ws::op::TEXT, text.as_bytes())
+    } else {
+        ws::encode(ws::op::TEXT, payload.as_bytes())
     }
 }

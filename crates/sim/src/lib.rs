@@ -25,6 +25,10 @@
 //! - `conn`: one WebSocket connection's reader and writer.
 //! - `ws`: the server side of RFC 6455 (handshake key, frame codec).
 //! - `rest`, `admin`: the REST endpoints and the admin API.
+//! - `auth`: signature (HMAC-SHA256, Ed25519) and timestamp/recvWindow checks.
+//! - `account`: accounts, balances, positions, orders, listenKeys, event counters.
+//! - `orders`: LIMIT/MARKET orders filled against the true book, and the user events.
+//! - `private`: listenKey and signed order REST endpoints; `wsapi`: the spot WebSocket API.
 //! - `load`: the pre-encoded, sequenced load stream.
 //!
 //! # Independence
@@ -35,16 +39,21 @@
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations, missing_docs)]
 
+mod account;
 mod admin;
+mod auth;
 mod config;
 mod conn;
 mod hub;
 mod load;
 mod market;
+mod orders;
+mod private;
 mod rest;
 mod server;
 mod topic;
 pub mod ws;
+mod wsapi;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -56,7 +65,11 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-pub use config::{Limits, LoadConfig, MarketConfig, MarketKind, SimConfig, SymbolSpec, Timing};
+pub use account::{AccountView, BalanceView, ListenKeyView, OrderView, PositionView};
+pub use config::{
+    AccountSpec, Limits, LoadConfig, MarketConfig, MarketKind, SimConfig, SymbolSpec, TEST_API_KEY, TEST_ED25519_SEED,
+    TEST_HMAC_SECRET, Timing,
+};
 pub use hub::{ClosedConn, Counters, KillMode, StreamStats};
 
 use hub::Hub;
@@ -386,8 +399,139 @@ impl MarketHandle {
         self.hub.lock().faults.paused = paused;
     }
 
-    /// Skews the venue clock (event times, `serverTime`) by `offset_ms`.
+    /// Skews the venue clock (event times, `serverTime`, and the clock signed
+    /// requests' `timestamp` is checked against) by `offset_ms`.
     pub fn set_clock_offset_ms(&self, offset_ms: i64) {
         self.hub.lock().faults.clock_offset_ms = offset_ms;
+    }
+
+    // ----- private side -----
+
+    /// Expires listenKeys now: `key` only, or every active key of the market.
+    /// Connections reading one get `listenKeyExpired` and then nothing more for
+    /// it. Returns how many keys expired.
+    pub fn expire_listen_key(&self, key: Option<&str>) -> usize {
+        let mut st = self.hub.lock();
+        self.hub.expire_listen_keys(&mut st, |k, _| key.is_none_or(|x| x == k))
+    }
+
+    /// Kills every private connection (WS-API sessions and listenKey streams);
+    /// returns how many.
+    pub fn kill_private(&self, mode: KillMode) -> usize {
+        self.hub.kill_private(mode)
+    }
+
+    /// Ends every WS-API user-data subscription with `eventStreamTerminated`
+    /// (the sockets stay open); returns how many subscriptions ended.
+    pub fn terminate_user_streams(&self) -> usize {
+        let mut st = self.hub.lock();
+        wsapi::terminate_all(&self.hub, &mut st)
+    }
+
+    /// Credits `amount` (a decimal, negative to debit) of `asset` to the account
+    /// with `api_key` (the first account when `None`): spot sends `balanceUpdate`
+    /// and `outboundAccountPosition`, futures `ACCOUNT_UPDATE` (reason
+    /// `DEPOSIT`/`WITHDRAW`).
+    pub fn deposit(&self, api_key: Option<&str>, asset: &str, amount: &str) -> Result<(), String> {
+        let (neg, digits) = match amount.trim().strip_prefix('-') {
+            Some(d) => (true, d),
+            None => (false, amount.trim()),
+        };
+        let v = account::parse_dec(digits, account::AMT)
+            .map_err(|_| format!("amount must be a decimal with at most 8 fraction digits, got {amount:?}"))?;
+        if asset.is_empty() || asset.len() > 20 || !asset.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(format!("asset must be alphanumeric, got {asset:?}"));
+        }
+        let mut st = self.hub.lock();
+        let acct = self.account_index(&st, api_key)?;
+        orders::deposit(&self.hub, &mut st, acct, asset, if neg { -v } else { v });
+        Ok(())
+    }
+
+    fn account_index(&self, st: &hub::HubState, api_key: Option<&str>) -> Result<usize, String> {
+        match api_key {
+            Some(k) => st.accounts.by_api_key(k).ok_or_else(|| "no account with that API key".to_string()),
+            None if st.accounts.list.is_empty() => Err("no accounts configured".into()),
+            None => Ok(0),
+        }
+    }
+
+    /// Ground truth of every account: balances, positions, orders, the user
+    /// events produced per type, and active listenKeys.
+    pub fn accounts(&self) -> Vec<AccountView> {
+        let st = self.hub.lock();
+        (0..st.accounts.list.len()).map(|i| self.account_view(&st, i)).collect()
+    }
+
+    /// Ground truth of the account with `api_key` (the first when `None`).
+    pub fn account(&self, api_key: Option<&str>) -> Option<AccountView> {
+        let st = self.hub.lock();
+        let i = self.account_index(&st, api_key).ok()?;
+        Some(self.account_view(&st, i))
+    }
+
+    fn account_view(&self, st: &hub::HubState, i: usize) -> AccountView {
+        let a = &st.accounts.list[i];
+        let spec_of = |sym: &str| st.market.symbol(sym).map(|s| s.spec.clone());
+        let order = |o: &account::Order| {
+            let (pd, qd) = spec_of(&o.symbol).map_or((0, 0), |s| (s.price_decimals, s.qty_decimals));
+            OrderView {
+                symbol: o.symbol.clone(),
+                order_id: o.id,
+                client_order_id: o.client_id.clone(),
+                side: if o.buy { "BUY" } else { "SELL" }.into(),
+                r#type: if o.market { "MARKET" } else { "LIMIT" }.into(),
+                status: o.status.into(),
+                orig_qty: account::dec(o.qty as i128, qd, qd),
+                executed_qty: account::dec(o.executed as i128, qd, qd),
+                price: account::dec_or_zero(o.price as i128, pd, pd),
+                cum_notional: account::amt(o.cum_notional),
+            }
+        };
+        let now = tokio::time::Instant::now();
+        let mut keys: Vec<ListenKeyView> = st
+            .accounts
+            .listen_keys
+            .iter()
+            .filter(|(_, k)| k.account == i)
+            .map(|(key, k)| ListenKeyView {
+                listen_key: key.clone(),
+                scope: k.scope.name(),
+                expires_in_ms: k.expires.saturating_duration_since(now).as_millis() as u64,
+            })
+            .collect();
+        keys.sort_by(|a, b| a.scope.cmp(&b.scope));
+        AccountView {
+            name: a.spec.name.clone(),
+            api_key: a.spec.api_key.clone(),
+            balances: a
+                .balances
+                .iter()
+                .map(|(k, b)| (k.clone(), BalanceView { free: account::amt(b.free), locked: account::amt(b.locked) }))
+                .collect(),
+            positions: a
+                .positions
+                .iter()
+                .map(|(sym, p)| {
+                    let qd = spec_of(sym).map_or(0, |s| s.qty_decimals);
+                    let entry = spec_of(sym)
+                        .map_or_else(|| "0".to_string(), |spec| orders::entry_price(self.kind(), &spec, p.amt, p.cost));
+                    (
+                        sym.clone(),
+                        PositionView {
+                            amount: account::dec_or_zero(p.amt as i128, qd, qd),
+                            entry_price: entry,
+                            realized: account::amt(p.realized),
+                        },
+                    )
+                })
+                .collect(),
+            open_orders: a.open.values().map(order).collect(),
+            orders: a.history.iter().map(order).collect(),
+            events_total: a.events.values().sum(),
+            events: a.events.clone(),
+            frames_queued: a.frames_queued,
+            listen_keys: keys,
+        }
     }
 }

@@ -724,6 +724,110 @@ fn take(kind: MarketKind, s: &mut SymbolState, now_ms: u64, unit: i64, tracked: 
     }
 }
 
+/// One fill of a user's taker order against the true book.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Fill {
+    /// Price in ticks.
+    pub price: i64,
+    /// Quantity in lots.
+    pub qty: i64,
+    /// The public trade id (the same `t` as on `<symbol>@trade`).
+    pub trade_id: u64,
+}
+
+impl SymbolState {
+    /// The fills a taker order of `qty` lots would get, without changing the
+    /// book: the opposite side level by level, up to `limit` ticks if given.
+    pub(crate) fn preview_take(&self, buy: bool, qty: i64, limit: Option<i64>) -> Vec<(i64, i64)> {
+        let mut out = Vec::new();
+        let mut left = qty;
+        let levels: Box<dyn Iterator<Item = (&i64, &i64)>> =
+            if buy { Box::new(self.asks.iter()) } else { Box::new(self.bids.iter().rev()) };
+        for (&p, &q) in levels {
+            if left <= 0 || limit.is_some_and(|l| if buy { p > l } else { p < l }) {
+                break;
+            }
+            let f = left.min(q);
+            out.push((p, f));
+            left -= f;
+        }
+        out
+    }
+
+    /// The mid price in ticks (the last trade if a side is empty).
+    pub(crate) fn mid(&self) -> i64 {
+        match (self.bids.keys().next_back(), self.asks.keys().next()) {
+            (Some(b), Some(a)) => (b + a) / 2,
+            _ => self.last,
+        }
+    }
+}
+
+impl Market {
+    /// Executes a user's taker order on the true book like the generator's own
+    /// takers: one trade (and one aggregate trade) per level taken, book changes
+    /// recorded for the depth streams, a new update id, a book ticker if the top
+    /// moved. Returns the fills; payloads for tracked streams go to `out`.
+    #[allow(clippy::too_many_arguments)] // one call site, all plain values
+    pub(crate) fn user_take(
+        &mut self,
+        upper: &str,
+        buy: bool,
+        qty: i64,
+        limit: Option<i64>,
+        now_ms: u64,
+        tracked: &HashSet<String>,
+        out: &mut Vec<Emit>,
+    ) -> Vec<Fill> {
+        let kind = self.kind;
+        let Some(&i) = self.by_upper.get(upper) else { return vec![] };
+        let s = &mut self.symbols[i];
+        let plan = s.preview_take(buy, qty, limit);
+        if plan.is_empty() {
+            return vec![];
+        }
+        let want_trade = tracked.contains(&s.names.trade);
+        let want_agg = tracked.contains(&s.names.agg);
+        let mut fills = Vec::with_capacity(plan.len());
+        for (price, q) in plan {
+            let level = if buy { s.asks.get(&price) } else { s.bids.get(&price) }.copied().unwrap_or(0);
+            s.set_level(!buy, price, level - q);
+            s.trade_id += 1;
+            let first = s.trade_id;
+            record_trade(s, price, q, buy, now_ms);
+            if want_trade {
+                out.push(Emit {
+                    stream: s.names.trade.clone(),
+                    payload: trade_payload(kind, s, price, q, buy, now_ms),
+                    id: Some(s.trade_id),
+                });
+            }
+            s.agg_id += 1;
+            if want_agg {
+                out.push(Emit {
+                    stream: s.names.agg.clone(),
+                    payload: agg_payload(kind, s, price, q, first, buy, now_ms),
+                    id: Some(s.agg_id),
+                });
+            }
+            fills.push(Fill { price, qty: q, trade_id: s.trade_id });
+        }
+        s.bump(kind.is_derivative());
+        let top = s.top_of_book();
+        if top != s.top {
+            s.top = top;
+            if tracked.contains(&s.names.book_ticker) {
+                out.push(Emit {
+                    stream: s.names.book_ticker.clone(),
+                    payload: book_ticker_payload(kind, s, now_ms),
+                    id: Some(s.update_id),
+                });
+            }
+        }
+        fills
+    }
+}
+
 fn record_trade(s: &mut SymbolState, price: i64, q: i64, buy: bool, now_ms: u64) {
     if s.count == 0 {
         s.open = price;

@@ -1,6 +1,7 @@
 //! REST endpoints: `depth` (snapshots aligned with the diff streams),
 //! `exchangeInfo`, `time`, `ping`, with request weights charged against the
-//! venue's per-minute budget (429 and `-1003` when exceeded).
+//! venue's per-minute budget (429 and `-1003` when exceeded). The private
+//! endpoints (listenKeys, orders) are in `private`.
 
 use bytes::Bytes;
 use hyper::StatusCode;
@@ -29,9 +30,15 @@ pub(crate) fn depth_weight(kind: MarketKind, limit: u32) -> u32 {
     }
 }
 
-pub(crate) fn handle<B>(req: &hyper::Request<B>, hub: &Hub) -> Resp {
+pub(crate) fn handle(req: &hyper::Request<Bytes>, hub: &Hub) -> Resp {
+    if let Some(r) = crate::private::handle(req, hub) {
+        return r;
+    }
     let kind = hub.kind();
     let path = req.uri().path();
+    if req.method() != hyper::Method::GET && req.method() != hyper::Method::POST {
+        return venue_error(StatusCode::METHOD_NOT_ALLOWED, -1000, "Method not allowed.");
+    }
     let Some(endpoint) = path.strip_prefix(kind.rest_prefix()) else {
         return venue_error(StatusCode::NOT_FOUND, -1000, "Not found.");
     };

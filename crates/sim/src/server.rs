@@ -12,9 +12,13 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::hub::Hub;
+use crate::account::looks_like_listen_key;
+use crate::hub::{ConnKind, Hub, ListenSub};
 use crate::topic::{self, Route};
 use crate::{admin, conn, rest, ws};
+
+/// Largest REST request body read (form-encoded order parameters are small).
+const MAX_BODY: usize = 64 * 1024;
 
 pub(crate) type Resp = Response<Full<Bytes>>;
 
@@ -118,10 +122,15 @@ async fn route(req: Request<Incoming>, hub: Arc<Hub>) -> Resp {
     if path.starts_with("/admin") {
         return admin::handle(req, hub).await;
     }
-    if req.method() != Method::GET && req.method() != Method::POST {
+    if ![Method::GET, Method::POST, Method::PUT, Method::DELETE].contains(req.method()) {
         return venue_error(StatusCode::METHOD_NOT_ALLOWED, -1000, "Method not allowed.");
     }
-    rest::handle(&req, &hub)
+    let (parts, body) = req.into_parts();
+    let body = match http_body_util::BodyExt::collect(http_body_util::Limited::new(body, MAX_BODY)).await {
+        Ok(c) => c.to_bytes(),
+        Err(_) => return venue_error(StatusCode::PAYLOAD_TOO_LARGE, -1000, "Request body too large or unreadable."),
+    };
+    rest::handle(&Request::from_parts(parts, body), &hub)
 }
 
 /// What a WebSocket path asks for.
@@ -129,9 +138,55 @@ struct WsTarget {
     route: Option<Route>,
     combined: bool,
     streams: Vec<String>,
+    kind: ConnKind,
+    listen: Vec<ListenSub>,
 }
 
+impl WsTarget {
+    fn streams(route: Option<Route>, combined: bool, streams: Vec<String>) -> WsTarget {
+        WsTarget { route, combined, streams, kind: ConnKind::Stream, listen: Vec::new() }
+    }
+}
+
+/// Where listenKeys are read: spot/margin and COIN-M `/ws/<key>` and
+/// `/stream?streams=<key>`; USD-M only on the `/private` route, which also
+/// takes `?listenKey=<k>[&events=A/B]` (repeatable).
 fn parse_ws_path(hub: &Hub, path: &str, q: Option<&str>) -> Option<WsTarget> {
+    let mut t = parse_ws_streams(hub, path, q)?;
+    let keys_here = match hub.kind() {
+        crate::config::MarketKind::Spot | crate::config::MarketKind::CoinM => true,
+        crate::config::MarketKind::UsdM => t.route == Some(Route::Private),
+        crate::config::MarketKind::Options => false,
+    };
+    if t.kind == ConnKind::WsApi {
+        return Some(t);
+    }
+    let (keys, streams): (Vec<String>, Vec<String>) =
+        std::mem::take(&mut t.streams).into_iter().partition(|s| looks_like_listen_key(s));
+    t.streams = streams;
+    if keys_here {
+        t.listen = keys.into_iter().map(|key| ListenSub { key, events: None }).collect();
+        if t.route == Some(Route::Private) {
+            for (k, v) in query(q) {
+                match k.as_str() {
+                    "listenKey" if !v.is_empty() => t.listen.push(ListenSub { key: v, events: None }),
+                    "events" => {
+                        if let Some(last) = t.listen.last_mut() {
+                            last.events = Some(v.split('/').filter(|e| !e.is_empty()).map(str::to_string).collect());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    Some(t)
+}
+
+fn parse_ws_streams(hub: &Hub, path: &str, q: Option<&str>) -> Option<WsTarget> {
+    if hub.kind() == crate::config::MarketKind::Spot && path.trim_end_matches('/') == "/ws-api/v3" {
+        return Some(WsTarget { kind: ConnKind::WsApi, ..WsTarget::streams(None, false, vec![]) });
+    }
     let mut rest = path;
     let mut route = None;
     if hub.kind().is_routed() {
@@ -144,17 +199,17 @@ fn parse_ws_path(hub: &Hub, path: &str, q: Option<&str>) -> Option<WsTarget> {
     }
     let rest = rest.trim_end_matches('/');
     if rest.is_empty() && route.is_some() {
-        return Some(WsTarget { route, combined: false, streams: vec![] });
+        return Some(WsTarget::streams(route, false, vec![]));
     }
     if rest == "/ws" {
-        return Some(WsTarget { route, combined: false, streams: vec![] });
+        return Some(WsTarget::streams(route, false, vec![]));
     }
     if let Some(s) = rest.strip_prefix("/ws/") {
-        return Some(WsTarget {
+        return Some(WsTarget::streams(
             route,
-            combined: false,
-            streams: s.split('/').filter(|x| !x.is_empty()).map(str::to_string).collect(),
-        });
+            false,
+            s.split('/').filter(|x| !x.is_empty()).map(str::to_string).collect(),
+        ));
     }
     if rest == "/stream" {
         let streams = query(q)
@@ -162,7 +217,7 @@ fn parse_ws_path(hub: &Hub, path: &str, q: Option<&str>) -> Option<WsTarget> {
             .filter(|(k, _)| k == "streams")
             .flat_map(|(_, v)| v.split('/').filter(|x| !x.is_empty()).map(str::to_string).collect::<Vec<_>>())
             .collect();
-        return Some(WsTarget { route, combined: true, streams });
+        return Some(WsTarget::streams(route, true, streams));
     }
     None
 }
@@ -211,7 +266,7 @@ fn upgrade(mut req: Request<Incoming>, hub: Arc<Hub>) -> Resp {
     };
     // Register before answering 101: streams named in the URL are live from the
     // handshake on, as on the venue.
-    let reg = hub.register(path, target.route, target.combined);
+    let reg = hub.register(path, target.route, target.combined, target.kind, target.listen);
     if !target.streams.is_empty() {
         let _ = hub.subscribe(reg.id, &target.streams);
     }

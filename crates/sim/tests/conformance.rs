@@ -841,3 +841,214 @@ async fn options_frames_carry_event_type_time_and_symbol() {
     }
     sim.shutdown().await;
 }
+
+// ---------------------------------------------------------------------------
+// User data (the private side)
+// ---------------------------------------------------------------------------
+
+/// `v` ("Prevented Match Id") is only sent when an order expired by self-trade
+/// prevention (user-data-stream.md), which the simulator never does.
+const EXEC_REPORT_WRAPPED_OPTIONAL: &[&str] = &["$.event.v"];
+const EXEC_REPORT_BARE_OPTIONAL: &[&str] = &["$.v"];
+/// `AP` (activation price) and `cr` (callback rate) are only pushed for
+/// TRAILING_STOP_MARKET orders (the fixture is one); the simulator takes
+/// LIMIT and MARKET only.
+const OTU_TRAILING_ONLY: &[&str] = &["$.o.AP", "$.o.cr"];
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+fn hmac_sig(payload: &str) -> String {
+    use hmac::Mac as _;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(ferrofeed_sim::TEST_HMAC_SECRET.as_bytes()).unwrap();
+    mac.update(payload.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// A REST call with the test account's API key; `signed` appends `timestamp`
+/// and an HMAC signature to `query`.
+async fn http_key(addr: SocketAddr, method: &str, path: &str, query: &str, signed: bool) -> (u16, Value) {
+    let q = if signed {
+        let q = if query.is_empty() {
+            format!("timestamp={}", unix_ms())
+        } else {
+            format!("{query}&timestamp={}", unix_ms())
+        };
+        let sig = hmac_sig(&q);
+        format!("{q}&signature={sig}")
+    } else {
+        query.to_string()
+    };
+    let target = if q.is_empty() { path.to_string() } else { format!("{path}?{q}") };
+    let mut s = TcpStream::connect(addr).await.expect("connect REST");
+    let req = format!(
+        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nX-MBX-APIKEY: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        ferrofeed_sim::TEST_API_KEY
+    );
+    s.write_all(req.as_bytes()).await.expect("write request");
+    let mut raw = Vec::new();
+    within(path, s.read_to_end(&mut raw)).await.expect("read response");
+    let text = String::from_utf8(raw).expect("UTF-8 response");
+    let (head, body) = text.split_once("\r\n\r\n").expect("header end");
+    let status = head[9..12].parse().expect("status");
+    (status, serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: {body}: {e}")))
+}
+
+/// A resting LIMIT buy far below the book (NEW, nothing filled) and a MARKET
+/// buy of one lot (NEW, TRADE).
+async fn place_two_orders(addr: SocketAddr, prefix: &str, symbol: &str, qty: &str) {
+    let (s, r) = http_key(
+        addr,
+        "POST",
+        &format!("{prefix}/order"),
+        &format!("symbol={symbol}&side=BUY&type=LIMIT&timeInForce=GTC&quantity={qty}&price=100"),
+        true,
+    )
+    .await;
+    assert_eq!(s, 200, "{r}");
+    let (s, r) = http_key(
+        addr,
+        "POST",
+        &format!("{prefix}/order"),
+        &format!("symbol={symbol}&side=BUY&type=MARKET&quantity={qty}"),
+        true,
+    )
+    .await;
+    assert_eq!(s, 200, "{r}");
+}
+
+/// The same keys as `reference` (values may differ in type, e.g. `N` null vs asset).
+fn assert_same_keys(label: &str, reference: &Value, got: &Value) {
+    let keys = |v: &Value| v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
+    assert_eq!(keys(reference), keys(got), "{label}: keys differ");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spot_user_events_on_the_ws_api_match_the_docs() {
+    use base64::Engine as _;
+    use ed25519_dalek::Signer as _;
+    let (sim, m) = start(MarketKind::Spot).await;
+    let mut ws = connect(&format!("{}/ws-api/v3", m.ws_url())).await;
+    let ts = unix_ms();
+    let key = ferrofeed_sim::TEST_API_KEY;
+    let sk = ed25519_dalek::SigningKey::from_bytes(&ferrofeed_sim::TEST_ED25519_SEED);
+    let sig = base64::engine::general_purpose::STANDARD
+        .encode(sk.sign(format!("apiKey={key}&timestamp={ts}").as_bytes()).to_bytes());
+    let r = request(
+        &mut ws,
+        json!({"id": 1, "method": "session.logon",
+        "params": {"apiKey": key, "timestamp": ts, "signature": sig}}),
+    )
+    .await;
+    assert_eq!(r["status"], 200, "{r}");
+    let r = request(&mut ws, json!({"id": 2, "method": "userDataStream.subscribe"})).await;
+    assert_eq!(r["result"]["subscriptionId"], 0, "{r}");
+
+    place_two_orders(m.addr(), "/api/v3", "BTCUSDT", "0.001").await;
+    let mut frames = Vec::new();
+    while frames.len() < 5 {
+        frames.push(next_where(&mut ws, "user events", |v| v.get("event").is_some()).await);
+    }
+    let of = |e: &str| frames.iter().filter(|v| v["event"]["e"] == e).cloned().collect::<Vec<_>>();
+    let reports = of("executionReport");
+    assert_eq!(reports.len(), 3, "{frames:?}");
+    let new = &reports[0];
+    assert_conforms(
+        "executionReport NEW",
+        &fixture("binance_spot/user_execution_report.docs.json"),
+        new,
+        EXEC_REPORT_WRAPPED_OPTIONAL,
+    );
+    assert_same_keys("executionReport TRADE", &new["event"], &reports[2]["event"]);
+    assert_eq!(reports[2]["event"]["x"], "TRADE");
+    check_all(
+        "outboundAccountPosition",
+        "binance_spot/user_outbound_account_position.docs.json",
+        &of("outboundAccountPosition"),
+        &[],
+    );
+
+    m.deposit(None, "BTC", "0.5").expect("deposit");
+    let bu = next_where(&mut ws, "balanceUpdate", |v| v["event"]["e"] == "balanceUpdate").await;
+    assert_conforms("balanceUpdate", &fixture("binance_spot/user_balance_update.docs.json"), &bu, &[]);
+
+    let r = request(&mut ws, json!({"id": 3, "method": "session.logout"})).await;
+    assert_eq!(r["status"], 200);
+    let t = next_where(&mut ws, "eventStreamTerminated", |v| v["event"]["e"] == "eventStreamTerminated").await;
+    assert_conforms("eventStreamTerminated", &fixture("binance_spot/user_event_stream_terminated.docs.json"), &t, &[]);
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spot_listen_key_events_match_the_legacy_docs() {
+    let (sim, m) = start(MarketKind::Spot).await;
+    let (s, r) = http_key(m.addr(), "POST", "/api/v3/userDataStream", "", false).await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r.as_object().map(|o| o.len()), Some(1), "only listenKey: {r}");
+    let key = r["listenKey"].as_str().expect("listenKey").to_string();
+    let mut ws = connect(&format!("{}/ws/{key}", m.ws_url())).await;
+    wait_connections(&m, 1).await;
+
+    place_two_orders(m.addr(), "/api/v3", "BTCUSDT", "0.001").await;
+    let mut frames = Vec::new();
+    while frames.len() < 5 {
+        frames.push(next_where(&mut ws, "user events", |v| v.get("e").is_some()).await);
+    }
+    let of = |e: &str| frames.iter().filter(|v| v["e"] == e).cloned().collect::<Vec<_>>();
+    let reports = of("executionReport");
+    assert_conforms(
+        "executionReport NEW (listenKey)",
+        &fixture("binance_spot/user_execution_report.listenkey.docs.json"),
+        &reports[0],
+        EXEC_REPORT_BARE_OPTIONAL,
+    );
+    check_all(
+        "outboundAccountPosition (listenKey)",
+        "binance_spot/user_outbound_account_position.listenkey.docs.json",
+        &of("outboundAccountPosition"),
+        &[],
+    );
+    m.deposit(None, "BTC", "0.5").expect("deposit");
+    let bu = next_where(&mut ws, "balanceUpdate", |v| v["e"] == "balanceUpdate").await;
+    assert_conforms(
+        "balanceUpdate (listenKey)",
+        &fixture("binance_spot/user_balance_update.listenkey.docs.json"),
+        &bu,
+        &[],
+    );
+    assert_eq!(m.expire_listen_key(Some(&key)), 1);
+    let ex = next_where(&mut ws, "listenKeyExpired", |v| v["e"] == "listenKeyExpired").await;
+    assert_conforms("listenKeyExpired", &fixture("binance_spot/user_listen_key_expired.docs.json"), &ex, &[]);
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usdm_user_events_match_the_docs() {
+    let (sim, m) = start(MarketKind::UsdM).await;
+    let (s, r) = http_key(m.addr(), "POST", "/fapi/v1/listenKey", "", false).await;
+    assert_eq!(s, 200, "{r}");
+    let key = r["listenKey"].as_str().expect("listenKey").to_string();
+    let mut ws = connect(&format!("{}/private/ws/{key}", m.ws_url())).await;
+    wait_connections(&m, 1).await;
+
+    place_two_orders(m.addr(), "/fapi/v1", "BTCUSDT", "0.001").await;
+    let mut otu = Vec::new();
+    let account = loop {
+        let v = next_where(&mut ws, "user events", |v| v.get("e").is_some()).await;
+        match v["e"].as_str() {
+            Some("ORDER_TRADE_UPDATE") => otu.push(v),
+            Some("ACCOUNT_UPDATE") => break v,
+            other => panic!("unexpected event {other:?}: {v}"),
+        }
+    };
+    assert_eq!(otu.len(), 3, "LIMIT NEW, MARKET NEW, MARKET TRADE: {otu:?}");
+    check_all(
+        "ORDER_TRADE_UPDATE",
+        "binance_futures/order_trade_update.docs_via_nautilus.json",
+        &otu,
+        OTU_TRAILING_ONLY,
+    );
+    assert_conforms("ACCOUNT_UPDATE", &fixture("binance_futures/account_update.docs_via_nautilus.json"), &account, &[]);
+    sim.shutdown().await;
+}
