@@ -221,12 +221,24 @@ impl BinancePrivateClient {
         Ok(self.clock.offset_ms())
     }
 
-    async fn listen_key(&self, account: &Account, method: &str) -> Result<Option<SecretString>, PrivateError> {
+    async fn listen_key(
+        &self,
+        account: &Account,
+        method: &str,
+        key: Option<&SecretString>,
+    ) -> Result<Option<SecretString>, PrivateError> {
         let Some(path) = account.listen_key_path() else { return Ok(None) };
-        let url = format!("{}{path}", rest_base(account, &self.cfg.environment));
+        let mut url = format!("{}{path}", rest_base(account, &self.cfg.environment));
+        // Spot and margin keep-alives and closes name the key; futures keys
+        // are per API key.
+        if let (Some(k), Account::Margin | Account::IsolatedMargin(_)) = (key, account) {
+            url.push(if url.contains('?') { '&' } else { '?' });
+            url.push_str("listenKey=");
+            url.push_str(k.expose_secret());
+        }
         let headers = [("X-MBX-APIKEY", self.creds.api_key())];
-        let body = self.http.send(method, &url, &headers, 1, None).await?;
-        if method == "PUT" {
+        let body = self.http.send(method, &url, &headers, 1, None).await.map_err(|e| self.scrub_rest(e))?;
+        if method != "POST" {
             return Ok(None);
         }
         let a: ListenKeyAnswer = serde_json::from_slice(&body).map_err(|_| PrivateError::Answer {
@@ -254,7 +266,7 @@ impl BinancePrivateClient {
                 None,
             ),
             _ => {
-                let key = self.listen_key(&account, "POST").await?;
+                let key = self.listen_key(&account, "POST", None).await?;
                 self.stats.listen_keys_created += 1;
                 let k = key.as_ref().map(|k| k.expose_secret().to_string()).unwrap_or_default();
                 (listen_key_url(&account, &self.cfg.environment, &k), Arc::new(ListenKeyRules), key)
@@ -306,11 +318,15 @@ impl BinancePrivateClient {
     }
 
     async fn keep_alive(&mut self) {
-        let accounts: Vec<Account> =
-            self.open.values().filter(|o| o.listen_key.is_some()).map(|o| o.account.clone()).collect();
-        for account in accounts {
+        let accounts: Vec<(Account, Option<SecretString>)> = self
+            .open
+            .values()
+            .filter(|o| o.listen_key.is_some())
+            .map(|o| (o.account.clone(), o.listen_key.clone()))
+            .collect();
+        for (account, key) in accounts {
             self.stats.keepalives += 1;
-            match self.listen_key(&account, "PUT").await {
+            match self.listen_key(&account, "PUT", key.as_ref()).await {
                 Ok(_) => {}
                 Err(PrivateError::Rest(RestError::Status { body, .. })) if body.contains("-1125") => {
                     self.renew.push_back(account);
@@ -342,6 +358,18 @@ impl BinancePrivateClient {
                     exchange_ts: None,
                     receive_ts: now_ns(),
                 });
+            }
+        }
+    }
+
+    /// A REST error with any listenKey or API key removed from its URL and body.
+    fn scrub_rest(&self, e: RestError) -> RestError {
+        match e {
+            RestError::Url { url, msg } => RestError::Url { url: self.scrub(&url), msg: self.scrub(&msg) },
+            RestError::Transport { url, msg } => RestError::Transport { url: self.scrub(&url), msg: self.scrub(&msg) },
+            RestError::Timeout { url, after } => RestError::Timeout { url: self.scrub(&url), after },
+            RestError::Status { url, status, body, retry_after } => {
+                RestError::Status { url: self.scrub(&url), status, body: self.scrub(&body), retry_after }
             }
         }
     }
@@ -445,7 +473,7 @@ impl BinancePrivateClient {
         let open = std::mem::take(&mut self.open);
         for (_, o) in open {
             if o.listen_key.is_some() {
-                let _ = self.listen_key(&o.account, "DELETE").await;
+                let _ = self.listen_key(&o.account, "DELETE", o.listen_key.as_ref()).await;
             }
             o.conn.close().await;
         }
