@@ -37,6 +37,7 @@
 
 pub mod binance;
 pub mod books;
+pub mod bybit;
 pub mod feed;
 pub mod metrics;
 pub mod private;

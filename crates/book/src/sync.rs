@@ -13,6 +13,14 @@
 //! of the instrument, [`BookSync::on_snapshot`] when a requested snapshot
 //! arrives, [`BookSync::invalidate`] when the caller learns of lost data
 //! itself (the connection reported a gap). It answers with [`SyncEvent`]s.
+//!
+//! Venues that send snapshots on the stream itself, in order with the diffs
+//! (Bybit: after every subscribe, at any time, and after a restart with
+//! `u == 1`), call [`BookSync::on_stream_snapshot`] instead: such a snapshot
+//! is the whole book at that point of the stream, so it replaces the book in
+//! any phase and the machine is in sync at once. A `NeedSnapshot` is then
+//! answered either with a REST snapshot (`on_snapshot`) or by resubscribing,
+//! which makes the venue send one on the stream.
 
 use std::collections::VecDeque;
 
@@ -241,6 +249,24 @@ impl<S: BookSide> BookSync<S> {
                 }
             }
         }
+        out.push(SyncEvent::Synced { last_update_id: self.book.last_update_id() });
+    }
+
+    /// A snapshot the venue sent on the stream, in order with the diffs: the
+    /// whole book at `snap.last_update_id`, replacing whatever the machine
+    /// holds (a restarted venue may send a lower id). Buffered diffs are older
+    /// than it and are dropped (counted as suppressed); the machine is in sync
+    /// and publishes the book. It answers an outstanding
+    /// [`SyncEvent::NeedSnapshot`] (the caller resubscribed); a REST snapshot
+    /// still in flight is ignored when it arrives while the book is in sync.
+    pub fn on_stream_snapshot(&mut self, snap: BookSnapshot, out: &mut Vec<SyncEvent>) {
+        self.snapshot_pending = false;
+        self.stats.snapshots += 1;
+        self.stats.suppressed += self.buffer.len() as u64;
+        self.buffer.clear();
+        self.book.load(snap.last_update_id, &snap.bids, &snap.asks);
+        self.stats.trimmed += self.book.truncate(self.cfg.max_levels) as u64;
+        self.phase = Phase::Synced;
         out.push(SyncEvent::Synced { last_update_id: self.book.last_update_id() });
     }
 

@@ -10,6 +10,7 @@ use ferrofeed_model::Decimal;
 use ferrofeed_model::event::{BookDelta, BookSnapshot, Level};
 use ferrofeed_model::sequencing::BookSequencing;
 use ferrofeed_venues::binance::book::{FuturesSequencing, SpotSequencing};
+use ferrofeed_venues::bybit::book::BybitSequencing;
 use proptest::prelude::*;
 
 /// One venue change: (is_bid, price ticks, qty lots).
@@ -170,6 +171,89 @@ fn run<S: BookSide>(rule: &'static dyn BookSequencing, s: &Script, faults: &[u8]
     }
 }
 
+/// Bybit: every delta carries one consecutive `u` and the venue sends
+/// snapshots on the stream, in order with the deltas: one after subscribing,
+/// one after every resubscribe (the answer to `NeedSnapshot`, after a lag of
+/// some deltas), and some unprompted. Faults: drops and duplicates.
+fn run_stream<S: BookSide>(s: &Script, faults: &[u8], lags: &[u8], max_buffer: usize) {
+    /// Checks the events of one call against the machine right after it.
+    fn observe<S: BookSide>(
+        m: &BookSync<S>,
+        out: &mut Vec<SyncEvent>,
+        t: &Truth,
+        resubscribed: &mut Option<usize>,
+        published: &mut bool,
+        lag: u8,
+    ) {
+        for e in out.drain(..) {
+            match e {
+                SyncEvent::NeedSnapshot => {
+                    assert!(resubscribed.is_none(), "asked twice for one snapshot");
+                    *resubscribed = Some(usize::from(lag % 3));
+                }
+                SyncEvent::Synced { last_update_id } => {
+                    assert_eq!(m.phase(), Phase::Synced);
+                    assert_eq!(m.book().map(|b| b.last_update_id()), Some(last_update_id));
+                    check(m, t);
+                    *published = true;
+                }
+                SyncEvent::Applied(_) => {
+                    assert!(*published, "an update before the book was published");
+                    check(m, t);
+                }
+                SyncEvent::Resync { .. } => {
+                    assert!(m.book().is_none());
+                    *published = false;
+                }
+            }
+        }
+    }
+
+    let mut m: BookSync<S> = BookSync::new(&BybitSequencing, SyncConfig { max_buffer, max_levels: 10_000 });
+    let mut out = Vec::new();
+    let mut resubscribed: Option<usize> = None; // snapshot after this many more deltas
+    let mut published = false;
+    let start = s.truth.ids[0];
+    m.on_stream_snapshot(snapshot(&s.truth, start), &mut out);
+    observe(&m, &mut out, &s.truth, &mut resubscribed, &mut published, 0);
+    assert!(published);
+    for (k, d) in s.diffs.iter().enumerate() {
+        let f = faults[k % faults.len()] % 8;
+        let lag = lags[k % lags.len()];
+        let copies = match f {
+            3 => 0,
+            4 => 2,
+            _ => 1,
+        };
+        for _ in 0..copies {
+            m.on_delta(d.clone(), &mut out);
+            observe(&m, &mut out, &s.truth, &mut resubscribed, &mut published, lag);
+        }
+        let unprompted = f == 5 && lag.is_multiple_of(4);
+        let answered = match resubscribed.as_mut() {
+            Some(0) => true,
+            Some(n) => {
+                *n -= 1;
+                false
+            }
+            None => false,
+        };
+        if answered || unprompted {
+            // Any stream snapshot answers an outstanding resubscribe.
+            resubscribed = None;
+            // In stream order: the venue's book after the last delta it produced.
+            m.on_stream_snapshot(snapshot(&s.truth, d.last_update_id), &mut out);
+            observe(&m, &mut out, &s.truth, &mut resubscribed, &mut published, lag);
+        }
+    }
+    let dropped = faults.iter().take(s.diffs.len()).filter(|f| *f % 8 == 3).count();
+    if dropped == 0 {
+        let st = m.stats();
+        assert_eq!((st.gaps, st.resyncs), (0, 0));
+        assert_eq!(m.phase(), Phase::Synced);
+    }
+}
+
 /// Changes, window sizes, id steps, delivery faults, snapshot lags.
 type Case = (Vec<Change>, Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>);
 
@@ -199,6 +283,66 @@ proptest! {
         run::<VecSide>(&FuturesSequencing, &s, &faults, &lags, 4096);
         run::<TreeSide>(&FuturesSequencing, &s, &faults, &lags, 3);
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn bybit_books_never_differ_from_the_reference((changes, _windows, steps, faults, lags) in case()) {
+        // One change per delta: Bybit's `u` advances by one per message.
+        let s = script(&changes, &[0], &steps, false);
+        assert!(s.diffs.iter().all(|d| d.first_update_id == d.last_update_id));
+        run_stream::<VecSide>(&s, &faults, &lags, 4096);
+        run_stream::<TreeSide>(&s, &faults, &lags, 3);
+    }
+}
+
+/// Bybit without faults: the subscribe snapshot syncs at once, every delta
+/// applies, an unprompted snapshot mid-stream and a restart snapshot (`u`
+/// back to 1) each replace the book without a resync.
+#[test]
+fn bybit_stream_snapshots_reset_the_book() {
+    let changes: Vec<Change> = (0..300u16).map(|i| (i % 2 == 0, i.wrapping_mul(31), i % 7 + 1)).collect();
+    let s = script(&changes, &[0], &[0], false);
+    let mut m: BookSync = BookSync::new(&BybitSequencing, SyncConfig::default());
+    let mut out = Vec::new();
+    // A delta before any snapshot waits for one.
+    m.on_delta(s.diffs[0].clone(), &mut out);
+    assert_eq!(out, vec![SyncEvent::NeedSnapshot]);
+    out.clear();
+    m.on_stream_snapshot(snapshot(&s.truth, s.diffs[0].last_update_id), &mut out);
+    assert_eq!(out, vec![SyncEvent::Synced { last_update_id: s.diffs[0].last_update_id }]);
+    assert!(!m.snapshot_pending());
+    out.clear();
+    for d in &s.diffs[1..150] {
+        m.on_delta(d.clone(), &mut out);
+    }
+    m.on_stream_snapshot(snapshot(&s.truth, s.diffs[149].last_update_id), &mut out);
+    for d in &s.diffs[150..] {
+        m.on_delta(d.clone(), &mut out);
+    }
+    check(&m, &s.truth);
+    assert!(out.iter().all(|e| !matches!(e, SyncEvent::Resync { .. } | SyncEvent::NeedSnapshot)));
+    let st = m.stats();
+    assert_eq!((st.applied, st.gaps, st.resyncs, st.snapshots), (s.diffs.len() as u64 - 1, 0, 0, 2));
+    // The venue restarted: a snapshot at u = 1, then u = 2 continues it.
+    out.clear();
+    let restart = BookSnapshot { last_update_id: 1, bids: vec![lvl(150, 3)], asks: vec![lvl(250, 4)] };
+    m.on_stream_snapshot(restart, &mut out);
+    assert_eq!(out, vec![SyncEvent::Synced { last_update_id: 1 }]);
+    let next = BookDelta {
+        first_update_id: 2,
+        last_update_id: 2,
+        prev_update_id: None,
+        bids: vec![lvl(151, 1)],
+        asks: vec![],
+    };
+    out.clear();
+    m.on_delta(next.clone(), &mut out);
+    assert_eq!(out, vec![SyncEvent::Applied(next)]);
+    let book = m.book().expect("in sync");
+    assert_eq!((book.best_bid(), book.best_ask()), (Some(lvl(151, 1)), Some(lvl(250, 4))));
 }
 
 /// Without faults every diff after the bridge is applied and the final book

@@ -6,7 +6,11 @@
 //!
 //! # Layout
 //!
+//! - `auth`: credentials (secrecy types, redacted `Debug`), HMAC-SHA256 and
+//!   Ed25519 signing, the venue clock; shared by the venue modules.
 //! - `binance`: spot, USDⓈ-M, COIN-M and options.
+//! - `bybit`: Bybit v5 spot, linear, inverse and option public streams and
+//!   the private stream.
 //!
 //! **Invariant:** venue modules never touch sockets or spawn tasks; this crate
 //! depends on no async runtime.
@@ -14,4 +18,6 @@
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations, missing_docs)]
 
+pub mod auth;
 pub mod binance;
+pub mod bybit;

@@ -1,0 +1,546 @@
+//! Bybit v5: spot, linear, inverse and option public streams, and the private
+//! stream (PROTOCOLS.md §5).
+//!
+//! The client keeps the connection alive: `{"op":"ping"}` every 20 s, answered
+//! by a pong whose shape depends on the endpoint (spot, linear and inverse
+//! `{"success":true,"ret_msg":"pong",..,"op":"ping"}`; option and private
+//! `{"op":"pong","args":[..]}`); the server cuts a connection silent for 10
+//! minutes. Requests are `{"req_id":"<n>","op":"subscribe","args":[topics]}`;
+//! the venue echoes `req_id` in its answer, which is how acks are matched.
+//! Failures carry no numeric code on public endpoints, only `ret_msg`
+//! (`error:handler not found,topic:<t>`, `args size >10`, `error:invalid op`,
+//! ...); option answers are `{"type":"COMMAND_RESP","data":{"failTopics",..}}`.
+//! Private connections authenticate first with
+//! `{"op":"auth","args":[apiKey, expires, hex HMAC-SHA256("GET/realtime"+expires)]}`,
+//! signed afresh on every connect.
+//!
+//! Data frames name their `topic`, which is the stream key. Sequence
+//! numbers: order-book deltas carry the topic's update id `u`, consecutive
+//! from one delta to the next; a snapshot (sent after every subscribe, at any
+//! time, and as `u == 1` after a service restart) restarts it
+//! ([`SeqKind::Reset`](ferrofeed_model::rules::SeqKind::Reset)). The cross
+//! sequence `seq` orders data across depths but is not consecutive; it is not
+//! used for gap detection. Trades, tickers, klines, liquidations and private
+//! topics carry nothing the engine can track.
+
+pub mod auth;
+pub mod book;
+mod endpoints;
+pub mod normalize;
+mod wire;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferrofeed_model::rules::{ClientPing, ConnLimits, Heartbeat, Inbound, Seq, VenueRules};
+use serde::Deserialize;
+use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use crate::auth::{Clock, CredentialError, Credentials};
+pub use endpoints::{Category, Environment, private_url, public_url, rest_base, snapshot_request};
+
+/// The client ping frame (`req_id` is optional and omitted).
+pub const PING: &str = r#"{"op":"ping"}"#;
+
+/// The venue's limits (PROTOCOLS.md §5.2), as data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VenueLimits {
+    /// New connections allowed per `connection_window` per WebSocket domain.
+    pub max_connections: usize,
+    /// The window of `max_connections`.
+    pub connection_window: Duration,
+    /// Topics per subscribe request (`None`: no stated limit). Spot: 10,
+    /// answered `args size >10` beyond.
+    pub args_per_request: Option<usize>,
+    /// Topics per connection (`None`: no stated limit). Option: 2000.
+    pub args_per_connection: Option<usize>,
+    /// Total characters of the topics subscribed on one public connection.
+    pub args_chars_per_connection: usize,
+    /// The server closes a connection that sent no ping and received no data
+    /// for this long.
+    pub server_idle_cut: Duration,
+    /// The client ping interval the venue recommends.
+    pub ping_interval: Duration,
+}
+
+/// The limits of a public `category` connection.
+pub fn venue_limits(category: Category) -> VenueLimits {
+    VenueLimits {
+        max_connections: 500,
+        connection_window: Duration::from_secs(300),
+        args_per_request: (category == Category::Spot).then_some(10),
+        args_per_connection: (category == Category::Option).then_some(2000),
+        args_chars_per_connection: 21_000,
+        server_idle_cut: Duration::from_secs(600),
+        ping_interval: Duration::from_secs(20),
+    }
+}
+
+/// The limits of the private connection: the same connection budget; a
+/// handful of topics (`order`, `execution`, `position`, `wallet`, ...).
+pub fn private_limits() -> VenueLimits {
+    VenueLimits { args_per_request: Some(10), args_per_connection: Some(32), ..venue_limits(Category::Linear) }
+}
+
+/// Characters of `topics` as the venue counts them against
+/// [`VenueLimits::args_chars_per_connection`].
+pub fn args_chars(topics: &[String]) -> usize {
+    topics.iter().map(String::len).sum()
+}
+
+/// The longest topic the default per-connection topic count is sized for:
+/// `max_streams` topics of this length fit the 21,000-character budget.
+pub const SIZED_TOPIC_CHARS: usize = 42;
+
+/// Whether `topics` fit one connection of `limits` (count and characters).
+pub fn fits_connection(limits: &VenueLimits, topics: &[String]) -> bool {
+    limits.args_per_connection.is_none_or(|n| topics.len() <= n)
+        && args_chars(topics) <= limits.args_chars_per_connection
+}
+
+/// A private connection's credentials and clock.
+#[derive(Clone)]
+struct Auth {
+    creds: Arc<Credentials>,
+    clock: Arc<Clock>,
+    /// `expires` is the venue's time now plus this.
+    valid_for: Duration,
+}
+
+/// The rules of one Bybit connection: a public category, or private.
+#[derive(Clone)]
+pub struct BybitRules {
+    category: Option<Category>,
+    auth: Option<Auth>,
+    /// How often `{"op":"ping"}` is sent.
+    pub ping_interval: Duration,
+    /// No frame at all for this long means the socket is dead (each ping is
+    /// answered, so a few intervals suffice).
+    pub idle_timeout: Duration,
+    /// Client messages per second. Bybit states no inbound message limit;
+    /// this keeps the pacer from bursting.
+    pub max_msgs: usize,
+    /// Topics per connection. The venue counts characters (21,000 per
+    /// public connection) and, on option, topics (2000); the engine shards
+    /// by count, so the default is what fits for topics of up to
+    /// [`SIZED_TOPIC_CHARS`] characters.
+    pub max_streams: usize,
+    /// Topics per subscribe request.
+    pub max_streams_per_request: usize,
+}
+
+impl fmt::Debug for BybitRules {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BybitRules")
+            .field("category", &self.category)
+            .field("private", &self.auth.is_some())
+            .field("ping_interval", &self.ping_interval)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_msgs", &self.max_msgs)
+            .field("max_streams", &self.max_streams)
+            .field("max_streams_per_request", &self.max_streams_per_request)
+            .finish()
+    }
+}
+
+impl BybitRules {
+    /// The rules of a public `category` connection.
+    pub fn public(category: Category) -> BybitRules {
+        let limits = venue_limits(category);
+        let by_chars = limits.args_chars_per_connection / SIZED_TOPIC_CHARS;
+        BybitRules {
+            category: Some(category),
+            auth: None,
+            ping_interval: limits.ping_interval,
+            idle_timeout: Duration::from_secs(60),
+            max_msgs: 20,
+            max_streams: limits.args_per_connection.map_or(by_chars, |n| n.min(by_chars)),
+            // Linear, inverse and option state no per-request limit; requests
+            // stay small so one bad topic refuses little.
+            max_streams_per_request: limits.args_per_request.unwrap_or(50),
+        }
+    }
+
+    /// The rules of the private connection, authenticating with `creds` (an
+    /// HMAC key: Bybit takes no Ed25519 keys) at the time `clock` gives.
+    pub fn private(creds: Arc<Credentials>, clock: Arc<Clock>) -> Result<BybitRules, CredentialError> {
+        if creds.kind() != crate::auth::KeyKind::Hmac {
+            return Err(CredentialError::Unsupported("Bybit accepts HMAC-SHA256 API keys only"));
+        }
+        let limits = private_limits();
+        Ok(BybitRules {
+            category: None,
+            auth: Some(Auth { creds, clock, valid_for: Duration::from_secs(10) }),
+            ping_interval: limits.ping_interval,
+            idle_timeout: Duration::from_secs(60),
+            max_msgs: 20,
+            max_streams: limits.args_per_connection.unwrap_or(32),
+            max_streams_per_request: limits.args_per_request.unwrap_or(10),
+        })
+    }
+
+    /// The public category; `None` for the private connection.
+    pub fn category(&self) -> Option<Category> {
+        self.category
+    }
+
+    /// Whether this is the private connection.
+    pub fn is_private(&self) -> bool {
+        self.auth.is_some()
+    }
+
+    /// The auth frame for an `expires` (venue ms) of the caller's choosing.
+    /// `None` on public connections.
+    pub fn auth_frame(&self, id: u64, expires_ms: i64) -> Option<String> {
+        let a = self.auth.as_ref()?;
+        Some(auth::auth_frame(&a.creds, id, expires_ms))
+    }
+
+    fn request(op: &str, id: u64, topics: &[String]) -> String {
+        serde_json::json!({"req_id": id.to_string(), "op": op, "args": topics}).to_string()
+    }
+}
+
+/// The fields of a frame the engine needs. Strings borrow from the frame.
+#[derive(Deserialize)]
+struct Control<'a> {
+    #[serde(default, borrow)]
+    topic: Option<Cow<'a, str>>,
+    #[serde(default, borrow, rename = "type")]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    op: Option<Cow<'a, str>>,
+    #[serde(default)]
+    success: Option<bool>,
+    #[serde(default, borrow)]
+    ret_msg: Option<Cow<'a, str>>,
+    #[serde(default, borrow, rename = "retMsg")]
+    ret_msg_camel: Option<Cow<'a, str>>,
+    #[serde(default, rename = "retCode")]
+    ret_code: Option<i64>,
+    #[serde(default, deserialize_with = "req_id")]
+    req_id: Option<u64>,
+    #[serde(default, deserialize_with = "head_or_skip")]
+    data: Option<DataHead>,
+}
+
+impl Control<'_> {
+    fn msg(&self) -> &str {
+        self.ret_msg.as_deref().or(self.ret_msg_camel.as_deref()).unwrap_or("")
+    }
+
+    fn code(&self) -> i64 {
+        self.ret_code.unwrap_or(0)
+    }
+}
+
+/// The head of an object `data`: the book update id, and the option
+/// subscribe answer's failed topics.
+#[derive(Deserialize, Default)]
+struct DataHead {
+    #[serde(default, deserialize_with = "u64_or_skip")]
+    u: Option<u64>,
+    #[serde(default, rename = "failTopics")]
+    fail_topics: Option<Vec<String>>,
+}
+
+/// A request id as we send it (a decimal string); a number is accepted too.
+/// An empty or foreign string is no id of ours.
+fn req_id<'de, D: de::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Option<u64>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a request id")
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Option<u64>, E> {
+            Ok(v.parse().ok())
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Option<u64>, E> {
+            Ok(Some(v))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Option<u64>, E> {
+            Ok(u64::try_from(v).ok())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Option<u64>, E> {
+            Ok(None)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Option<u64>, E> {
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Option<u64>, E> {
+            Ok(None)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<u64>, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<u64>, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// An unsigned integer, or `None` for any other value (skipped).
+fn u64_or_skip<'de, D: de::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Option<u64>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an integer or any value")
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Option<u64>, E> {
+            Ok(Some(v))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Option<u64>, E> {
+            Ok(u64::try_from(v).ok())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Option<u64>, E> {
+            Ok(None)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Option<u64>, E> {
+            Ok(None)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Option<u64>, E> {
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Option<u64>, E> {
+            Ok(None)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<u64>, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<u64>, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// An object `data`'s head, or `None` for an array or scalar (trades,
+/// klines, private topics), skipped without allocating.
+fn head_or_skip<'de, D: de::Deserializer<'de>>(d: D) -> Result<Option<DataHead>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Option<DataHead>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a payload")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            DataHead::deserialize(de::value::MapAccessDeserializer::new(map)).map(Some)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// The topics named in a failure message (`error:handler not
+/// found,topic:orderbook.50.NOPEUSDT`): only those failed. Empty when the
+/// message names none (the whole request failed).
+pub fn refused_topics(msg: &str) -> Vec<String> {
+    msg.split("topic:")
+        .skip(1)
+        .filter_map(|rest| {
+            let t = rest.split([',', ' ', ';', ']']).next().unwrap_or("").trim();
+            (!t.is_empty()).then(|| t.to_string())
+        })
+        .collect()
+}
+
+/// The sequence of an order-book frame: deltas continue the topic's `u`,
+/// snapshots (and `u == 1`, a restart) reset it.
+fn book_seq(kind: Option<&str>, u: u64) -> Option<Seq> {
+    match kind {
+        _ if u == 1 => Some(Seq::reset(u)),
+        Some("snapshot") => Some(Seq::reset(u)),
+        Some("delta") => Some(Seq::range(u, u)),
+        _ => None,
+    }
+}
+
+impl VenueRules for BybitRules {
+    fn name(&self) -> &str {
+        "bybit"
+    }
+
+    fn heartbeat(&self) -> Heartbeat {
+        Heartbeat {
+            client_ping: ClientPing::Text(PING.to_string()),
+            interval: self.ping_interval,
+            idle_timeout: self.idle_timeout,
+        }
+    }
+
+    fn limits(&self) -> ConnLimits {
+        ConnLimits {
+            max_streams: self.max_streams,
+            max_msgs: self.max_msgs,
+            msg_window: Duration::from_secs(1),
+            max_streams_per_request: self.max_streams_per_request,
+            max_request_bytes: 21_000,
+        }
+    }
+
+    fn encode_subscribe(&self, id: u64, streams: &[String]) -> String {
+        BybitRules::request("subscribe", id, streams)
+    }
+
+    fn encode_unsubscribe(&self, id: u64, streams: &[String]) -> String {
+        BybitRules::request("unsubscribe", id, streams)
+    }
+
+    fn auth_request(&self, id: u64) -> Option<String> {
+        let a = self.auth.as_ref()?;
+        let valid_ms = i64::try_from(a.valid_for.as_millis()).unwrap_or(10_000);
+        Some(auth::auth_frame(&a.creds, id, a.clock.now_ms().saturating_add(valid_ms)))
+    }
+
+    fn classify<'a>(&self, frame: &'a str) -> Inbound<'a> {
+        let c: Control<'a> = match serde_json::from_str(frame) {
+            Ok(c) => c,
+            Err(e) => return Inbound::Malformed(format!("invalid JSON: {e}")),
+        };
+        if let Some(topic) = c.topic {
+            let seq = if topic.starts_with("orderbook.") {
+                c.data.as_ref().and_then(|d| d.u).and_then(|u| book_seq(c.kind.as_deref(), u))
+            } else {
+                None
+            };
+            return Inbound::Data { stream: topic, seq };
+        }
+        match c.op.as_deref() {
+            // option and private `{"op":"pong","args":[..]}`
+            Some("pong") => return Inbound::Pong,
+            // spot, linear, inverse `{"success":true,"ret_msg":"pong",..,"op":"ping"}`
+            Some("ping") if c.msg() == "pong" => return Inbound::Pong,
+            Some("auth") => {
+                return match c.success {
+                    Some(true) => Inbound::AuthOk,
+                    _ => Inbound::AuthFailed {
+                        msg: match c.ret_code {
+                            Some(code) => format!("auth refused: {code} {}", c.msg()),
+                            None => format!("auth refused: {}", c.msg()),
+                        },
+                    },
+                };
+            }
+            Some(op @ ("subscribe" | "unsubscribe")) => {
+                return match (c.success, c.req_id) {
+                    (Some(true), Some(id)) => Inbound::Ack { id },
+                    // The first subscription keeps flowing: the topic is subscribed.
+                    (Some(false), Some(id)) if op == "subscribe" && c.msg().contains("already subscribed") => {
+                        Inbound::Ack { id }
+                    }
+                    (Some(false), id) => Inbound::Rejected {
+                        id,
+                        code: c.code(),
+                        msg: c.msg().to_string(),
+                        streams: refused_topics(c.msg()),
+                    },
+                    // Not an answer to a request of ours (no req_id echoed).
+                    _ => Inbound::Unknown,
+                };
+            }
+            _ => {}
+        }
+        if c.kind.as_deref() == Some("COMMAND_RESP") {
+            let failed = c.data.as_ref().and_then(|d| d.fail_topics.clone()).unwrap_or_default();
+            return match (failed.is_empty(), c.req_id, c.success) {
+                (true, Some(id), Some(true) | None) => Inbound::Ack { id },
+                (true, None, Some(true) | None) => Inbound::Unknown,
+                (_, id, _) => {
+                    let msg = match c.msg() {
+                        "" => format!("failTopics: {}", failed.join(",")),
+                        m => m.to_string(),
+                    };
+                    Inbound::Rejected { id, code: c.code(), msg, streams: failed }
+                }
+            };
+        }
+        if c.success == Some(false) {
+            // `error:invalid op`, `Failed to decode incoming data: ..`
+            return Inbound::Rejected { id: c.req_id, code: c.code(), msg: c.msg().to_string(), streams: Vec::new() };
+        }
+        Inbound::Unknown
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_topics_are_read_from_the_message() {
+        assert_eq!(
+            refused_topics("error:handler not found,topic:orderbook.50.NOPEUSDT"),
+            vec!["orderbook.50.NOPEUSDT".to_string()]
+        );
+        assert_eq!(refused_topics("error:already subscribed,topic:publicTrade.BTCUSDT"), vec!["publicTrade.BTCUSDT"]);
+        assert!(refused_topics("args size >10").is_empty());
+        assert!(refused_topics("error:invalid op").is_empty());
+    }
+
+    #[test]
+    fn limits_are_data() {
+        let spot = venue_limits(Category::Spot);
+        assert_eq!((spot.max_connections, spot.connection_window), (500, Duration::from_secs(300)));
+        assert_eq!(spot.args_per_request, Some(10));
+        assert_eq!(venue_limits(Category::Option).args_per_connection, Some(2000));
+        assert_eq!(venue_limits(Category::Linear).args_per_request, None);
+        assert_eq!(BybitRules::public(Category::Spot).limits().max_streams_per_request, 10);
+        let r = BybitRules::public(Category::Option);
+        assert_eq!(r.limits().max_streams, 500);
+        let topics: Vec<String> = (0..r.max_streams).map(|i| format!("orderbook.1000.{:0>27}", i)).collect();
+        assert!(topics.iter().all(|t| t.len() == SIZED_TOPIC_CHARS));
+        assert!(fits_connection(&venue_limits(Category::Option), &topics));
+        let too_many: Vec<String> = (0..2001).map(|i| format!("t.{i}")).collect();
+        assert!(!fits_connection(&venue_limits(Category::Option), &too_many));
+        assert!(fits_connection(&venue_limits(Category::Linear), &too_many));
+    }
+
+    #[test]
+    fn requests_carry_the_id_as_req_id() {
+        let r = BybitRules::public(Category::Linear);
+        let s: serde_json::Value = serde_json::from_str(
+            &r.encode_subscribe(7, &["orderbook.50.BTCUSDT".into(), "publicTrade.BTCUSDT".into()]),
+        )
+        .unwrap();
+        assert_eq!(
+            s,
+            serde_json::json!({"req_id":"7","op":"subscribe","args":["orderbook.50.BTCUSDT","publicTrade.BTCUSDT"]})
+        );
+        let u: serde_json::Value = serde_json::from_str(&r.encode_unsubscribe(8, &["x".into()])).unwrap();
+        assert_eq!(u["op"], "unsubscribe");
+        assert_eq!(r.heartbeat().client_ping, ClientPing::Text(PING.into()));
+        assert_eq!(r.heartbeat().interval, Duration::from_secs(20));
+        assert_eq!(r.auth_request(1), None);
+        assert!(!r.is_private());
+    }
+}
