@@ -17,6 +17,9 @@
 //! - [`metrics`]: the Prometheus text endpoint over a feed's statistics.
 //! - [`private`]: `BinancePrivateClient`, user-data streams (spot WebSocket API
 //!   logon, listenKeys for margin and futures) with credentials kept secret.
+//! - [`sink`]: the NATS JetStream sink and reader (`Nats-Msg-Id` from the
+//!   venue's identity of each event, bounded in-flight and buffer, losses
+//!   counted and reported) and `Shard`, the `--shard K/N` partition.
 //! - The engine (`ferrofeed-engine`), the venue rules (`ferrofeed-venues`) and
 //!   the simulator (`ferrofeed-sim`) are separate crates re-exported here.
 //!
@@ -42,6 +45,7 @@ pub mod feed;
 pub mod metrics;
 pub mod private;
 pub mod record;
+pub mod sink;
 
 pub use ferrofeed_book as book;
 pub use ferrofeed_engine as engine;

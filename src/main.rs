@@ -4,8 +4,9 @@
 //! and recovered, a live view), `stream` (normalized JSON lines), `record` and
 //! `replay` (crash-safe capture files), `sim` (the exchange simulator),
 //! `decode` (raw frames in, normalized JSON lines out) and `book replay` (a
-//! snapshot and diff frames through the book sync rule). `bench` arrives with
-//! its issue.
+//! snapshot and diff frames through the book sync rule), `bench` (end-to-end
+//! throughput, latency, book and scale measurements against the simulator) and
+//! `tail` (read back what `record --sink nats://` published).
 
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations)]
@@ -38,6 +39,17 @@ enum Cmd {
     /// Example: ferrofeed sim --port-base 9400 --seed 7 --markets spot,usdm
     #[command(verbatim_doc_comment)]
     Sim(SimArgs),
+    /// Measure: end-to-end throughput (e2e), latency, local-book speed (book)
+    /// and many streams (scale) against the simulator in a separate process.
+    /// Benchmarks measure and never fail on a number; they fail only on loss.
+    ///
+    /// Examples:
+    ///   ferrofeed bench e2e --messages 2000000
+    ///   ferrofeed bench latency --rate 100000 --seconds 10 --json
+    ///   ferrofeed bench book
+    ///   ferrofeed bench scale --streams 10000
+    #[command(verbatim_doc_comment, subcommand)]
+    Bench(cli::bench::BenchCmd),
     /// Show the system working offline: the simulator (spot and USD-M) in-process,
     /// a feed over a few symbols (trades, depth, tickers) with two local books, and
     /// a fault injected every 3 s (kill, stall, dropped diff) with the recovery shown.
@@ -106,9 +118,16 @@ enum Cmd {
     /// line on standard output (records per market and file, acknowledged, gaps,
     /// compression, files repaired). Exit code 1 on a config or write error.
     ///
+    /// With --sink nats://HOST:PORT (or [nats] in the feeds file) every event is
+    /// also, or without --out only, published to NATS JetStream with a message id
+    /// from the venue's identity, so hot-standby collectors store it once; losses
+    /// beyond the bounded buffer are counted and reported as gaps (docs/nats.md).
+    /// --shard K/N records one deterministic share of the feeds file.
+    ///
     /// Examples:
     ///   ferrofeed record --config examples/feeds.toml --out capture
     ///   ferrofeed record --config feeds.toml --out /data/ticks --duration 1h --level 9
+    ///   ferrofeed record --config feeds.toml --sink nats://127.0.0.1:4222 --shard 0/2
     #[command(verbatim_doc_comment)]
     Record(cli::record::RecordArgs),
     /// Print recorded events (capture files of `ferrofeed record`) as JSON lines.
@@ -151,6 +170,19 @@ enum Cmd {
     ///   ferrofeed stream --env sim --book BTCUSDT --metrics 127.0.0.1:9100 --duration 1m
     #[command(verbatim_doc_comment)]
     Stream(cli::stream::StreamArgs),
+    /// Print the events a NATS JetStream stream holds (what `record --sink`
+    /// published), one JSON line each, then follow new ones.
+    ///
+    /// Reads through an ephemeral ordered consumer: nothing is acknowledged or
+    /// changed on the server. Subjects: ferrofeed.<venue>.<market>.<type>.<SYMBOL>
+    /// and ferrofeed.<venue>.<market>.status.<collector> (docs/nats.md).
+    ///
+    /// Examples:
+    ///   ferrofeed tail nats://127.0.0.1:4222 --subject 'ferrofeed.binance.spot.trade.>'
+    ///   ferrofeed tail nats://127.0.0.1:4222 --deliver new --count 10
+    ///   ferrofeed tail nats://127.0.0.1:4222 --no-follow --meta > dump.jsonl
+    #[command(verbatim_doc_comment)]
+    Tail(cli::tail::TailArgs),
     /// Local order books.
     #[command(subcommand)]
     Book(BookCmd),
@@ -415,10 +447,12 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let r = match cli.cmd {
         Cmd::Sim(a) => run_sim(a).await,
+        Cmd::Bench(c) => cli::bench::run(c).await,
         Cmd::Record(a) => cli::record::run_record(a).await,
         Cmd::Replay(a) => cli::record::run_replay(&a),
         Cmd::Demo { duration, symbol, metrics } => cli::demo::run_demo(duration, &symbol, metrics).await,
         Cmd::Stream(a) => cli::stream::run_stream(a).await,
+        Cmd::Tail(a) => cli::tail::run_tail(a).await,
         Cmd::Book(BookCmd::Replay(a)) => run_book_replay(&a),
         Cmd::Decode(a) => match run_decode(&a) {
             Ok(0) => Ok(()),

@@ -1,10 +1,12 @@
 //! The subcommands that run a feed: each file is a thin layer over the
 //! library (it parses arguments, starts things, prints).
 
+pub(crate) mod bench;
 pub(crate) mod demo;
 pub(crate) mod record;
 pub(crate) mod signal;
 pub(crate) mod stream;
+pub(crate) mod tail;
 
 /// Starts the Prometheus endpoint when `addr` is given and prints its URL on
 /// standard error as `{"metrics":"http://ADDR/metrics"}`.

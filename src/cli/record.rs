@@ -1,6 +1,8 @@
 //! `ferrofeed record` (feeds from a TOML file into crash-safe capture files,
-//! `ferrofeed::record`) and `ferrofeed replay` (capture files back out as JSON
-//! lines, paced by `receive_ts`). The file format is in docs/record.md.
+//! `ferrofeed::record`, and/or a NATS JetStream stream, `ferrofeed::sink::nats`)
+//! and `ferrofeed replay` (capture files back out as JSON lines, paced by
+//! `receive_ts`). The file format is in docs/record.md, the NATS side in
+//! docs/nats.md.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -14,6 +16,8 @@ use ferrofeed::binance::{BinanceConfig, Environment, Market};
 use ferrofeed::feed::{Feed, FeedConfig};
 use ferrofeed::model::event::{Event, EventKind};
 use ferrofeed::record::{RecordError, RecordReader, Recorder, RecorderConfig, expand_paths};
+use ferrofeed::sink::Shard;
+use ferrofeed::sink::nats::{NatsConfig, NatsSink, NatsStats, Retention, Storage};
 use ferrofeed_sim::{MarketKind, Sim, SimConfig};
 use serde::Deserialize;
 
@@ -28,8 +32,23 @@ pub(crate) struct RecordArgs {
     config: PathBuf,
     /// Output directory (created if missing). Files:
     /// DIR/<venue>/<market>/<YYYY-MM-DD>/<HH>.jsonl.zst (UTC hour of receive_ts).
+    /// Optional with a NATS sink (--sink or [nats] in the feeds file).
     #[arg(long, value_name = "DIR")]
-    out: PathBuf,
+    out: Option<PathBuf>,
+    /// Publish every event to NATS JetStream at this URL (e.g.
+    /// nats://127.0.0.1:4222); the stream and its retention come from the
+    /// feeds file's [nats] table (docs/nats.md). Overrides [nats] url.
+    #[arg(long, value_name = "URL")]
+    sink: Option<String>,
+    /// Carry only shard K of N of the feeds file's streams and books
+    /// (deterministic FNV-1a of venue:market:stream; N collectors with 0/N ..
+    /// N-1/N cover everything once). Overrides the file's `shard`.
+    #[arg(long, value_name = "K/N", value_parser = clap::value_parser!(Shard))]
+    shard: Option<Shard>,
+    /// This collector's name in NATS status subjects and ids (default:
+    /// <hostname>-<pid>). Overrides [nats] collector.
+    #[arg(long, value_name = "NAME")]
+    collector: Option<String>,
     /// Stop after this long, e.g. `30s`, `10m`, `24h` (default: until SIGINT or SIGTERM).
     #[arg(long, value_parser = crate::parse_duration)]
     duration: Option<Duration>,
@@ -90,10 +109,95 @@ fn parse_speed(s: &str) -> Result<Speed, String> {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
+    /// `K/N`: carry only this shard of the streams and books.
+    shard: Option<String>,
     #[serde(default)]
     sim: SimSection,
+    nats: Option<NatsSection>,
     #[serde(default)]
     feed: Vec<FeedSection>,
+}
+
+/// `[nats]`: the JetStream sink (docs/nats.md). Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NatsSection {
+    url: Option<String>,
+    stream: Option<String>,
+    subject_prefix: Option<String>,
+    retention: Option<String>,
+    max_age: Option<String>,
+    max_bytes: Option<u64>,
+    max_msgs: Option<u64>,
+    duplicate_window: Option<String>,
+    storage: Option<String>,
+    replicas: Option<usize>,
+    max_in_flight: Option<usize>,
+    buffer: Option<usize>,
+    ack_timeout: Option<String>,
+    close_timeout: Option<String>,
+    collector: Option<String>,
+}
+
+/// The checked `[nats]` table.
+#[derive(Debug, Clone)]
+struct NatsSpec {
+    /// `url` empty when the file gives none (then `--sink` must).
+    cfg: NatsConfig,
+    /// How long publishing may go on after the feed stops.
+    close_timeout: Duration,
+}
+
+/// Checks `[nats]`; `at` names the file for errors.
+fn parse_nats(at: &str, n: NatsSection) -> anyhow::Result<NatsSpec> {
+    let dur = |key: &str, v: Option<String>, default: Duration| -> anyhow::Result<Duration> {
+        match v {
+            None => Ok(default),
+            Some(v) => crate::parse_duration(&v).map_err(|e| anyhow::anyhow!("{at}: [nats] {key}: {e}")),
+        }
+    };
+    let d = NatsConfig::default();
+    let retention = match n.retention.as_deref() {
+        None => Retention::Limits,
+        Some(r) => Retention::from_name(r).with_context(|| {
+            format!("{at}: [nats] retention: unknown {r:?}: expected limits, interest or workqueue")
+        })?,
+    };
+    let storage = match n.storage.as_deref() {
+        None | Some("file") => Storage::File,
+        Some("memory") => Storage::Memory,
+        Some(o) => bail!("{at}: [nats] storage: unknown {o:?}: expected file or memory"),
+    };
+    let cfg = NatsConfig {
+        url: n.url.unwrap_or_default(),
+        stream: n.stream.unwrap_or(d.stream),
+        subject_prefix: n.subject_prefix.unwrap_or(d.subject_prefix),
+        retention,
+        max_age: dur("max_age", n.max_age, d.max_age)?,
+        max_bytes: n.max_bytes.unwrap_or(d.max_bytes),
+        max_msgs: n.max_msgs.unwrap_or(d.max_msgs),
+        duplicate_window: dur("duplicate_window", n.duplicate_window, d.duplicate_window)?,
+        storage,
+        replicas: n.replicas.unwrap_or(d.replicas),
+        max_in_flight: n.max_in_flight.unwrap_or(d.max_in_flight),
+        buffer: n.buffer.unwrap_or(d.buffer),
+        ack_timeout: dur("ack_timeout", n.ack_timeout, d.ack_timeout)?,
+        collector: n.collector.unwrap_or(d.collector),
+    };
+    if cfg.max_in_flight == 0 || cfg.buffer == 0 || cfg.replicas == 0 {
+        bail!("{at}: [nats] max_in_flight, buffer and replicas must be at least 1");
+    }
+    if cfg.ack_timeout < Duration::from_millis(10) {
+        bail!("{at}: [nats] ack_timeout must be at least 10ms");
+    }
+    if cfg.duplicate_window.is_zero() {
+        bail!("{at}: [nats] duplicate_window must be positive (it is what drops a hot standby's duplicates)");
+    }
+    if !cfg.max_age.is_zero() && cfg.duplicate_window > cfg.max_age {
+        bail!("{at}: [nats] duplicate_window must not exceed max_age");
+    }
+    let close_timeout = dur("close_timeout", n.close_timeout, Duration::from_secs(10))?;
+    Ok(NatsSpec { cfg, close_timeout })
 }
 
 /// `[sim]`: the in-process simulator that `env = "sim"` feeds connect to.
@@ -146,6 +250,21 @@ struct FeedSpec {
 struct RecordConfig {
     sim: SimSection,
     feeds: Vec<FeedSpec>,
+    nats: Option<NatsSpec>,
+    shard: Option<Shard>,
+}
+
+impl RecordConfig {
+    /// Keeps only the streams and books of `shard` (see [`Shard`]); feeds left
+    /// with nothing are removed.
+    fn apply_shard(&mut self, shard: Shard) {
+        for f in &mut self.feeds {
+            let m = f.market.name();
+            f.streams.retain(|s| shard.owns(&Shard::stream_key("binance", m, s)));
+            f.books.retain(|b| shard.owns(&Shard::book_key("binance", m, b)));
+        }
+        self.feeds.retain(|f| !f.streams.is_empty() || !f.books.is_empty());
+    }
 }
 
 fn load_config(path: &Path) -> anyhow::Result<RecordConfig> {
@@ -156,6 +275,14 @@ fn load_config(path: &Path) -> anyhow::Result<RecordConfig> {
 /// Parses and checks a feeds file; every error names the file and the entry.
 fn parse_config(file: &str, text: &str) -> anyhow::Result<RecordConfig> {
     let raw: ConfigFile = toml::from_str(text).map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
+    let shard = match &raw.shard {
+        None => None,
+        Some(s) => Some(s.parse::<Shard>().map_err(|e| anyhow::anyhow!("{file}: shard: {e}"))?),
+    };
+    let nats = match raw.nats {
+        None => None,
+        Some(n) => Some(parse_nats(file, n)?),
+    };
     let s = &raw.sim;
     if !(s.actions_per_sec > 0.0 && s.actions_per_sec.is_finite()) {
         bail!("{file}: [sim] actions_per_sec must be a positive number, got {}", s.actions_per_sec);
@@ -220,7 +347,7 @@ fn parse_config(file: &str, text: &str) -> anyhow::Result<RecordConfig> {
         }
         feeds.push(FeedSpec { market, env, streams, books });
     }
-    Ok(RecordConfig { sim: raw.sim, feeds })
+    Ok(RecordConfig { sim: raw.sim, feeds, nats, shard })
 }
 
 fn sim_kind(m: Market) -> MarketKind {
@@ -248,6 +375,18 @@ struct Tally {
     by_type: BTreeMap<&'static str, u64>,
     gaps: u64,
     oversized: u64,
+}
+
+impl Tally {
+    fn count(&mut self, ev: &Event) {
+        let m = self.markets.entry(format!("{}/{}", ev.venue.name(), ev.market.name())).or_default();
+        m.records += 1;
+        *self.by_type.entry(ev.kind.type_name()).or_default() += 1;
+        if matches!(ev.kind, EventKind::Gap(_)) {
+            m.gaps += 1;
+            self.gaps += 1;
+        }
+    }
 }
 
 /// The writer thread's counters, read by the progress line.
@@ -312,15 +451,7 @@ fn writer(
     while let Some(msg) = rx.blocking_recv() {
         let r = match msg {
             ToWriter::Flush => rec.flush(),
-            ToWriter::Event(ev) => rec.append(&ev).map(|()| {
-                let m = tally.markets.entry(format!("{}/{}", ev.venue.name(), ev.market.name())).or_default();
-                m.records += 1;
-                *tally.by_type.entry(ev.kind.type_name()).or_default() += 1;
-                if matches!(ev.kind, EventKind::Gap(_)) {
-                    m.gaps += 1;
-                    tally.gaps += 1;
-                }
-            }),
+            ToWriter::Event(ev) => rec.append(&ev).map(|()| tally.count(&ev)),
         };
         match r {
             Ok(()) => {}
@@ -387,22 +518,109 @@ fn warn_status(ev: &Event, progress: &Progress) {
 /// Events queued between the event loop and the writer thread.
 const WRITER_QUEUE: usize = 16_384;
 
+/// The NATS sink's part of the progress line.
+fn nats_status(s: &NatsStats) -> String {
+    format!(
+        "nats: published={} duplicates={} failed={} buffered={} in_flight={} reconnects={}{}",
+        s.published,
+        s.duplicates,
+        s.failed,
+        s.buffered,
+        s.in_flight,
+        s.reconnects,
+        if s.connected { "" } else { " DISCONNECTED" }
+    )
+}
+
+/// The sink's counters as `nats_*` summary fields.
+fn nats_summary(summary: &mut serde_json::Map<String, serde_json::Value>, cfg: &NatsConfig, s: &NatsStats) {
+    let fields = serde_json::json!({
+        "nats_url": cfg.url,
+        "nats_stream": cfg.stream,
+        "nats_collector": cfg.collector,
+        "nats_received": s.received,
+        "nats_published": s.published,
+        "nats_duplicates": s.duplicates,
+        "nats_failed": s.failed,
+        "nats_failed_by_type": s.failed_by_type,
+        "nats_unconfirmed": s.unconfirmed,
+        "nats_retries": s.retries,
+        "nats_buffer_peak": s.buffer_peak,
+        "nats_disconnects": s.disconnects,
+        "nats_reconnects": s.reconnects,
+        "nats_reports": s.reports,
+    });
+    if let serde_json::Value::Object(m) = fields {
+        summary.extend(m);
+    }
+}
+
 pub(crate) async fn run_record(a: RecordArgs) -> anyhow::Result<()> {
-    let cfg = load_config(&a.config)?;
+    let mut cfg = load_config(&a.config)?;
     for (name, d) in [("--flush-interval", a.flush_interval), ("--progress-interval", a.progress_interval)] {
         if d < Duration::from_millis(10) {
             bail!("{name} must be at least 10ms, got {d:?}");
         }
     }
-    let rcfg = RecorderConfig {
-        flush_records: usize::try_from(a.flush_records).unwrap_or(usize::MAX),
-        flush_bytes: usize::try_from(a.flush_bytes).unwrap_or(usize::MAX),
-        level: a.level,
+    // Where events go: files, NATS, or both.
+    let nats = match (a.sink.clone(), cfg.nats.take()) {
+        (Some(url), spec) => {
+            let mut spec =
+                spec.unwrap_or(NatsSpec { cfg: NatsConfig::default(), close_timeout: Duration::from_secs(10) });
+            spec.cfg.url = url;
+            Some(spec)
+        }
+        (None, Some(spec)) if spec.cfg.url.is_empty() => {
+            bail!("{}: [nats] has no `url`: add one or give --sink nats://HOST:PORT", a.config.display())
+        }
+        (None, spec) => spec,
     };
-    let rec = Recorder::open(&a.out, rcfg).context("opening the output directory")?;
-    for r in rec.repairs() {
-        eprintln!("ferrofeed record: {r}");
+    let nats = nats.map(|mut n| {
+        if let Some(c) = &a.collector {
+            n.cfg.collector = c.clone();
+        }
+        n
+    });
+    if a.out.is_none() && nats.is_none() {
+        bail!("nothing to write to: give --out DIR, --sink nats://HOST:PORT (or [nats] in the feeds file), or both");
     }
+    let shard = a.shard.or(cfg.shard);
+    if let Some(shard) = shard {
+        let before: usize = cfg.feeds.iter().map(|f| f.streams.len() + f.books.len()).sum();
+        cfg.apply_shard(shard);
+        let after: usize = cfg.feeds.iter().map(|f| f.streams.len() + f.books.len()).sum();
+        eprintln!("ferrofeed record: shard {shard}: {after} of {before} streams and books");
+        if after == 0 {
+            bail!("shard {shard} holds none of the {before} streams and books of {}", a.config.display());
+        }
+    }
+    let rec = match &a.out {
+        None => None,
+        Some(out) => {
+            let rcfg = RecorderConfig {
+                flush_records: usize::try_from(a.flush_records).unwrap_or(usize::MAX),
+                flush_bytes: usize::try_from(a.flush_bytes).unwrap_or(usize::MAX),
+                level: a.level,
+            };
+            let rec = Recorder::open(out, rcfg).context("opening the output directory")?;
+            for r in rec.repairs() {
+                eprintln!("ferrofeed record: {r}");
+            }
+            Some(rec)
+        }
+    };
+    // The sink first, so that nothing the feed delivers waits for it.
+    let mut sink = match &nats {
+        None => None,
+        Some(n) => {
+            let sink = NatsSink::connect(n.cfg.clone()).await.context("starting the NATS sink")?;
+            eprintln!(
+                "ferrofeed record: publishing to NATS {} stream {} as collector {}",
+                n.cfg.url, n.cfg.stream, n.cfg.collector
+            );
+            Some(sink)
+        }
+    };
 
     // The simulator, if any feed asks for it.
     let sim_markets: Vec<MarketKind> =
@@ -450,22 +668,33 @@ pub(crate) async fn run_record(a: RecordArgs) -> anyhow::Result<()> {
         n_streams += f.streams.len();
         n_books += f.books.len();
     }
+    let dest = match (&a.out, &nats) {
+        (Some(out), Some(n)) => format!("{} and NATS {}", out.display(), n.cfg.url),
+        (Some(out), None) => out.display().to_string(),
+        (None, Some(n)) => format!("NATS {}", n.cfg.url),
+        (None, None) => String::new(),
+    };
     eprintln!(
-        "ferrofeed record: recording {n_streams} streams and {n_books} books on {} markets to {}",
-        cfg.feeds.len(),
-        a.out.display()
+        "ferrofeed record: recording {n_streams} streams and {n_books} books on {} markets to {dest}",
+        cfg.feeds.len()
     );
 
     let progress = Progress::new();
     let counters = Arc::new(Counters::default());
-    let (tx, rx) = tokio::sync::mpsc::channel(WRITER_QUEUE);
-    let writer_thread = {
-        let (counters, progress) = (counters.clone(), progress.clone());
-        std::thread::Builder::new()
-            .name("ferrofeed-record-writer".into())
-            .spawn(move || writer(rec, rx, counters, progress))
-            .context("starting the writer thread")?
+    let (tx, writer_thread) = match rec {
+        None => (None, None),
+        Some(rec) => {
+            let (tx, rx) = tokio::sync::mpsc::channel(WRITER_QUEUE);
+            let (counters, progress) = (counters.clone(), progress.clone());
+            let t = std::thread::Builder::new()
+                .name("ferrofeed-record-writer".into())
+                .spawn(move || writer(rec, rx, counters, progress))
+                .context("starting the writer thread")?;
+            (Some(tx), Some(t))
+        }
     };
+    // Without files, the summary's counts are kept here.
+    let mut local = Tally::default();
     let start = Instant::now();
     let end = a.duration.map(|d| tokio::time::Instant::now() + d);
     let shutdown = crate::cli::signal::shutdown();
@@ -483,22 +712,43 @@ pub(crate) async fn run_record(a: RecordArgs) -> anyhow::Result<()> {
             _ = async { match end { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {
                 break "duration";
             }
-            _ = flush_tick.tick() => {
-                if tx.send(ToWriter::Flush).await.is_err() {
+            _ = flush_tick.tick(), if tx.is_some() => {
+                if let Some(tx) = &tx && tx.send(ToWriter::Flush).await.is_err() {
                     break "error";
                 }
             }
             _ = progress_tick.tick() => {
-                let s = counters.status(start);
+                let mut s = if tx.is_some() { counters.status(start) } else {
+                    format!("{:.1}s received={} gaps={}", start.elapsed().as_secs_f64(), local.markets.values().map(|m| m.records).sum::<u64>(), local.gaps)
+                };
+                if let Some(sink) = &sink {
+                    s = format!("{s} {}", nats_status(&sink.stats()));
+                }
                 match &progress.bar {
                     Some(b) => b.set_message(s),
                     None => eprintln!("ferrofeed record: {s}"),
                 }
             }
+            report = async { match sink.as_mut() { Some(s) => s.report().await, None => std::future::pending().await } } => {
+                // A loss report of the sink: recorded locally and counted like any gap.
+                if let Some(ev) = report {
+                    if let EventKind::Gap(g) = &ev.kind {
+                        progress.line(&format!("{}: not stored in NATS: {}", g.stream, serde_json::to_string(&g.missing).unwrap_or_default()));
+                    }
+                    local.count(&ev);
+                    if let Some(tx) = &tx && tx.send(ToWriter::Event(ev)).await.is_err() {
+                        break "error";
+                    }
+                }
+            }
             ev = feed.next() => {
                 let Some(ev) = ev else { break "feed closed" };
                 warn_status(&ev, &progress);
-                if tx.send(ToWriter::Event(ev)).await.is_err() {
+                local.count(&ev);
+                if let Some(sink) = sink.as_mut() {
+                    sink.publish(&ev);
+                }
+                if let Some(tx) = &tx && tx.send(ToWriter::Event(ev)).await.is_err() {
                     break "error";
                 }
             }
@@ -512,50 +762,124 @@ pub(crate) async fn run_record(a: RecordArgs) -> anyhow::Result<()> {
         let idle = |now: tokio::time::Instant| (now + Duration::from_millis(200)).min(drain_end);
         while let Ok(Some(ev)) = tokio::time::timeout_at(idle(tokio::time::Instant::now()), feed.next()).await {
             warn_status(&ev, &progress);
-            if tx.send(ToWriter::Event(ev)).await.is_err() {
+            local.count(&ev);
+            if let Some(sink) = sink.as_mut() {
+                sink.publish(&ev);
+            }
+            if let Some(tx) = &tx
+                && tx.send(ToWriter::Event(ev)).await.is_err()
+            {
                 break;
             }
         }
     }
+    // Publish what the sink holds (bounded by close_timeout); its last loss
+    // reports are recorded too.
+    let nats_done = match (sink.take(), &nats) {
+        (Some(sink), Some(n)) => {
+            let (stats, reports) = sink.close(n.close_timeout).await;
+            for ev in reports {
+                if let EventKind::Gap(g) = &ev.kind {
+                    progress.line(&format!(
+                        "{}: not stored in NATS: {}",
+                        g.stream,
+                        serde_json::to_string(&g.missing).unwrap_or_default()
+                    ));
+                }
+                local.count(&ev);
+                if let Some(tx) = &tx {
+                    let _ = tx.send(ToWriter::Event(ev)).await;
+                }
+            }
+            if stats.failed > 0 || stats.unconfirmed > 0 {
+                progress.line(&format!(
+                    "NATS: {} events not stored (reported as gaps), {} unconfirmed",
+                    stats.failed, stats.unconfirmed
+                ));
+            }
+            Some((n.cfg.clone(), stats))
+        }
+        _ => None,
+    };
     drop(tx);
-    let done = tokio::task::spawn_blocking(move || writer_thread.join()).await;
+    let done = match writer_thread {
+        Some(t) => Some(tokio::task::spawn_blocking(move || t.join()).await),
+        None => None,
+    };
     progress.finish();
     if let Some(sim) = sim {
         sim.shutdown().await;
     }
-    let Ok(Ok(WriterDone { rec, tally, error })) = done else {
-        bail!("the writer thread panicked; records acknowledged before it are on disk");
-    };
     let elapsed = start.elapsed().as_secs_f64();
-    let (bytes_in, bytes_out) = rec.files().values().fold((0, 0), |(i, o), f| (i + f.bytes_in, o + f.bytes_out));
-    let summary = serde_json::json!({
-        "out": a.out.display().to_string(),
-        "stopped_by": if error.is_some() { "error" } else { stopped_by },
-        "duration_s": (elapsed * 1000.0).round() / 1000.0,
-        "received": rec.received(),
-        "acknowledged": rec.acknowledged(),
-        "pending": rec.pending(),
-        "gaps": tally.gaps,
-        "dropped_oversized": tally.oversized,
-        "records_per_s": (rec.acknowledged() as f64 / elapsed.max(1e-3)).round(),
-        "bytes_in": bytes_in,
-        "bytes_out": bytes_out,
-        "compression_ratio": if bytes_out > 0 { ((bytes_in as f64 / bytes_out as f64) * 100.0).round() / 100.0 } else { 0.0 },
-        "markets": tally.markets,
-        "events": tally.by_type,
-        "files": rec.files(),
-        "checked": rec.repairs().len(),
-        "repaired": rec.repairs().iter().filter(|r| r.truncated_bytes > 0).collect::<Vec<_>>(),
-    });
-    println!("{summary}");
-    match error {
-        Some(e) => Err(anyhow::Error::new(e).context(format!(
-            "recording stopped; {} records acknowledged, {} not written",
-            rec.acknowledged(),
-            rec.pending()
-        ))),
-        None => Ok(()),
+    let mut summary = serde_json::Map::new();
+    let mut result = Ok(());
+    match done {
+        None => {
+            let received: u64 = local.markets.values().map(|m| m.records).sum();
+            let fields = serde_json::json!({
+                "out": null,
+                "stopped_by": stopped_by,
+                "duration_s": (elapsed * 1000.0).round() / 1000.0,
+                "received": received,
+                "gaps": local.gaps,
+                "markets": local.markets,
+                "events": local.by_type,
+                "records_per_s": (received as f64 / elapsed.max(1e-3)).round(),
+            });
+            if let serde_json::Value::Object(m) = fields {
+                summary.extend(m);
+            }
+        }
+        Some(Ok(Ok(WriterDone { rec, tally, error }))) => {
+            let (bytes_in, bytes_out) =
+                rec.files().values().fold((0, 0), |(i, o), f| (i + f.bytes_in, o + f.bytes_out));
+            let fields = serde_json::json!({
+                "out": a.out.as_ref().map(|o| o.display().to_string()),
+                "stopped_by": if error.is_some() { "error" } else { stopped_by },
+                "duration_s": (elapsed * 1000.0).round() / 1000.0,
+                "received": rec.received(),
+                "acknowledged": rec.acknowledged(),
+                "pending": rec.pending(),
+                "gaps": tally.gaps,
+                "dropped_oversized": tally.oversized,
+                "records_per_s": (rec.acknowledged() as f64 / elapsed.max(1e-3)).round(),
+                "bytes_in": bytes_in,
+                "bytes_out": bytes_out,
+                "compression_ratio": if bytes_out > 0 { ((bytes_in as f64 / bytes_out as f64) * 100.0).round() / 100.0 } else { 0.0 },
+                "markets": tally.markets,
+                "events": tally.by_type,
+                "files": rec.files(),
+                "checked": rec.repairs().len(),
+                "repaired": rec.repairs().iter().filter(|r| r.truncated_bytes > 0).collect::<Vec<_>>(),
+            });
+            if let serde_json::Value::Object(m) = fields {
+                summary.extend(m);
+            }
+            if let Some(e) = error {
+                result = Err(anyhow::Error::new(e).context(format!(
+                    "recording stopped; {} records acknowledged, {} not written",
+                    rec.acknowledged(),
+                    rec.pending()
+                )));
+            }
+        }
+        Some(_) => bail!("the writer thread panicked; records acknowledged before it are on disk"),
     }
+    if let Some((ncfg, stats)) = &nats_done {
+        nats_summary(&mut summary, ncfg, stats);
+    }
+    if let Some(shard) = shard {
+        let streams: Vec<String> =
+            cfg.feeds.iter().flat_map(|f| f.streams.iter().map(move |s| format!("{}:{s}", f.market.name()))).collect();
+        let books: Vec<String> =
+            cfg.feeds.iter().flat_map(|f| f.books.iter().map(move |b| format!("{}:{b}", f.market.name()))).collect();
+        summary.insert(
+            "shard".into(),
+            serde_json::json!({ "shard": shard.to_string(), "streams": streams, "books": books }),
+        );
+    }
+    println!("{}", serde_json::Value::Object(summary));
+    result
 }
 
 // ---------------------------------------------------------------------------
@@ -679,6 +1003,50 @@ mod tests {
         ] {
             let e = format!("{:#}", parse_config("feeds.toml", &text).expect_err(&text));
             assert!(e.starts_with("feeds.toml: ") && e.contains(want), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn nats_and_shard_keys_parse_and_bad_ones_are_clear_errors() {
+        let feed = "[[feed]]\nvenue = \"binance\"\nmarket = \"spot\"\nenv = \"sim\"\nstreams = [\"a@trade\", \"b@trade\", \"c@trade\"]\nbooks = [\"X\", \"Y\"]\n";
+        let ok = format!(
+            "shard = \"1/3\"\n[nats]\nurl = \"nats://127.0.0.1:4222\"\nstream = \"S\"\nretention = \"interest\"\nmax_age = \"1h\"\nduplicate_window = \"5m\"\nbuffer = 10\nmax_in_flight = 4\nstorage = \"memory\"\ncollector = \"east-1\"\n{feed}"
+        );
+        let c = parse_config("f.toml", &ok).expect("valid");
+        let n = c.nats.as_ref().expect("[nats]");
+        assert_eq!(
+            (n.cfg.url.as_str(), n.cfg.stream.as_str(), n.cfg.collector.as_str()),
+            ("nats://127.0.0.1:4222", "S", "east-1")
+        );
+        assert_eq!((n.cfg.retention, n.cfg.storage), (Retention::Interest, Storage::Memory));
+        assert_eq!((n.cfg.max_age, n.cfg.duplicate_window), (Duration::from_secs(3600), Duration::from_secs(300)));
+        assert_eq!((n.cfg.buffer, n.cfg.max_in_flight, n.close_timeout), (10, 4, Duration::from_secs(10)));
+        assert_eq!(c.shard, Shard::new(1, 3));
+
+        // Shards split the file's streams and books with no overlap.
+        let mut seen = Vec::new();
+        for k in 0..3 {
+            let mut c = parse_config("f.toml", feed).expect("valid");
+            c.apply_shard(Shard::new(k, 3).expect("shard"));
+            for f in &c.feeds {
+                seen.extend(f.streams.iter().cloned());
+                seen.extend(f.books.iter().cloned());
+            }
+        }
+        seen.sort();
+        assert_eq!(seen, ["X", "Y", "a@trade", "b@trade", "c@trade"]);
+
+        for (text, want) in [
+            (format!("shard = \"2/2\"\n{feed}"), "invalid shard"),
+            (format!("[nats]\nretention = \"forever\"\n{feed}"), "unknown \"forever\""),
+            (format!("[nats]\nstorage = \"disk\"\n{feed}"), "expected file or memory"),
+            (format!("[nats]\nduplicate_window = \"2h\"\nmax_age = \"1h\"\n{feed}"), "must not exceed max_age"),
+            (format!("[nats]\nbuffer = 0\n{feed}"), "at least 1"),
+            (format!("[nats]\nack_timeout = \"soon\"\n{feed}"), "ack_timeout"),
+            (format!("[nats]\nsubject = \"x\"\n{feed}"), "unknown field `subject`"),
+        ] {
+            let e = format!("{:#}", parse_config("f.toml", &text).expect_err(&text));
+            assert!(e.starts_with("f.toml") && e.contains(want), "{text:?}: {e}");
         }
     }
 

@@ -14,6 +14,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use futures_util::FutureExt;
 use tokio::sync::{Mutex, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
@@ -771,7 +772,7 @@ impl<T: Transport> Actor<T> {
         if link.pending.is_empty() && link.authed && !self.activate(&mut link).await {
             return End::ConsumerGone;
         }
-        let end = loop {
+        let end = 'session: loop {
             let next_send = match self.flush(&mut link).await {
                 Ok(t) => t,
                 Err(e) => break End::Lost(e.to_string()),
@@ -895,10 +896,32 @@ impl<T: Transport> Actor<T> {
                         break End::Closed;
                     }
                 },
-                m = link.ws.recv() => match self.on_msg(&mut link, m, true).await {
-                    Flow::Continue | Flow::Candidate(_) | Flow::Unsequenced => {}
-                    Flow::End(e) => break e,
-                    Flow::Rotate => { if connecting.is_none() && candidate.is_none() { rotate_at = Some(Instant::now()); } }
+                m = link.ws.recv() => {
+                    // Hot path: handle what the socket already holds (up to
+                    // DRAIN frames) before going round the select again, whose
+                    // timers and futures cost more than a data frame does.
+                    let mut m = m;
+                    let mut left = DRAIN;
+                    loop {
+                        match self.on_msg(&mut link, m, true).await {
+                            Flow::Continue | Flow::Candidate(_) | Flow::Unsequenced => {}
+                            Flow::End(e) => break 'session e,
+                            Flow::Rotate => {
+                                if connecting.is_none() && candidate.is_none() { rotate_at = Some(Instant::now()); }
+                                break;
+                            }
+                        }
+                        left -= 1;
+                        // Stop for anything to send (a reply, a pong), or a command waiting.
+                        if left == 0 || !link.outbox.is_empty() || !self.cmds.is_empty() {
+                            break;
+                        }
+                        // `recv` is cancel-safe: a frame not ready now is read by the select.
+                        match link.ws.recv().now_or_never() {
+                            Some(next) => m = next,
+                            None => break,
+                        }
+                    }
                 },
                 m = recv_opt(&mut candidate) => {
                     let Some(c) = candidate.as_mut() else { continue };
@@ -991,6 +1014,10 @@ impl<T: Transport> Actor<T> {
         end
     }
 }
+
+/// Frames read in one go from a socket that has them ready, before the
+/// session loop looks at commands, timers and the other socket again.
+const DRAIN: usize = 64;
 
 /// How long a subscribed rotation candidate may wait for its data to join the primary's.
 const SWITCH_TIMEOUT: Duration = Duration::from_secs(5);

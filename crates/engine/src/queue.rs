@@ -104,6 +104,12 @@ impl EventSender {
     /// Queues an event according to the policy.
     pub async fn send(&self, ev: Event) -> Result<(), ReceiverGone> {
         let mut ev = Some(ev);
+        // Fast path (the common case): room in the queue, no waiter registration.
+        // Only a sender that may have to wait registers for `writable`, before
+        // it checks again, so no wake-up is missed.
+        if self.try_push(&mut ev)? {
+            return Ok(());
+        }
         loop {
             let wait = self.s.writable.notified();
             tokio::pin!(wait);
@@ -132,6 +138,24 @@ impl EventSender {
             }
             wait.await;
         }
+    }
+}
+
+impl EventSender {
+    /// Pushes if the queue has room or the policy drops; `Ok(false)` when the
+    /// sender must wait (the event stays in `ev`).
+    fn try_push(&self, ev: &mut Option<Event>) -> Result<bool, ReceiverGone> {
+        let mut g = self.s.lock();
+        if !g.rx_alive {
+            return Err(ReceiverGone);
+        }
+        if g.buf.len() < self.s.cap {
+            g.buf.push_back(ev.take().expect("event present until pushed"));
+            drop(g);
+            self.s.readable.notify_one();
+            return Ok(true);
+        }
+        Ok(false)
     }
 }
 
@@ -184,7 +208,35 @@ impl EventReceiver {
         EventReceiver::recv_shared(&self.s).await
     }
 
+    /// What is ready without waiting: a pending gap report, then the oldest
+    /// event. `Err(())` when empty and no sender is left (the end).
+    fn try_pop(s: &Shared) -> Result<Option<Event>, ()> {
+        let mut g = s.lock();
+        if let Some(stream) = g.dropped.keys().next().cloned() {
+            let d = g.dropped.remove(&stream).unwrap_or_default();
+            let missing = if d.countable { Missing::Count(d.count) } else { Missing::Unknown };
+            return Ok(Some(Event {
+                conn: d.conn,
+                epoch: d.epoch,
+                kind: EventKind::Gap { stream, from: d.from, to: d.to, missing },
+            }));
+        }
+        if let Some(ev) = g.buf.pop_front() {
+            drop(g);
+            // Cheap when nobody waits (one atomic store of a permit).
+            s.writable.notify_one();
+            return Ok(Some(ev));
+        }
+        if g.senders == 0 { Err(()) } else { Ok(None) }
+    }
+
     async fn recv_shared(s: &Arc<Shared>) -> Option<Event> {
+        // Fast path: something is ready; no waiter registration.
+        match EventReceiver::try_pop(s) {
+            Ok(Some(ev)) => return Some(ev),
+            Err(()) => return None,
+            Ok(None) => {}
+        }
         let this_s = s;
         loop {
             let wait = this_s.readable.notified();
@@ -235,6 +287,14 @@ impl futures_util::Stream for EventReceiver {
 
     fn poll_next(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Event>> {
         let this = self.get_mut();
+        if this.next.is_none() {
+            // Fast path without allocating a future: an event is ready.
+            match EventReceiver::try_pop(&this.s) {
+                Ok(Some(ev)) => return std::task::Poll::Ready(Some(ev)),
+                Err(()) => return std::task::Poll::Ready(None),
+                Ok(None) => {}
+            }
+        }
         let fut = this.next.get_or_insert_with(|| {
             let s = this.s.clone();
             Box::pin(async move { EventReceiver::recv_shared(&s).await })

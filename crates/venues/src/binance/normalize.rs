@@ -38,8 +38,8 @@ use serde_json::value::RawValue;
 
 use super::Market;
 use super::wire::{
-    AggTradeW, AvgPriceW, BookTickerW, DepthW, ForceOrderW, Head, KlineW, MarkPriceW, PartialDepthW, TickerW, TradeW,
-    WireLevel,
+    AggTradeW, AvgPriceW, BookTickerW, DepthW, Env, ForceOrderW, Head, KlineW, MarkPriceW, PartialDepthW, TickerW,
+    TradeW, WireLevel,
 };
 
 /// Why a frame could not be decoded. Every variant keeps the offending frame.
@@ -105,6 +105,9 @@ pub(super) fn parse<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, String> 
 /// received at `received_ns` (ns since the epoch) on `market`.
 pub fn decode(market: Market, frame: &str, received_ns: i64) -> Result<Vec<Event>, DecodeError> {
     let cx = Cx { market, received_ns, frame, stream: None };
+    if let Some(event) = cx.fast(frame) {
+        return Ok(vec![event]);
+    }
     let malformed = |reason: String| DecodeError::Malformed { reason, payload: frame.to_owned() };
     if frame.trim_start().starts_with('[') {
         let items: Vec<&RawValue> = parse(frame).map_err(malformed)?;
@@ -197,7 +200,17 @@ fn taker_side(s: Option<&str>, m: Option<bool>) -> Result<Side, String> {
     }
 }
 
+/// A Binance time field → nanoseconds. Times are milliseconds unless the
+/// connection asked for `timeUnit=MICROSECOND`, which the frame does not say;
+/// a value of 10^14 or more would be a millisecond time after the year 5138,
+/// so it is read as microseconds (today's µs times have 16 digits, ms 13).
+/// `None` when the result does not fit an `i64`.
+fn time_ns(v: i64) -> Option<i64> {
+    if v.unsigned_abs() >= 100_000_000_000_000 { v.checked_mul(1_000) } else { v.checked_mul(1_000_000) }
+}
+
 /// Decoding context of one frame.
+#[derive(Clone, Copy)]
 pub(super) struct Cx<'f> {
     pub(super) market: Market,
     received_ns: i64,
@@ -223,14 +236,15 @@ impl Cx<'_> {
         }
     }
 
-    /// Milliseconds → nanoseconds.
+    /// A venue time → nanoseconds: milliseconds, or microseconds on
+    /// connections that asked for `timeUnit=MICROSECOND` (and the simulator's
+    /// load stream). See [`time_ns`].
     pub(super) fn ms(&self, ms: Option<i64>, what: &'static str) -> Result<Option<i64>, DecodeError> {
-        ms.map(|v| v.checked_mul(1_000_000).ok_or_else(|| self.invalid(what, format!("time {v} ms out of range"))))
-            .transpose()
+        ms.map(|v| time_ns(v).ok_or_else(|| self.invalid(what, format!("time {v} out of range")))).transpose()
     }
 
     fn ms_required(&self, ms: i64, what: &'static str) -> Result<i64, DecodeError> {
-        ms.checked_mul(1_000_000).ok_or_else(|| self.invalid(what, format!("time {ms} ms out of range")))
+        time_ns(ms).ok_or_else(|| self.invalid(what, format!("time {ms} out of range")))
     }
 
     /// One payload object, its events appended to `out`; `raw` is what an
@@ -275,9 +289,100 @@ impl Cx<'_> {
         self.event(EventKind::Unknown { raw: raw.to_owned() }, symbol, None)
     }
 
+    /// The hot path: the payload types that carry almost all the volume
+    /// (`trade`, `aggTrade`, diff `depthUpdate`, `bookTicker` with its `e`),
+    /// raw or in the combined envelope, parsed in **one** typed pass. The
+    /// type is picked from the stream name (or the raw payload's leading
+    /// `"e"`) and confirmed by the payload's `e`. `None` means "not this
+    /// shape, or not valid": the general path then decodes the frame and
+    /// produces exactly the event or error it always did, so this changes
+    /// speed only.
+    fn fast(&self, frame: &str) -> Option<Event> {
+        #[derive(Clone, Copy, PartialEq)]
+        enum K {
+            Trade,
+            Agg,
+            Depth,
+            Ticker,
+        }
+        fn kind_of_stream(stream: &str) -> Option<K> {
+            let (_, rest) = stream.split_once('@')?;
+            match rest {
+                "trade" => Some(K::Trade),
+                "aggTrade" => Some(K::Agg),
+                "bookTicker" => Some(K::Ticker),
+                "depth" | "depth@100ms" | "depth@250ms" | "depth@500ms" | "depth@0ms" => Some(K::Depth),
+                _ => None,
+            }
+        }
+        fn kind_of_e(e: &str) -> Option<K> {
+            match e {
+                "trade" => Some(K::Trade),
+                "aggTrade" => Some(K::Agg),
+                "depthUpdate" => Some(K::Depth),
+                "bookTicker" => Some(K::Ticker),
+                _ => None,
+            }
+        }
+        fn e_is(e: &super::wire::MaybeText<'_>, want: &str) -> bool {
+            e.0.as_ref().is_some_and(|t| t.as_str() == want)
+        }
+        let quoted = |rest: &str| -> Option<usize> {
+            let end = rest.find('"')?;
+            (!rest[..end].contains('\\')).then_some(end)
+        };
+        if let Some(rest) = frame.strip_prefix("{\"stream\":\"") {
+            let stream = &rest[..quoted(rest)?];
+            let cx = Cx { stream: Some(stream), ..*self };
+            let ev = match kind_of_stream(stream)? {
+                K::Trade => {
+                    let env: Env<'_, TradeW<'_>> = parse(frame).ok()?;
+                    if !e_is(&env.data.e, "trade") {
+                        return None;
+                    }
+                    cx.trade_event(env.data)
+                }
+                K::Agg => {
+                    let env: Env<'_, AggTradeW<'_>> = parse(frame).ok()?;
+                    if !e_is(&env.data.e, "aggTrade") {
+                        return None;
+                    }
+                    cx.agg_trade_event(env.data)
+                }
+                K::Depth => {
+                    let env: Env<'_, DepthW<'_>> = parse(frame).ok()?;
+                    if !e_is(&env.data.e, "depthUpdate") {
+                        return None;
+                    }
+                    cx.depth_event(env.data)
+                }
+                K::Ticker => {
+                    let env: Env<'_, BookTickerW<'_>> = parse(frame).ok()?;
+                    if !e_is(&env.data.e, "bookTicker") {
+                        return None;
+                    }
+                    cx.book_ticker_event(env.data)
+                }
+            };
+            return ev.ok();
+        }
+        let rest = frame.strip_prefix("{\"e\":\"")?;
+        let ev = match kind_of_e(&rest[..quoted(rest)?])? {
+            K::Trade => self.trade_event(parse(frame).ok()?),
+            K::Agg => self.agg_trade_event(parse(frame).ok()?),
+            K::Depth => self.depth_event(parse(frame).ok()?),
+            K::Ticker => self.book_ticker_event(parse(frame).ok()?),
+        };
+        ev.ok()
+    }
+
     fn trade(&self, text: &str) -> Result<Event, DecodeError> {
+        let w: TradeW<'_> = parse(text).map_err(|r| self.invalid("trade", r))?;
+        self.trade_event(w)
+    }
+
+    fn trade_event(&self, w: TradeW<'_>) -> Result<Event, DecodeError> {
         const W: &str = "trade";
-        let w: TradeW<'_> = parse(text).map_err(|r| self.invalid(W, r))?;
         let side = taker_side(w.side.as_ref().map(|s| s.as_str()), w.m).map_err(|r| self.invalid(W, r))?;
         let ts = self.ms(w.trade_time.or(w.event_time), W)?;
         Ok(self.event(
@@ -288,8 +393,12 @@ impl Cx<'_> {
     }
 
     fn agg_trade(&self, text: &str) -> Result<Event, DecodeError> {
+        let w: AggTradeW<'_> = parse(text).map_err(|r| self.invalid("aggTrade", r))?;
+        self.agg_trade_event(w)
+    }
+
+    fn agg_trade_event(&self, w: AggTradeW<'_>) -> Result<Event, DecodeError> {
         const W: &str = "aggTrade";
-        let w: AggTradeW<'_> = parse(text).map_err(|r| self.invalid(W, r))?;
         let side = taker_side(None, Some(w.m)).map_err(|r| self.invalid(W, r))?;
         let ts = self.ms(w.trade_time.or(w.event_time), W)?;
         Ok(self.event(
@@ -307,8 +416,12 @@ impl Cx<'_> {
     }
 
     fn depth_update(&self, text: &str) -> Result<Event, DecodeError> {
+        let w: DepthW<'_> = parse(text).map_err(|r| self.invalid("depthUpdate", r))?;
+        self.depth_event(w)
+    }
+
+    fn depth_event(&self, w: DepthW<'_>) -> Result<Event, DecodeError> {
         const W: &str = "depthUpdate";
-        let w: DepthW<'_> = parse(text).map_err(|r| self.invalid(W, r))?;
         let ts = self.ms(w.tx_time.or(w.event_time), W)?;
         let symbol = Some(w.s.as_str().to_ascii_uppercase());
         // Futures partial depth has the diff's shape; only the stream name tells.
@@ -349,8 +462,12 @@ impl Cx<'_> {
     }
 
     fn book_ticker(&self, text: &str) -> Result<Event, DecodeError> {
+        let w: BookTickerW<'_> = parse(text).map_err(|r| self.invalid("bookTicker", r))?;
+        self.book_ticker_event(w)
+    }
+
+    fn book_ticker_event(&self, w: BookTickerW<'_>) -> Result<Event, DecodeError> {
         const W: &str = "bookTicker";
-        let w: BookTickerW<'_> = parse(text).map_err(|r| self.invalid(W, r))?;
         let ts = self.ms(w.tx_time.or(w.event_time), W)?;
         Ok(self.event(
             EventKind::TopOfBook(TopOfBook {
@@ -481,6 +598,47 @@ mod tests {
         assert_eq!(ticker_window("bookTicker"), None);
         assert_eq!(ticker_window("hTicker"), None);
         assert_eq!(ticker_window("Ticker"), None);
+    }
+
+    #[test]
+    fn times_in_ms_or_us() {
+        assert_eq!(time_ns(1_700_000_000_123), Some(1_700_000_000_123_000_000));
+        assert_eq!(time_ns(1_700_000_000_123_456), Some(1_700_000_000_123_456_000));
+        assert_eq!(time_ns(0), Some(0));
+        assert_eq!(time_ns(i64::MAX), None);
+    }
+
+    #[test]
+    fn the_single_pass_agrees_with_the_general_path() {
+        let frames = [
+            r#"{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"btcusdt","t":7,"p":"1.5","q":"2","T":2,"m":true}}"#,
+            r#"{"e":"trade","E":1,"s":"BTCUSDT","t":7,"p":"1.5","q":"2","T":2,"m":false}"#,
+            r#"{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","E":1,"s":"BTCUSDT","a":3,"p":"1","q":"2","f":1,"l":2,"T":2,"m":true}}"#,
+            r#"{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":5,"u":6,"b":[["1","2"]],"a":[]}}"#,
+            r#"{"stream":"btcusdt@depth","data":{"e":"depthUpdate","E":1,"T":1,"s":"BTCUSDT","U":5,"u":6,"pu":4,"b":[],"a":[["3","0"]]}}"#,
+            r#"{"stream":"btcusdt@bookTicker","data":{"e":"bookTicker","u":1,"E":1,"T":1,"s":"BTCUSDT","b":"1","B":"2","a":"3","A":"4"}}"#,
+        ];
+        for f in frames {
+            let cx = Cx { market: Market::UsdM, received_ns: 9, frame: f, stream: None };
+            let fast = cx.fast(f).unwrap_or_else(|| panic!("no fast path for {f}"));
+            let mut slow = Vec::new();
+            let head: Head<'_> = parse(f).unwrap();
+            match (head.stream.0, head.data) {
+                (Some(s), Some(d)) => Cx { stream: Some(s.as_str()), ..cx }.payload(d.get(), f, &mut slow).unwrap(),
+                _ => cx.object(f, &Head { stream: Default::default(), data: None, ..head }, f, &mut slow).unwrap(),
+            }
+            assert_eq!(vec![fast], slow, "{f}");
+        }
+        // Mismatches and invalid payloads fall back to the general path.
+        for f in [
+            r#"{"stream":"btcusdt@trade","data":{"e":"aggTrade","E":1,"s":"BTCUSDT","a":3,"p":"1","q":"2","f":1,"l":2,"T":2,"m":true}}"#,
+            r#"{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","t":7,"p":"x","q":"2","T":2,"m":true}}"#,
+            r#"{"stream":"btcusdt@depth5","data":{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":5,"u":6,"b":[],"a":[]}}"#,
+            r#"{"stream":"btc\u0075sdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","t":7,"p":"1","q":"2","T":2,"m":true}}"#,
+        ] {
+            let cx = Cx { market: Market::Spot, received_ns: 9, frame: f, stream: None };
+            assert!(cx.fast(f).is_none(), "{f}");
+        }
     }
 
     #[test]

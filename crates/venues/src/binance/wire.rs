@@ -219,9 +219,22 @@ pub(crate) struct Head<'a> {
     pub u: Option<IgnoredAny>,
 }
 
+/// The combined envelope with its payload already typed: the single-pass hot
+/// path of `normalize::decode` (the stream name picks `T`).
+#[derive(Debug, Deserialize)]
+pub(crate) struct Env<'a, T> {
+    #[serde(borrow)]
+    #[allow(dead_code)]
+    pub stream: Text<'a>,
+    pub data: T,
+}
+
 /// `trade` (spot, futures) and the options `trade` / `optionTrade` payload.
 #[derive(Debug, Deserialize)]
 pub(crate) struct TradeW<'a> {
+    /// Event type (checked by the single-pass hot path in `normalize`).
+    #[serde(default, borrow)]
+    pub e: MaybeText<'a>,
     #[serde(rename = "E")]
     pub event_time: Option<i64>,
     #[serde(rename = "T")]
@@ -242,6 +255,9 @@ pub(crate) struct TradeW<'a> {
 /// `aggTrade`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct AggTradeW<'a> {
+    /// Event type (checked by the single-pass hot path in `normalize`).
+    #[serde(default, borrow)]
+    pub e: MaybeText<'a>,
     #[serde(rename = "E")]
     pub event_time: Option<i64>,
     #[serde(rename = "T")]
@@ -261,6 +277,9 @@ pub(crate) struct AggTradeW<'a> {
 #[derive(Debug, Deserialize)]
 #[allow(non_snake_case)]
 pub(crate) struct DepthW<'a> {
+    /// Event type (checked by the single-pass hot path in `normalize`).
+    #[serde(default, borrow)]
+    pub e: MaybeText<'a>,
     #[serde(rename = "E")]
     pub event_time: Option<i64>,
     #[serde(rename = "T", default)]
@@ -293,6 +312,9 @@ pub(crate) struct PartialDepthW {
 #[derive(Debug, Deserialize)]
 #[allow(non_snake_case)]
 pub(crate) struct BookTickerW<'a> {
+    /// Event type (checked by the single-pass hot path in `normalize`).
+    #[serde(default, borrow)]
+    pub e: MaybeText<'a>,
     #[serde(rename = "E", default)]
     pub event_time: Option<i64>,
     #[serde(rename = "T", default)]
