@@ -65,6 +65,13 @@ pub(crate) async fn handle<B>(req: Request<B>, hub: Arc<Hub>) -> Resp {
                 Some(Err(e)) => bad(&e),
             }
         }
+        (Method::POST, "/admin/bybit_reset") => {
+            if m.config().bybit_category().is_none() {
+                return bad("not a Bybit market");
+            }
+            let symbol = get("symbol").map(str::to_uppercase);
+            ok(serde_json::json!({ "topics": m.bybit_restart(symbol.as_deref()) }))
+        }
         (Method::POST, "/admin/kill") => {
             let private = match get("private") {
                 None | Some("false") | Some("0") => false,

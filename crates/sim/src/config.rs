@@ -59,6 +59,55 @@ impl MarketKind {
     }
 }
 
+/// Which venue's wire protocol a market speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Venue {
+    /// Binance (the market's [`MarketKind`] picks spot, USD-M, COIN-M or options).
+    #[default]
+    Binance,
+    /// Bybit v5 public WebSocket of one category (`/v5/public/<category>`).
+    Bybit(BybitCategory),
+}
+
+/// A Bybit v5 product category served by the simulator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BybitCategory {
+    /// Spot (`/v5/public/spot`).
+    Spot,
+    /// Linear contracts (`/v5/public/linear`).
+    Linear,
+}
+
+impl BybitCategory {
+    /// Both categories.
+    pub const ALL: [BybitCategory; 2] = [BybitCategory::Spot, BybitCategory::Linear];
+
+    /// The venue's name: `spot`, `linear`.
+    pub fn name(self) -> &'static str {
+        match self {
+            BybitCategory::Spot => "spot",
+            BybitCategory::Linear => "linear",
+        }
+    }
+
+    /// The public WebSocket path, `/v5/public/<name>`.
+    pub fn path(self) -> &'static str {
+        match self {
+            BybitCategory::Spot => "/v5/public/spot",
+            BybitCategory::Linear => "/v5/public/linear",
+        }
+    }
+
+    /// The Binance-shaped market whose generator behaviour it reuses (spot, or
+    /// USD-M for linear).
+    pub fn generator_kind(self) -> MarketKind {
+        match self {
+            BybitCategory::Spot => MarketKind::Spot,
+            BybitCategory::Linear => MarketKind::UsdM,
+        }
+    }
+}
+
 /// The venue rules the simulator enforces on every connection.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -93,6 +142,9 @@ pub struct Limits {
     pub max_recv_window_ms: u64,
     /// Open (resting) orders one account may hold per market.
     pub max_open_orders: usize,
+    /// Bybit: close a connection when the client sent nothing (no ping, no
+    /// request) for this long (the venue's 10 minutes). Binance markets ignore it.
+    pub idle_timeout: Duration,
 }
 
 impl Limits {
@@ -119,6 +171,23 @@ impl Limits {
             listen_key_validity: Duration::from_secs(3600),
             max_recv_window_ms: 60_000,
             max_open_orders: 200,
+            idle_timeout: Duration::from_secs(600),
+        }
+    }
+
+    /// The documented Bybit v5 public limits (PROTOCOLS.md §5.2): 500 new
+    /// connections per 5 minutes, a 10-minute idle cut, no server pings (the
+    /// client pings). The venue states no incoming message rate or connection
+    /// lifetime for public streams; the simulator allows 100 messages a second
+    /// and 24 h.
+    pub fn bybit() -> Limits {
+        Limits {
+            max_streams_per_conn: 21_000 / 16,
+            max_incoming_msgs: 100,
+            max_conn_attempts: 500,
+            ping_interval: Duration::from_secs(100 * 365 * 86_400),
+            pong_timeout: Duration::from_secs(100 * 365 * 86_400),
+            ..Limits::binance(MarketKind::Spot)
         }
     }
 }
@@ -293,8 +362,11 @@ impl LoadConfig {
 /// One market served by the simulator.
 #[derive(Debug, Clone)]
 pub struct MarketConfig {
-    /// Which market.
+    /// Which market (for Bybit: the Binance-shaped generator it reuses, see
+    /// [`BybitCategory::generator_kind`]).
     pub kind: MarketKind,
+    /// The wire protocol spoken on its port.
+    pub venue: Venue,
     /// Symbols with books and generated data.
     pub symbols: Vec<SymbolSpec>,
     /// Venue limits.
@@ -319,6 +391,7 @@ impl MarketConfig {
     pub fn new(kind: MarketKind) -> MarketConfig {
         MarketConfig {
             kind,
+            venue: Venue::Binance,
             symbols: SymbolSpec::defaults(kind),
             limits: Limits::binance(kind),
             timing: Timing::default(),
@@ -326,6 +399,21 @@ impl MarketConfig {
             load: None,
             book_history: 0,
             accounts: vec![AccountSpec::test_account()],
+        }
+    }
+
+    /// A Bybit v5 public market of `category` with the venue's limits; the
+    /// symbols are the Binance spot (or USD-M for linear) defaults.
+    pub fn bybit(category: BybitCategory) -> MarketConfig {
+        let kind = category.generator_kind();
+        MarketConfig { venue: Venue::Bybit(category), limits: Limits::bybit(), ..MarketConfig::new(kind) }
+    }
+
+    /// The Bybit category, when it speaks Bybit.
+    pub fn bybit_category(&self) -> Option<BybitCategory> {
+        match self.venue {
+            Venue::Bybit(c) => Some(c),
+            Venue::Binance => None,
         }
     }
 }

@@ -165,10 +165,13 @@ async fn read_loop(
     let limits = &hub.cfg.limits;
     let opened = Instant::now();
     let lifetime_end = opened + limits.max_lifetime;
-    let mut next_ping = opened + limits.ping_interval;
+    let bybit = kind == ConnKind::Bybit;
+    let far = opened + Duration::from_secs(100 * 365 * 86400);
+    // Bybit: the client pings; the server only cuts idle connections.
+    let mut next_ping = if bybit { far } else { opened + limits.ping_interval };
+    let mut idle_deadline = if bybit { opened + limits.idle_timeout } else { far };
     let mut outstanding: VecDeque<(Bytes, Instant)> = VecDeque::new();
     let mut recent: VecDeque<Instant> = VecDeque::with_capacity(limits.max_incoming_msgs + 1);
-    let far = opened + Duration::from_secs(100 * 365 * 86400);
     loop {
         let pong_deadline = outstanding.front().map(|(_, t)| *t + limits.pong_timeout).unwrap_or(far);
         tokio::select! {
@@ -187,6 +190,9 @@ async fn read_loop(
                 };
                 if !matches!(msg, ClientMsg::Close(..)) {
                     let now = Instant::now();
+                    if bybit {
+                        idle_deadline = now + limits.idle_timeout;
+                    }
                     while recent.front().is_some_and(|t| now.duration_since(*t) >= limits.msg_window) {
                         recent.pop_front();
                     }
@@ -238,6 +244,11 @@ async fn read_loop(
                 let _ = ctrl.send(Ctrl::Close(1008, "Pong timeout".into())).await;
                 return "no pong within the timeout".into();
             }
+            _ = sleep_until(idle_deadline) => {
+                hub.lock().counters.idle_closes += 1;
+                let _ = ctrl.send(Ctrl::Close(1000, "idle timeout".into())).await;
+                return "no request within the idle timeout".into();
+            }
             _ = sleep_until(lifetime_end) => {
                 hub.lock().counters.lifetime_closes += 1;
                 let _ = ctrl.send(Ctrl::Close(1001, "Connection lifetime exceeded".into())).await;
@@ -262,11 +273,15 @@ fn error(code: i64, msg: &str, id: &Value) -> Bytes {
 /// WS-API request (`crate::wsapi`).
 async fn handle_text(hub: &Hub, id: u64, kind: ConnKind, text: &str, ctrl: &mpsc::Sender<Ctrl>) {
     let (frame, is_ack) = match kind {
-        ConnKind::Stream => answer(hub, id, text),
+        ConnKind::Stream => {
+            let (f, ok) = answer(hub, id, text);
+            (Some(f), ok)
+        }
         ConnKind::WsApi => {
             let (text, ok) = crate::wsapi::answer(hub, id, text);
-            (ws::encode(ws::op::TEXT, text.as_bytes()), ok)
+            (Some(ws::encode(ws::op::TEXT, text.as_bytes())), ok)
         }
+        ConnKind::Bybit => crate::bybit::answer(hub, id, text),
     };
     let delay = {
         let mut st = hub.lock();
@@ -278,6 +293,7 @@ async fn handle_text(hub: &Hub, id: u64, kind: ConnKind, text: &str, ctrl: &mpsc
         }
         st.faults.ack_delay
     };
+    let Some(frame) = frame else { return };
     if delay.is_zero() {
         let _ = ctrl.send(Ctrl::Frame(frame)).await;
     } else {

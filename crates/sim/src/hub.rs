@@ -65,6 +65,8 @@ pub(crate) enum ConnKind {
     Stream,
     /// The spot WebSocket API (`/ws-api/v3`).
     WsApi,
+    /// A Bybit v5 public stream (`/v5/public/<category>`).
+    Bybit,
 }
 
 /// A listenKey a connection reads, with its optional `events=` filter.
@@ -143,6 +145,8 @@ pub struct Counters {
     pub pong_timeouts: u64,
     /// Connections closed at the maximum lifetime.
     pub lifetime_closes: u64,
+    /// Bybit connections closed because the client sent nothing for the idle timeout.
+    pub idle_closes: u64,
     /// Connections reset because their outbound queue was full.
     pub slow_consumer_resets: u64,
     /// Connections killed by the kill fault.
@@ -213,19 +217,19 @@ pub(crate) struct Faults {
 }
 
 #[derive(Debug)]
-struct Periodic {
-    topic: Topic,
-    period_ms: u64,
-    next_due: u64,
-    last_u: u64,
+pub(crate) struct Periodic {
+    pub topic: Topic,
+    pub period_ms: u64,
+    pub next_due: u64,
+    pub last_u: u64,
 }
 
 pub(crate) struct HubState {
     pub market: Market,
     pub conns: HashMap<u64, ConnEntry>,
-    subs: HashMap<String, Vec<u64>>,
+    pub subs: HashMap<String, Vec<u64>>,
     pub tracked: HashSet<String>,
-    periodic: HashMap<String, Periodic>,
+    pub periodic: HashMap<String, Periodic>,
     pub streams: BTreeMap<String, StreamStats>,
     pub faults: Faults,
     pub counters: Counters,
@@ -292,6 +296,9 @@ impl Hub {
         let now = wall_ms();
         let mut market = Market::new(cfg.kind, &cfg.symbols, seed, &cfg.timing, now);
         market.set_history(cfg.book_history);
+        if let Some(category) = cfg.bybit_category() {
+            market.set_bybit(category);
+        }
         let load_stream = cfg.load.as_ref().map(|l| format!("{}@trade", l.symbol.to_lowercase()));
         Arc::new(Hub {
             state: Mutex::new(HubState {

@@ -1,7 +1,8 @@
 //! # ferrofeed-sim
 //!
 //! A loopback exchange simulator that speaks Binance's real WebSocket and REST
-//! wire protocols for spot, USDⓈ-M, COIN-M and options. It is the offline
+//! wire protocols for spot, USDⓈ-M, COIN-M and options (and, per market,
+//! Bybit v5 public WebSocket for spot and linear). It is the offline
 //! default behind `ferrofeed demo`, the server every integration test talks
 //! to, the fault injector and the load generator.
 //!
@@ -30,6 +31,7 @@
 //! - `orders`: LIMIT/MARKET orders filled against the true book, and the user events.
 //! - `private`: listenKey and signed order REST endpoints; `wsapi`: the spot WebSocket API.
 //! - `load`: the pre-encoded, sequenced load stream.
+//! - `bybit`: Bybit v5 public WebSocket (ops, acks, errors, `publicTrade`, `orderbook`, `tickers`).
 //!
 //! # Independence
 //!
@@ -42,6 +44,7 @@
 mod account;
 mod admin;
 mod auth;
+mod bybit;
 mod config;
 mod conn;
 mod hub;
@@ -67,8 +70,8 @@ use tokio::task::JoinHandle;
 
 pub use account::{AccountView, BalanceView, ListenKeyView, OrderView, PositionView};
 pub use config::{
-    AccountSpec, Limits, LoadConfig, MarketConfig, MarketKind, SimConfig, SymbolSpec, TEST_API_KEY, TEST_ED25519_SEED,
-    TEST_HMAC_SECRET, Timing,
+    AccountSpec, BybitCategory, Limits, LoadConfig, MarketConfig, MarketKind, SimConfig, SymbolSpec, TEST_API_KEY,
+    TEST_ED25519_SEED, TEST_HMAC_SECRET, Timing, Venue,
 };
 pub use hub::{ClosedConn, Counters, KillMode, StreamStats};
 
@@ -103,7 +106,7 @@ pub struct BookView {
 /// Ground truth of one market, as served by `GET /admin/stats`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Stats {
-    /// `spot`, `usdm`, `coinm` or `options`.
+    /// `spot`, `usdm`, `coinm`, `options`, `bybit-spot` or `bybit-linear`.
     pub market: String,
     /// Connections currently open.
     pub connections_open: usize,
@@ -155,9 +158,14 @@ impl Sim {
         Ok(Sim { markets, tasks })
     }
 
-    /// The handle of a market, if it is configured.
+    /// The handle of a Binance market, if it is configured.
     pub fn market(&self, kind: MarketKind) -> Option<&MarketHandle> {
-        self.markets.iter().find(|m| m.kind() == kind)
+        self.markets.iter().find(|m| m.kind() == kind && m.config().venue == Venue::Binance)
+    }
+
+    /// The handle of a Bybit market, if it is configured.
+    pub fn bybit(&self, category: BybitCategory) -> Option<&MarketHandle> {
+        self.markets.iter().find(|m| m.config().venue == Venue::Bybit(category))
     }
 
     /// Every market, in configuration order.
@@ -209,9 +217,31 @@ impl MarketHandle {
         self.hub.addr
     }
 
-    /// `ws://127.0.0.1:PORT`, the base for `/ws`, `/stream` (and routes on USD-M/options).
+    /// `ws://127.0.0.1:PORT`, the base for `/ws`, `/stream` (and routes on USD-M/options),
+    /// or for Bybit's `/v5/public/<category>`.
     pub fn ws_url(&self) -> String {
         format!("ws://{}", self.addr())
+    }
+
+    /// The market's name in stats: `spot`, `usdm`, `coinm`, `options`, or
+    /// `bybit-spot`, `bybit-linear`.
+    pub fn name(&self) -> String {
+        match self.hub.cfg.bybit_category() {
+            Some(c) => format!("bybit-{}", c.name()),
+            None => self.kind().name().to_string(),
+        }
+    }
+
+    /// Bybit: the full public WebSocket URL, `ws://127.0.0.1:PORT/v5/public/<category>`.
+    pub fn bybit_url(&self) -> Option<String> {
+        self.hub.cfg.bybit_category().map(|c| format!("ws://{}{}", self.addr(), c.path()))
+    }
+
+    /// Bybit: makes the next message of every order-book topic of `symbol`
+    /// (every symbol when `None`) a restart snapshot with `u = 1`, as after a
+    /// service restart. Returns how many topics are affected.
+    pub fn bybit_restart(&self, symbol: Option<&str>) -> usize {
+        self.hub.bybit_restart(symbol)
     }
 
     /// `http://127.0.0.1:PORT`, the base for REST and `/admin`.
@@ -228,7 +258,7 @@ impl MarketHandle {
     pub fn stats(&self) -> Stats {
         let st = self.hub.lock();
         Stats {
-            market: self.kind().name().to_string(),
+            market: self.name(),
             connections_open: st.conns.len(),
             counters: st.counters.clone(),
             streams: st.streams.clone(),
@@ -272,6 +302,14 @@ impl MarketHandle {
     }
 
     fn view(market: &market::Market, s: &market::SymbolState, symbol: &str, copy: &market::BookCopy) -> BookView {
+        if let Some(cat) = s.bybit {
+            return BookView {
+                symbol: symbol.to_string(),
+                last_update_id: copy.last_update_id,
+                bids: bybit::level_strings(cat, &s.spec, &copy.bids),
+                asks: bybit::level_strings(cat, &s.spec, &copy.asks),
+            };
+        }
         let body = market.depth_body(copy, s, 0);
         let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
         let side = |k: &str| -> Vec<[String; 2]> {
@@ -294,9 +332,17 @@ impl MarketHandle {
     /// The true book of `symbol` right after the depth window that ended at
     /// `update_id` (top `depth` levels per side, at most 50), when the market
     /// keeps a history (`MarketConfig::book_history`) and it still holds that id.
+    ///
+    /// On Bybit `update_id` is an order-book topic's `u`: the book a client of
+    /// `orderbook.<d>.<symbol>` holds right after the message with that `u`,
+    /// from the smallest subscribed depth `d >= depth` that has it.
     pub fn book_at(&self, symbol: &str, update_id: u64, depth: usize) -> Option<BookView> {
         let st = self.hub.lock();
         let s = st.market.symbol(symbol)?;
+        if s.bybit.is_some() {
+            let copy = bybit::book_at(&st.market, symbol, update_id, depth)?;
+            return Some(Self::view(&st.market, s, symbol, &copy));
+        }
         let mut copy = s.copy_at(update_id)?.clone();
         copy.bids.truncate(depth);
         copy.asks.truncate(depth);

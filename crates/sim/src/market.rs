@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::config::{MarketKind, SymbolSpec, Timing};
+use crate::config::{BybitCategory, MarketKind, SymbolSpec, Timing};
 use crate::topic::{self, Topic};
 
 /// A payload produced for one stream.
@@ -68,7 +68,7 @@ pub(crate) struct BookCopy {
     pub last_update_id: u64,
     pub bids: Vec<(i64, i64)>,
     pub asks: Vec<(i64, i64)>,
-    taken_ms: u64,
+    pub(crate) taken_ms: u64,
 }
 
 #[derive(Debug)]
@@ -80,18 +80,18 @@ pub(crate) struct SymbolState {
     pub bids: BTreeMap<i64, i64>,
     pub asks: BTreeMap<i64, i64>,
     pub update_id: u64,
-    trade_id: u64,
+    pub(crate) trade_id: u64,
     agg_id: u64,
     windows: Vec<Window>,
-    top: (i64, i64, i64, i64),
+    pub(crate) top: (i64, i64, i64, i64),
     // 24 h statistics (since the simulator started).
-    open: i64,
-    high: i64,
-    low: i64,
-    last: i64,
+    pub(crate) open: i64,
+    pub(crate) high: i64,
+    pub(crate) low: i64,
+    pub(crate) last: i64,
     last_qty: i64,
-    volume: i128,
-    quote: i128,
+    pub(crate) volume: i128,
+    pub(crate) quote: i128,
     count: u64,
     first_trade_id: u64,
     stats_open_ms: u64,
@@ -104,8 +104,12 @@ pub(crate) struct SymbolState {
     /// The book's top levels after each depth window, keyed by update id
     /// (ground truth for clients' local books); at most `history_cap`.
     history: VecDeque<BookCopy>,
-    history_cap: usize,
+    pub(crate) history_cap: usize,
     names: Names,
+    /// Set on Bybit markets: trades go to `publicTrade.<SYMBOL>` in Bybit's shape.
+    pub(crate) bybit: Option<BybitCategory>,
+    /// The last trade's tick direction: 0 `PlusTick`, 1 `ZeroPlusTick`, 2 `MinusTick`, 3 `ZeroMinusTick`.
+    pub(crate) tick_dir: u8,
 }
 
 /// Levels per side kept in the book history.
@@ -131,8 +135,12 @@ pub(crate) struct Market {
     speeds: Vec<u64>,
     next_flush: Vec<u64>,
     next_liq_flush: u64,
-    timing: Timing,
+    pub(crate) timing: Timing,
     stale_age_ms: u64,
+    /// Bybit order-book topics (`orderbook.N.SYMBOL`): what each last sent.
+    pub(crate) bybit_books: HashMap<String, crate::bybit::BookTopic>,
+    /// Bybit ticker topics: the fields each last sent.
+    pub(crate) bybit_tickers: HashMap<String, BTreeMap<&'static str, String>>,
 }
 
 fn fnv(s: &str) -> u64 {
@@ -218,6 +226,8 @@ impl SymbolState {
             history_cap: 0,
             names,
             spec,
+            bybit: None,
+            tick_dir: 1,
         };
         s.top = s.top_of_book();
         s.stale = Some(s.copy(usize::MAX, now_ms));
@@ -310,7 +320,22 @@ impl Market {
             next_liq_flush: now_ms + cad(1000),
             stale_age_ms: timing.stale_snapshot_age.as_millis() as u64,
             timing: timing.clone(),
+            bybit_books: HashMap::new(),
+            bybit_tickers: HashMap::new(),
         }
+    }
+
+    /// Makes the market speak Bybit: trades are produced as
+    /// `publicTrade.<SYMBOL>` in Bybit's shape.
+    pub(crate) fn set_bybit(&mut self, category: BybitCategory) {
+        for s in &mut self.symbols {
+            s.bybit = Some(category);
+            s.names.trade = format!("publicTrade.{}", s.spec.name);
+        }
+    }
+
+    pub(crate) fn symbol_index(&self, upper: &str) -> Option<usize> {
+        self.by_upper.get(upper).copied()
     }
 
     /// Keeps the last `cap` depth-window books of every symbol (0: none).
@@ -432,6 +457,8 @@ impl Market {
                 let Some(s) = self.by_lower_mut(sym) else { return vec![] };
                 kline_render(kind, s, iv, now_ms)
             }
+            Topic::BybitBook(sym, depth) => crate::bybit::render_book(self, sym, *depth, now_ms),
+            Topic::BybitTicker(sym) => crate::bybit::render_ticker(self, sym, now_ms),
             _ => vec![],
         }
     }
@@ -829,6 +856,12 @@ impl Market {
 }
 
 fn record_trade(s: &mut SymbolState, price: i64, q: i64, buy: bool, now_ms: u64) {
+    s.tick_dir = match price.cmp(&s.last) {
+        std::cmp::Ordering::Greater => 0,
+        std::cmp::Ordering::Less => 2,
+        std::cmp::Ordering::Equal if s.tick_dir == 0 || s.tick_dir == 1 => 1,
+        std::cmp::Ordering::Equal => 3,
+    };
     if s.count == 0 {
         s.open = price;
         s.high = price;
@@ -930,6 +963,9 @@ fn flush_window(
 }
 
 fn trade_payload(kind: MarketKind, s: &SymbolState, price: i64, q: i64, buy: bool, now_ms: u64) -> String {
+    if let Some(category) = s.bybit {
+        return crate::bybit::trade_payload(category, s, price, q, buy, now_ms);
+    }
     let spec = &s.spec;
     let mut p = String::with_capacity(160);
     if kind == MarketKind::Options {

@@ -122,6 +122,10 @@ async fn route(req: Request<Incoming>, hub: Arc<Hub>) -> Resp {
     if path.starts_with("/admin") {
         return admin::handle(req, hub).await;
     }
+    if hub.cfg.bybit_category().is_some() {
+        // The Bybit markets serve no REST (yet).
+        return json(StatusCode::NOT_FOUND, r#"{"retCode":10001,"retMsg":"Not found","result":{}}"#);
+    }
     if ![Method::GET, Method::POST, Method::PUT, Method::DELETE].contains(req.method()) {
         return venue_error(StatusCode::METHOD_NOT_ALLOWED, -1000, "Method not allowed.");
     }
@@ -152,13 +156,17 @@ impl WsTarget {
 /// `/stream?streams=<key>`; USD-M only on the `/private` route, which also
 /// takes `?listenKey=<k>[&events=A/B]` (repeatable).
 fn parse_ws_path(hub: &Hub, path: &str, q: Option<&str>) -> Option<WsTarget> {
+    if let Some(cat) = hub.cfg.bybit_category() {
+        return (path.trim_end_matches('/') == cat.path())
+            .then(|| WsTarget { kind: ConnKind::Bybit, ..WsTarget::streams(None, false, vec![]) });
+    }
     let mut t = parse_ws_streams(hub, path, q)?;
     let keys_here = match hub.kind() {
         crate::config::MarketKind::Spot | crate::config::MarketKind::CoinM => true,
         crate::config::MarketKind::UsdM => t.route == Some(Route::Private),
         crate::config::MarketKind::Options => false,
     };
-    if t.kind == ConnKind::WsApi {
+    if t.kind != ConnKind::Stream {
         return Some(t);
     }
     let (keys, streams): (Vec<String>, Vec<String>) =

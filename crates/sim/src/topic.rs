@@ -30,6 +30,12 @@ pub(crate) enum Topic {
     AllForceOrder,
     OptionTrade(String),
     OptionTicker(String),
+    /// Bybit `publicTrade.<SYMBOL>` (upper-case symbol).
+    BybitTrade(String),
+    /// Bybit `orderbook.<depth>.<SYMBOL>`.
+    BybitBook(String, usize),
+    /// Bybit `tickers.<SYMBOL>`.
+    BybitTicker(String),
 }
 
 /// Which USD-M/options route serves a topic.
@@ -179,6 +185,14 @@ impl Topic {
                     1000
                 } else {
                     2000
+                }
+            }
+            Topic::BybitBook(_, depth) => crate::bybit::book_period_ms(*depth),
+            Topic::BybitTicker(_) => {
+                if kind == MarketKind::Spot {
+                    50
+                } else {
+                    100
                 }
             }
             Topic::MarkPrice(_, fast) | Topic::AllMarkPrice(fast) => {
