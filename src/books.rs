@@ -528,3 +528,54 @@ pub fn replay(
     let (last_update_id, bids, asks) = last;
     Ok(ReplayResult { symbol, last_update_id, bids, asks, applied: st.applied, dropped: st.suppressed, gaps })
 }
+
+/// Replays Bybit orderbook frames (one per line, as received; the first
+/// snapshot frame starts the book, later snapshots and `u = 1` restart it)
+/// through the Bybit sequencing rule. Stops applying at the first gap.
+pub fn replay_bybit(
+    category: ferrofeed_venues::bybit::Category,
+    updates: &str,
+    depth: Option<usize>,
+) -> Result<ReplayResult, ReplayError> {
+    use ferrofeed_venues::bybit::{book as bybit_book, normalize as bybit};
+    let n = depth.unwrap_or(usize::MAX);
+    let mut tickers = bybit::Tickers::default();
+    let mut sync: BookSync =
+        BookSync::new(bybit_book::sequencing(), SyncConfig { max_buffer: usize::MAX, ..SyncConfig::default() });
+    let mut out = Vec::new();
+    let (mut symbol, mut gaps) = (String::new(), 0);
+    let mut last = (0, Vec::new(), Vec::new());
+    'lines: for (i, line) in updates.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let events = bybit::decode(category, line, 0, &mut tickers).map_err(|e| ReplayError::Line {
+            line: i + 1,
+            msg: e.to_string(),
+            payload: line.to_string(),
+        })?;
+        for e in events {
+            if symbol.is_empty()
+                && let Some(s) = &e.symbol
+            {
+                symbol = s.clone();
+            }
+            out.clear();
+            match e.kind {
+                EventKind::BookSnapshot(snap) => sync.on_stream_snapshot(snap, &mut out),
+                EventKind::BookDelta(d) => sync.on_delta(d, &mut out),
+                _ => continue,
+            }
+            if out.iter().any(|e| matches!(e, SyncEvent::Resync { .. })) {
+                gaps += 1;
+                break 'lines;
+            }
+            if let Some(b) = sync.book() {
+                last = (b.last_update_id(), b.bids(n), b.asks(n));
+            }
+        }
+    }
+    let st = sync.stats();
+    let (last_update_id, bids, asks) = last;
+    Ok(ReplayResult { symbol, last_update_id, bids, asks, applied: st.applied, dropped: st.suppressed, gaps })
+}

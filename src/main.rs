@@ -93,6 +93,7 @@ enum Cmd {
     ///
     /// Examples:
     ///   ferrofeed decode --venue binance --market spot frames.jsonl
+    ///   ferrofeed decode --venue bybit --market linear bybit_frames.jsonl
     ///   cat frames.jsonl | ferrofeed decode --venue binance --market usdm -
     #[command(verbatim_doc_comment)]
     Decode(DecodeArgs),
@@ -206,9 +207,14 @@ enum BookCmd {
     /// "applied":N,"dropped":N,"gaps":N}, bids and asks best first, at most
     /// --depth levels each. Exit code 1 if a line cannot be decoded.
     ///
-    /// Example:
+    /// Bybit (--venue bybit --market linear|spot|inverse|option) takes no
+    /// --snapshot: the first orderbook snapshot frame in --updates starts the
+    /// book, deltas must continue `u` by one, and a later snapshot restarts it.
+    ///
+    /// Examples:
     ///   ferrofeed book replay --venue binance --market spot \
     ///     --snapshot BLZETH/rest_depth_snapshot.json --updates BLZETH/depth_updates.jsonl --depth 5
+    ///   ferrofeed book replay --venue bybit --market linear --updates linear_BTCUSDT/orderbook.jsonl
     #[command(verbatim_doc_comment)]
     Replay(ReplayArgs),
 }
@@ -221,9 +227,10 @@ struct ReplayArgs {
     /// The market (spot and usdm sequencing differ; coinm and options follow usdm).
     #[arg(long, value_enum)]
     market: MarketArg,
-    /// REST depth snapshot body (JSON).
+    /// REST depth snapshot body (JSON). Binance only: Bybit's snapshot is the
+    /// first orderbook frame of --updates.
     #[arg(long, value_name = "FILE")]
-    snapshot: String,
+    snapshot: Option<String>,
     /// Diff frames, one per line.
     #[arg(long, value_name = "FILE.jsonl")]
     updates: String,
@@ -237,19 +244,54 @@ struct ReplayArgs {
 enum VenueArg {
     /// Binance (spot, usdm, coinm, options).
     Binance,
+    /// Bybit v5 (spot, linear, inverse, option).
+    Bybit,
 }
 
-/// Binance markets.
+/// Markets: Binance spot, usdm, coinm, options; Bybit spot, linear, inverse, option.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum MarketArg {
-    /// Spot.
+    /// Spot (Binance or Bybit).
     Spot,
-    /// USD-M futures.
+    /// Binance USD-M futures.
     Usdm,
-    /// COIN-M futures.
+    /// Binance COIN-M futures.
     Coinm,
-    /// European options.
+    /// Binance European options.
     Options,
+    /// Bybit linear contracts.
+    Linear,
+    /// Bybit inverse contracts.
+    Inverse,
+    /// Bybit options.
+    Option,
+}
+
+/// A venue and one of its markets, checked.
+#[derive(Debug, Clone, Copy)]
+enum VenueMarket {
+    Binance(Market),
+    Bybit(ferrofeed::venues::bybit::Category),
+}
+
+fn venue_market(v: VenueArg, m: MarketArg) -> anyhow::Result<VenueMarket> {
+    use ferrofeed::venues::bybit::Category;
+    Ok(match (v, m) {
+        (VenueArg::Binance, MarketArg::Spot) => VenueMarket::Binance(Market::Spot),
+        (VenueArg::Binance, MarketArg::Usdm) => VenueMarket::Binance(Market::UsdM),
+        (VenueArg::Binance, MarketArg::Coinm) => VenueMarket::Binance(Market::CoinM),
+        (VenueArg::Binance, MarketArg::Options) => VenueMarket::Binance(Market::Options),
+        (VenueArg::Bybit, MarketArg::Spot) => VenueMarket::Bybit(Category::Spot),
+        (VenueArg::Bybit, MarketArg::Linear) => VenueMarket::Bybit(Category::Linear),
+        (VenueArg::Bybit, MarketArg::Inverse) => VenueMarket::Bybit(Category::Inverse),
+        (VenueArg::Bybit, MarketArg::Option) => VenueMarket::Bybit(Category::Option),
+        (VenueArg::Binance, m) => {
+            bail!("binance has no market {} (spot, usdm, coinm, options)", format!("{m:?}").to_lowercase())
+        }
+        (VenueArg::Bybit, m) => {
+            bail!("bybit has no market {} (spot, linear, inverse, option)", format!("{m:?}").to_lowercase())
+        }
+    })
 }
 
 #[derive(Debug, clap::Args)]
@@ -353,35 +395,35 @@ async fn run_sim(a: SimArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn market_of(m: MarketArg) -> Market {
-    match m {
-        MarketArg::Spot => Market::Spot,
-        MarketArg::Usdm => Market::UsdM,
-        MarketArg::Coinm => Market::CoinM,
-        MarketArg::Options => Market::Options,
-    }
-}
-
 fn run_book_replay(a: &ReplayArgs) -> anyhow::Result<()> {
-    let VenueArg::Binance = a.venue;
-    let snapshot = std::fs::read_to_string(&a.snapshot).with_context(|| format!("reading {}", a.snapshot))?;
     let updates = std::fs::read_to_string(&a.updates).with_context(|| format!("reading {}", a.updates))?;
-    let r = ferrofeed::books::replay(market_of(a.market), &snapshot, &updates, a.depth)?;
+    let r = match venue_market(a.venue, a.market)? {
+        VenueMarket::Binance(m) => {
+            let Some(path) = &a.snapshot else { bail!("--snapshot FILE is required for binance") };
+            let snapshot = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+            ferrofeed::books::replay(m, &snapshot, &updates, a.depth)?
+        }
+        VenueMarket::Bybit(c) => {
+            if a.snapshot.is_some() {
+                bail!("--snapshot is for binance; a bybit book starts from the first snapshot frame in --updates");
+            }
+            ferrofeed::books::replay_bybit(c, &updates, a.depth)?
+        }
+    };
     println!("{}", serde_json::to_string(&r)?);
     Ok(())
 }
 
 /// Decodes every line; returns how many lines failed.
 fn run_decode(a: &DecodeArgs) -> anyhow::Result<u64> {
-    let VenueArg::Binance = a.venue;
-    let market = market_of(a.market);
+    let vm = venue_market(a.venue, a.market)?;
     let input: Box<dyn BufRead> = if a.input == "-" {
         Box::new(std::io::stdin().lock())
     } else {
         let f = std::fs::File::open(&a.input).with_context(|| format!("opening {}", a.input))?;
         Box::new(std::io::BufReader::new(f))
     };
-    decode_lines(market, input, &mut std::io::stdout().lock(), &mut std::io::stderr().lock())
+    decode_lines(vm, input, &mut std::io::stdout().lock(), &mut std::io::stderr().lock())
 }
 
 pub(crate) fn now_ns() -> i64 {
@@ -391,7 +433,7 @@ pub(crate) fn now_ns() -> i64 {
 }
 
 fn decode_lines(
-    market: Market,
+    vm: VenueMarket,
     mut input: impl BufRead,
     out: &mut impl Write,
     err: &mut impl Write,
@@ -399,6 +441,7 @@ fn decode_lines(
     let mut out = std::io::BufWriter::new(out);
     let mut buf = Vec::new();
     let (mut line_no, mut failed) = (0u64, 0u64);
+    let mut tickers = ferrofeed::venues::bybit::normalize::Tickers::default();
     loop {
         buf.clear();
         if input.read_until(b'\n', &mut buf).context("reading frames")? == 0 {
@@ -416,7 +459,13 @@ fn decode_lines(
         if line.trim().is_empty() {
             continue;
         }
-        match normalize::decode(market, line, now_ns()) {
+        let decoded = match vm {
+            VenueMarket::Binance(m) => normalize::decode(m, line, now_ns()).map_err(|e| e.to_string()),
+            VenueMarket::Bybit(c) => {
+                ferrofeed::venues::bybit::normalize::decode(c, line, now_ns(), &mut tickers).map_err(|e| e.to_string())
+            }
+        };
+        match decoded {
             Ok(events) => {
                 for e in &events {
                     serde_json::to_writer(&mut out, e).context("writing an event")?;
@@ -486,7 +535,7 @@ mod tests {
     fn decode_lines_reports_bad_lines_and_goes_on() {
         let input: &[u8] = b"{\"e\":\"trade\",\"E\":1,\"s\":\"btcusdt\",\"t\":7,\"p\":\"1.50\",\"q\":\"2\",\"T\":2,\"m\":true}\r\n\nnope\n\xff\n";
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let failed = decode_lines(Market::Spot, input, &mut out, &mut err).expect("io");
+        let failed = decode_lines(VenueMarket::Binance(Market::Spot), input, &mut out, &mut err).expect("io");
         assert_eq!(failed, 2);
         let out = String::from_utf8(out).expect("utf8");
         let v: serde_json::Value = serde_json::from_str(out.trim_end()).expect("one JSON line");

@@ -124,3 +124,43 @@ fn a_bad_line_fails_with_its_number_and_payload() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/snap.json"));
 }
+
+/// Bybit: the capture's first frame is the snapshot; 413 deltas follow with
+/// consecutive `u` (PROVENANCE.md: 414 frames of orderbook.200.BTCUSDT).
+#[test]
+fn bybit_capture_replays_from_its_stream_snapshot_without_gaps() {
+    let updates = format!("{FIXTURES}bybit_v5/book_sync/linear_BTCUSDT/orderbook.jsonl");
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrofeed"))
+        .args(["book", "replay", "--venue", "bybit", "--market", "linear", "--depth", "5", "--updates", &updates])
+        .output()
+        .expect("runs");
+    let v = json(&out);
+    assert_eq!(
+        (v["symbol"].as_str(), v["gaps"].as_u64(), v["applied"].as_u64()),
+        (Some("BTCUSDT"), Some(0), Some(413))
+    );
+    let last_line = std::fs::read_to_string(&updates).unwrap().lines().last().unwrap().to_string();
+    let last: Value = serde_json::from_str(&last_line).unwrap();
+    assert_eq!(v["last_update_id"], last["data"]["u"]);
+    let (bid, ask): (f64, f64) =
+        (v["bids"][0][0].as_str().unwrap().parse().unwrap(), v["asks"][0][0].as_str().unwrap().parse().unwrap());
+    assert!(bid < ask, "uncrossed");
+    // A cut delta is a gap.
+    let lines: Vec<&str> = std::fs::read_to_string(&updates).unwrap().leak().lines().collect();
+    let mut kept: Vec<&str> = lines.clone();
+    kept.remove(10);
+    let path = temp_file("bybit-gap.jsonl", &kept.join("\n"));
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrofeed"))
+        .args(["book", "replay", "--venue", "bybit", "--market", "linear", "--updates", path.to_str().unwrap()])
+        .output()
+        .expect("runs");
+    let v = json(&out);
+    assert_eq!((v["gaps"].as_u64(), v["applied"].as_u64()), (Some(1), Some(9)));
+    // Venue and market must match.
+    let bad = Command::new(env!("CARGO_BIN_EXE_ferrofeed"))
+        .args(["book", "replay", "--venue", "bybit", "--market", "usdm", "--updates", &updates])
+        .output()
+        .expect("runs");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("bybit has no market usdm"));
+}

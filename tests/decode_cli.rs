@@ -117,3 +117,30 @@ fn reads_standard_input_and_rejects_unknown_markets() {
     assert!(text.contains("ferrofeed decode --venue binance --market spot"), "{text}");
     assert!(text.contains("exit code is 1"), "{text}");
 }
+
+#[test]
+fn decodes_bybit_frames_with_the_bybit_market_names() {
+    let path = format!("{FIXTURES}bybit_v5/public_trade.linear.json");
+    let out = decode(&["--venue", "bybit", "--market", "linear", &path]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = lines(&out);
+    assert!(!lines.is_empty());
+    for v in &lines {
+        assert_eq!(
+            (v["venue"].as_str(), v["market"].as_str(), v["type"].as_str()),
+            (Some("bybit"), Some("linear"), Some("trade"))
+        );
+    }
+    let snap = format!("{FIXTURES}bybit_v5/orderbook_snapshot.spot.json");
+    let out = decode(&["--venue", "bybit", "--market", "spot", &snap]);
+    let v = &lines_of(&out)[0];
+    assert_eq!((v["type"].as_str(), v["market"].as_str()), (Some("book_snapshot"), Some("spot")));
+    let bad = decode(&["--venue", "binance", "--market", "linear", &path]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("binance has no market linear"));
+}
+
+fn lines_of(out: &Output) -> Vec<serde_json::Value> {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    lines(out)
+}
