@@ -18,7 +18,7 @@ use anyhow::{Context, bail};
 
 mod cli;
 use clap::{Parser, Subcommand};
-use ferrofeed_sim::{LoadConfig, MarketConfig, MarketKind, Sim, SimConfig, SymbolSpec};
+use ferrofeed_sim::{BybitCategory, LoadConfig, MarketConfig, MarketKind, Sim, SimConfig, SymbolSpec};
 use ferrofeed_venues::binance::{Market, normalize};
 
 #[derive(Debug, Parser)]
@@ -30,13 +30,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Run the Binance exchange simulator on loopback until Ctrl-C.
+    /// Run the exchange simulator (Binance; Bybit v5 public with
+    /// --markets bybit-linear,bybit-spot) on loopback until Ctrl-C.
     ///
-    /// Prints one JSON line per market with its WebSocket and REST base URLs, then
-    /// serves. Fault injection and ground truth: the /admin API on each port
-    /// (docs/sim.md).
+    /// Prints one JSON line per market with its WebSocket and REST base URLs
+    /// (Bybit: also the full public URL), then serves. Fault injection and
+    /// ground truth: the /admin API on each port (docs/sim.md).
     ///
-    /// Example: ferrofeed sim --port-base 9400 --seed 7 --markets spot,usdm
+    /// Example: ferrofeed sim --port-base 9400 --seed 7 --markets spot,usdm,bybit-linear
     #[command(verbatim_doc_comment)]
     Sim(SimArgs),
     /// Measure: end-to-end throughput (e2e), latency, local-book speed (book)
@@ -309,14 +310,15 @@ struct DecodeArgs {
 
 #[derive(Debug, clap::Args)]
 struct SimArgs {
-    /// First port; markets get consecutive ports in the order spot, usdm, coinm, options.
+    /// First port; markets get consecutive ports in the order of --markets.
     /// Default: free ports chosen by the OS.
     #[arg(long)]
     port_base: Option<u16>,
     /// Seed of the market-data generator (same seed, same data sequence).
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Markets to serve, comma separated: spot, usdm, coinm, options.
+    /// Markets to serve, comma separated: spot, usdm, coinm, options (Binance),
+    /// bybit-linear, bybit-spot (Bybit v5 public).
     #[arg(long, value_delimiter = ',', default_value = "spot,usdm,coinm,options")]
     markets: Vec<String>,
     /// Replace the default symbols with N synthetic ones (S0000USDT, ...).
@@ -329,7 +331,7 @@ struct SimArgs {
     /// readable at /admin/book?update_id= (to check a client's local books).
     #[arg(long, default_value_t = 0)]
     book_history: usize,
-    /// Serve a load stream `loadusdt@trade` of N sequenced frames on every market.
+    /// Serve a load stream `loadusdt@trade` of N sequenced frames on every Binance market.
     #[arg(long)]
     load_messages: Option<u64>,
     /// Load stream rate in frames per second (default: as fast as the client reads).
@@ -360,15 +362,23 @@ fn sim_config(a: &SimArgs) -> anyhow::Result<SimConfig> {
     }
     let mut markets = Vec::new();
     for name in &a.markets {
-        let kind = MarketKind::from_name(name.trim())
-            .with_context(|| format!("unknown market {name:?}: expected spot, usdm, coinm or options"))?;
-        let mut m = MarketConfig::new(kind);
+        let name = name.trim();
+        let bybit = name.strip_prefix("bybit-").and_then(|c| BybitCategory::ALL.into_iter().find(|b| b.name() == c));
+        let mut m = match (bybit, MarketKind::from_name(name)) {
+            (Some(c), _) => MarketConfig::bybit(c),
+            (None, Some(kind)) => MarketConfig::new(kind),
+            (None, None) => {
+                bail!("unknown market {name:?}: expected spot, usdm, coinm, options, bybit-linear or bybit-spot")
+            }
+        };
         if let Some(n) = a.synthetic_symbols {
             m.symbols = SymbolSpec::synthetic(n);
         }
         m.timing.scale = a.time_scale;
         m.book_history = a.book_history;
-        if let Some(n) = a.load_messages {
+        if let Some(n) = a.load_messages
+            && bybit.is_none()
+        {
             m.load = Some(LoadConfig::new(n, a.load_rate));
         }
         markets.push(m);
@@ -385,10 +395,15 @@ fn sim_config(a: &SimArgs) -> anyhow::Result<SimConfig> {
 async fn run_sim(a: SimArgs) -> anyhow::Result<()> {
     let sim = Sim::start(sim_config(&a)?).await.context("binding the simulator's ports")?;
     for m in sim.markets() {
-        println!(
-            "{}",
-            serde_json::json!({"venue": "binance", "market": m.kind().name(), "ws": m.ws_url(), "rest": m.rest_url()})
-        );
+        let line = match (m.config().bybit_category(), m.bybit_url()) {
+            (Some(c), Some(url)) => serde_json::json!(
+                {"venue": "bybit", "market": c.name(), "ws": m.ws_url(), "rest": m.rest_url(), "url": url}
+            ),
+            _ => {
+                serde_json::json!({"venue": "binance", "market": m.kind().name(), "ws": m.ws_url(), "rest": m.rest_url()})
+            }
+        };
+        println!("{line}");
     }
     cli::signal::shutdown().await;
     sim.shutdown().await;

@@ -59,12 +59,55 @@ async fn sim_prints_one_json_line_per_market_and_serves_trades() {
     assert_eq!(v["s"], "BTCUSDT");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_serves_bybit_markets_with_their_own_json_lines() {
+    let mut child = Child(
+        bin()
+            .args(["sim", "--markets", "usdm,bybit-linear,bybit-spot", "--seed", "3"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn ferrofeed sim"),
+    );
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let mut markets = Vec::new();
+    for _ in 0..3 {
+        let line = lines.next().expect("a line").expect("utf-8");
+        markets.push(serde_json::from_str::<serde_json::Value>(&line).expect("JSON line"));
+    }
+    assert_eq!((&markets[0]["venue"], &markets[0]["market"]), (&"binance".into(), &"usdm".into()));
+    for (m, category) in markets[1..].iter().zip(["linear", "spot"]) {
+        assert_eq!((&m["venue"], m["market"].as_str()), (&"bybit".into(), Some(category)), "{m}");
+        let ws = m["ws"].as_str().unwrap();
+        assert!(ws.starts_with("ws://127.0.0.1:"), "{m}");
+        assert_eq!(m["url"].as_str(), Some(format!("{ws}/v5/public/{category}").as_str()), "{m}");
+        assert!(m["rest"].as_str().unwrap().starts_with("http://127.0.0.1:"), "{m}");
+    }
+    let (mut ws, _) = tokio_tungstenite::connect_async(markets[1]["url"].as_str().unwrap()).await.expect("connect");
+    let sub = r#"{"op":"subscribe","req_id":"1","args":["publicTrade.BTCUSDT"]}"#;
+    futures_util::SinkExt::send(&mut ws, Message::Text(sub.into())).await.expect("send");
+    let trade = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(Ok(Message::Text(t))) = ws.next().await {
+                let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+                if v["topic"] == "publicTrade.BTCUSDT" {
+                    return v;
+                }
+            }
+        }
+    })
+    .await
+    .expect("a trade in time");
+    assert_eq!(trade["data"][0]["s"], "BTCUSDT");
+}
+
 #[test]
 fn bad_arguments_are_clear_errors_not_panics() {
     let out = bin().args(["sim", "--markets", "spot,moon"]).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unknown market \"moon\""), "{err}");
+    assert!(err.contains("bybit-linear"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 
     let out = bin().args(["demo", "--duration", "soon"]).output().unwrap();

@@ -188,6 +188,7 @@ pub(crate) async fn handle<B>(req: Request<B>, hub: Arc<Hub>) -> Resp {
             None => json(StatusCode::NOT_FOUND, serde_json::json!({"error": "no such account"}).to_string()),
         },
         (Method::GET, "/admin/accounts") => ok(serde_json::to_value(m.accounts()).unwrap_or_default()),
+        (Method::GET, "/admin/bybit_private") => ok(serde_json::to_value(m.bybit_private_conns()).unwrap_or_default()),
         (Method::POST, "/admin/expire_listen_key") => {
             ok(serde_json::json!({ "expired": m.expire_listen_key(get("key")) }))
         }

@@ -165,7 +165,7 @@ async fn read_loop(
     let limits = &hub.cfg.limits;
     let opened = Instant::now();
     let lifetime_end = opened + limits.max_lifetime;
-    let bybit = kind == ConnKind::Bybit;
+    let bybit = matches!(kind, ConnKind::Bybit | ConnKind::BybitPrivate);
     let far = opened + Duration::from_secs(100 * 365 * 86400);
     // Bybit: the client pings; the server only cuts idle connections.
     let mut next_ping = if bybit { far } else { opened + limits.ping_interval };
@@ -282,6 +282,7 @@ async fn handle_text(hub: &Hub, id: u64, kind: ConnKind, text: &str, ctrl: &mpsc
             (Some(ws::encode(ws::op::TEXT, text.as_bytes())), ok)
         }
         ConnKind::Bybit => crate::bybit::answer(hub, id, text),
+        ConnKind::BybitPrivate => crate::bybit_private::answer(hub, id, text),
     };
     let delay = {
         let mut st = hub.lock();

@@ -67,6 +67,8 @@ pub(crate) enum ConnKind {
     WsApi,
     /// A Bybit v5 public stream (`/v5/public/<category>`).
     Bybit,
+    /// The Bybit v5 private stream (`/v5/private`, `crate::bybit_private`).
+    BybitPrivate,
 }
 
 /// A listenKey a connection reads, with its optional `events=` filter.
@@ -242,6 +244,8 @@ pub(crate) struct HubState {
     pub fault_rng: ChaCha8Rng,
     /// Accounts, orders and listenKeys (the private side).
     pub accounts: Accounts,
+    /// Bybit private connections' op log and id counters.
+    pub bybit_private: crate::bybit_private::PrivState,
 }
 
 impl std::fmt::Debug for HubState {
@@ -317,6 +321,7 @@ impl Hub {
                 load_stream,
                 fault_rng: ChaCha8Rng::seed_from_u64(seed ^ 0xfa17),
                 accounts: Accounts::new(&cfg.accounts, seed),
+                bybit_private: Default::default(),
             }),
             cfg,
             epoch: Instant::now(),
@@ -766,13 +771,16 @@ impl Hub {
 
     // ----- faults -----
 
-    /// Kills every private connection (WS-API, or reading a listenKey, or on
-    /// the `/private` route); returns how many.
+    /// Kills every private connection (WS-API, Bybit `/v5/private`, or reading
+    /// a listenKey, or on the `/private` route); returns how many.
     pub(crate) fn kill_private(&self, mode: KillMode) -> usize {
         let mut st = self.lock();
         let mut n = 0;
         for c in st.conns.values() {
-            if c.kind == ConnKind::WsApi || !c.listen.is_empty() || c.route == Some(Route::Private) {
+            if matches!(c.kind, ConnKind::WsApi | ConnKind::BybitPrivate)
+                || !c.listen.is_empty()
+                || c.route == Some(Route::Private)
+            {
                 let _ = c.kill_tx.send(Some(mode));
                 n += 1;
             }

@@ -32,6 +32,7 @@
 //! - `private`: listenKey and signed order REST endpoints; `wsapi`: the spot WebSocket API.
 //! - `load`: the pre-encoded, sequenced load stream.
 //! - `bybit`: Bybit v5 public WebSocket (ops, acks, errors, `publicTrade`, `orderbook`, `tickers`).
+//! - `bybit_private`: Bybit v5 private WebSocket (`auth`, `order`/`execution`/`position`/`wallet`) and `POST /v5/order/create`.
 //!
 //! # Independence
 //!
@@ -45,6 +46,7 @@ mod account;
 mod admin;
 mod auth;
 mod bybit;
+mod bybit_private;
 mod config;
 mod conn;
 mod hub;
@@ -69,6 +71,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use account::{AccountView, BalanceView, ListenKeyView, OrderView, PositionView};
+pub use bybit_private::{BybitOp, BybitPrivateConn};
 pub use config::{
     AccountSpec, BybitCategory, Limits, LoadConfig, MarketConfig, MarketKind, SimConfig, SymbolSpec, TEST_API_KEY,
     TEST_ED25519_SEED, TEST_HMAC_SECRET, Timing, Venue,

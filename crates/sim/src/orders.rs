@@ -348,7 +348,7 @@ fn apply_spot_fill(
 
 /// Futures: one-way position (average entry), realized profit and the 0.05 %
 /// fee go to the wallet of the margin asset.
-fn apply_futures_fill(
+pub(crate) fn apply_futures_fill(
     kind: MarketKind,
     a: &mut Account,
     spec: &SymbolSpec,
@@ -561,7 +561,7 @@ pub(crate) fn entry_price(kind: MarketKind, spec: &SymbolSpec, amt_lots: i64, co
 }
 
 /// Unrealized profit of a position at `mark` ticks (`AMT`).
-fn unrealized(kind: MarketKind, spec: &SymbolSpec, amt_lots: i64, cost: i128, mark: i64) -> i128 {
+pub(crate) fn unrealized(kind: MarketKind, spec: &SymbolSpec, amt_lots: i64, cost: i128, mark: i64) -> i128 {
     if amt_lots == 0 {
         return 0;
     }

@@ -123,8 +123,16 @@ async fn route(req: Request<Incoming>, hub: Arc<Hub>) -> Resp {
         return admin::handle(req, hub).await;
     }
     if hub.cfg.bybit_category().is_some() {
-        // The Bybit markets serve no REST (yet).
-        return json(StatusCode::NOT_FOUND, r#"{"retCode":10001,"retMsg":"Not found","result":{}}"#);
+        // The Bybit markets serve only the order endpoint (`crate::bybit_private`).
+        if !crate::bybit_private::is_rest_path(&hub, &path) {
+            return json(StatusCode::NOT_FOUND, r#"{"retCode":10001,"retMsg":"Not found","result":{}}"#);
+        }
+        let (parts, body) = req.into_parts();
+        let body = match http_body_util::BodyExt::collect(http_body_util::Limited::new(body, MAX_BODY)).await {
+            Ok(c) => c.to_bytes(),
+            Err(_) => return json(StatusCode::PAYLOAD_TOO_LARGE, r#"{"retCode":10001,"retMsg":"body too large"}"#),
+        };
+        return crate::bybit_private::rest(&Request::from_parts(parts, body), &hub);
     }
     if ![Method::GET, Method::POST, Method::PUT, Method::DELETE].contains(req.method()) {
         return venue_error(StatusCode::METHOD_NOT_ALLOWED, -1000, "Method not allowed.");
@@ -157,8 +165,15 @@ impl WsTarget {
 /// takes `?listenKey=<k>[&events=A/B]` (repeatable).
 fn parse_ws_path(hub: &Hub, path: &str, q: Option<&str>) -> Option<WsTarget> {
     if let Some(cat) = hub.cfg.bybit_category() {
-        return (path.trim_end_matches('/') == cat.path())
-            .then(|| WsTarget { kind: ConnKind::Bybit, ..WsTarget::streams(None, false, vec![]) });
+        let p = path.trim_end_matches('/');
+        let kind = if p == cat.path() {
+            ConnKind::Bybit
+        } else if p == crate::bybit_private::PATH && cat == crate::config::BybitCategory::Linear {
+            ConnKind::BybitPrivate
+        } else {
+            return None;
+        };
+        return Some(WsTarget { kind, ..WsTarget::streams(None, false, vec![]) });
     }
     let mut t = parse_ws_streams(hub, path, q)?;
     let keys_here = match hub.kind() {
