@@ -426,14 +426,11 @@ impl BinancePrivateClient {
             }
             EngineKind::Connected => self.out.push_back(status(EventKind::Connected)),
             EngineKind::Reconnected => {
-                // No sequence numbers on user streams: what happened during the
-                // outage cannot be counted, only reported.
+                // The engine follows with a `gap` of unknown extent: user
+                // streams have no sequence numbers, so what happened during
+                // the outage cannot be counted, only reported.
                 self.stats.reconnects += 1;
                 self.out.push_back(status(EventKind::Reconnected));
-                self.out.push_back(status(EventKind::Gap(Gap {
-                    stream: USER_STREAM.to_string(),
-                    missing: Missing::Unknown { missing: UnknownExtent::Unknown },
-                })));
             }
             EngineKind::Disconnected { reason } => {
                 let reason = self.scrub(&reason);

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ferrofeed::book::{BookSync, SyncConfig, SyncEvent, VecSide};
 use ferrofeed::bybit::{BybitClient, BybitConfig, Category, Environment};
-use ferrofeed::engine::{BackoffConfig, Event, EventKind, EventReceiver};
+use ferrofeed::engine::{BackoffConfig, Event, EventKind, EventReceiver, Missing};
 use ferrofeed::model::event::{EventKind as Kind, Level};
 use ferrofeed::venues::bybit::{book, normalize};
 use ferrofeed_sim::{BybitCategory, KillMode, MarketConfig, MarketHandle, Sim, SimConfig};
@@ -208,9 +208,11 @@ struct TradeLog {
     delivered: u64,
     /// Lost ids inside a reported `Gap` of the topic.
     in_gaps: u64,
-    /// Lost ids while the topic's connection was down (between its
-    /// `Disconnected` and the next socket's data).
+    /// Lost ids covered by a `Gap` of unknown extent on the topic (the
+    /// engine reports one for every unsequenced stream after a reconnect).
     across_reconnects: u64,
+    /// Unknown-extent gaps seen on the topic so far.
+    unknown_gaps: u64,
     unreported: Vec<(u64, u64)>,
     gaps: Vec<(u64, u64)>,
 }
@@ -218,16 +220,16 @@ struct TradeLog {
 impl TradeLog {
     /// Accounts delivered id `id` on `conn` (disconnect count `disc`); ids up
     /// to `end` count.
-    fn on_trade(&mut self, id: u64, conn: u64, disc: &HashMap<u64, u64>, end: u64) {
-        let now = disc.get(&conn).copied().unwrap_or(0);
-        if let Some((prev, pconn, pdisc)) = self.last {
+    fn on_trade(&mut self, id: u64, _conn: u64, _disc: &HashMap<u64, u64>, end: u64) {
+        let now = self.unknown_gaps;
+        if let Some((prev, _, pgaps)) = self.last {
             assert!(id > prev, "duplicate or reordered trade id {id} after {prev}");
             let (from, to) = (prev + 1, (id - 1).min(end));
             if from <= to {
                 let n = to - from + 1;
                 if self.gaps.iter().any(|(a, b)| *a <= from && to <= *b) {
                     self.in_gaps += n;
-                } else if disc.get(&pconn).copied().unwrap_or(0) > pdisc {
+                } else if self.unknown_gaps > pgaps {
                     self.across_reconnects += n;
                 } else {
                     self.unreported.push((from, to));
@@ -239,15 +241,15 @@ impl TradeLog {
         if id <= end {
             self.delivered += 1;
         }
-        self.last = Some((id, conn, now));
+        self.last = Some((id, 0, now));
     }
 }
 
 /// Loss accounting through a kill storm. Bybit trades carry no sequence the
-/// engine can track (linear trade ids are UUIDs on the venue), so a loss is
-/// reported as the topic's connection going down and coming back; the
-/// simulator's consecutive ids check that every trade is delivered once or
-/// lost inside such a window (or a `Gap`, had one been reported).
+/// engine can track (linear trade ids are UUIDs on the venue), so after every
+/// reconnect the engine reports a `Gap` of unknown extent on each such topic;
+/// the simulator's consecutive ids check that every trade is delivered once or
+/// lost where such a gap was reported.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_storm_every_trade_is_delivered_or_lost_in_a_reported_outage() {
     let (_sim, h) = start_market(BybitCategory::Linear, 6, |m| m.timing.actions_per_sec = 150.0).await;
@@ -283,7 +285,13 @@ async fn kill_storm_every_trade_is_delivered_or_lost_in_a_reported_outage() {
                 let end = ends.as_ref().map_or(u64::MAX, |e| e[&stream]);
                 logs.get_mut(&stream).expect("subscribed topic").on_trade(trade_id(&payload), ev.conn, &disc, end);
             }
-            EventKind::Gap { stream, from, to, .. } => logs.get_mut(&stream).expect("topic").gaps.push((from, to)),
+            EventKind::Gap { stream, from, to, missing } => {
+                let log = logs.get_mut(&stream).expect("topic");
+                match missing {
+                    Missing::Unknown => log.unknown_gaps += 1,
+                    Missing::Count(_) => log.gaps.push((from, to)),
+                }
+            }
             EventKind::Disconnected { .. } => *disc.entry(ev.conn).or_default() += 1,
             EventKind::Reconnected => reconnects += 1,
             EventKind::SubscriptionFailed { stream, msg, .. } => panic!("{stream} refused: {msg}"),

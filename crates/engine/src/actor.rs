@@ -588,9 +588,27 @@ impl<T: Transport> Actor<T> {
         self.set_state(State::Active);
         let used = link.pacer.used();
         self.state.send_modify(|s| s.msgs_in_window = used);
-        let kind = if self.ever_active { EventKind::Reconnected } else { EventKind::Connected };
+        let reconnected = self.ever_active;
+        let kind = if reconnected { EventKind::Reconnected } else { EventKind::Connected };
         self.ever_active = true;
-        self.emit(link.epoch, kind).await
+        if !self.emit(link.epoch, kind).await {
+            return false;
+        }
+        if reconnected {
+            // Streams whose sequence the tracker cannot follow (no numbers, or
+            // none seen yet) may have lost data during the outage without any
+            // way to tell: say so once per stream rather than stay silent.
+            // Sequenced streams report exact gaps with their next message.
+            let unsequenced: Vec<String> =
+                self.desired.iter().filter(|s| self.seq.last(s).is_none()).cloned().collect();
+            for stream in unsequenced {
+                let gap = EventKind::Gap { stream, from: 0, to: 0, missing: crate::event::Missing::Unknown };
+                if !self.emit(link.epoch, gap).await {
+                    return false;
+                }
+            }
+        }
+        true
     }
 
     /// Handles one message from `link`. `primary` is false for a rotation candidate.
