@@ -21,3 +21,4 @@
 pub mod auth;
 pub mod binance;
 pub mod bybit;
+mod dec;
