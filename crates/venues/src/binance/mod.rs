@@ -153,46 +153,7 @@ fn head_or_skip<'de: 'a, 'a, D: serde::Deserializer<'de>>(d: D) -> Result<Option
     d.deserialize_any(V(std::marker::PhantomData))
 }
 
-/// An unsigned id, or `None` for any other value (skipped without allocating).
-fn id_or_skip<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    struct V;
-    impl<'de> serde::de::Visitor<'de> for V {
-        type Value = Option<u64>;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("an id or any value")
-        }
-        fn visit_u64<E>(self, v: u64) -> Result<Option<u64>, E> {
-            Ok(Some(v))
-        }
-        fn visit_i64<E>(self, v: i64) -> Result<Option<u64>, E> {
-            Ok(u64::try_from(v).ok())
-        }
-        fn visit_f64<E>(self, _: f64) -> Result<Option<u64>, E> {
-            Ok(None)
-        }
-        fn visit_str<E>(self, _: &str) -> Result<Option<u64>, E> {
-            Ok(None)
-        }
-        fn visit_bool<E>(self, _: bool) -> Result<Option<u64>, E> {
-            Ok(None)
-        }
-        fn visit_unit<E>(self) -> Result<Option<u64>, E> {
-            Ok(None)
-        }
-        fn visit_none<E>(self) -> Result<Option<u64>, E> {
-            Ok(None)
-        }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Option<u64>, A::Error> {
-            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-            Ok(None)
-        }
-        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Option<u64>, A::Error> {
-            while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
-            Ok(None)
-        }
-    }
-    d.deserialize_any(V)
-}
+use crate::dec::u64_or_skip as id_or_skip;
 
 impl VenueRules for BinanceRules {
     fn name(&self) -> &str {

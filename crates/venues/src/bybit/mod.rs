@@ -285,43 +285,7 @@ fn req_id<'de, D: de::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> 
     d.deserialize_any(V)
 }
 
-/// An unsigned integer, or `None` for any other value (skipped).
-fn u64_or_skip<'de, D: de::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    struct V;
-    impl<'de> Visitor<'de> for V {
-        type Value = Option<u64>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("an integer or any value")
-        }
-        fn visit_u64<E>(self, v: u64) -> Result<Option<u64>, E> {
-            Ok(Some(v))
-        }
-        fn visit_i64<E>(self, v: i64) -> Result<Option<u64>, E> {
-            Ok(u64::try_from(v).ok())
-        }
-        fn visit_f64<E>(self, _: f64) -> Result<Option<u64>, E> {
-            Ok(None)
-        }
-        fn visit_str<E>(self, _: &str) -> Result<Option<u64>, E> {
-            Ok(None)
-        }
-        fn visit_bool<E>(self, _: bool) -> Result<Option<u64>, E> {
-            Ok(None)
-        }
-        fn visit_unit<E>(self) -> Result<Option<u64>, E> {
-            Ok(None)
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<u64>, A::Error> {
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
-            Ok(None)
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<u64>, A::Error> {
-            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-            Ok(None)
-        }
-    }
-    d.deserialize_any(V)
-}
+use crate::dec::u64_or_skip;
 
 /// An object `data`'s head, or `None` for an array or scalar (trades,
 /// klines, private topics), skipped without allocating.
