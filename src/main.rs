@@ -31,7 +31,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Run the exchange simulator (Binance; Bybit v5 public with
-    /// --markets bybit-linear,bybit-spot) on loopback until Ctrl-C.
+    /// --markets bybit-linear,bybit-spot,bybit-inverse,bybit-option) on loopback until Ctrl-C.
     ///
     /// Prints one JSON line per market with its WebSocket and REST base URLs
     /// (Bybit: also the full public URL), then serves. Fault injection and
@@ -318,7 +318,7 @@ struct SimArgs {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Markets to serve, comma separated: spot, usdm, coinm, options (Binance),
-    /// bybit-linear, bybit-spot (Bybit v5 public).
+    /// bybit-linear, bybit-spot, bybit-inverse, bybit-option (Bybit v5 public).
     #[arg(long, value_delimiter = ',', default_value = "spot,usdm,coinm,options")]
     markets: Vec<String>,
     /// Replace the default symbols with N synthetic ones (S0000USDT, ...).
@@ -368,7 +368,9 @@ fn sim_config(a: &SimArgs) -> anyhow::Result<SimConfig> {
             (Some(c), _) => MarketConfig::bybit(c),
             (None, Some(kind)) => MarketConfig::new(kind),
             (None, None) => {
-                bail!("unknown market {name:?}: expected spot, usdm, coinm, options, bybit-linear or bybit-spot")
+                bail!(
+                    "unknown market {name:?}: expected spot, usdm, coinm, options, bybit-linear, bybit-spot, bybit-inverse or bybit-option"
+                )
             }
         };
         if let Some(n) = a.synthetic_symbols {

@@ -76,17 +76,24 @@ pub enum BybitCategory {
     Spot,
     /// Linear contracts (`/v5/public/linear`).
     Linear,
+    /// Inverse contracts (`/v5/public/inverse`): `BTCUSD`, quantities in whole contracts of 1 USD.
+    Inverse,
+    /// USDC options (`/v5/public/option`): `BTC-26DEC26-100000-C`.
+    Option,
 }
 
 impl BybitCategory {
-    /// Both categories.
-    pub const ALL: [BybitCategory; 2] = [BybitCategory::Spot, BybitCategory::Linear];
+    /// Every category.
+    pub const ALL: [BybitCategory; 4] =
+        [BybitCategory::Spot, BybitCategory::Linear, BybitCategory::Inverse, BybitCategory::Option];
 
-    /// The venue's name: `spot`, `linear`.
+    /// The venue's name: `spot`, `linear`, `inverse`, `option`.
     pub fn name(self) -> &'static str {
         match self {
             BybitCategory::Spot => "spot",
             BybitCategory::Linear => "linear",
+            BybitCategory::Inverse => "inverse",
+            BybitCategory::Option => "option",
         }
     }
 
@@ -95,16 +102,26 @@ impl BybitCategory {
         match self {
             BybitCategory::Spot => "/v5/public/spot",
             BybitCategory::Linear => "/v5/public/linear",
+            BybitCategory::Inverse => "/v5/public/inverse",
+            BybitCategory::Option => "/v5/public/option",
         }
     }
 
-    /// The Binance-shaped market whose generator behaviour it reuses (spot, or
-    /// USD-M for linear).
+    /// The Binance-shaped market whose generator behaviour it reuses (spot,
+    /// USD-M for linear, COIN-M for inverse, options for option).
     pub fn generator_kind(self) -> MarketKind {
         match self {
             BybitCategory::Spot => MarketKind::Spot,
             BybitCategory::Linear => MarketKind::UsdM,
+            BybitCategory::Inverse => MarketKind::CoinM,
+            BybitCategory::Option => MarketKind::Options,
         }
+    }
+
+    /// Linear or inverse: futures-style payloads (`L`, tickers deltas with
+    /// funding and mark, `req_id` always in replies, `allLiquidation`).
+    pub fn is_futures(self) -> bool {
+        matches!(self, BybitCategory::Linear | BybitCategory::Inverse)
     }
 }
 
@@ -145,6 +162,9 @@ pub struct Limits {
     /// Bybit: close a connection when the client sent nothing (no ping, no
     /// request) for this long (the venue's 10 minutes). Binance markets ignore it.
     pub idle_timeout: Duration,
+    /// Bybit: the total characters of the topics one public connection may
+    /// hold (the venue's 21 000). Binance markets ignore it.
+    pub max_topic_chars: usize,
 }
 
 impl Limits {
@@ -172,6 +192,7 @@ impl Limits {
             max_recv_window_ms: 60_000,
             max_open_orders: 200,
             idle_timeout: Duration::from_secs(600),
+            max_topic_chars: usize::MAX,
         }
     }
 
@@ -179,16 +200,31 @@ impl Limits {
     /// connections per 5 minutes, a 10-minute idle cut, no server pings (the
     /// client pings). The venue states no incoming message rate or connection
     /// lifetime for public streams; the simulator allows 100 messages a second
-    /// and 24 h.
+    /// and 24 h. The topics of one connection may total 21 000 characters;
+    /// `max_streams_per_conn` is enforced on option connections only (2000,
+    /// see [`Limits::bybit_for`]).
     pub fn bybit() -> Limits {
         Limits {
             max_streams_per_conn: 21_000 / 16,
+            max_topic_chars: 21_000,
             max_incoming_msgs: 100,
             max_conn_attempts: 500,
             ping_interval: Duration::from_secs(100 * 365 * 86_400),
             pong_timeout: Duration::from_secs(100 * 365 * 86_400),
             ..Limits::binance(MarketKind::Spot)
         }
+    }
+}
+
+impl Limits {
+    /// [`Limits::bybit`] with the category's own caps: option connections
+    /// hold at most 2000 topics.
+    pub fn bybit_for(category: BybitCategory) -> Limits {
+        let mut l = Limits::bybit();
+        if category == BybitCategory::Option {
+            l.max_streams_per_conn = 2000;
+        }
+        l
     }
 }
 
@@ -224,6 +260,40 @@ impl Timing {
     pub(crate) fn cadence(&self, ms: u64) -> Duration {
         Duration::from_secs_f64((ms as f64 * self.scale / 1000.0).max(0.001))
     }
+}
+
+/// The default spot instruments: (base, quote, price decimals, quantity decimals, price).
+const SPOT: &[(&str, &str, u32, u32, f64)] = &[
+    ("BTC", "USDT", 2, 5, 97000.0),
+    ("ETH", "USDT", 2, 4, 3400.0),
+    ("BNB", "USDT", 2, 3, 640.0),
+    ("SOL", "USDT", 2, 3, 190.0),
+    ("XRP", "USDT", 4, 1, 2.3),
+    ("ADA", "USDT", 4, 1, 0.95),
+    ("DOGE", "USDT", 5, 0, 0.38),
+    ("TRX", "USDT", 4, 1, 0.25),
+    ("AVAX", "USDT", 2, 2, 38.0),
+    ("LINK", "USDT", 2, 2, 23.0),
+    ("DOT", "USDT", 3, 2, 7.1),
+    ("LTC", "USDT", 2, 3, 105.0),
+    ("BCH", "USDT", 1, 3, 450.0),
+    ("ATOM", "USDT", 3, 2, 6.9),
+    ("NEAR", "USDT", 3, 1, 5.2),
+    ("UNI", "USDT", 3, 2, 13.0),
+    ("APT", "USDT", 2, 2, 9.8),
+    ("ARB", "USDT", 4, 1, 0.77),
+    ("OP", "USDT", 3, 2, 1.9),
+    ("FIL", "USDT", 3, 2, 5.0),
+    ("ETH", "BTC", 5, 4, 0.035),
+    ("BNB", "BTC", 6, 3, 0.0066),
+    ("SOL", "BTC", 7, 2, 0.00196),
+    ("LTC", "BTC", 6, 2, 0.00108),
+];
+
+/// The default spot price of `base` against USDT (the underlying of the
+/// simulated options and inverse contracts).
+pub(crate) fn spot_price(base: &str) -> Option<f64> {
+    SPOT.iter().find(|(b, q, ..)| *b == base && *q == "USDT").map(|(.., px)| *px)
 }
 
 /// One tradable instrument.
@@ -266,34 +336,37 @@ impl SymbolSpec {
             .collect()
     }
 
+    /// The default symbols of a Bybit category: the Binance spot (or USD-M)
+    /// defaults on spot and linear; inverse perpetuals `BTCUSD`, `ETHUSD`, ...
+    /// (whole contracts); options `BTC-26DEC26-<strike>-<C|P>` and ETH, five
+    /// strikes around the spot price, quoted in USDC.
+    pub fn bybit_defaults(category: BybitCategory) -> Vec<SymbolSpec> {
+        match category {
+            BybitCategory::Spot | BybitCategory::Linear => SymbolSpec::defaults(category.generator_kind()),
+            BybitCategory::Inverse => [("BTC", 2), ("ETH", 2), ("XRP", 4), ("SOL", 3), ("ADA", 4), ("DOT", 3)]
+                .iter()
+                .map(|(b, pd)| SymbolSpec::new(&format!("{b}USD"), b, "USD", *pd, 0, spot_price(b).unwrap_or(1.0)))
+                .collect(),
+            BybitCategory::Option => ["BTC", "ETH"]
+                .iter()
+                .flat_map(|b| {
+                    let spot = spot_price(b).unwrap_or(100.0);
+                    let step = if *b == "BTC" { 5000.0 } else { 200.0 };
+                    (-2..=2).flat_map(move |k| {
+                        let strike = (spot / step).round() * step + k as f64 * step;
+                        ["C", "P"].map(|cp| {
+                            let intrinsic = if cp == "C" { spot - strike } else { strike - spot };
+                            let px = intrinsic.max(0.0) + spot * 0.03;
+                            SymbolSpec::new(&format!("{b}-26DEC26-{strike:.0}-{cp}"), b, "USDC", 1, 2, px)
+                        })
+                    })
+                })
+                .collect(),
+        }
+    }
+
     /// The default symbol list of a market: a few dozen liquid instruments.
     pub fn defaults(kind: MarketKind) -> Vec<SymbolSpec> {
-        const SPOT: &[(&str, &str, u32, u32, f64)] = &[
-            ("BTC", "USDT", 2, 5, 97000.0),
-            ("ETH", "USDT", 2, 4, 3400.0),
-            ("BNB", "USDT", 2, 3, 640.0),
-            ("SOL", "USDT", 2, 3, 190.0),
-            ("XRP", "USDT", 4, 1, 2.3),
-            ("ADA", "USDT", 4, 1, 0.95),
-            ("DOGE", "USDT", 5, 0, 0.38),
-            ("TRX", "USDT", 4, 1, 0.25),
-            ("AVAX", "USDT", 2, 2, 38.0),
-            ("LINK", "USDT", 2, 2, 23.0),
-            ("DOT", "USDT", 3, 2, 7.1),
-            ("LTC", "USDT", 2, 3, 105.0),
-            ("BCH", "USDT", 1, 3, 450.0),
-            ("ATOM", "USDT", 3, 2, 6.9),
-            ("NEAR", "USDT", 3, 1, 5.2),
-            ("UNI", "USDT", 3, 2, 13.0),
-            ("APT", "USDT", 2, 2, 9.8),
-            ("ARB", "USDT", 4, 1, 0.77),
-            ("OP", "USDT", 3, 2, 1.9),
-            ("FIL", "USDT", 3, 2, 5.0),
-            ("ETH", "BTC", 5, 4, 0.035),
-            ("BNB", "BTC", 6, 3, 0.0066),
-            ("SOL", "BTC", 7, 2, 0.00196),
-            ("LTC", "BTC", 6, 2, 0.00108),
-        ];
         match kind {
             MarketKind::Spot => {
                 SPOT.iter().map(|(b, q, pd, qd, px)| SymbolSpec::new(&format!("{b}{q}"), b, q, *pd, *qd, *px)).collect()
@@ -402,11 +475,16 @@ impl MarketConfig {
         }
     }
 
-    /// A Bybit v5 public market of `category` with the venue's limits; the
-    /// symbols are the Binance spot (or USD-M for linear) defaults.
+    /// A Bybit v5 public market of `category` with the venue's limits and
+    /// [`SymbolSpec::bybit_defaults`].
     pub fn bybit(category: BybitCategory) -> MarketConfig {
         let kind = category.generator_kind();
-        MarketConfig { venue: Venue::Bybit(category), limits: Limits::bybit(), ..MarketConfig::new(kind) }
+        MarketConfig {
+            venue: Venue::Bybit(category),
+            limits: Limits::bybit_for(category),
+            symbols: SymbolSpec::bybit_defaults(category),
+            ..MarketConfig::new(kind)
+        }
     }
 
     /// The Bybit category, when it speaks Bybit.

@@ -151,6 +151,10 @@ pub struct Counters {
     pub idle_closes: u64,
     /// Connections reset because their outbound queue was full.
     pub slow_consumer_resets: u64,
+    /// Bybit: subscribe requests refused, in whole (spot, linear, inverse) or
+    /// in part (option: the excess topics in `failTopics`), because the
+    /// connection's topics would exceed `Limits::max_topic_chars` (21 000).
+    pub args_limit_refusals: u64,
     /// Connections killed by the kill fault.
     pub kills: u64,
     /// Server pings sent.

@@ -2,7 +2,7 @@
 //!
 //! A loopback exchange simulator that speaks Binance's real WebSocket and REST
 //! wire protocols for spot, USDⓈ-M, COIN-M and options (and, per market,
-//! Bybit v5 public WebSocket for spot and linear). It is the offline
+//! Bybit v5 public WebSocket for spot, linear, inverse and option). It is the offline
 //! default behind `ferrofeed demo`, the server every integration test talks
 //! to, the fault injector and the load generator.
 //!
@@ -31,7 +31,8 @@
 //! - `orders`: LIMIT/MARKET orders filled against the true book, and the user events.
 //! - `private`: listenKey and signed order REST endpoints; `wsapi`: the spot WebSocket API.
 //! - `load`: the pre-encoded, sequenced load stream.
-//! - `bybit`: Bybit v5 public WebSocket (ops, acks, errors, `publicTrade`, `orderbook`, `tickers`).
+//! - `bybit`: Bybit v5 public WebSocket (ops, acks, errors, topic limits, `publicTrade`, `orderbook`, `tickers`,
+//!   `kline`, `allLiquidation`).
 //! - `bybit_private`: Bybit v5 private WebSocket (`auth`, `order`/`execution`/`position`/`wallet`) and `POST /v5/order/create`.
 //!
 //! # Independence
@@ -109,7 +110,8 @@ pub struct BookView {
 /// Ground truth of one market, as served by `GET /admin/stats`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Stats {
-    /// `spot`, `usdm`, `coinm`, `options`, `bybit-spot` or `bybit-linear`.
+    /// `spot`, `usdm`, `coinm`, `options`, `bybit-spot`, `bybit-linear`,
+    /// `bybit-inverse` or `bybit-option`.
     pub market: String,
     /// Connections currently open.
     pub connections_open: usize,
@@ -227,7 +229,7 @@ impl MarketHandle {
     }
 
     /// The market's name in stats: `spot`, `usdm`, `coinm`, `options`, or
-    /// `bybit-spot`, `bybit-linear`.
+    /// `bybit-spot`, `bybit-linear`, `bybit-inverse`, `bybit-option`.
     pub fn name(&self) -> String {
         match self.hub.cfg.bybit_category() {
             Some(c) => format!("bybit-{}", c.name()),

@@ -36,30 +36,37 @@ struct Window {
     asks: BTreeMap<i64, i64>,
 }
 
+/// One kline bucket built from the generator's trades.
 #[derive(Debug, Clone)]
-struct Candle {
-    open_time: u64,
-    close_time: u64,
+pub(crate) struct Candle {
+    pub(crate) open_time: u64,
+    pub(crate) close_time: u64,
     first_trade: i64,
     last_trade: i64,
-    o: i64,
-    h: i64,
-    l: i64,
-    c: i64,
-    v: i128,
-    q: i128,
+    pub(crate) o: i64,
+    pub(crate) h: i64,
+    pub(crate) l: i64,
+    pub(crate) c: i64,
+    /// Volume in lots.
+    pub(crate) v: i128,
+    /// Quote turnover in ticks × lots.
+    pub(crate) q: i128,
+    /// Inverse turnover: contracts / price, in 1e-8 of the base coin.
+    pub(crate) q_inv: i128,
     taker_v: i128,
     taker_q: i128,
-    n: u64,
+    pub(crate) n: u64,
 }
 
+/// A synthetic liquidation (the largest of a flush period).
 #[derive(Debug, Clone)]
-struct Liquidation {
-    sell: bool,
-    price: i64,
+pub(crate) struct Liquidation {
+    /// A forced sell order, i.e. a long position was liquidated.
+    pub(crate) sell: bool,
+    pub(crate) price: i64,
     avg: i64,
-    qty: i64,
-    time: u64,
+    pub(crate) qty: i64,
+    pub(crate) time: u64,
 }
 
 /// A stale copy of a book for the "stale snapshot" fault.
@@ -92,11 +99,15 @@ pub(crate) struct SymbolState {
     last_qty: i64,
     pub(crate) volume: i128,
     pub(crate) quote: i128,
-    count: u64,
+    /// Inverse turnover since start: contracts / price, in 1e-8 of the base coin.
+    pub(crate) quote_inv: i128,
+    pub(crate) count: u64,
     first_trade_id: u64,
     stats_open_ms: u64,
     last_trade_ms: u64,
-    candles: HashMap<&'static str, (Candle, Option<Candle>)>,
+    /// Per interval: the open candle and the closed ones not yet pushed
+    /// (at most `PENDING_CANDLES`, oldest first).
+    candles: HashMap<&'static str, (Candle, VecDeque<Candle>)>,
     liquidation: Option<Liquidation>,
     /// The copy served by the stale-snapshot fault (between one and two ages old).
     stale: Option<BookCopy>,
@@ -111,6 +122,9 @@ pub(crate) struct SymbolState {
     /// The last trade's tick direction: 0 `PlusTick`, 1 `ZeroPlusTick`, 2 `MinusTick`, 3 `ZeroMinusTick`.
     pub(crate) tick_dir: u8,
 }
+
+/// Closed candles kept per interval until the kline topic's next push.
+const PENDING_CANDLES: usize = 4;
 
 /// Levels per side kept in the book history.
 pub(crate) const HISTORY_DEPTH: usize = 50;
@@ -141,6 +155,8 @@ pub(crate) struct Market {
     pub(crate) bybit_books: HashMap<String, crate::bybit::BookTopic>,
     /// Bybit ticker topics: the fields each last sent.
     pub(crate) bybit_tickers: HashMap<String, BTreeMap<&'static str, String>>,
+    /// Set on Bybit markets.
+    pub(crate) bybit: Option<BybitCategory>,
 }
 
 fn fnv(s: &str) -> u64 {
@@ -214,6 +230,7 @@ impl SymbolState {
             last_qty: 0,
             volume: 0,
             quote: 0,
+            quote_inv: 0,
             count: 0,
             first_trade_id: trade_id + 1,
             stats_open_ms: now_ms,
@@ -322,15 +339,25 @@ impl Market {
             timing: timing.clone(),
             bybit_books: HashMap::new(),
             bybit_tickers: HashMap::new(),
+            bybit: None,
         }
     }
 
     /// Makes the market speak Bybit: trades are produced as
-    /// `publicTrade.<SYMBOL>` in Bybit's shape.
+    /// `publicTrade.<SYMBOL>` (options: `publicTrade.<baseCoin>`, shared by
+    /// every option of that coin) and liquidations as
+    /// `allLiquidation.<SYMBOL>`, in Bybit's shapes.
     pub(crate) fn set_bybit(&mut self, category: BybitCategory) {
+        self.bybit = Some(category);
         for s in &mut self.symbols {
             s.bybit = Some(category);
-            s.names.trade = format!("publicTrade.{}", s.spec.name);
+            s.names.trade = if category == BybitCategory::Option {
+                format!("publicTrade.{}", s.spec.base)
+            } else {
+                format!("publicTrade.{}", s.spec.name)
+            };
+            s.names.option_trade = s.names.trade.clone();
+            s.names.force = format!("allLiquidation.{}", s.spec.name);
         }
     }
 
@@ -388,12 +415,17 @@ impl Market {
             }
         }
         if now_ms >= self.next_liq_flush {
-            self.next_liq_flush = now_ms + self.timing.cadence(1000).as_millis() as u64;
+            // Bybit pushes `allLiquidation` every 500 ms, Binance `forceOrder` every second.
+            let period = if self.bybit.is_some() { 500 } else { 1000 };
+            self.next_liq_flush = now_ms + self.timing.cadence(period).as_millis() as u64;
             for s in &mut self.symbols {
                 if let Some(l) = s.liquidation.take() {
                     let all = tracked.contains("!forceOrder@arr");
                     if all || tracked.contains(&s.names.force) {
-                        let p = force_order_payload(kind, s, &l, now_ms);
+                        let p = match s.bybit {
+                            Some(cat) => crate::bybit::liquidation_payload(cat, s, &l, now_ms),
+                            None => force_order_payload(kind, s, &l, now_ms),
+                        };
                         if tracked.contains(&s.names.force) {
                             out.push(Emit { stream: s.names.force.clone(), payload: p.clone(), id: None });
                         }
@@ -459,6 +491,7 @@ impl Market {
             }
             Topic::BybitBook(sym, depth) => crate::bybit::render_book(self, sym, *depth, now_ms),
             Topic::BybitTicker(sym) => crate::bybit::render_ticker(self, sym, now_ms),
+            Topic::BybitKline(sym, iv) => crate::bybit::render_kline(self, sym, iv, now_ms),
             _ => vec![],
         }
     }
@@ -468,8 +501,18 @@ impl Market {
         if let Some(s) = self.by_lower_mut(sym) {
             let last = s.last;
             let tid = s.trade_id as i64;
-            s.candles.entry(iv).or_insert_with(|| (new_candle(iv, now_ms, last, tid), None));
+            s.candles.entry(iv).or_insert_with(|| (new_candle(iv, now_ms, last, tid), VecDeque::new()));
         }
+    }
+
+    /// The kline of `iv` for `upper` now: the candles that closed since the
+    /// last call (oldest first) and the open one. Starts the candle on first use.
+    pub(crate) fn candles(&mut self, upper: &str, iv: &'static str, now_ms: u64) -> Option<(Vec<Candle>, Candle)> {
+        let i = self.symbol_index(upper)?;
+        let s = &mut self.symbols[i];
+        let (last, tid) = (s.last, s.trade_id as i64);
+        s.candles.entry(iv).or_insert_with(|| (new_candle(iv, now_ms, last, tid), VecDeque::new()));
+        roll_candle(s, iv, now_ms)
     }
 
     /// The REST `depth` body for `symbol` (upper case) with `limit` levels.
@@ -873,14 +916,17 @@ fn record_trade(s: &mut SymbolState, price: i64, q: i64, buy: bool, now_ms: u64)
     s.last_qty = q;
     s.volume += q as i128;
     s.quote += price as i128 * q as i128;
+    let inv = inverse_turnover(&s.spec, price, q);
+    s.quote_inv += inv;
     s.count += 1;
     s.last_trade_ms = now_ms;
     let tid = s.trade_id as i64;
     for (iv, (c, pending)) in s.candles.iter_mut() {
         if now_ms > c.close_time {
-            let mut closed = c.clone();
-            closed.close_time = c.close_time;
-            *pending = Some(closed);
+            if pending.len() >= PENDING_CANDLES {
+                pending.pop_front();
+            }
+            pending.push_back(c.clone());
             *c = new_candle(iv, now_ms, c.c, tid - 1);
         }
         if c.n == 0 {
@@ -894,6 +940,7 @@ fn record_trade(s: &mut SymbolState, price: i64, q: i64, buy: bool, now_ms: u64)
         c.c = price;
         c.v += q as i128;
         c.q += price as i128 * q as i128;
+        c.q_inv += inv;
         if buy {
             c.taker_v += q as i128;
             c.taker_q += price as i128 * q as i128;
@@ -903,12 +950,25 @@ fn record_trade(s: &mut SymbolState, price: i64, q: i64, buy: bool, now_ms: u64)
     }
 }
 
+/// Contracts of 1 quote unit each divided by the price, in 1e-8 of the base
+/// coin (an inverse contract's turnover).
+fn inverse_turnover(spec: &SymbolSpec, price: i64, q: i64) -> i128 {
+    if price <= 0 {
+        return 0;
+    }
+    let num = (q as i128).saturating_mul(10i128.saturating_pow(spec.price_decimals + 8));
+    num / (price as i128).saturating_mul(10i128.saturating_pow(spec.qty_decimals))
+}
+
 fn new_candle(iv: &str, now_ms: u64, last: i64, last_tid: i64) -> Candle {
-    let len = topic::interval_ms(iv);
-    let open_time = now_ms - now_ms % len;
+    let (open_time, close_time) = crate::bybit::kline_bounds(iv, now_ms).unwrap_or_else(|| {
+        let len = topic::interval_ms(iv);
+        let open_time = now_ms - now_ms % len;
+        (open_time, open_time + len - 1)
+    });
     Candle {
         open_time,
-        close_time: open_time + len - 1,
+        close_time,
         first_trade: -1,
         last_trade: last_tid.max(-1),
         o: last,
@@ -917,6 +977,7 @@ fn new_candle(iv: &str, now_ms: u64, last: i64, last_tid: i64) -> Candle {
         c: last,
         v: 0,
         q: 0,
+        q_inv: 0,
         taker_v: 0,
         taker_q: 0,
         n: 0,
@@ -1229,21 +1290,26 @@ fn force_order_payload(kind: MarketKind, s: &SymbolState, l: &Liquidation, now_m
     p
 }
 
-fn kline_render(kind: MarketKind, s: &mut SymbolState, iv: &'static str, now_ms: u64) -> Vec<(String, Option<u64>)> {
+/// The candles of `iv` that closed since the last call (oldest first) and the
+/// open one, rolling over when the open one's interval has ended.
+fn roll_candle(s: &mut SymbolState, iv: &'static str, now_ms: u64) -> Option<(Vec<Candle>, Candle)> {
     let last = s.last;
     let tid = s.trade_id as i64;
-    let Some((c, pending)) = s.candles.get_mut(iv) else { return vec![] };
-    let mut out = Vec::new();
-    let mut closed = pending.take();
-    if closed.is_none() && now_ms > c.close_time {
-        let done = c.clone();
+    let (c, pending) = s.candles.get_mut(iv)?;
+    let mut closed: Vec<Candle> = pending.drain(..).collect();
+    if now_ms > c.close_time {
+        closed.push(c.clone());
         *c = new_candle(iv, now_ms, last, tid);
-        closed = Some(done);
     }
-    let c = c.clone();
+    Some((closed, c.clone()))
+}
+
+fn kline_render(kind: MarketKind, s: &mut SymbolState, iv: &'static str, now_ms: u64) -> Vec<(String, Option<u64>)> {
+    let Some((closed, c)) = roll_candle(s, iv, now_ms) else { return vec![] };
+    let mut out = Vec::new();
     let spec = &s.spec;
-    if let Some(done) = closed {
-        out.push((kline_payload(kind, spec, iv, &done, true, now_ms), None));
+    for done in &closed {
+        out.push((kline_payload(kind, spec, iv, done, true, now_ms), None));
     }
     out.push((kline_payload(kind, spec, iv, &c, false, now_ms), None));
     out

@@ -36,6 +36,10 @@ pub(crate) enum Topic {
     BybitBook(String, usize),
     /// Bybit `tickers.<SYMBOL>`.
     BybitTicker(String),
+    /// Bybit `kline.<interval>.<SYMBOL>` (interval as the venue writes it: `1`, `60`, `D`, ...).
+    BybitKline(String, &'static str),
+    /// Bybit `allLiquidation.<SYMBOL>` (event-driven, from the generator).
+    BybitLiquidation(String),
 }
 
 /// Which USD-M/options route serves a topic.
@@ -188,6 +192,7 @@ impl Topic {
                 }
             }
             Topic::BybitBook(_, depth) => crate::bybit::book_period_ms(*depth),
+            Topic::BybitKline(..) => crate::bybit::KLINE_PERIOD_MS,
             Topic::BybitTicker(_) => {
                 if kind == MarketKind::Spot {
                     50
