@@ -130,6 +130,17 @@ fn d(s: &str) -> Decimal {
     s.parse().expect("decimal")
 }
 
+/// Every fill carries the simulator's taker fee exactly (`execFee`: 0.05 % of
+/// the notional, cut to 8 decimals) in the quote asset (`feeCurrency`).
+fn assert_fees(trades: &[ferrofeed::model::event::UserTrade]) {
+    assert!(!trades.is_empty());
+    for t in trades {
+        let want = (t.price * t.qty * d("0.0005")).trunc_with_scale(8);
+        assert_eq!((t.fee, t.fee_asset.as_deref()), (Some(want), Some("USDT")), "{t:?}");
+        assert!(want > Decimal::ZERO, "{t:?}");
+    }
+}
+
 /// Waits until the open private connection holds `topics`; returns its id.
 async fn subscribed(h: &MarketHandle, topics: &[&str]) -> u64 {
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -162,6 +173,7 @@ async fn orders_arrive_and_a_killed_connection_authenticates_before_anything_els
     assert_eq!((o.status.as_str(), o.side, o.filled_qty, o.qty), ("Filled", Side::Buy, d("0.01"), d("0.01")));
     assert_eq!(trades.iter().map(|t| t.qty).sum::<Decimal>(), d("0.01"));
     assert!(trades.iter().all(|t| t.side == Side::Buy && !t.maker));
+    assert_fees(&trades);
 
     // Kill the private socket: the new one authenticates first, then resubscribes.
     assert_eq!(h.kill_private(KillMode::Reset), 1);
@@ -181,6 +193,7 @@ async fn orders_arrive_and_a_killed_connection_authenticates_before_anything_els
     let (orders, trades) = order_events(&mut rx, &id).await;
     assert_eq!(orders.last().map(|o| (o.side, o.filled_qty)), Some((Side::Sell, d("0.004"))));
     assert_eq!(trades.iter().map(|t| t.qty).sum::<Decimal>(), d("0.004"));
+    assert_fees(&trades);
     c.disconnect_all().await;
 }
 

@@ -109,6 +109,20 @@ async fn spot_market_order_yields_order_and_balance_updates() {
     assert!(!fills.is_empty(), "{orders:#?}");
     let filled: Decimal = fills.iter().map(|f| f.qty).sum();
     assert_eq!(filled, d("0.01"));
+    // Each fill carries its commission exactly as charged: the simulator takes
+    // 0.1 % of the BTC received, the same amount its order answer lists.
+    let answered = answer["fills"].as_array().unwrap_or_else(|| panic!("FULL answer: {answer}"));
+    assert_eq!(answered.len(), fills.len(), "{answer}");
+    for f in &fills {
+        assert_eq!((f.fee, f.fee_asset.as_deref()), (f.qty / d("1000"), Some("BTC")), "{f:?}");
+        let a = answered
+            .iter()
+            .find(|a| a["tradeId"].as_u64().is_some_and(|n| n.to_string() == f.trade_id))
+            .expect("fill in the answer");
+        assert_eq!(Some(f.fee.to_string().as_str()), a["commission"].as_str(), "{a}");
+        assert_eq!(f.fee_asset.as_deref(), a["commissionAsset"].as_str(), "{a}");
+    }
+    assert_eq!(fills.iter().map(|f| f.fee).sum::<Decimal>(), d("0.00001"));
     let last = orders.last().expect("orders");
     assert_eq!((last.status.as_str(), last.side, last.filled_qty), ("FILLED", Side::Buy, d("0.01")));
     assert_eq!(last.order_id, answer["orderId"].to_string());
@@ -145,6 +159,21 @@ async fn usdm_order_yields_order_balance_and_position_updates() {
     });
     let filled = filled.unwrap_or_else(|| panic!("no FILLED order_update: {events:#?}"));
     assert_eq!((filled.side, filled.filled_qty), (Side::Sell, d("0.005")));
+    // Each fill carries its commission: 0.05 % of the notional in USDT, cut to
+    // the simulator's 8 decimals.
+    let fills: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::OrderUpdate(o) => o.fill.clone(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(fills.iter().map(|f| f.qty).sum::<Decimal>(), d("0.005"));
+    for f in &fills {
+        let want = (f.price * f.qty * d("0.0005")).trunc_with_scale(8);
+        assert_eq!((f.fee, f.fee_asset.as_deref()), (want, Some("USDT")), "{f:?}");
+        assert!(f.fee > Decimal::ZERO, "{f:?}");
+    }
     assert!(events.iter().any(|e| matches!(e.kind, EventKind::BalanceUpdate(_))));
     let EventKind::PositionUpdate(p) = &events.last().expect("event").kind else { unreachable!() };
     assert_eq!(p.amount, d("-0.005"));

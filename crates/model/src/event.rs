@@ -173,7 +173,7 @@ pub enum EventKind {
     /// boxed: it is much larger than the market-data kinds).
     OrderUpdate(Box<OrderUpdate>),
     /// One fill of one of the account's orders, without the order's state
-    /// (Binance futures `TRADE_LITE`, private).
+    /// (Binance futures `TRADE_LITE`, Bybit `execution`; private).
     UserTrade(UserTrade),
     /// The state of one of the account's order lists (OCO, OTO, ...) after a
     /// change (private).
@@ -390,8 +390,10 @@ pub struct Kline {
     pub volume: Decimal,
     /// Quote-asset volume.
     pub quote_volume: Decimal,
-    /// Number of trades.
-    pub trades: u64,
+    /// Number of trades, when the venue sends it (Binance `n`); absent when it
+    /// does not (Bybit sends no trade count).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trades: Option<u64>,
     /// Whether the candle is final.
     pub closed: bool,
 }
@@ -504,8 +506,10 @@ pub struct OrderUpdate {
     /// The order's status after the event, as the venue names it (Binance
     /// `NEW`, `PARTIALLY_FILLED`, `FILLED`, `CANCELED`, `EXPIRED`, ...).
     pub status: String,
-    /// The order's limit price (`0` for market orders, as the venue sends it).
-    pub price: Decimal,
+    /// The order's limit price, as the venue sends it (`0` for Binance market
+    /// orders); absent when the venue sends none (Bybit `price: ""`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<Decimal>,
     /// The order's quantity.
     pub qty: Decimal,
     /// The quantity filled so far (cumulative).
@@ -574,7 +578,8 @@ pub struct Fill {
 
 /// One fill of one of the account's orders without the order's state
 /// (Binance futures `TRADE_LITE`: sent earlier than the `order_update` that
-/// reports the same fill; deduplicate by `order_id` and `trade_id`).
+/// reports the same fill, deduplicate by `order_id` and `trade_id`; Bybit
+/// `execution`: every fill, with its fee).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserTrade {
     /// The venue's order id, as a string.
@@ -591,10 +596,22 @@ pub struct UserTrade {
     pub qty: Decimal,
     /// Whether the order was the maker of this trade.
     pub maker: bool,
-    /// The order's limit price (`0` for market orders).
-    pub order_price: Decimal,
+    /// The order's limit price, as the venue sends it (`0` for Binance market
+    /// orders); absent when the venue sends none (Bybit `orderPrice: ""`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_price: Option<Decimal>,
     /// The order's quantity.
     pub order_qty: Decimal,
+    /// The commission charged for this fill, exactly as the venue states it
+    /// (Bybit `execFee`; negative: a rebate); absent when the payload carries
+    /// none (Binance `TRADE_LITE`: the fee arrives with the `order_update` of
+    /// the same fill, in its `fill`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fee: Option<Decimal>,
+    /// The asset the commission was charged in, when the venue names it (Bybit
+    /// `feeCurrency`, absent when `""` or not sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fee_asset: Option<String>,
 }
 
 /// The state of one of the account's order lists (Binance spot `listStatus`:
@@ -692,13 +709,17 @@ pub struct PositionUpdate {
     /// The position amount in contracts or base units: negative for a short
     /// in one-way mode, `0` when closed.
     pub amount: Decimal,
-    /// The average entry price.
-    pub entry_price: Decimal,
+    /// The average entry price; absent when the venue sends none (Bybit
+    /// `entryPrice`/`avgPrice` `""` or missing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry_price: Option<Decimal>,
     /// The breakeven price, when the venue sends it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub breakeven_price: Option<Decimal>,
-    /// The unrealized profit and loss.
-    pub unrealized_pnl: Decimal,
+    /// The unrealized profit and loss; absent when the venue sends none
+    /// (Bybit `unrealisedPnl` `""` or missing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unrealized_pnl: Option<Decimal>,
     /// The accumulated realized profit and loss, when the venue sends it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub realized_pnl: Option<Decimal>,
@@ -932,7 +953,7 @@ mod tests {
             time_in_force: None,
             execution_type: "TRADE".into(),
             status: "FILLED".into(),
-            price: d("7103.10"),
+            price: Some(d("7103.10")),
             qty: d("0.001"),
             filled_qty: d("0.001"),
             avg_price: Some(d("7103.10")),
@@ -984,9 +1005,9 @@ mod tests {
                 reason: Some("ORDER".into()),
                 position_side: PositionSide::Short,
                 amount: d("-10"),
-                entry_price: d("6563.8"),
+                entry_price: Some(d("6563.8")),
                 breakeven_price: None,
-                unrealized_pnl: d("-1423.15600"),
+                unrealized_pnl: Some(d("-1423.15600")),
                 realized_pnl: None,
                 margin_type: None,
                 isolated_wallet: None,
@@ -999,8 +1020,10 @@ mod tests {
                 price: d("1.5"),
                 qty: d("2"),
                 maker: false,
-                order_price: d("0"),
+                order_price: Some(d("0")),
                 order_qty: d("2"),
+                fee: Some(d("-0.0001")),
+                fee_asset: Some("USDT".into()),
             }),
             EventKind::OrderListUpdate(OrderListUpdate {
                 order_list_id: 2,
@@ -1017,6 +1040,54 @@ mod tests {
             let name = k.type_name();
             assert_eq!(roundtrip(&ev(k, Some("BTCUSDT")))["type"], name);
         }
+    }
+
+    /// The fee of a user trade and the trade count of a kline are there when
+    /// the venue sends them and absent (never `0`) when it does not.
+    #[test]
+    fn absent_venue_values_are_omitted_not_zero() {
+        let mut trade = UserTrade {
+            order_id: "1".into(),
+            client_order_id: "".into(),
+            side: Side::Sell,
+            trade_id: "t".into(),
+            price: d("95900.1"),
+            qty: d("0.5"),
+            maker: false,
+            order_price: None,
+            order_qty: d("0.5"),
+            fee: Some(d("26.3725275")),
+            fee_asset: Some("USDT".into()),
+        };
+        let v = roundtrip(&ev(EventKind::UserTrade(trade.clone()), Some("BTCUSDT")));
+        assert_eq!((v["fee"].as_str(), v["fee_asset"].as_str()), (Some("26.3725275"), Some("USDT")));
+        assert!(v.get("order_price").is_none());
+        (trade.fee, trade.fee_asset) = (None, None);
+        let v = roundtrip(&ev(EventKind::UserTrade(trade), Some("BTCUSDT")));
+        assert!(v.get("fee").is_none() && v.get("fee_asset").is_none(), "{v}");
+        // Lines written before the fields existed still read.
+        let old = r#"{"type":"user_trade","order_id":"1","client_order_id":"c","side":"buy","trade_id":"2","price":"1.5","qty":"2","maker":false,"order_price":"0","order_qty":"2","venue":"binance","market":"usdm","symbol":"BTCUSDT","exchange_ts":1,"receive_ts":2}"#;
+        let e: Event = serde_json::from_str(old).expect("old line");
+        let EventKind::UserTrade(t) = e.kind else { panic!("{e:?}") };
+        assert_eq!((t.fee, t.fee_asset, t.order_price), (None, None, Some(d("0"))));
+
+        let mut kline = Kline {
+            interval: "1m".into(),
+            open_time: 1,
+            close_time: 2,
+            open: d("1"),
+            high: d("1"),
+            low: d("1"),
+            close: d("1"),
+            volume: d("0"),
+            quote_volume: d("0"),
+            trades: None,
+            closed: false,
+        };
+        let v = roundtrip(&ev(EventKind::Kline(kline.clone()), Some("BTCUSDT")));
+        assert!(v.get("trades").is_none(), "{v}");
+        kline.trades = Some(0);
+        assert_eq!(roundtrip(&ev(EventKind::Kline(kline), Some("BTCUSDT")))["trades"], 0);
     }
 
     #[test]
@@ -1048,7 +1119,7 @@ mod tests {
                 close: d("1.5"),
                 volume: d("10"),
                 quote_volume: d("15"),
-                trades: 3,
+                trades: Some(3),
                 closed: true,
             }),
             EventKind::Ticker(Ticker {

@@ -91,7 +91,7 @@ fn spot_execution_report_new_order() {
         time_in_force: Some("GTC".into()),
         execution_type: "NEW".into(),
         status: "NEW".into(),
-        price: d("0.10264410"),
+        price: Some(d("0.10264410")),
         qty: d("1.00000000"),
         filled_qty: d("0.00000000"),
         avg_price: None,
@@ -150,7 +150,16 @@ fn spot_execution_report_with_a_fill_cancel_and_list() {
     );
     let v = serde_json::to_value(&e).expect("json");
     assert_eq!(v["fill"]["fee"], "0.00025000");
+    assert_eq!(v["fill"]["fee_asset"], "ETH");
     assert_eq!(v["fill"]["trade_id"], "22713");
+
+    // A fill charged nothing: the venue sends `"n": "0"` and `"N": null`.
+    let free = fill.replace(r#""n": "0.00025000""#, r#""n": "0""#).replace(r#""N": "ETH""#, r#""N": null"#);
+    let f = order(&one(Market::Spot, &free)).fill.clone().expect("fill");
+    assert_eq!((f.fee, f.fee_asset), (d("0"), None));
+    let v = serde_json::to_value(one(Market::Spot, &free)).expect("json");
+    assert_eq!(v["fill"]["fee"], "0");
+    assert!(v["fill"].get("fee_asset").is_none(), "{v}");
 
     let cancel = base
         .replace(r#""x": "NEW""#, r#""x": "CANCELED""#)
@@ -254,7 +263,7 @@ fn futures_order_trade_update() {
         time_in_force: Some("GTC".into()),
         execution_type: "NEW".into(),
         status: "NEW".into(),
-        price: d("0"),
+        price: Some(d("0")),
         qty: d("0.001"),
         filled_qty: d("0"),
         // `ap` is "0" while nothing is filled.
@@ -302,6 +311,13 @@ fn futures_order_trade_update() {
             maker: false,
         })
     );
+    let v = serde_json::to_value(&e).expect("json");
+    assert_eq!((v["fill"]["fee"].as_str(), v["fill"]["fee_asset"].as_str()), (Some("0.00284124"), Some("USDT")));
+    // No commission: USDⓈ-M does not push `n` and `N` at all.
+    let free = filled.replace(r#""N": "USDT","#, "").replace(r#""n": "0.00284124","#, "");
+    assert!(!free.contains(r#""n":"#) && !free.contains(r#""N":"#), "{free}");
+    let f = order(&one(Market::UsdM, &free)).fill.clone().expect("fill");
+    assert_eq!((f.fee, f.fee_asset, f.trade_id.as_str()), (d("0"), None, "88"));
     // Futures orders never decode on the spot or options markets.
     for market in [Market::Spot, Market::Options] {
         assert!(matches!(one(market, &filled).kind, EventKind::Unknown { .. }), "{market:?}");
@@ -330,9 +346,9 @@ fn futures_account_update_yields_balances_and_one_event_per_position() {
         reason: Some("ORDER".into()),
         position_side: side,
         amount: d(amount),
-        entry_price: d(entry),
+        entry_price: Some(d(entry)),
         breakeven_price: Some(d(be)),
-        unrealized_pnl: d(upnl),
+        unrealized_pnl: Some(d(upnl)),
         realized_pnl: Some(d(realized)),
         margin_type: Some("isolated".into()),
         isolated_wallet: Some(d(iw)),
@@ -376,11 +392,16 @@ fn futures_trade_lite_from_the_documented_fields() {
         price: d("64089.20"),
         qty: d("0.040"),
         maker: false,
-        order_price: d("0"),
+        order_price: Some(d("0")),
         order_qty: d("0.001"),
+        // TRADE_LITE carries no commission: absent, not zero.
+        fee: None,
+        fee_asset: None,
     };
     assert_eq!(e.kind, EventKind::UserTrade(want));
-    assert_eq!(serde_json::to_value(&e).expect("json")["type"], "user_trade");
+    let v = serde_json::to_value(&e).expect("json");
+    assert_eq!((v["type"].as_str(), v["order_price"].as_str()), (Some("user_trade"), Some("0")));
+    assert!(v.get("fee").is_none() && v.get("fee_asset").is_none(), "{v}");
 }
 
 #[test]

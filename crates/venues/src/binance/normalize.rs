@@ -525,7 +525,7 @@ impl Cx<'_> {
                 close: k.c.0,
                 volume: k.v.0,
                 quote_volume: k.q.0,
-                trades: k.n,
+                trades: Some(k.n),
                 closed: k.x,
             }),
             Some(w.s.as_str().to_ascii_uppercase()),

@@ -385,6 +385,11 @@ fn named(t: Option<&Text<'_>>) -> Option<String> {
     t.map(Text::as_str).filter(|s| !s.is_empty() && *s != "NONE").map(str::to_owned)
 }
 
+/// An asset name; `null` (spot, no commission) or `""` is none.
+fn asset(t: Option<&Text<'_>>) -> Option<String> {
+    t.map(Text::as_str).filter(|s| !s.is_empty()).map(str::to_owned)
+}
+
 fn nonzero(d: Option<Dec>) -> Option<Decimal> {
     d.map(|d| d.0).filter(|d| !d.is_zero())
 }
@@ -433,7 +438,7 @@ impl Cx<'_> {
                 price: w.L.0,
                 qty: w.l.0,
                 fee: w.n.map_or(Decimal::ZERO, |d| d.0),
-                fee_asset: w.N.as_ref().map(|t| t.as_str().to_owned()),
+                fee_asset: asset(w.N.as_ref()),
                 maker,
             })
         } else {
@@ -450,7 +455,7 @@ impl Cx<'_> {
                 time_in_force: w.f.as_ref().map(|t| t.as_str().to_owned()),
                 execution_type: w.x.as_str().to_owned(),
                 status: w.X.as_str().to_owned(),
-                price: w.p.0,
+                price: Some(w.p.0),
                 qty: w.q.0,
                 filled_qty: w.z.0,
                 avg_price: None,
@@ -486,7 +491,7 @@ impl Cx<'_> {
                 price: o.L.0,
                 qty: o.l.0,
                 fee: o.n.map_or(Decimal::ZERO, |d| d.0),
-                fee_asset: o.N.as_ref().map(|t| t.as_str().to_owned()),
+                fee_asset: asset(o.N.as_ref()),
                 maker,
             })
         } else {
@@ -504,7 +509,7 @@ impl Cx<'_> {
                 time_in_force: o.f.as_ref().map(|t| t.as_str().to_owned()),
                 execution_type: o.x.as_str().to_owned(),
                 status: o.X.as_str().to_owned(),
-                price: o.p.0,
+                price: Some(o.p.0),
                 qty: o.q.0,
                 filled_qty: o.z.0,
                 avg_price: o.ap.map(|d| d.0).filter(|_| filled),
@@ -539,8 +544,12 @@ impl Cx<'_> {
                 price: w.L.0,
                 qty: w.l.0,
                 maker: w.m,
-                order_price: w.p.0,
+                order_price: Some(w.p.0),
                 order_qty: w.q.0,
+                // TRADE_LITE carries no commission; the ORDER_TRADE_UPDATE of
+                // the same fill does (`fill.fee`).
+                fee: None,
+                fee_asset: None,
             }),
             Some(upper(&w.s)),
             ts,
@@ -562,9 +571,9 @@ impl Cx<'_> {
                     reason: reason.clone(),
                     position_side,
                     amount: p.pa.0,
-                    entry_price: p.ep.0,
+                    entry_price: Some(p.ep.0),
                     breakeven_price: p.bep.map(|d| d.0),
-                    unrealized_pnl: p.up.0,
+                    unrealized_pnl: Some(p.up.0),
                     realized_pnl: p.cr.map(|d| d.0),
                     margin_type: p.mt.as_ref().map(|t| t.as_str().to_owned()),
                     isolated_wallet: p.iw.map(|d| d.0),

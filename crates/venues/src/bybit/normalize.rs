@@ -440,7 +440,7 @@ impl<'f> Cx<'f> {
                 volume: w.volume.0,
                 quote_volume: w.turnover.0,
                 // Bybit sends no trade count.
-                trades: 0,
+                trades: None,
                 closed: w.confirm,
             }),
             Some(symbol.to_string()),
@@ -483,7 +483,7 @@ impl<'f> Cx<'f> {
             // Bybit's order topic names no event type: the status it reached.
             execution_type: status.clone(),
             status,
-            price: w.price.0.unwrap_or_default(),
+            price: w.price.0,
             qty: w.qty.0,
             filled_qty: w.cum_exec_qty.0,
             avg_price: nonzero(w.avg_price.0),
@@ -520,8 +520,10 @@ impl<'f> Cx<'f> {
             price: w.exec_price.0,
             qty: w.exec_qty.0,
             maker: w.is_maker,
-            order_price: w.order_price.0.unwrap_or_default(),
+            order_price: w.order_price.0,
             order_qty: w.order_qty.0,
+            fee: w.exec_fee.0,
+            fee_asset: w.fee_currency.map(|c| c.into_owned()).filter(|c| !c.is_empty()),
         };
         let category = self.category_of(w.category.as_deref());
         Ok(Some(self.event(category, EventKind::UserTrade(trade), Some(w.symbol.into_owned()), ts)))
@@ -539,9 +541,9 @@ impl<'f> Cx<'f> {
             reason: None,
             position_side,
             amount,
-            entry_price: w.entry_price.0.unwrap_or_default(),
+            entry_price: w.entry_price.0,
             breakeven_price: w.break_even_price.0,
-            unrealized_pnl: w.unrealised_pnl.0.unwrap_or_default(),
+            unrealized_pnl: w.unrealised_pnl.0,
             realized_pnl: w.cum_realised_pnl.0,
             margin_type: w.trade_mode.and_then(|m| match m {
                 0 => Some("cross".to_string()),

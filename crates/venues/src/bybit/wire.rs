@@ -260,6 +260,13 @@ pub(crate) struct ExecutionW<'a> {
     pub is_maker: bool,
     #[serde(default)]
     pub exec_time: Ms,
+    /// The trading fee of this execution (negative: a rebate); taxes listed
+    /// in `extraFees` are not part of it.
+    #[serde(default)]
+    pub exec_fee: DecOrEmpty,
+    /// The asset of `execFee` (`""` or absent in older payloads).
+    #[serde(default, borrow)]
+    pub fee_currency: Option<Cow<'a, str>>,
 }
 
 /// One private `position` item.
