@@ -9,8 +9,17 @@
 //! the per-stream sequence state survive. Before the venue's lifetime limit or
 //! on a shutdown notice, a replacement socket is opened and subscribed first
 //! and takes over once it delivers (make-before-break).
+//!
+//! Subscribe and unsubscribe requests are kept per socket by id, oldest
+//! first, until answered. The venue's answer is matched by its request id;
+//! without one, by the streams it names (each settles in the oldest request
+//! still waiting for it); naming neither, by its op, to the oldest request of
+//! that op (FIFO, as venues answer a socket's requests in order) unless that
+//! is ambiguous, which is reported. A request unanswered after the ack
+//! timeout is reported and stops holding the socket back, but stays recorded
+//! so a late answer still settles it and the FIFO order holds.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -26,7 +35,7 @@ use crate::pacer::Pacer;
 use crate::queue::{EventReceiver, EventSender, Overflow, queue};
 use crate::seq::{SeqTracker, Verdict};
 use crate::transport::{ConnectSpec, Transport, TransportError, WsMsg, WsStream};
-use crate::venue::{ClientPing, Inbound, VenueRules, batches};
+use crate::venue::{ClientPing, Inbound, RequestOp, VenueRules, batches};
 
 /// Connection attempts shared by every connection to one venue host, so that
 /// many sockets reconnecting at once stay under the venue's connection-rate limit.
@@ -71,8 +80,10 @@ pub struct ConnectionConfig {
     pub seed: Option<u64>,
     /// Shared connection-attempt budget for the venue host.
     pub attempts: Option<AttemptBudget>,
-    /// A subscribe request unanswered this long is reported as an error and
-    /// its streams are assumed subscribed (the socket becomes active anyway).
+    /// A request unanswered this long is reported as an error: the streams of
+    /// a subscribe are assumed subscribed ([`SubState::Unanswered`]; the
+    /// socket becomes active anyway), those of an unsubscribe assumed gone. A
+    /// late answer still settles the request.
     pub ack_timeout: Duration,
     /// Identifies this connection's events in a merged stream.
     pub id: u64,
@@ -107,6 +118,10 @@ pub enum SubState {
     Failed,
     /// Unsubscribe sent; no acknowledgement yet.
     PendingUnsubscribe,
+    /// Requested, but unanswered within the ack timeout (reported as an
+    /// error): assumed subscribed and kept; a late answer still confirms or
+    /// refuses it. Not retried: the venue may be delivering it already.
+    Unanswered,
 }
 
 /// A connection's state for introspection and rate-limit statistics.
@@ -283,14 +298,28 @@ enum End {
     ConsumerGone,
 }
 
+/// A subscribe or unsubscribe request in flight on one socket.
+#[derive(Debug)]
+struct Request {
+    op: RequestOp,
+    /// Its streams the venue has not answered for yet.
+    streams: Vec<String>,
+    /// When it was queued.
+    at: Instant,
+    /// Unanswered past the ack timeout, and reported. Kept so that a late
+    /// answer still settles it and answers without an id keep their order.
+    overdue: bool,
+}
+
 /// One socket and what is in flight on it.
 struct Link<S> {
     ws: S,
     epoch: u64,
     outbox: VecDeque<String>,
     pacer: Pacer,
-    pending: HashMap<u64, (Vec<String>, Instant)>,
-    unsubscribing: HashMap<u64, Vec<String>>,
+    /// Requests in flight by id; ids grow in the order requests are queued
+    /// and sent, so iteration is oldest first.
+    requests: BTreeMap<u64, Request>,
     authed: bool,
     active: bool,
     /// A rotation candidate (not yet the primary).
@@ -301,6 +330,26 @@ struct Link<S> {
 }
 
 impl<S> Link<S> {
+    /// Queues a request frame and records it as in flight.
+    fn request(&mut self, id: u64, op: RequestOp, frame: String, streams: Vec<String>) {
+        self.outbox.push_back(frame);
+        self.requests.insert(id, Request { op, streams, at: Instant::now(), overdue: false });
+    }
+
+    /// Whether a subscribe request still holds activation back (unanswered
+    /// and not yet overdue).
+    fn awaiting(&self) -> bool {
+        self.requests.values().any(|r| r.op == RequestOp::Subscribe && !r.overdue)
+    }
+
+    /// The oldest request (of `op`, when given) still waiting for `stream`.
+    fn oldest_with(&self, stream: &str, op: Option<RequestOp>) -> Option<u64> {
+        self.requests
+            .iter()
+            .find(|(_, r)| op.is_none_or(|o| o == r.op) && r.streams.iter().any(|s| s == stream))
+            .map(|(id, _)| *id)
+    }
+
     /// Puts the venue's client ping at the front of the outbox and schedules the next.
     fn queue_ping(&mut self, hb: &crate::venue::Heartbeat) {
         self.next_ping = Some(Instant::now() + hb.interval);
@@ -487,8 +536,7 @@ impl<T: Transport> Actor<T> {
             epoch: self.epoch,
             outbox: VecDeque::new(),
             pacer: Pacer::spaced(budget, limits.msg_window),
-            pending: HashMap::new(),
-            unsubscribing: HashMap::new(),
+            requests: BTreeMap::new(),
             authed: false,
             active: false,
             opened: now,
@@ -541,13 +589,11 @@ impl<T: Transport> Actor<T> {
         }
         for batch in batches(self.venue.as_ref(), &unwanted, self.next_id + 1) {
             let id = self.id();
-            link.outbox.push_back(self.venue.encode_unsubscribe(id, &batch));
-            link.unsubscribing.insert(id, batch);
+            link.request(id, RequestOp::Unsubscribe, self.venue.encode_unsubscribe(id, &batch), batch);
         }
         for batch in batches(self.venue.as_ref(), &rest, self.next_id + 1) {
             let id = self.id();
-            link.outbox.push_back(self.venue.encode_subscribe(id, &batch));
-            link.pending.insert(id, (batch, Instant::now()));
+            link.request(id, RequestOp::Subscribe, self.venue.encode_subscribe(id, &batch), batch);
         }
         if !link.candidate {
             self.set_state(State::Subscribing);
@@ -578,7 +624,7 @@ impl<T: Transport> Actor<T> {
     }
 
     async fn activate(&mut self, link: &mut Link<T::Stream>) -> bool {
-        if link.active || !link.pending.is_empty() || !link.authed {
+        if link.active || link.awaiting() || !link.authed {
             return true;
         }
         link.active = true;
@@ -611,6 +657,211 @@ impl<T: Transport> Actor<T> {
         true
     }
 
+    /// Applies the venue's answer to (part of) a request of `op` on the socket
+    /// of `epoch`: `accepted` streams are confirmed (subscribe) or gone
+    /// (unsubscribe); `failed` ones were refused with `refusal`. Only the
+    /// primary socket's answers move the subscription state. `false` when the
+    /// consumer has gone.
+    #[allow(clippy::too_many_arguments)]
+    async fn settle_request(
+        &mut self,
+        epoch: u64,
+        primary: bool,
+        op: RequestOp,
+        accepted: Vec<String>,
+        failed: Vec<String>,
+        refusal: Option<(i64, String)>,
+        raw: &str,
+    ) -> bool {
+        if !primary {
+            return true;
+        }
+        let (code, msg) = refusal.unwrap_or_default();
+        match op {
+            RequestOp::Subscribe => {
+                for s in &accepted {
+                    // A late ack never revives a stream being unsubscribed.
+                    if matches!(self.sub_state(s), Some(SubState::Pending | SubState::Unanswered)) {
+                        self.set_sub(s, Some(SubState::Confirmed));
+                    }
+                }
+                self.desired.retain(|s| !failed.contains(s));
+                for s in &failed {
+                    self.set_sub(s, Some(SubState::Failed));
+                }
+                let mut ok = true;
+                for stream in failed {
+                    ok &= self.emit(epoch, EventKind::SubscriptionFailed { stream, code, msg: msg.clone() }).await;
+                }
+                ok
+            }
+            RequestOp::Unsubscribe => {
+                for s in accepted.iter().chain(&failed) {
+                    if self.sub_state(s) == Some(SubState::PendingUnsubscribe) {
+                        self.set_sub(s, None);
+                    }
+                }
+                if failed.is_empty() {
+                    return true;
+                }
+                // No longer wanted either way: reported, and forgotten.
+                let msg = format!("unsubscribe refused (venue error {code}: {msg}): {}", failed.join(","));
+                self.emit(epoch, EventKind::Error { msg, raw: raw.to_string() }).await
+            }
+        }
+    }
+
+    /// An answer without request id or streams: settles the oldest request of
+    /// `op` on `link` (FIFO). With `op` unknown it must be unambiguous: only
+    /// one kind of request pending. `false` when the consumer has gone.
+    async fn ack_oldest(
+        &mut self,
+        link: &mut Link<T::Stream>,
+        primary: bool,
+        op: Option<RequestOp>,
+        raw: &str,
+    ) -> bool {
+        let epoch = link.epoch;
+        let pending = |o: RequestOp| link.requests.values().any(|r| r.op == o);
+        let op = match (op, pending(RequestOp::Subscribe), pending(RequestOp::Unsubscribe)) {
+            (Some(op), _, _) => op,
+            (None, true, true) => {
+                let msg = "an answer with neither request id nor streams is ambiguous: \
+                           subscribe and unsubscribe requests are both pending"
+                    .to_string();
+                return self.emit(epoch, EventKind::Error { msg, raw: raw.to_string() }).await;
+            }
+            (None, true, false) => RequestOp::Subscribe,
+            (None, false, true) => RequestOp::Unsubscribe,
+            (None, false, false) => return self.emit(epoch, EventKind::Unknown { raw: raw.to_string() }).await,
+        };
+        let Some(id) = link.requests.iter().find(|(_, r)| r.op == op).map(|(id, _)| *id) else {
+            // Nothing of that kind in flight: a stray or repeated answer.
+            return self.emit(epoch, EventKind::Unknown { raw: raw.to_string() }).await;
+        };
+        let req = link.requests.remove(&id).expect("found above");
+        self.settle_request(epoch, primary, op, req.streams, Vec::new(), None, raw).await
+    }
+
+    /// An answer confirming `streams` by name: each settles in the oldest
+    /// request (of `op`, when given) still waiting for it; a request is done
+    /// once all of its streams are. `false` when the consumer has gone.
+    async fn ack_by_name(
+        &mut self,
+        link: &mut Link<T::Stream>,
+        primary: bool,
+        op: Option<RequestOp>,
+        streams: Vec<String>,
+        raw: &str,
+    ) -> bool {
+        let epoch = link.epoch;
+        let (mut subscribed, mut unsubscribed) = (Vec::new(), Vec::new());
+        for s in streams {
+            let Some(id) = link.oldest_with(&s, op) else { continue };
+            let Some(req) = link.requests.get_mut(&id) else { continue };
+            req.streams.retain(|x| *x != s);
+            let kind = req.op;
+            if req.streams.is_empty() {
+                link.requests.remove(&id);
+            }
+            match kind {
+                RequestOp::Subscribe => subscribed.push(s),
+                RequestOp::Unsubscribe => unsubscribed.push(s),
+            }
+        }
+        if subscribed.is_empty() && unsubscribed.is_empty() {
+            // None of them in flight here: a stray or repeated answer.
+            return self.emit(epoch, EventKind::Unknown { raw: raw.to_string() }).await;
+        }
+        self.settle_request(epoch, primary, RequestOp::Subscribe, subscribed, Vec::new(), None, raw).await
+            && self.settle_request(epoch, primary, RequestOp::Unsubscribe, unsubscribed, Vec::new(), None, raw).await
+    }
+
+    /// A refusal naming `streams` without a request id: each request holding
+    /// one of them (the oldest, per stream) is answered; the streams named
+    /// failed, its others count as accepted. `false` when the consumer has gone.
+    async fn reject_by_name(
+        &mut self,
+        link: &mut Link<T::Stream>,
+        primary: bool,
+        code: i64,
+        msg: String,
+        streams: Vec<String>,
+        raw: &str,
+    ) -> bool {
+        let epoch = link.epoch;
+        let mut ids: Vec<u64> = streams.iter().filter_map(|s| link.oldest_with(s, None)).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            let msg = format!("venue error {code}: {msg}");
+            return self.emit(epoch, EventKind::Error { msg, raw: raw.to_string() }).await;
+        }
+        let mut ok = true;
+        for id in ids {
+            let Some(req) = link.requests.remove(&id) else { continue };
+            let (failed, accepted): (Vec<String>, Vec<String>) =
+                req.streams.into_iter().partition(|s| streams.contains(s));
+            let refusal = Some((code, msg.clone()));
+            ok &= self.settle_request(epoch, primary, req.op, accepted, failed, refusal, raw).await;
+        }
+        ok
+    }
+
+    /// Reports every request unanswered past the ack timeout, once, and stops
+    /// waiting for it: a subscribe's streams become [`SubState::Unanswered`]
+    /// (assumed subscribed), an unsubscribe's are forgotten. The request stays
+    /// recorded as overdue, so a late answer still settles it and answers
+    /// without an id keep their order. `false` when the consumer has gone.
+    async fn expire_requests(&mut self, link: &mut Link<T::Stream>, candidate: Option<&mut Link<T::Stream>>) -> bool {
+        let timeout = self.cfg.ack_timeout;
+        let now = Instant::now();
+        let mut expired = Vec::new();
+        let mut mark = |l: &mut Link<T::Stream>| {
+            for (id, r) in l.requests.iter_mut() {
+                if !r.overdue && r.at + timeout <= now {
+                    r.overdue = true;
+                    expired.push((l.epoch, l.candidate, *id, r.op, r.streams.clone()));
+                }
+            }
+        };
+        mark(link);
+        let mut candidate = candidate;
+        if let Some(c) = candidate.as_mut() {
+            mark(c);
+        }
+        for (epoch, on_candidate, id, op, streams) in expired {
+            if !on_candidate {
+                for s in &streams {
+                    match (op, self.sub_state(s)) {
+                        (RequestOp::Subscribe, Some(SubState::Pending)) => self.set_sub(s, Some(SubState::Unanswered)),
+                        (RequestOp::Unsubscribe, Some(SubState::PendingUnsubscribe)) => self.set_sub(s, None),
+                        _ => {}
+                    }
+                }
+            }
+            let (what, assumed) = match op {
+                RequestOp::Subscribe => ("subscribe", "subscribed"),
+                RequestOp::Unsubscribe => ("unsubscribe", "unsubscribed"),
+            };
+            let on = if on_candidate { " on the replacement socket" } else { "" };
+            let msg = format!(
+                "no reply to request {id} ({what}){on} within {timeout:?}; assuming {assumed}: {}",
+                streams.join(",")
+            );
+            if !self.emit(epoch, EventKind::Error { msg, raw: String::new() }).await {
+                return false;
+            }
+        }
+        if !self.activate(link).await {
+            return false;
+        }
+        if let Some(c) = candidate {
+            self.activate(c).await;
+        }
+        true
+    }
+
     /// Handles one message from `link`. `primary` is false for a rotation candidate.
     async fn on_msg(
         &mut self,
@@ -639,54 +890,38 @@ impl<T: Transport> Actor<T> {
         let venue = self.venue.clone();
         let ok = match venue.classify(&text) {
             Inbound::Ack { id } => {
-                if let Some((batch, _)) = link.pending.remove(&id)
-                    && primary
-                {
-                    for s in batch {
-                        // A late ack never revives a stream being unsubscribed.
-                        if self.sub_state(&s) == Some(SubState::Pending) {
-                            self.set_sub(&s, Some(SubState::Confirmed));
-                        }
+                let ok = match link.requests.remove(&id) {
+                    Some(req) => {
+                        self.settle_request(epoch, primary, req.op, req.streams, Vec::new(), None, &text).await
                     }
-                }
-                if let Some(batch) = link.unsubscribing.remove(&id)
-                    && primary
-                {
-                    for s in batch {
-                        if self.sub_state(&s) == Some(SubState::PendingUnsubscribe) {
-                            self.set_sub(&s, None);
-                        }
-                    }
-                }
-                self.activate(link).await
+                    None => true, // answered already, or not a request of ours
+                };
+                ok && self.activate(link).await
             }
-            Inbound::Rejected { id, code, msg, streams } => match id.and_then(|i| link.pending.remove(&i)) {
-                Some((batch, _)) => {
-                    // Only the streams the venue names failed, if it names any.
-                    let failed: Vec<String> = if streams.is_empty() {
-                        batch
-                    } else {
-                        batch.into_iter().filter(|s| streams.contains(s)).collect()
-                    };
-                    let mut ok = true;
-                    if primary {
-                        self.desired.retain(|s| !failed.contains(s));
-                        for s in &failed {
-                            self.set_sub(s, Some(SubState::Failed));
-                        }
-                        for stream in failed {
-                            ok &= self
-                                .emit(epoch, EventKind::SubscriptionFailed { stream, code, msg: msg.clone() })
-                                .await;
-                        }
-                    }
-                    ok && self.activate(link).await
-                }
-                None => {
-                    self.emit(epoch, EventKind::Error { msg: format!("venue error {code}: {msg}"), raw: text.clone() })
-                        .await
-                }
-            },
+            Inbound::AckStreams { op, streams } => {
+                let ok = if streams.is_empty() {
+                    self.ack_oldest(link, primary, op, &text).await
+                } else {
+                    self.ack_by_name(link, primary, op, streams, &text).await
+                };
+                ok && self.activate(link).await
+            }
+            Inbound::Rejected { id: Some(id), code, msg, streams } if link.requests.contains_key(&id) => {
+                let req = link.requests.remove(&id).expect("checked above");
+                // Only the streams the venue names failed, if it names any.
+                let (failed, accepted): (Vec<String>, Vec<String>) =
+                    req.streams.into_iter().partition(|s| streams.is_empty() || streams.contains(s));
+                let ok = self.settle_request(epoch, primary, req.op, accepted, failed, Some((code, msg)), &text).await;
+                ok && self.activate(link).await
+            }
+            Inbound::Rejected { id: None, code, msg, streams } if !streams.is_empty() => {
+                let ok = self.reject_by_name(link, primary, code, msg, streams, &text).await;
+                ok && self.activate(link).await
+            }
+            Inbound::Rejected { code, msg, .. } => {
+                self.emit(epoch, EventKind::Error { msg: format!("venue error {code}: {msg}"), raw: text.clone() })
+                    .await
+            }
             Inbound::AuthOk => {
                 link.authed = true;
                 // URL-carried streams arrive only after authentication on private sockets;
@@ -787,7 +1022,7 @@ impl<T: Transport> Actor<T> {
         let mut cand_unsequenced = false;
         let mut cand_carried: Vec<String> = Vec::new();
         let mut cand_url = String::new();
-        if link.pending.is_empty() && link.authed && !self.activate(&mut link).await {
+        if !link.awaiting() && link.authed && !self.activate(&mut link).await {
             return End::ConsumerGone;
         }
         let end = 'session: loop {
@@ -860,7 +1095,7 @@ impl<T: Transport> Actor<T> {
             let ack_timeout = self.cfg.ack_timeout;
             let ack_due = std::iter::once(&link)
                 .chain(candidate.as_ref())
-                .flat_map(|l| l.pending.values().map(|(_, t)| *t + ack_timeout))
+                .flat_map(|l| l.requests.values().filter(|r| !r.overdue).map(|r| r.at + ack_timeout))
                 .min();
             let cand_idle = candidate.as_ref().map(|c| c.last_rx + hb.idle_timeout);
             let cand_ping = candidate.as_ref().and_then(|c| c.next_ping);
@@ -878,8 +1113,7 @@ impl<T: Transport> Actor<T> {
                             if !l.authed { continue; }
                             for batch in batches(self.venue.as_ref(), &uniq, self.next_id + 1) {
                                 let id = self.id();
-                                l.outbox.push_back(self.venue.encode_subscribe(id, &batch));
-                                l.pending.insert(id, (batch, Instant::now()));
+                                l.request(id, RequestOp::Subscribe, self.venue.encode_subscribe(id, &batch), batch);
                             }
                         }
                     }
@@ -898,8 +1132,7 @@ impl<T: Transport> Actor<T> {
                             if !l.authed || gone.is_empty() { continue; }
                             for batch in batches(self.venue.as_ref(), &gone, self.next_id + 1) {
                                 let id = self.id();
-                                l.outbox.push_back(self.venue.encode_unsubscribe(id, &batch));
-                                l.unsubscribing.insert(id, batch);
+                                l.request(id, RequestOp::Unsubscribe, self.venue.encode_unsubscribe(id, &batch), batch);
                             }
                         }
                         if !link.authed {
@@ -963,7 +1196,7 @@ impl<T: Transport> Actor<T> {
                         Some(Ok(ws)) => {
                             self.epoch += 1;
                             let mut c = self.new_link(ws, true, std::mem::take(&mut cand_carried));
-                            if c.pending.is_empty() && c.authed { c.active = true; }
+                            if !c.awaiting() && c.authed { c.active = true; }
                             candidate = Some(c);
                         }
                         _ => rotate_at = Some(Instant::now() + Duration::from_secs(1)),
@@ -988,25 +1221,7 @@ impl<T: Transport> Actor<T> {
                     }
                 },
                 _ = sleep_until(ack_due.unwrap_or(far)), if ack_due.is_some() => {
-                    let now = Instant::now();
-                    let mut expired = Vec::new();
-                    for l in std::iter::once(&mut link).chain(candidate.as_mut()) {
-                        let ids: Vec<u64> = l.pending.iter().filter(|(_, (_, t))| *t + ack_timeout <= now).map(|(id, _)| *id).collect();
-                        for id in ids {
-                            if let Some((batch, _)) = l.pending.remove(&id) {
-                                expired.push((l.epoch, l.candidate, id, batch));
-                            }
-                        }
-                    }
-                    let mut ok = true;
-                    for (epoch, cand, id, batch) in expired {
-                        if !cand {
-                            let msg = format!("no reply to request {id} within {ack_timeout:?}; assuming subscribed: {}", batch.join(","));
-                            ok &= self.emit(epoch, EventKind::Error { msg, raw: String::new() }).await;
-                        }
-                    }
-                    if !ok || !self.activate(&mut link).await { break End::ConsumerGone; }
-                    if let Some(c) = candidate.as_mut() { self.activate(c).await; }
+                    if !self.expire_requests(&mut link, candidate.as_mut()).await { break End::ConsumerGone; }
                 },
                 _ = sleep_until(stable_at.unwrap_or(far)), if stable_at.is_some() => {
                     stable_at = None;

@@ -44,4 +44,4 @@ pub use pool::{Pool, PoolConfig, PoolError};
 pub use queue::{EventReceiver, EventSender, Overflow, ReceiverGone, queue};
 pub use rest::{RestClient, RestError};
 pub use transport::{ConnectSpec, Native, Transport, TransportError, WsMsg, WsStream};
-pub use venue::{ClientPing, ConnLimits, Heartbeat, Inbound, Seq, SeqKind, VenueRules};
+pub use venue::{ClientPing, ConnLimits, Heartbeat, Inbound, RequestOp, Seq, SeqKind, VenueRules};

@@ -1,8 +1,13 @@
 //! A pool of connections to one venue endpoint: streams are sharded across as
-//! many connections as the per-connection cap requires, connections open lazily,
+//! many connections as the per-connection caps require, connections open lazily,
 //! two consumers of one stream cost one subscription, and capacity freed by an
 //! unsubscribe is reused. Venue-agnostic: the caps come from `VenueRules` or the
-//! pool configuration.
+//! pool configuration. A connection holds at most [`Pool::cap`] streams and,
+//! when the venue counts characters ([`ConnLimits::max_stream_chars`]), at most
+//! [`Pool::char_budget`] characters of stream names; new streams go to the
+//! first connection where both still fit (existing ones first), in order.
+//!
+//! [`ConnLimits::max_stream_chars`]: crate::venue::ConnLimits::max_stream_chars
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -13,7 +18,7 @@ use crate::backoff::BackoffConfigError;
 use crate::event::State;
 use crate::queue::EventSender;
 use crate::transport::Transport;
-use crate::venue::VenueRules;
+use crate::venue::{VenueRules, stream_chars};
 
 /// How a pool behaves.
 #[derive(Debug, Clone)]
@@ -31,7 +36,9 @@ pub struct PoolConfig {
 /// Why a pool request failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PoolError {
-    /// More streams than the pool may hold.
+    /// More streams than the pool may hold: placing them would need more
+    /// than `connections` connections (by count or, when the venue counts
+    /// them, by characters).
     #[error(
         "pool exhausted: {connections} connections × {per_connection} streams; {requested} new streams requested, {free} free"
     )]
@@ -42,8 +49,19 @@ pub enum PoolError {
         per_connection: usize,
         /// New streams in the request.
         requested: usize,
-        /// Room left.
+        /// How many of the new streams would still fit.
         free: usize,
+    },
+    /// A stream name longer than the venue's per-connection character budget:
+    /// no connection can hold it.
+    #[error("stream {stream} has {chars} characters; a connection holds at most {budget}")]
+    StreamTooLong {
+        /// The stream.
+        stream: String,
+        /// Its characters.
+        chars: usize,
+        /// The per-connection budget.
+        budget: usize,
     },
     /// The connection configuration is invalid.
     #[error("invalid connection configuration: {0}")]
@@ -57,6 +75,8 @@ pub enum PoolError {
 struct Shard {
     conn: Connection,
     streams: BTreeSet<String>,
+    /// Characters of `streams`.
+    chars: usize,
 }
 
 /// A pool of connections for one endpoint.
@@ -91,6 +111,12 @@ impl<T: Transport> Pool<T> {
         self.cfg.max_streams_per_conn.unwrap_or(venue_cap).clamp(1, venue_cap.max(1))
     }
 
+    /// Characters of stream names per connection (`None`: the venue counts
+    /// streams only).
+    pub fn char_budget(&self) -> Option<usize> {
+        self.venue.limits().max_stream_chars
+    }
+
     /// Drops streams the venue refused, so they no longer hold capacity.
     fn prune_failed(&mut self) {
         for (i, shard) in self.shards.iter_mut().enumerate() {
@@ -99,6 +125,7 @@ impl<T: Transport> Pool<T> {
                 shard.streams.iter().filter(|s| snap.streams.get(*s) == Some(&SubState::Failed)).cloned().collect();
             for s in failed {
                 shard.streams.remove(&s);
+                shard.chars -= stream_chars(&s);
                 self.refs.remove(&s);
                 if self.owner.get(&s) == Some(&i) {
                     self.owner.remove(&s);
@@ -118,56 +145,78 @@ impl<T: Transport> Pool<T> {
             }
         }
         let cap = self.cap();
-        let held: usize = self.shards.iter().map(|s| s.streams.len()).sum();
-        let free = match self.cfg.max_connections {
-            Some(max) => (max * cap).saturating_sub(held),
-            None => usize::MAX,
-        };
-        if new.len() > free {
+        let budget = self.char_budget();
+        if let Some(budget) = budget
+            && let Some(s) = new.iter().find(|s| stream_chars(s) > budget)
+        {
+            return Err(PoolError::StreamTooLong { stream: s.clone(), chars: stream_chars(s), budget });
+        }
+        // Plan first (nothing changes on error): first fit over the existing
+        // connections, then over as many new ones as needed.
+        let mut load: Vec<(usize, usize)> = self.shards.iter().map(|s| (s.streams.len(), s.chars)).collect();
+        let existing = load.len();
+        let mut placed: Vec<Vec<String>> = vec![Vec::new(); existing];
+        for s in &new {
+            let c = stream_chars(s);
+            let fits = |&(n, chars): &(usize, usize)| n < cap && budget.is_none_or(|b| chars + c <= b);
+            let i = match load.iter().position(fits) {
+                Some(i) => i,
+                None => {
+                    load.push((0, 0));
+                    placed.push(Vec::new());
+                    load.len() - 1
+                }
+            };
+            load[i].0 += 1;
+            load[i].1 += c;
+            placed[i].push(s.clone());
+        }
+        if let Some(max) = self.cfg.max_connections
+            && placed.len() > max
+        {
+            // First fit places a stream on the first `max` connections exactly
+            // as it would with only those: the rest is what does not fit.
             return Err(PoolError::Exhausted {
-                connections: self.cfg.max_connections.unwrap_or(0),
+                connections: max,
                 per_connection: cap,
                 requested: new.len(),
-                free,
+                free: placed.iter().take(max).map(Vec::len).sum(),
             });
         }
         for s in streams {
             *self.refs.entry(s.clone()).or_default() += 1;
         }
-        let mut rest = new.as_slice();
+        let mut placed = placed.into_iter();
         // Fill connections that have room first (capacity freed by unsubscribes).
-        for i in 0..self.shards.len() {
-            if rest.is_empty() {
-                break;
-            }
-            let room = cap.saturating_sub(self.shards[i].streams.len());
-            if room == 0 {
+        for (i, take) in placed.by_ref().take(existing).enumerate() {
+            if take.is_empty() {
                 continue;
             }
-            let (take, left) = rest.split_at(room.min(rest.len()));
-            rest = left;
-            for s in take {
-                self.shards[i].streams.insert(s.clone());
+            let shard = &mut self.shards[i];
+            for s in &take {
+                shard.chars += stream_chars(s);
+                shard.streams.insert(s.clone());
                 self.owner.insert(s.clone(), i);
             }
-            self.shards[i].conn.subscribe(take.to_vec()).await.map_err(|_| PoolError::Closed)?;
+            shard.conn.subscribe(take).await.map_err(|_| PoolError::Closed)?;
         }
-        // Then open new connections, each carrying up to `cap` streams.
-        for chunk in rest.chunks(cap) {
+        // Then open new connections, each carrying what was planned for it.
+        for chunk in placed {
             let mut cc = self.cfg.connection.clone();
             cc.id = self.ids.fetch_add(1, Ordering::Relaxed) + 1;
             let conn = Connection::spawn_with(
                 self.transport.clone(),
                 self.venue.clone(),
                 cc,
-                chunk.to_vec(),
+                chunk.clone(),
                 self.events.clone(),
             )?;
             let i = self.shards.len();
-            for s in chunk {
+            for s in &chunk {
                 self.owner.insert(s.clone(), i);
             }
-            self.shards.push(Shard { conn, streams: chunk.iter().cloned().collect() });
+            let chars = chunk.iter().map(|s| stream_chars(s)).sum();
+            self.shards.push(Shard { conn, streams: chunk.into_iter().collect(), chars });
         }
         Ok(())
     }
@@ -184,12 +233,36 @@ impl<T: Transport> Pool<T> {
             }
             self.refs.remove(s);
             if let Some(i) = self.owner.remove(s) {
-                self.shards[i].streams.remove(s);
+                if self.shards[i].streams.remove(s) {
+                    self.shards[i].chars -= stream_chars(s);
+                }
                 by_shard.entry(i).or_default().push(s.clone());
             }
         }
         for (i, gone) in by_shard {
             self.shards[i].conn.unsubscribe(gone).await.map_err(|_| PoolError::Closed)?;
+        }
+        Ok(())
+    }
+
+    /// Asks the venue to restart streams already held: each is unsubscribed
+    /// and subscribed again on its connection, references unchanged (venues
+    /// that send a fresh snapshot on subscribe, such as Bybit's order books,
+    /// recover a book this way without touching the socket). Streams the pool
+    /// does not hold are ignored.
+    pub async fn resubscribe(&mut self, streams: &[String]) -> Result<(), PoolError> {
+        let mut by_shard: HashMap<usize, Vec<String>> = HashMap::new();
+        for s in streams {
+            if let Some(&i) = self.owner.get(s)
+                && !by_shard.get(&i).is_some_and(|v| v.contains(s))
+            {
+                by_shard.entry(i).or_default().push(s.clone());
+            }
+        }
+        for (i, list) in by_shard {
+            let conn = &self.shards[i].conn;
+            conn.unsubscribe(list.clone()).await.map_err(|_| PoolError::Closed)?;
+            conn.subscribe(list).await.map_err(|_| PoolError::Closed)?;
         }
         Ok(())
     }
@@ -241,12 +314,15 @@ impl<T: Transport> Pool<T> {
         self.shards.iter().map(|s| s.streams.iter().cloned().collect()).collect()
     }
 
-    /// Whether every stream is confirmed (or refused) on every connection.
+    /// Whether every stream is answered on every connection: confirmed,
+    /// refused, or given up on after the ack timeout (reported as an error).
     pub fn is_settled(&self) -> bool {
         self.shards.iter().all(|s| {
             let snap = s.conn.snapshot();
             snap.state == State::Active
-                && s.streams.iter().all(|x| matches!(snap.streams.get(x), Some(SubState::Confirmed | SubState::Failed)))
+                && s.streams.iter().all(|x| {
+                    matches!(snap.streams.get(x), Some(SubState::Confirmed | SubState::Failed | SubState::Unanswered))
+                })
                 && !snap.streams.values().any(|st| *st == SubState::PendingUnsubscribe)
         })
     }

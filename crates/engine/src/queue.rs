@@ -184,7 +184,8 @@ fn account(g: &mut Inner, old: Event) {
                 d.from = s.first;
             }
             d.to = s.last;
-            d.countable &= s.prev.is_none() && s.kind == crate::venue::SeqKind::Counted;
+            d.countable &= s.prev.is_none()
+                && matches!(s.kind, crate::venue::SeqKind::Counted | crate::venue::SeqKind::Restartable);
         }
         None => d.countable = false,
     }

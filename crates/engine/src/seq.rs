@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use crate::event::Missing;
-use crate::venue::{Seq, SeqKind};
+use crate::venue::{RESTART_WINDOW, Seq, SeqKind};
 
 /// What to do with a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +40,12 @@ impl SeqTracker {
         if seq.kind == SeqKind::Reset {
             *last = seq.last;
             return Verdict::Deliver;
+        }
+        if seq.kind == SeqKind::Restartable && seq.last.saturating_add(RESTART_WINDOW) < *last {
+            // Too far back for a re-send: the venue restarted the sequence
+            // and its reset message was lost.
+            *last = seq.last;
+            return Verdict::Gap { from: 1, to: seq.first.saturating_sub(1), missing: Missing::Unknown };
         }
         if seq.last <= *last {
             return Verdict::Duplicate;
@@ -109,5 +115,22 @@ mod tests {
         assert_eq!(t.check("b", Seq::ordered(2600)), Verdict::Duplicate);
         assert_eq!(t.check("b", Seq::reset(1)), Verdict::Deliver, "a snapshot restarts the sequence");
         assert_eq!(t.check("b", Seq::ordered(2)), Verdict::Deliver);
+    }
+
+    #[test]
+    fn a_restartable_sequence_stepping_far_back_restarts_after_a_gap() {
+        let mut t = SeqTracker::default();
+        let r = |u| Seq::restartable(u, u);
+        assert_eq!(t.check("o", r(5000)), Verdict::Deliver);
+        assert_eq!(t.check("o", r(5001)), Verdict::Deliver);
+        // An overlap re-send within the window is a duplicate.
+        assert_eq!(t.check("o", r(4500)), Verdict::Duplicate);
+        assert_eq!(t.check("o", r(5003)), Verdict::Gap { from: 5002, to: 5002, missing: Missing::Count(1) });
+        // The venue restarted at u = 1 and that snapshot was lost.
+        assert_eq!(t.check("o", r(3)), Verdict::Gap { from: 1, to: 2, missing: Missing::Unknown });
+        assert_eq!(t.check("o", r(4)), Verdict::Deliver);
+        // Counted streams never restart: far back is still a duplicate.
+        assert_eq!(t.check("c", Seq::range(5000, 5000)), Verdict::Deliver);
+        assert_eq!(t.check("c", Seq::range(3, 3)), Verdict::Duplicate);
     }
 }

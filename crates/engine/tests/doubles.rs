@@ -17,7 +17,7 @@ use ferrofeed_engine::seq::{SeqTracker, Verdict};
 use ferrofeed_engine::venue::batches;
 use ferrofeed_engine::{
     BackoffConfig, ClientPing, ConnectSpec, Connection, ConnectionConfig, Event, EventKind, EventReceiver, Inbound,
-    Missing, Native, Seq, VenueRules,
+    Missing, Native, RequestOp, Seq, VenueRules,
 };
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -39,6 +39,10 @@ fn lines(rel: &str) -> Vec<String> {
 
 fn data(stream: &str, seq: Option<Seq>) -> Inbound<'static> {
     Inbound::Data { stream: Cow::Owned(stream.to_string()), seq }
+}
+
+fn fifo(op: RequestOp) -> Inbound<'static> {
+    Inbound::AckStreams { op: Some(op), streams: Vec::new() }
 }
 
 fn chained(change_id: u64, prev: u64) -> Seq {
@@ -93,13 +97,17 @@ fn bybit_classifies_every_real_fixture() {
         ("bybit_v5/kline.spot.json", data("kline.1.BTCUSDT", None)),
         ("bybit_v5/tickers_snapshot.linear.json", data("tickers.BTCUSDT", None)),
         ("bybit_v5/tickers_delta.linear.json", data("tickers.BTCUSDT", None)),
-        // Captured without a req_id (spot: absent; linear: ""): nothing to match a request by.
-        ("bybit_v5/subscribe_response.linear.json", Inbound::Unknown),
-        ("bybit_v5/subscribe_response.spot.json", Inbound::Unknown),
+        // Captured without a req_id (spot: absent; linear: ""): the oldest subscribe (FIFO).
+        ("bybit_v5/subscribe_response.linear.json", fifo(RequestOp::Subscribe)),
+        ("bybit_v5/subscribe_response.spot.json", fifo(RequestOp::Subscribe)),
         ("bybit_v5/docs/subscribe_response.spot.docs.json", Inbound::Ack { id: 10001 }),
-        ("bybit_v5/docs/subscribe_response.linear.docs.json", Inbound::Unknown),
-        ("bybit_v5/docs/subscribe_response.private.docs.json", Inbound::Unknown),
-        ("bybit_v5/docs/subscribe_response.option.docs.json", Inbound::Unknown),
+        ("bybit_v5/docs/subscribe_response.linear.docs.json", fifo(RequestOp::Subscribe)),
+        ("bybit_v5/docs/subscribe_response.private.docs.json", fifo(RequestOp::Subscribe)),
+        // Option: confirmed by the topics named.
+        (
+            "bybit_v5/docs/subscribe_response.option.docs.json",
+            Inbound::AckStreams { op: None, streams: vec!["orderbook.100.BTC-6JAN23-18000-C".into()] },
+        ),
         ("bybit_v5/docs/pong.spot.docs.json", Inbound::Pong),
         ("bybit_v5/docs/pong.linear.docs.json", Inbound::Pong),
         ("bybit_v5/docs/pong.option.docs.json", Inbound::Pong),

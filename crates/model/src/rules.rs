@@ -42,6 +42,25 @@ pub struct ConnLimits {
     pub max_streams_per_request: usize,
     /// Bytes per request frame.
     pub max_request_bytes: usize,
+    /// Characters of stream names one connection may hold: the sum of
+    /// [`stream_chars`] over its streams (Bybit: 21,000 per public
+    /// connection). `None`: the venue counts streams only. Pools fill a
+    /// connection until either this or `max_streams` would be exceeded.
+    pub max_stream_chars: Option<usize>,
+}
+
+/// The characters `stream` costs against [`ConnLimits::max_stream_chars`].
+pub fn stream_chars(stream: &str) -> usize {
+    stream.chars().count()
+}
+
+/// What kind of request an answer settles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestOp {
+    /// A subscribe request.
+    Subscribe,
+    /// An unsubscribe request.
+    Unsubscribe,
 }
 
 /// How a stream's sequence numbers behave.
@@ -56,7 +75,17 @@ pub enum SeqKind {
     Ordered,
     /// A snapshot that restarts the sequence at `last` (Bybit `u == 1` snapshots).
     Reset,
+    /// Consecutive like `Counted`, on a stream whose venue may restart the
+    /// sequence (announced by a `Reset` message, which can be lost): a step
+    /// back by more than [`RESTART_WINDOW`] cannot be an overlap re-send, so
+    /// it is taken as a restart — delivered after a gap of unknown extent,
+    /// and the sequence continues from it (Bybit order-book deltas).
+    Restartable,
 }
+
+/// How far back a [`SeqKind::Restartable`] number may step and still be
+/// taken as a re-sent (duplicate) message; further back is a restart.
+pub const RESTART_WINDOW: u64 = 1000;
 
 /// Sequence information a venue reads from a data frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +122,12 @@ impl Seq {
         Seq { first: n, last: n, prev: None, kind: SeqKind::Ordered }
     }
 
+    /// A message covering the consecutive ids `first..=last` on a stream the
+    /// venue may restart ([`SeqKind::Restartable`]).
+    pub fn restartable(first: u64, last: u64) -> Seq {
+        Seq { first, last, prev: None, kind: SeqKind::Restartable }
+    }
+
     /// A snapshot that restarts the sequence at `n`.
     pub fn reset(n: u64) -> Seq {
         Seq { first: n, last: n, prev: None, kind: SeqKind::Reset }
@@ -107,9 +142,32 @@ pub enum Inbound<'a> {
         /// The request id it answers.
         id: u64,
     },
+    /// A request succeeded, but the answer echoes no request id of ours. The
+    /// venue names the streams it confirms (Bybit option `COMMAND_RESP`
+    /// `successTopics`), or nothing at all (Bybit private
+    /// `{"success":true,"op":"subscribe"}`). The engine settles, on the socket
+    /// the answer arrived on:
+    ///
+    /// - each named stream in the oldest pending request (lowest id, of `op`
+    ///   when given) that still waits for it; a request is answered once all
+    ///   of its streams are, until then the rest stay pending;
+    /// - with no stream named, the oldest pending request of `op` as a whole
+    ///   (FIFO: the venue answers a socket's requests in the order sent). When
+    ///   that is ambiguous (`op` is `None` while subscribes and unsubscribes
+    ///   are both pending) or nothing of `op` is pending, nothing is settled
+    ///   and the frame is reported (error or unknown).
+    AckStreams {
+        /// Which kind of request it answers, when the venue says.
+        op: Option<RequestOp>,
+        /// The streams confirmed; empty when the venue names none.
+        streams: Vec<String>,
+    },
     /// A request failed, wholly or for the streams named.
     Rejected {
-        /// The request id, if the venue echoed one.
+        /// The request id, if the venue echoed one. Without it, the request is
+        /// found by the streams named (the oldest pending request holding
+        /// each); a rejection with neither id nor streams matches no request
+        /// and is reported as an error.
         id: Option<u64>,
         /// The venue's error code.
         code: i64,

@@ -176,16 +176,18 @@ fn klines_and_liquidations() {
     assert_eq!(k.interval, "1m");
     assert_eq!((k.open_time, k.close_time), (1_786_310_760_000_000_000, 1_786_310_819_999_000_000));
     assert_eq!((k.open, k.high, k.low, k.close), (d("65119.9"), d("65119.9"), d("65114.2"), d("65114.3")));
-    assert_eq!((k.volume, k.quote_volume, k.trades, k.closed), (d("1.576"), d("102627.995"), 0, false));
+    // Bybit sends no trade count: absent, not zero.
+    assert_eq!((k.volume, k.quote_volume, k.trades, k.closed), (d("1.576"), d("102627.995"), None, false));
+    assert!(serde_json::to_value(&e).expect("json").get("trades").is_none());
 
     let e = one(Category::Spot, "kline.spot.json");
     common(&e, MarketType::Spot, Some("BTCUSDT"), Some(1_786_310_816_562));
     let EventKind::Kline(k) = &e.kind else { panic!("{e:?}") };
-    assert_eq!((k.volume, k.quote_volume), (d("0.15318"), d("9978.2084389")));
+    assert_eq!((k.volume, k.quote_volume, k.trades), (d("0.15318"), d("9978.2084389"), None));
 
     let e = one(Category::Linear, "docs/kline.docs.json");
     let EventKind::Kline(k) = &e.kind else { panic!("{e:?}") };
-    assert_eq!((k.interval.as_str(), k.close), ("5m", d("16677")));
+    assert_eq!((k.interval.as_str(), k.close, k.trades), ("5m", d("16677"), None));
 
     let e = one(Category::Linear, "docs/all_liquidation.docs.json");
     common(&e, MarketType::Linear, Some("ROSEUSDT"), Some(1_739_502_302_929));
@@ -205,7 +207,7 @@ fn private_topics() {
         (o.status.as_str(), o.execution_type.as_str(), o.time_in_force.as_deref()),
         ("Filled", "Filled", Some("IOC"))
     );
-    assert_eq!((o.price, o.qty, o.filled_qty), (d("72.5"), d("1"), d("1")));
+    assert_eq!((o.price, o.qty, o.filled_qty), (Some(d("72.5")), d("1"), d("1")));
     assert_eq!((o.avg_price, o.filled_quote_qty, o.stop_price), (Some(d("75")), Some(d("75")), None));
     assert_eq!(
         (o.reject_reason.as_deref(), o.reduce_only, o.position_side),
@@ -221,7 +223,34 @@ fn private_topics() {
         ("9aac161b-8ed6-450d-9cab-c5cc67c21784", "0ab1bdf7-4219-438b-b30a-32ec863018f7")
     );
     assert_eq!((t.side, t.price, t.qty, t.maker), (Side::Sell, d("95900.1"), d("0.5"), false));
-    assert_eq!((t.order_price, t.order_qty, t.client_order_id.as_str()), (d("94942.5"), d("0.5"), ""));
+    assert_eq!((t.order_price, t.order_qty, t.client_order_id.as_str()), (Some(d("94942.5")), d("0.5"), ""));
+    // `execFee` exactly as sent, in `feeCurrency`; the GST in `extraFees` is not part of it.
+    assert_eq!((t.fee, t.fee_asset.as_deref()), (Some(d("26.3725275")), Some("USDT")));
+    let v = serde_json::to_value(&e).expect("json");
+    assert_eq!((v["fee"].as_str(), v["fee_asset"].as_str()), (Some("26.3725275"), Some("USDT")));
+
+    // A maker rebate is a negative fee; `feeCurrency` `""` or absent names no
+    // asset; `execFee` `""` or absent is no fee; `orderPrice` `""` is no price.
+    let exec = fixture("docs/execution.docs.json");
+    let variant = |edits: &[(&str, &str)]| {
+        let frame = edits.iter().fold(exec.clone(), |f, (a, b)| {
+            assert!(f.contains(a), "{a}");
+            f.replace(a, b)
+        });
+        let e = decode(Category::Linear, &frame, RX, &mut Tickers::new()).unwrap().remove(0);
+        let EventKind::UserTrade(t) = e.kind else { panic!("{e:?}") };
+        (t.fee, t.fee_asset, t.order_price)
+    };
+    let (fee, price) = (r#""execFee": "26.3725275""#, r#""orderPrice": "94942.5""#);
+    let rebate = [(fee, r#""execFee": "-0.00959001""#), (r#""isMaker": false"#, r#""isMaker": true"#)];
+    assert_eq!(variant(&rebate), (Some(d("-0.00959001")), Some("USDT".into()), Some(d("94942.5"))));
+    let unnamed = [(r#""feeCurrency": "USDT""#, r#""feeCurrency": """#)];
+    assert_eq!(variant(&unnamed), (Some(d("26.3725275")), None, Some(d("94942.5"))));
+    let older = [(",\n            \"feeCurrency\": \"USDT\"", "")];
+    assert_eq!(variant(&older), (Some(d("26.3725275")), None, Some(d("94942.5"))));
+    let empty = [(fee, r#""execFee": """#), (price, r#""orderPrice": """#)];
+    assert_eq!(variant(&empty), (None, Some("USDT".into()), None));
+    assert_eq!(variant(&[(r#""execFee": "26.3725275","#, "")]), (None, Some("USDT".into()), Some(d("94942.5"))));
 
     // execution.fast lacks the order's price and quantity: not modelled.
     let raw = fixture("docs/execution_fast.docs.json");
@@ -231,10 +260,10 @@ fn private_topics() {
     let e = one(Category::Linear, "docs/position.docs.json");
     common(&e, MarketType::Linear, Some("BTCUSDT"), Some(1_697_682_317_038));
     let EventKind::PositionUpdate(p) = &e.kind else { panic!("{e:?}") };
-    assert_eq!((p.position_side, p.amount, p.entry_price), (PositionSide::Short, d("0"), d("0")));
+    assert_eq!((p.position_side, p.amount, p.entry_price), (PositionSide::Short, d("0"), Some(d("0"))));
     assert_eq!(
         (p.breakeven_price, p.unrealized_pnl, p.realized_pnl),
-        (Some(d("93556.73034991")), d("0"), Some(d("-25.06579337")))
+        (Some(d("93556.73034991")), Some(d("0")), Some(d("-25.06579337")))
     );
     assert_eq!((p.margin_type.as_deref(), p.isolated_wallet, p.reason.as_deref()), (Some("cross"), None, None));
 
@@ -255,6 +284,13 @@ fn private_topics() {
     let EventKind::PositionUpdate(p) = &e.kind else { panic!("{e:?}") };
     assert_eq!((p.position_side, p.amount, p.breakeven_price), (PositionSide::Both, d("-10"), None));
     assert_eq!((p.margin_type.as_deref(), p.isolated_wallet), (Some("isolated"), Some(d("0.002"))));
+    assert_eq!((p.entry_price, p.unrealized_pnl), (Some(d("60000.5")), Some(d("-0.01"))));
+    // No entry price or unrealized PnL sent: absent, not zero.
+    let bare =
+        pos.replace(r#""entryPrice":"60000.5","#, "").replace(r#""unrealisedPnl":"-0.01""#, r#""unrealisedPnl":"""#);
+    let e = decode(Category::Linear, &bare, RX, &mut Tickers::new()).unwrap().remove(0);
+    let EventKind::PositionUpdate(p) = &e.kind else { panic!("{e:?}") };
+    assert_eq!((p.amount, p.entry_price, p.unrealized_pnl), (d("-10"), None, None));
     let funding = r#"{"topic":"execution","creationTime":1,"data":[{"category":"linear","symbol":"BTCUSDT","execId":"f","execPrice":"1","execQty":"1","execType":"Funding","orderId":"","orderLinkId":"","orderPrice":"0","orderQty":"0","side":"Buy","isMaker":false,"execTime":"1"}]}"#;
     let v = decode(Category::Linear, funding, RX, &mut Tickers::new()).unwrap();
     assert!(
@@ -362,7 +398,7 @@ fn recorded_book_replays_without_a_gap() {
         let Inbound::Data { stream, seq: Some(seq) } = rules.classify(line) else { panic!("{line}") };
         assert_eq!(stream, "orderbook.200.BTCUSDT");
         if let Some(prev) = last_seq {
-            assert_eq!(seq, Seq::range(prev.last + 1, prev.last + 1));
+            assert_eq!(seq, Seq::restartable(prev.last + 1, prev.last + 1));
         } else {
             assert_eq!(seq, Seq::reset(15_076_952));
         }
@@ -398,11 +434,16 @@ fn recorded_book_replays_without_a_gap() {
 fn classifies_every_fixture_for_the_engine() {
     let linear = BybitRules::public(Category::Linear);
     let data = |s: &'static str, seq| Inbound::Data { stream: s.into(), seq };
+    let fifo_subscribe =
+        Inbound::AckStreams { op: Some(ferrofeed_model::rules::RequestOp::Subscribe), streams: Vec::new() };
     let table: Vec<(&str, Inbound<'static>)> = vec![
         ("orderbook_snapshot.linear.json", data("orderbook.200.BTCUSDT", Some(Seq::reset(15_076_952)))),
-        ("orderbook_delta.linear.json", data("orderbook.200.BTCUSDT", Some(Seq::range(15_076_953, 15_076_953)))),
+        ("orderbook_delta.linear.json", data("orderbook.200.BTCUSDT", Some(Seq::restartable(15_076_953, 15_076_953)))),
         ("orderbook_snapshot.spot.json", data("orderbook.200.BTCUSDT", Some(Seq::reset(62_505_424)))),
-        ("docs/orderbook_delta.docs.json", data("orderbook.50.BTCUSDT", Some(Seq::range(177_400_507, 177_400_507)))),
+        (
+            "docs/orderbook_delta.docs.json",
+            data("orderbook.50.BTCUSDT", Some(Seq::restartable(177_400_507, 177_400_507))),
+        ),
         ("public_trade.linear.json", data("publicTrade.BTCUSDT", None)),
         ("kline.linear.json", data("kline.1.BTCUSDT", None)),
         ("kline.spot.json", data("kline.1.BTCUSDT", None)),
@@ -417,13 +458,17 @@ fn classifies_every_fixture_for_the_engine() {
         ("docs/execution_fast.docs.json", data("execution.fast", None)),
         ("docs/position.docs.json", data("position", None)),
         ("docs/wallet.docs.json", data("wallet", None)),
-        // Live acks of a client that sent no req_id: not ours to match.
-        ("subscribe_response.linear.json", Inbound::Unknown),
-        ("subscribe_response.spot.json", Inbound::Unknown),
+        // Acks that echo no req_id: the oldest pending request of their op
+        // (FIFO), or, for option, the topics they name.
+        ("subscribe_response.linear.json", fifo_subscribe.clone()),
+        ("subscribe_response.spot.json", fifo_subscribe.clone()),
         ("docs/subscribe_response.spot.docs.json", Inbound::Ack { id: 10001 }),
-        ("docs/subscribe_response.linear.docs.json", Inbound::Unknown),
-        ("docs/subscribe_response.private.docs.json", Inbound::Unknown),
-        ("docs/subscribe_response.option.docs.json", Inbound::Unknown),
+        ("docs/subscribe_response.linear.docs.json", fifo_subscribe.clone()),
+        ("docs/subscribe_response.private.docs.json", fifo_subscribe),
+        (
+            "docs/subscribe_response.option.docs.json",
+            Inbound::AckStreams { op: None, streams: vec!["orderbook.100.BTC-6JAN23-18000-C".into()] },
+        ),
         ("docs/pong.spot.docs.json", Inbound::Pong),
         ("docs/pong.linear.docs.json", Inbound::Pong),
         ("docs/pong.option.docs.json", Inbound::Pong),
@@ -526,11 +571,12 @@ fn documented_examples_are_decoder_output() {
         "docs/orderbook_delta.docs.json",
         "tickers_snapshot.linear.json",
         "docs/all_liquidation.docs.json",
+        "docs/execution.docs.json",
     ] {
         decoded.extend(dec(Category::Linear, f).iter().map(|e| serde_json::to_value(e).expect("json")));
     }
     let examples: Vec<&str> = doc.lines().filter(|l| l.starts_with('{') && l.contains(r#""venue":"bybit""#)).collect();
-    assert_eq!(examples.len(), 4);
+    assert_eq!(examples.len(), 5);
     for line in examples {
         let v: serde_json::Value = serde_json::from_str(line).expect(line);
         assert!(decoded.contains(&v), "{line}");

@@ -1,12 +1,13 @@
 //! Bybit v5 as the engine sees it (PROTOCOLS §5): a client text ping
 //! `{"op":"ping"}` every 20 s, `op` requests whose `req_id` is a string,
-//! `success`/`ret_msg` acks and failures, two pong shapes, an optional
+//! `success`/`ret_msg` acks and failures (matched by `req_id`, or without
+//! one by the topics named or FIFO by op), two pong shapes, an optional
 //! pre-computed `op:"auth"` frame, and data keyed by `topic`.
 
 use std::borrow::Cow;
 use std::time::Duration;
 
-use ferrofeed_engine::{ClientPing, ConnLimits, Heartbeat, Inbound, Seq, VenueRules};
+use ferrofeed_engine::{ClientPing, ConnLimits, Heartbeat, Inbound, RequestOp, Seq, VenueRules};
 use serde_json::Value;
 
 /// The client ping frame (§5.2; `req_id` is optional and omitted).
@@ -24,6 +25,10 @@ pub struct Bybit {
     pub max_msgs: usize,
     /// Args per subscribe request: 10 on spot (`args size >10` otherwise).
     pub max_streams_per_request: usize,
+    /// Args per connection (option: 2000).
+    pub max_streams: usize,
+    /// Characters of args per public connection (21,000).
+    pub max_stream_chars: Option<usize>,
     /// A pre-computed `{"op":"auth","args":[apiKey, expires, signature]}`
     /// frame for private connections; `None` for public ones.
     pub auth: Option<String>,
@@ -36,6 +41,8 @@ impl Default for Bybit {
             idle_timeout: Duration::from_secs(60),
             max_msgs: 20,
             max_streams_per_request: 10,
+            max_streams: 2000,
+            max_stream_chars: Some(21_000),
             auth: None,
         }
     }
@@ -117,13 +124,12 @@ impl VenueRules for Bybit {
 
     fn limits(&self) -> ConnLimits {
         ConnLimits {
-            // Option: 2000 args per connection; the 21,000-character args
-            // budget per public connection is the binding limit elsewhere.
-            max_streams: 2000,
+            max_streams: self.max_streams,
             max_msgs: self.max_msgs,
             msg_window: Duration::from_secs(1),
             max_streams_per_request: self.max_streams_per_request,
             max_request_bytes: 21_000,
+            max_stream_chars: self.max_stream_chars,
         }
     }
 
@@ -159,21 +165,27 @@ impl VenueRules for Bybit {
                 Some(true) => Inbound::AuthOk,
                 _ => Inbound::AuthFailed { msg: ret_msg(&v) },
             },
-            Some("subscribe" | "unsubscribe") => {
+            Some(op @ ("subscribe" | "unsubscribe")) => {
                 let id = req_id(&v);
+                let op = if op == "subscribe" { RequestOp::Subscribe } else { RequestOp::Unsubscribe };
                 match (success, id) {
                     (Some(true), Some(id)) => Inbound::Ack { id },
+                    // Private (and linear `req_id:""`): no id echoed, the oldest request of this op.
+                    (Some(true), None) => Inbound::AckStreams { op: Some(op), streams: Vec::new() },
                     // The first subscription keeps flowing (§5.3): not a failure.
                     (Some(false), Some(id)) if ret_msg(&v).contains("already subscribed") => Inbound::Ack { id },
+                    (Some(false), None) if ret_msg(&v).contains("already subscribed") => {
+                        Inbound::AckStreams { op: Some(op), streams: refused_topic(&v) }
+                    }
                     (Some(false), id) => {
                         Inbound::Rejected { id, code: ret_code(&v), msg: ret_msg(&v), streams: refused_topic(&v) }
                     }
-                    // An ack we cannot match (no req_id of ours was echoed).
                     _ => Inbound::Unknown,
                 }
             }
             _ => match (v.get("type").and_then(Value::as_str), success) {
-                // option/spread subscribe response: no op, no req_id echoed in the docs.
+                // option/spread subscribe response: no op, no req_id echoed in the docs;
+                // failTopics refuse by name, the rest of that request counts as accepted.
                 (Some("COMMAND_RESP"), _) => {
                     let failed = v.pointer("/data/failTopics").and_then(Value::as_array).filter(|a| !a.is_empty());
                     match (failed, req_id(&v)) {
@@ -184,7 +196,18 @@ impl VenueRules for Bybit {
                             streams: f.iter().filter_map(Value::as_str).map(str::to_string).collect(),
                         },
                         (None, Some(id)) => Inbound::Ack { id },
-                        (None, None) => Inbound::Unknown,
+                        // No req_id: confirmed by the topics it names.
+                        (None, None) => Inbound::AckStreams {
+                            op: None,
+                            streams: v
+                                .pointer("/data/successTopics")
+                                .and_then(Value::as_array)
+                                .into_iter()
+                                .flatten()
+                                .filter_map(Value::as_str)
+                                .map(str::to_string)
+                                .collect(),
+                        },
                     }
                 }
                 // `error:invalid op`, `Failed to decode incoming data:..`

@@ -101,6 +101,7 @@ impl VenueRules for Deribit {
             msg_window: Duration::from_secs(1),
             max_streams_per_request: self.max_streams_per_request,
             max_request_bytes: 64 * 1024,
+            max_stream_chars: None,
         }
     }
 

@@ -178,6 +178,8 @@ impl VenueRules for BinanceRules {
             msg_window: Duration::from_secs(1),
             max_streams_per_request: self.max_streams_per_request,
             max_request_bytes: 16 * 1024,
+            // Binance counts streams, not characters.
+            max_stream_chars: None,
         }
     }
 

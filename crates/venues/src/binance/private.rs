@@ -121,6 +121,7 @@ fn private_limits() -> ConnLimits {
         msg_window: Duration::from_secs(1),
         max_streams_per_request: 1,
         max_request_bytes: 4096,
+        max_stream_chars: None,
     }
 }
 

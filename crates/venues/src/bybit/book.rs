@@ -10,8 +10,13 @@
 //! into a `book_snapshot`).
 //!
 //! [`BybitSequencing`] continues a book at id `n` with the delta whose
-//! `u == n + 1`, drops `u <= n` (already in the book) and asks for recovery
-//! otherwise. Snapshots from the stream reset the book directly
+//! `u == n + 1` and drops a repeat of `u == n`. Anything else asks for
+//! recovery: a jump is a lost delta, and `u < n` can only follow a venue
+//! restart whose `u == 1` snapshot was lost (one connection delivers a
+//! topic in order, and every snapshot resets the book), so treating it as
+//! already applied would freeze the book until `u` climbed past `n` again.
+//! A REST snapshot (`bridge`) is different: deltas it already holds
+//! (`u <= n`) are dropped. Snapshots from the stream reset the book directly
 //! (`BookSync::on_stream_snapshot`); a `NeedSnapshot` is answered by
 //! resubscribing the topic (the venue then sends a snapshot) or, for the
 //! 1000-level topic only, by the REST snapshot (`snapshot_request`), whose
@@ -26,13 +31,19 @@ pub struct BybitSequencing;
 
 impl BookSequencing for BybitSequencing {
     fn bridge(&self, snapshot_id: u64, d: &BookDelta) -> Verdict {
-        self.follow(snapshot_id, d)
+        if d.last_update_id <= snapshot_id {
+            Verdict::Suppress
+        } else if d.first_update_id <= snapshot_id.saturating_add(1) {
+            Verdict::Accept
+        } else {
+            Verdict::Recover
+        }
     }
 
     fn follow(&self, last: u64, d: &BookDelta) -> Verdict {
-        if d.last_update_id <= last {
+        if d.last_update_id == last {
             Verdict::Suppress
-        } else if d.first_update_id <= last.saturating_add(1) {
+        } else if d.last_update_id > last && d.first_update_id <= last.saturating_add(1) {
             Verdict::Accept
         } else {
             Verdict::Recover
@@ -63,7 +74,7 @@ mod tests {
     }
 
     #[test]
-    fn consecutive_u_continues_older_is_suppressed_a_jump_recovers() {
+    fn consecutive_u_continues_a_repeat_is_dropped_a_jump_or_a_step_back_recovers() {
         let s = BybitSequencing;
         assert_eq!(s.bridge(100, &delta(100)), Verdict::Suppress);
         assert_eq!(s.bridge(100, &delta(99)), Verdict::Suppress);
@@ -71,6 +82,9 @@ mod tests {
         assert_eq!(s.bridge(100, &delta(102)), Verdict::Recover);
         assert_eq!(s.follow(101, &delta(102)), Verdict::Accept);
         assert_eq!(s.follow(101, &delta(104)), Verdict::Recover);
+        assert_eq!(s.follow(101, &delta(101)), Verdict::Suppress);
+        // Backwards: a restart whose u = 1 snapshot was lost.
+        assert_eq!(s.follow(101, &delta(2)), Verdict::Recover);
         assert_eq!(s.follow(u64::MAX, &delta(u64::MAX)), Verdict::Suppress);
         assert_eq!(depths(crate::bybit::Category::Option), &[25, 100]);
     }

@@ -7,9 +7,20 @@
 //! `{"op":"pong","args":[..]}`); the server cuts a connection silent for 10
 //! minutes. Requests are `{"req_id":"<n>","op":"subscribe","args":[topics]}`;
 //! the venue echoes `req_id` in its answer, which is how acks are matched.
+//! Answers without it are matched generically
+//! ([`Inbound::AckStreams`]):
+//! option's `{"type":"COMMAND_RESP","data":{"successTopics","failTopics"}}`
+//! by the topics it names, the private `{"success":true,"op":"subscribe"}`
+//! (and linear's `"req_id":""`) as the oldest pending request of that op.
 //! Failures carry no numeric code on public endpoints, only `ret_msg`
 //! (`error:handler not found,topic:<t>`, `args size >10`, `error:invalid op`,
-//! ...); option answers are `{"type":"COMMAND_RESP","data":{"failTopics",..}}`.
+//! ...).
+//!
+//! Public connections are sized by characters: the args on one connection
+//! may total 21,000 characters, which the engine's pools enforce through
+//! [`ConnLimits::max_stream_chars`], with a topic count cap on top
+//! ([`BybitRules::max_streams`]).
+//!
 //! Private connections authenticate first with
 //! `{"op":"auth","args":[apiKey, expires, hex HMAC-SHA256("GET/realtime"+expires)]}`,
 //! signed afresh on every connect.
@@ -34,7 +45,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferrofeed_model::rules::{ClientPing, ConnLimits, Heartbeat, Inbound, Seq, VenueRules};
+use ferrofeed_model::rules::{ClientPing, ConnLimits, Heartbeat, Inbound, RequestOp, Seq, VenueRules, stream_chars};
 use serde::Deserialize;
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
@@ -85,14 +96,15 @@ pub fn private_limits() -> VenueLimits {
 }
 
 /// Characters of `topics` as the venue counts them against
-/// [`VenueLimits::args_chars_per_connection`].
+/// [`VenueLimits::args_chars_per_connection`] (the engine's
+/// [`stream_chars`], summed).
 pub fn args_chars(topics: &[String]) -> usize {
-    topics.iter().map(String::len).sum()
+    topics.iter().map(|t| stream_chars(t)).sum()
 }
 
-/// The longest topic the default per-connection topic count is sized for:
-/// `max_streams` topics of this length fit the 21,000-character budget.
-pub const SIZED_TOPIC_CHARS: usize = 42;
+/// The topic count cap of a public connection, on top of the character
+/// budget (and below option's stated 2000). See [`BybitRules::max_streams`].
+pub const MAX_TOPICS_PER_CONNECTION: usize = 1000;
 
 /// Whether `topics` fit one connection of `limits` (count and characters).
 pub fn fits_connection(limits: &VenueLimits, topics: &[String]) -> bool {
@@ -122,11 +134,22 @@ pub struct BybitRules {
     /// Client messages per second. Bybit states no inbound message limit;
     /// this keeps the pacer from bursting.
     pub max_msgs: usize,
-    /// Topics per connection. The venue counts characters (21,000 per
-    /// public connection) and, on option, topics (2000); the engine shards
-    /// by count, so the default is what fits for topics of up to
-    /// [`SIZED_TOPIC_CHARS`] characters.
+    /// Topics per connection: a count cap on top of
+    /// [`max_stream_chars`](Self::max_stream_chars), which is what the venue
+    /// actually limits (it states a count only for option: 2000). The
+    /// default is [`MAX_TOPICS_PER_CONNECTION`] (1000, below option's 2000).
+    /// Typical topics (`orderbook.50.BTCUSDT`, `publicTrade.BTCUSDT`) have
+    /// about 20 characters, so 21,000 characters end at about 1000 of them
+    /// anyway and the cap costs no connection there. It binds only for
+    /// shorter topics (`tickers.BTCUSDT`: 15 characters, 1400 to the
+    /// budget), keeping the traffic one socket (read by one task) carries
+    /// near what Binance allows one connection (1024 streams). Longer topics
+    /// (option symbols, 1000-level books) are bounded by characters alone,
+    /// as many as fit, instead of by a count sized for an assumed length.
     pub max_streams: usize,
+    /// Characters of topics per connection (21,000 on public connections;
+    /// `None` on the private one, which holds a handful of short topics).
+    pub max_stream_chars: Option<usize>,
     /// Topics per subscribe request.
     pub max_streams_per_request: usize,
 }
@@ -140,6 +163,7 @@ impl fmt::Debug for BybitRules {
             .field("idle_timeout", &self.idle_timeout)
             .field("max_msgs", &self.max_msgs)
             .field("max_streams", &self.max_streams)
+            .field("max_stream_chars", &self.max_stream_chars)
             .field("max_streams_per_request", &self.max_streams_per_request)
             .finish()
     }
@@ -149,14 +173,16 @@ impl BybitRules {
     /// The rules of a public `category` connection.
     pub fn public(category: Category) -> BybitRules {
         let limits = venue_limits(category);
-        let by_chars = limits.args_chars_per_connection / SIZED_TOPIC_CHARS;
         BybitRules {
             category: Some(category),
             auth: None,
             ping_interval: limits.ping_interval,
             idle_timeout: Duration::from_secs(60),
             max_msgs: 20,
-            max_streams: limits.args_per_connection.map_or(by_chars, |n| n.min(by_chars)),
+            max_streams: limits
+                .args_per_connection
+                .map_or(MAX_TOPICS_PER_CONNECTION, |n| n.min(MAX_TOPICS_PER_CONNECTION)),
+            max_stream_chars: Some(limits.args_chars_per_connection),
             // Linear, inverse and option state no per-request limit; requests
             // stay small so one bad topic refuses little.
             max_streams_per_request: limits.args_per_request.unwrap_or(50),
@@ -177,6 +203,7 @@ impl BybitRules {
             idle_timeout: Duration::from_secs(60),
             max_msgs: 20,
             max_streams: limits.args_per_connection.unwrap_or(32),
+            max_stream_chars: None,
             max_streams_per_request: limits.args_per_request.unwrap_or(10),
         })
     }
@@ -237,11 +264,13 @@ impl Control<'_> {
 }
 
 /// The head of an object `data`: the book update id, and the option
-/// subscribe answer's failed topics.
+/// subscribe answer's confirmed and failed topics.
 #[derive(Deserialize, Default)]
 struct DataHead {
     #[serde(default, deserialize_with = "u64_or_skip")]
     u: Option<u64>,
+    #[serde(default, rename = "successTopics")]
+    success_topics: Option<Vec<String>>,
     #[serde(default, rename = "failTopics")]
     fail_topics: Option<Vec<String>>,
 }
@@ -344,7 +373,9 @@ fn book_seq(kind: Option<&str>, u: u64) -> Option<Seq> {
     match kind {
         _ if u == 1 => Some(Seq::reset(u)),
         Some("snapshot") => Some(Seq::reset(u)),
-        Some("delta") => Some(Seq::range(u, u)),
+        // A restart's `u == 1` snapshot can be lost: a far step back is a
+        // restart, not a re-send.
+        Some("delta") => Some(Seq::restartable(u, u)),
         _ => None,
     }
 }
@@ -369,6 +400,7 @@ impl VenueRules for BybitRules {
             msg_window: Duration::from_secs(1),
             max_streams_per_request: self.max_streams_per_request,
             max_request_bytes: 21_000,
+            max_stream_chars: self.max_stream_chars,
         }
     }
 
@@ -387,7 +419,7 @@ impl VenueRules for BybitRules {
     }
 
     fn classify<'a>(&self, frame: &'a str) -> Inbound<'a> {
-        let c: Control<'a> = match serde_json::from_str(frame) {
+        let mut c: Control<'a> = match serde_json::from_str(frame) {
             Ok(c) => c,
             Err(e) => return Inbound::Malformed(format!("invalid JSON: {e}")),
         };
@@ -398,6 +430,33 @@ impl VenueRules for BybitRules {
                 None
             };
             return Inbound::Data { stream: topic, seq };
+        }
+        let op = match c.op.as_deref() {
+            Some("subscribe") => Some(RequestOp::Subscribe),
+            Some("unsubscribe") => Some(RequestOp::Unsubscribe),
+            _ => None,
+        };
+        if c.kind.as_deref() == Some("COMMAND_RESP") {
+            // Option (and spread): the answer names its topics; `req_id` is
+            // not echoed in the documented shape.
+            let (ok, failed) = match c.data.take() {
+                Some(d) => (d.success_topics.unwrap_or_default(), d.fail_topics.unwrap_or_default()),
+                None => (Vec::new(), Vec::new()),
+            };
+            if !failed.is_empty() || c.success == Some(false) {
+                // Refused by name; the other topics of that request count as
+                // accepted. Nothing named and no id: reported as an error.
+                let msg = match c.msg() {
+                    "" if failed.is_empty() => "COMMAND_RESP: success false".to_string(),
+                    "" => format!("failTopics: {}", failed.join(",")),
+                    m => m.to_string(),
+                };
+                return Inbound::Rejected { id: c.req_id, code: c.code(), msg, streams: failed };
+            }
+            return match c.req_id {
+                Some(id) => Inbound::Ack { id },
+                None => Inbound::AckStreams { op, streams: ok },
+            };
         }
         match c.op.as_deref() {
             // option and private `{"op":"pong","args":[..]}`
@@ -415,38 +474,27 @@ impl VenueRules for BybitRules {
                     },
                 };
             }
-            Some(op @ ("subscribe" | "unsubscribe")) => {
+            Some("subscribe" | "unsubscribe") => {
+                // The first subscription keeps flowing: the topic is subscribed.
+                let already = op == Some(RequestOp::Subscribe) && c.msg().contains("already subscribed");
                 return match (c.success, c.req_id) {
                     (Some(true), Some(id)) => Inbound::Ack { id },
-                    // The first subscription keeps flowing: the topic is subscribed.
-                    (Some(false), Some(id)) if op == "subscribe" && c.msg().contains("already subscribed") => {
-                        Inbound::Ack { id }
-                    }
+                    (Some(false), Some(id)) if already => Inbound::Ack { id },
+                    // No `req_id` echoed (the private ack; linear's `"req_id":""`):
+                    // the oldest pending request of this op on the connection.
+                    (Some(true), None) => Inbound::AckStreams { op, streams: Vec::new() },
+                    // Names the topic that stays subscribed.
+                    (Some(false), None) if already => Inbound::AckStreams { op, streams: refused_topics(c.msg()) },
                     (Some(false), id) => Inbound::Rejected {
                         id,
                         code: c.code(),
                         msg: c.msg().to_string(),
                         streams: refused_topics(c.msg()),
                     },
-                    // Not an answer to a request of ours (no req_id echoed).
                     _ => Inbound::Unknown,
                 };
             }
             _ => {}
-        }
-        if c.kind.as_deref() == Some("COMMAND_RESP") {
-            let failed = c.data.as_ref().and_then(|d| d.fail_topics.clone()).unwrap_or_default();
-            return match (failed.is_empty(), c.req_id, c.success) {
-                (true, Some(id), Some(true) | None) => Inbound::Ack { id },
-                (true, None, Some(true) | None) => Inbound::Unknown,
-                (_, id, _) => {
-                    let msg = match c.msg() {
-                        "" => format!("failTopics: {}", failed.join(",")),
-                        m => m.to_string(),
-                    };
-                    Inbound::Rejected { id, code: c.code(), msg, streams: failed }
-                }
-            };
         }
         if c.success == Some(false) {
             // `error:invalid op`, `Failed to decode incoming data: ..`
@@ -479,14 +527,98 @@ mod tests {
         assert_eq!(venue_limits(Category::Option).args_per_connection, Some(2000));
         assert_eq!(venue_limits(Category::Linear).args_per_request, None);
         assert_eq!(BybitRules::public(Category::Spot).limits().max_streams_per_request, 10);
-        let r = BybitRules::public(Category::Option);
-        assert_eq!(r.limits().max_streams, 500);
-        let topics: Vec<String> = (0..r.max_streams).map(|i| format!("orderbook.1000.{:0>27}", i)).collect();
-        assert!(topics.iter().all(|t| t.len() == SIZED_TOPIC_CHARS));
-        assert!(fits_connection(&venue_limits(Category::Option), &topics));
+        // Public connections are budgeted by characters, with a count cap on
+        // top that is never above the venue's own (option: 2000).
+        for category in [Category::Spot, Category::Linear, Category::Inverse, Category::Option] {
+            let l = BybitRules::public(category).limits();
+            assert_eq!(l.max_stream_chars, Some(21_000), "{category:?}");
+            assert_eq!(l.max_streams, MAX_TOPICS_PER_CONNECTION, "{category:?}");
+            assert!(venue_limits(category).args_per_connection.is_none_or(|n| l.max_streams <= n));
+        }
+        // A full connection of typical ~20-character topics stays within both.
+        let typical: Vec<String> =
+            (0..MAX_TOPICS_PER_CONNECTION).map(|i| format!("orderbook.50.{i:0>4}USDT")).collect();
+        assert!(typical.iter().all(|t| t.len() == "orderbook.50.BTCUSDT".len() + 1));
+        assert!(args_chars(&typical) <= 21_000);
+        assert!(fits_connection(&venue_limits(Category::Linear), &typical));
         let too_many: Vec<String> = (0..2001).map(|i| format!("t.{i}")).collect();
         assert!(!fits_connection(&venue_limits(Category::Option), &too_many));
         assert!(fits_connection(&venue_limits(Category::Linear), &too_many));
+    }
+
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures/bybit_v5/");
+
+    fn fixture(rel: &str) -> String {
+        std::fs::read_to_string(format!("{FIXTURES}{rel}")).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    }
+
+    /// Acks that echo no `req_id` of ours: option's `COMMAND_RESP` names its
+    /// topics, the private and linear docs shapes and the live captures name
+    /// nothing and go to the oldest pending request of their op.
+    #[test]
+    fn acks_without_a_request_id_name_their_topics_or_their_op() {
+        let option = BybitRules::public(Category::Option);
+        assert_eq!(
+            option.classify(&fixture("docs/subscribe_response.option.docs.json")),
+            Inbound::AckStreams { op: None, streams: vec!["orderbook.100.BTC-6JAN23-18000-C".into()] }
+        );
+        let fifo = Inbound::AckStreams { op: Some(RequestOp::Subscribe), streams: Vec::new() };
+        let linear = BybitRules::public(Category::Linear);
+        for f in [
+            "docs/subscribe_response.private.docs.json",
+            "docs/subscribe_response.linear.docs.json",
+            "subscribe_response.linear.json",
+            "subscribe_response.spot.json",
+        ] {
+            assert_eq!(linear.classify(&fixture(f)), fifo, "{f}");
+        }
+        // With the id echoed, it is matched by id as before.
+        assert_eq!(
+            BybitRules::public(Category::Spot).classify(&fixture("docs/subscribe_response.spot.docs.json")),
+            Inbound::Ack { id: 10_001 }
+        );
+        let unsub = r#"{"success":true,"ret_msg":"","op":"unsubscribe","conn_id":"c"}"#;
+        assert_eq!(linear.classify(unsub), Inbound::AckStreams { op: Some(RequestOp::Unsubscribe), streams: vec![] });
+        // `already subscribed` without an id confirms the topic it names.
+        assert_eq!(
+            linear.classify(
+                r#"{"success":false,"ret_msg":"error:already subscribed,topic:publicTrade.BTCUSDT","op":"subscribe"}"#
+            ),
+            Inbound::AckStreams { op: Some(RequestOp::Subscribe), streams: vec!["publicTrade.BTCUSDT".into()] }
+        );
+    }
+
+    /// Option refusals name the topics; without an id the engine finds the
+    /// request by them, and the other topics of that request count as accepted.
+    #[test]
+    fn command_resp_fail_topics_are_refused_by_name() {
+        let option = BybitRules::public(Category::Option);
+        let mixed = r#"{"success":true,"conn_id":"c","data":{"failTopics":["orderbook.100.NOPE-1JAN30-1-C"],"successTopics":["orderbook.100.BTC-6JAN23-18000-C"]},"type":"COMMAND_RESP"}"#;
+        assert_eq!(
+            option.classify(mixed),
+            Inbound::Rejected {
+                id: None,
+                code: 0,
+                msg: "failTopics: orderbook.100.NOPE-1JAN30-1-C".into(),
+                streams: vec!["orderbook.100.NOPE-1JAN30-1-C".into()],
+            }
+        );
+        // An unsubscribe answer of the same shape, naming its topics.
+        let gone = r#"{"success":true,"conn_id":"c","op":"unsubscribe","data":{"failTopics":[],"successTopics":["tickers.BTC-6JAN23-18000-C"]},"type":"COMMAND_RESP"}"#;
+        assert_eq!(
+            option.classify(gone),
+            Inbound::AckStreams {
+                op: Some(RequestOp::Unsubscribe),
+                streams: vec!["tickers.BTC-6JAN23-18000-C".into()]
+            }
+        );
+        // A failure naming nothing and echoing no id matches no request.
+        let bare =
+            r#"{"success":false,"conn_id":"c","data":{"failTopics":[],"successTopics":[]},"type":"COMMAND_RESP"}"#;
+        assert!(matches!(option.classify(bare), Inbound::Rejected { id: None, streams, .. } if streams.is_empty()));
+        // With an id, the id matches.
+        let with_id = r#"{"success":true,"conn_id":"c","req_id":"12","data":{"failTopics":[],"successTopics":["a"]},"type":"COMMAND_RESP"}"#;
+        assert_eq!(option.classify(with_id), Inbound::Ack { id: 12 });
     }
 
     #[test]
