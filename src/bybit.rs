@@ -209,6 +209,18 @@ impl BybitClient {
         Ok(())
     }
 
+    /// Asks the venue to restart public topics already subscribed: each is
+    /// unsubscribed and subscribed again on its connection, references
+    /// unchanged. Bybit answers with a fresh snapshot of an order-book topic,
+    /// which is how [`BybitBooks`](crate::bybit_books::BybitBooks) recovers a
+    /// book without touching the socket.
+    pub async fn resubscribe(&mut self, category: Category, topics: &[String]) -> Result<(), BybitError> {
+        if let Some(pool) = self.pools.get_mut(&Some(category)) {
+            pool.resubscribe(topics).await?;
+        }
+        Ok(())
+    }
+
     /// Drops one reference to each private topic.
     pub async fn unsubscribe_private(&mut self, topics: &[String]) -> Result<(), BybitError> {
         if let Some(pool) = self.pools.get_mut(&None) {

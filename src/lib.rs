@@ -11,6 +11,12 @@
 //!   event stream, introspection and rate-limit statistics).
 //! - [`books`]: local order books kept in sync from diff streams and REST
 //!   snapshots (`BookManager`), and the offline `replay`.
+//! - [`bybit`]: the Bybit v5 connection manager (a pool per category and one
+//!   for the private stream, a connection-attempt budget per host).
+//! - [`bybit_books`]: Bybit local order books, recovered by resubscribing (the
+//!   venue then sends a snapshot).
+//! - [`bybit_feed`]: `BybitFeed`, Bybit's public and private topics as one
+//!   stream of normalized events, with local books.
 //! - [`feed`]: `Feed`, one stream of normalized events (market data decoded on
 //!   the live path, status events, local books) with the statistics behind the
 //!   metrics endpoint and the live view.
@@ -41,6 +47,8 @@
 pub mod binance;
 pub mod books;
 pub mod bybit;
+pub mod bybit_books;
+pub mod bybit_feed;
 pub mod feed;
 pub mod metrics;
 pub mod private;
