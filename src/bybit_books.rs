@@ -8,8 +8,8 @@
 //! [`BybitClient::resubscribe`](crate::bybit::BybitClient::resubscribe)) and
 //! the venue's next snapshot puts it back in sync, without touching the
 //! socket. A resubscribe whose snapshot does not come within
-//! `snapshot_timeout` is asked for again. A gap the connection reports (an
-//! outage) loses sync at once; the reconnect's own resubscribe brings the
+//! `snapshot_timeout` is asked for again. A lost connection, or a gap it
+//! reports, loses sync at once; the reconnect's own resubscribe brings the
 //! snapshot.
 //!
 //! Events are the same as Binance's books (docs/events.md): `book_snapshot`
@@ -98,6 +98,8 @@ struct Book {
     topic: String,
     /// When a resubscribe was last asked for, while its snapshot is awaited.
     asked: Option<Instant>,
+    /// The connection its frames last came on.
+    conn: Option<u64>,
 }
 
 /// Keeps the local books of one Bybit category.
@@ -154,6 +156,7 @@ impl BybitBooks {
             sync: BookSync::new(sequencing(), self.cfg.sync),
             topic: topic.clone(),
             asked: None,
+            conn: None,
         });
         topic
     }
@@ -217,6 +220,9 @@ impl BybitBooks {
         match &ev.kind {
             EngineKind::Data { stream, payload, received, .. } => {
                 let Some(symbol) = self.topics.get(stream).cloned() else { return };
+                if let Some(b) = self.books.get_mut(&symbol) {
+                    b.conn = Some(ev.conn);
+                }
                 let received_ns = ns(*received);
                 match normalize::decode(self.category, payload, received_ns, &mut self.tickers) {
                     Ok(events) => {
@@ -231,6 +237,16 @@ impl BybitBooks {
                         self.invalidate(&symbol, "undecodable order-book frame", received_ns, out);
                         self.ask(&symbol);
                     }
+                }
+            }
+            EngineKind::Disconnected { reason } => {
+                // The book stops following the venue now; the reconnect's
+                // snapshot resyncs it.
+                let lost: Vec<String> =
+                    self.books.iter().filter(|(_, b)| b.conn == Some(ev.conn)).map(|(s, _)| s.clone()).collect();
+                let now = ns(SystemTime::now());
+                for symbol in lost {
+                    self.invalidate(&symbol, &format!("connection lost: {reason}"), now, out);
                 }
             }
             EngineKind::Gap { stream, .. } => {

@@ -273,8 +273,14 @@ impl BybitFeed {
                 self.stats.reconnects += 1;
                 self.out.push_back(status(EventKind::Reconnected, None));
             }
-            EngineKind::Disconnected { reason } => {
-                self.out.push_back(status(EventKind::Disconnected { reason }, None));
+            EngineKind::Disconnected { ref reason } => {
+                self.out.push_back(status(EventKind::Disconnected { reason: reason.clone() }, None));
+                if let Some(c) = pool
+                    && let Some(b) = self.books.get_mut(&c)
+                {
+                    b.on_event(&ev, &mut self.scratch);
+                    self.out.extend(self.scratch.drain(..));
+                }
             }
             EngineKind::SubscriptionFailed { stream, code, msg } => {
                 let symbol = symbol_of(&stream);

@@ -461,6 +461,52 @@ async fn sixty_spot_topics_sharded_over_connections_none_refused() {
     sixty_spot_topics(Some(25), 3).await;
 }
 
+/// The 21,000-character budget per public connection: 990 topics of 23-24
+/// characters (23,430 in all) fit one connection by count (the client's cap
+/// is 1000) but not by characters, so the pool opens a second connection;
+/// the simulator enforces the budget and refuses nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_are_sharded_by_characters_and_none_is_refused() {
+    let (_sim, h) = start_market(BybitCategory::Linear, 0, |m| {
+        m.symbols = ferrofeed_sim::SymbolSpec::synthetic(330);
+        m.timing.actions_per_sec = 20.0;
+    })
+    .await;
+    let topics: Vec<String> = symbols(&h)
+        .iter()
+        .flat_map(|s| ["orderbook.1000", "orderbook.200", "allLiquidation"].map(|k| format!("{k}.{s}")))
+        .collect();
+    let chars: usize = topics.iter().map(|t| t.chars().count()).sum();
+    assert_eq!((topics.len(), chars), (990, 23_430));
+    let (mut client, mut rx) = BybitClient::new(config(&h));
+    client.subscribe(Category::Linear, &topics).await.expect("subscribe");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !client.is_settled() {
+        assert!(Instant::now() < deadline, "not settled: {:?}", client.snapshots());
+        let Some(ev) = poll(&mut rx).await else { continue };
+        match ev.kind {
+            EventKind::SubscriptionFailed { stream, code, msg } => panic!("{stream} refused: {code} {msg}"),
+            EventKind::Error { msg, raw } => panic!("{msg}: {raw}"),
+            _ => {}
+        }
+    }
+    let assignment = client.assignment();
+    let shards = &assignment[0].1;
+    let per_conn: Vec<usize> = shards.iter().map(|s| s.iter().map(|t| t.chars().count()).sum()).collect();
+    assert_eq!(shards.len(), 2, "{per_conn:?}");
+    assert!(per_conn.iter().all(|c| *c <= 21_000), "{per_conn:?}");
+    let held = server_side(&h);
+    assert_eq!(held.len(), topics.len());
+    assert!(held.values().all(|n| *n == 1), "each topic on one connection");
+    let server_chars: Vec<usize> =
+        h.connections().iter().map(|c| c.subscriptions.iter().map(|t| t.chars().count()).sum()).collect();
+    assert!(server_chars.iter().all(|c| *c <= 21_000), "{server_chars:?}");
+    let c = h.stats().counters;
+    assert_eq!((c.args_limit_refusals, c.errors_sent), (0, 0));
+    println!("bybit characters: 990 topics, {chars} characters over 2 connections {per_conn:?}, 0 refused");
+    client.disconnect_all().await;
+}
+
 /// One order-book topic's local book and what happened to it.
 struct Local {
     topic: String,
