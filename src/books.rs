@@ -140,6 +140,55 @@ fn ns(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
 }
 
+/// The model event a book machine's verdict publishes, given the book after
+/// it (`None` while out of sync): `book_snapshot` (`publish_depth` levels per
+/// side), `book_update` with the new best bid and ask, or `book_resync`.
+/// `None` for `NeedSnapshot` (the driver's to answer) and for a publication
+/// without a book in sync. Shared by the Binance and Bybit drivers.
+pub(crate) fn book_event(book: Option<&L2Book>, e: SyncEvent, publish_depth: usize) -> Option<EventKind> {
+    Some(match e {
+        SyncEvent::NeedSnapshot => return None,
+        SyncEvent::Synced { last_update_id } => {
+            let book = book?;
+            EventKind::BookSnapshot(BookSnapshot {
+                last_update_id,
+                bids: book.bids(publish_depth),
+                asks: book.asks(publish_depth),
+            })
+        }
+        SyncEvent::Applied(d) => {
+            let book = book?;
+            EventKind::BookUpdate(BookUpdate {
+                first_update_id: d.first_update_id,
+                last_update_id: d.last_update_id,
+                bids: d.bids,
+                asks: d.asks,
+                best_bid: book.best_bid(),
+                best_ask: book.best_ask(),
+            })
+        }
+        SyncEvent::Resync { reason, last_update_id } => {
+            EventKind::BookResync(BookResync { reason, last_update_id: Some(last_update_id) })
+        }
+    })
+}
+
+/// Wraps a book event for `symbol`; a resync carries no venue time.
+pub(crate) fn book_model_event(
+    kind: EventKind,
+    venue: Venue,
+    market: MarketType,
+    symbol: &str,
+    exchange_ts: Option<i64>,
+    received_ns: i64,
+) -> Event {
+    let exchange_ts = match kind {
+        EventKind::BookResync(_) => None,
+        _ => exchange_ts,
+    };
+    Event { kind, venue, market, symbol: Some(symbol.to_string()), exchange_ts, receive_ts: received_ns }
+}
+
 impl BookManager {
     /// A manager for `market`, fetching snapshots from the client's REST base
     /// under the client's REST weight budget for that market.
@@ -275,46 +324,13 @@ impl BookManager {
         out: &mut Vec<Event>,
     ) {
         for e in sev.drain(..) {
-            let kind = match e {
-                SyncEvent::NeedSnapshot => {
-                    self.enqueue(symbol);
-                    continue;
-                }
-                SyncEvent::Synced { last_update_id } => {
-                    let Some(book) = self.books.get(symbol).and_then(|b| b.sync.book()) else { continue };
-                    EventKind::BookSnapshot(BookSnapshot {
-                        last_update_id,
-                        bids: book.bids(self.cfg.publish_depth),
-                        asks: book.asks(self.cfg.publish_depth),
-                    })
-                }
-                SyncEvent::Applied(d) => {
-                    let Some(book) = self.books.get(symbol).and_then(|b| b.sync.book()) else { continue };
-                    EventKind::BookUpdate(BookUpdate {
-                        first_update_id: d.first_update_id,
-                        last_update_id: d.last_update_id,
-                        bids: d.bids,
-                        asks: d.asks,
-                        best_bid: book.best_bid(),
-                        best_ask: book.best_ask(),
-                    })
-                }
-                SyncEvent::Resync { reason, last_update_id } => {
-                    EventKind::BookResync(BookResync { reason, last_update_id: Some(last_update_id) })
-                }
-            };
-            let ts = match kind {
-                EventKind::BookResync(_) => None,
-                _ => exchange_ts,
-            };
-            out.push(Event {
-                kind,
-                venue: Venue::Binance,
-                market: self.model_market,
-                symbol: Some(symbol.to_string()),
-                exchange_ts: ts,
-                receive_ts: received_ns,
-            });
+            if e == SyncEvent::NeedSnapshot {
+                self.enqueue(symbol);
+                continue;
+            }
+            let book = self.books.get(symbol).and_then(|b| b.sync.book());
+            let Some(kind) = book_event(book, e, self.cfg.publish_depth) else { continue };
+            out.push(book_model_event(kind, Venue::Binance, self.model_market, symbol, exchange_ts, received_ns));
         }
     }
 

@@ -47,10 +47,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ferrofeed_book::{BookSync, L2Book, Phase, SyncConfig, SyncEvent, SyncStats};
 use ferrofeed_engine::{Event as EngineEvent, EventKind as EngineKind};
-use ferrofeed_model::event::{BookResync, BookSnapshot, BookUpdate, Event, EventKind, MarketType, Venue};
+use ferrofeed_model::event::{Event, EventKind, MarketType, Venue};
 use ferrofeed_venues::bybit::Category;
 use ferrofeed_venues::bybit::book::{depths, sequencing};
 use ferrofeed_venues::bybit::normalize::{self, Tickers};
+
+use crate::books::{book_event, book_model_event};
 
 /// How Bybit books are kept.
 #[derive(Debug, Clone)]
@@ -319,46 +321,13 @@ impl BybitBooks {
         out: &mut Vec<Event>,
     ) {
         for e in sev.drain(..) {
-            let kind = match e {
-                SyncEvent::NeedSnapshot => {
-                    self.ask(symbol);
-                    continue;
-                }
-                SyncEvent::Synced { last_update_id } => {
-                    let Some(book) = self.books.get(symbol).and_then(|b| b.sync.book()) else { continue };
-                    EventKind::BookSnapshot(BookSnapshot {
-                        last_update_id,
-                        bids: book.bids(self.cfg.publish_depth),
-                        asks: book.asks(self.cfg.publish_depth),
-                    })
-                }
-                SyncEvent::Applied(d) => {
-                    let Some(book) = self.books.get(symbol).and_then(|b| b.sync.book()) else { continue };
-                    EventKind::BookUpdate(BookUpdate {
-                        first_update_id: d.first_update_id,
-                        last_update_id: d.last_update_id,
-                        bids: d.bids,
-                        asks: d.asks,
-                        best_bid: book.best_bid(),
-                        best_ask: book.best_ask(),
-                    })
-                }
-                SyncEvent::Resync { reason, last_update_id } => {
-                    EventKind::BookResync(BookResync { reason, last_update_id: Some(last_update_id) })
-                }
-            };
-            let ts = match kind {
-                EventKind::BookResync(_) => None,
-                _ => exchange_ts,
-            };
-            out.push(Event {
-                kind,
-                venue: Venue::Bybit,
-                market: self.market,
-                symbol: Some(symbol.to_string()),
-                exchange_ts: ts,
-                receive_ts: received_ns,
-            });
+            if e == SyncEvent::NeedSnapshot {
+                self.ask(symbol);
+                continue;
+            }
+            let book = self.books.get(symbol).and_then(|b| b.sync.book());
+            let Some(kind) = book_event(book, e, self.cfg.publish_depth) else { continue };
+            out.push(book_model_event(kind, Venue::Bybit, self.market, symbol, exchange_ts, received_ns));
         }
     }
 }
