@@ -38,6 +38,10 @@ pub enum BybitError {
 pub struct BybitConfig {
     /// The deployment.
     pub environment: Environment,
+    /// Per-category deployments that replace `environment` for that
+    /// category's public pool (the simulator serves each category on its own
+    /// port).
+    pub overrides: HashMap<Category, Environment>,
     /// Topics per connection (`None`: what `BybitRules` sizes for the
     /// venue's per-connection limits).
     pub max_streams_per_conn: Option<usize>,
@@ -63,6 +67,7 @@ impl Default for BybitConfig {
     fn default() -> BybitConfig {
         BybitConfig {
             environment: Environment::Production,
+            overrides: HashMap::new(),
             max_streams_per_conn: None,
             max_connections_per_pool: None,
             queue_capacity: 65_536,
@@ -152,7 +157,7 @@ impl BybitClient {
 
     fn pool(&mut self, key: PoolKey) -> Result<&mut Pool<Native>, BybitError> {
         if !self.pools.contains_key(&key) {
-            let env = &self.cfg.environment;
+            let env = key.and_then(|c| self.cfg.overrides.get(&c)).unwrap_or(&self.cfg.environment);
             let url = match key {
                 Some(category) => public_url(category, env),
                 None => private_url(env, None),

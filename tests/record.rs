@@ -284,6 +284,82 @@ fn sigterm_stops_cleanly_with_everything_acknowledged_and_a_summary() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Binance and Bybit feeds in one file: both venues are recorded into their
+/// own directories (two simulated Bybit categories on their own ports), the
+/// Bybit book is kept live, and replay reads it all back.
+#[test]
+fn bybit_and_binance_feeds_record_side_by_side_and_replay() {
+    let dir = tmpdir("bybit");
+    let cfg = dir.join("feeds.toml");
+    std::fs::write(
+        &cfg,
+        r#"
+[sim]
+seed = 3
+actions_per_sec = 200.0
+
+[[feed]]
+venue = "bybit"
+market = "linear"
+env = "sim"
+streams = ["publicTrade.BTCUSDT", "tickers.BTCUSDT"]
+books = ["BTCUSDT"]
+
+[[feed]]
+venue = "bybit"
+market = "spot"
+env = "sim"
+streams = ["publicTrade.ETHUSDT"]
+
+[[feed]]
+venue = "binance"
+market = "spot"
+env = "sim"
+streams = ["btcusdt@trade"]
+"#,
+    )
+    .expect("write config");
+    let out = dir.join("out");
+    let mut run = Recording::start(&cfg, &out, &["--progress-interval", "100ms", "--duration", "4s"]);
+    run.wait_acknowledged(1);
+    let (status, stdout, stderr) = run.wait();
+    assert!(status.success(), "exit {status:?}: {stderr}");
+    let s = summary(&stdout);
+    assert_eq!(s["stopped_by"], "duration", "{s}");
+    for m in ["bybit/linear", "bybit/spot", "binance/spot"] {
+        assert!(s["markets"][m]["records"].as_u64().unwrap_or(0) > 0, "{m}: {s}");
+    }
+    let mut types: std::collections::BTreeMap<(String, String), usize> = Default::default();
+    for f in capture_files(&out) {
+        let rel = f.strip_prefix(&out).unwrap().to_string_lossy().replace('\\', "/");
+        for l in decode_file(&f) {
+            let ev: Event = serde_json::from_str(&l).unwrap();
+            let dir = format!("{}/{}/", ev.venue.name(), ev.market.name());
+            assert!(rel.starts_with(&dir), "{rel} holds a {dir} event: {l}");
+            *types.entry((dir, ev.kind.type_name().to_string())).or_default() += 1;
+        }
+    }
+    for (m, t) in [
+        ("bybit/linear/", "trade"),
+        ("bybit/linear/", "ticker"),
+        ("bybit/linear/", "mark_price"),
+        ("bybit/linear/", "book_snapshot"),
+        ("bybit/linear/", "book_update"),
+        ("bybit/spot/", "trade"),
+        ("binance/spot/", "trade"),
+    ] {
+        assert!(types.get(&(m.to_string(), t.to_string())).copied().unwrap_or(0) > 0, "no {m} {t}: {types:?}");
+    }
+    assert!(!types.keys().any(|(_, t)| t == "error"), "{types:?}");
+    // Replay reads both venues back.
+    let replay = bin().args(["replay", "--speed", "max"]).arg(&out).output().expect("replay");
+    assert!(replay.status.success(), "{}", String::from_utf8_lossy(&replay.stderr));
+    let text = String::from_utf8(replay.stdout).expect("UTF-8");
+    assert!(text.lines().any(|l| l.contains("\"venue\":\"bybit\"")));
+    assert!(text.lines().any(|l| l.contains("\"venue\":\"binance\"")));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn replay_paces_reports_bad_input_and_config_errors_are_clear() {
     let dir = tmpdir("errors");

@@ -22,3 +22,18 @@ pub(crate) async fn start_metrics(
     eprintln!("{}", serde_json::json!({ "metrics": format!("http://{bound}/metrics") }));
     Ok(Some(task))
 }
+
+/// The next event of whichever feed has one (`None` when one has shut down
+/// or neither runs): the Binance `Feed` and the `BybitFeed` side by side.
+pub(crate) async fn next_event(
+    binance: &mut ferrofeed::feed::Feed,
+    bybit: &mut ferrofeed::bybit_feed::BybitFeed,
+    binance_on: bool,
+    bybit_on: bool,
+) -> Option<ferrofeed::model::event::Event> {
+    tokio::select! {
+        ev = binance.next(), if binance_on => ev,
+        ev = bybit.next(), if bybit_on => ev,
+        else => None,
+    }
+}

@@ -13,12 +13,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use ferrofeed::binance::{BinanceConfig, Environment, Market};
+use ferrofeed::bybit::{BybitConfig, Category, Environment as BybitEnvironment};
+use ferrofeed::bybit_feed::{BybitFeed, BybitFeedConfig};
 use ferrofeed::feed::{Feed, FeedConfig};
 use ferrofeed::model::event::{Event, EventKind};
 use ferrofeed::record::{RecordError, RecordReader, Recorder, RecorderConfig, expand_paths};
 use ferrofeed::sink::Shard;
 use ferrofeed::sink::nats::{NatsConfig, NatsSink, NatsStats, Retention, Storage};
-use ferrofeed_sim::{MarketKind, Sim, SimConfig};
+use ferrofeed_sim::{BybitCategory, MarketConfig, MarketKind, Sim, SimConfig};
 use serde::Deserialize;
 
 // ---------------------------------------------------------------------------
@@ -238,9 +240,38 @@ enum EnvSpec {
     Custom { ws: String, rest: String },
 }
 
+/// A feed's venue and market.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FeedMarket {
+    Binance(Market),
+    Bybit(Category),
+}
+
+impl FeedMarket {
+    fn venue(self) -> &'static str {
+        match self {
+            FeedMarket::Binance(_) => "binance",
+            FeedMarket::Bybit(_) => "bybit",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            FeedMarket::Binance(m) => m.name(),
+            FeedMarket::Bybit(c) => c.name(),
+        }
+    }
+}
+
+impl std::fmt::Display for FeedMarket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.venue(), self.name())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 struct FeedSpec {
-    market: Market,
+    market: FeedMarket,
     env: EnvSpec,
     streams: Vec<String>,
     books: Vec<String>,
@@ -259,9 +290,9 @@ impl RecordConfig {
     /// with nothing are removed.
     fn apply_shard(&mut self, shard: Shard) {
         for f in &mut self.feeds {
-            let m = f.market.name();
-            f.streams.retain(|s| shard.owns(&Shard::stream_key("binance", m, s)));
-            f.books.retain(|b| shard.owns(&Shard::book_key("binance", m, b)));
+            let (v, m) = (f.market.venue(), f.market.name());
+            f.streams.retain(|s| shard.owns(&Shard::stream_key(v, m, s)));
+            f.books.retain(|b| shard.owns(&Shard::book_key(v, m, b)));
         }
         self.feeds.retain(|f| !f.streams.is_empty() || !f.books.is_empty());
     }
@@ -296,11 +327,16 @@ fn parse_config(file: &str, text: &str) -> anyhow::Result<RecordConfig> {
     let mut feeds: Vec<FeedSpec> = Vec::new();
     for (i, f) in raw.feed.into_iter().enumerate() {
         let at = format!("{file}: [[feed]] #{} (market {:?})", i + 1, f.market);
-        if f.venue != "binance" {
-            bail!("{at}: unknown venue {:?}: only \"binance\" is supported", f.venue);
-        }
-        let Some(market) = Market::from_name(&f.market) else {
-            bail!("{at}: unknown market {:?}: expected spot, usdm, coinm or options", f.market);
+        let market = match f.venue.as_str() {
+            "binance" => match Market::from_name(&f.market) {
+                Some(m) => FeedMarket::Binance(m),
+                None => bail!("{at}: unknown market {:?}: expected spot, usdm, coinm or options", f.market),
+            },
+            "bybit" => match Category::from_name(&f.market) {
+                Some(c) => FeedMarket::Bybit(c),
+                None => bail!("{at}: unknown bybit market {:?}: expected spot, linear, inverse or option", f.market),
+            },
+            other => bail!("{at}: unknown venue {other:?}: expected \"binance\" or \"bybit\""),
         };
         let env = match (f.env.as_str(), f.ws, f.rest) {
             ("custom", Some(ws), Some(rest)) => EnvSpec::Custom { ws, rest },
@@ -348,6 +384,11 @@ fn parse_config(file: &str, text: &str) -> anyhow::Result<RecordConfig> {
         feeds.push(FeedSpec { market, env, streams, books });
     }
     Ok(RecordConfig { sim: raw.sim, feeds, nats, shard })
+}
+
+/// The simulated Bybit category of `c`.
+fn sim_category(c: Category) -> Option<BybitCategory> {
+    BybitCategory::ALL.into_iter().find(|b| b.name() == c.name())
 }
 
 fn sim_kind(m: Market) -> MarketKind {
@@ -623,47 +664,97 @@ pub(crate) async fn run_record(a: RecordArgs) -> anyhow::Result<()> {
     };
 
     // The simulator, if any feed asks for it.
-    let sim_markets: Vec<MarketKind> =
-        cfg.feeds.iter().filter(|f| f.env == EnvSpec::Sim).map(|f| sim_kind(f.market)).collect();
-    let sim = if sim_markets.is_empty() {
+    let sim_feeds: Vec<FeedMarket> = cfg.feeds.iter().filter(|f| f.env == EnvSpec::Sim).map(|f| f.market).collect();
+    let sim = if sim_feeds.is_empty() {
         None
     } else {
         let mut sc = SimConfig::all_markets();
         sc.seed = cfg.sim.seed;
-        sc.markets.retain(|m| sim_markets.contains(&m.kind));
+        sc.markets.retain(|m| sim_feeds.iter().any(|f| matches!(f, FeedMarket::Binance(x) if sim_kind(*x) == m.kind)));
+        for f in &sim_feeds {
+            if let FeedMarket::Bybit(c) = f {
+                let b = sim_category(*c).with_context(|| format!("the simulator has no bybit {c} market"))?;
+                sc.markets.push(MarketConfig::bybit(b));
+            }
+        }
         for m in &mut sc.markets {
             m.timing.actions_per_sec = cfg.sim.actions_per_sec;
             m.timing.scale = cfg.sim.time_scale;
         }
         let sim = Sim::start(sc).await.context("starting the simulator")?;
         for h in sim.markets() {
-            eprintln!("ferrofeed record: simulator {} on {}", h.kind().name(), h.ws_url());
+            match h.config().bybit_category() {
+                Some(c) => eprintln!("ferrofeed record: simulator bybit {} on {}", c.name(), h.ws_url()),
+                None => eprintln!("ferrofeed record: simulator {} on {}", h.kind().name(), h.ws_url()),
+            }
         }
         Some(sim)
     };
     let mut client = BinanceConfig::default();
+    let mut bybit_client = BybitConfig::default();
     for f in &cfg.feeds {
-        let env = match &f.env {
-            EnvSpec::Production => Environment::Production,
-            EnvSpec::Testnet => Environment::Testnet,
-            EnvSpec::Demo => Environment::Demo,
-            EnvSpec::Custom { ws, rest } => Environment::Custom { ws: ws.clone(), rest: rest.clone() },
-            EnvSpec::Sim => {
-                let h = sim.as_ref().and_then(|s| s.market(sim_kind(f.market))).context("simulator market")?;
-                Environment::Custom { ws: h.ws_url(), rest: h.rest_url() }
-            }
+        let sim_urls = || -> anyhow::Result<(String, String)> {
+            let h = match f.market {
+                FeedMarket::Binance(m) => sim.as_ref().and_then(|s| s.market(sim_kind(m))),
+                FeedMarket::Bybit(c) => sim.as_ref().zip(sim_category(c)).and_then(|(s, b)| s.bybit(b)),
+            };
+            let h = h.context("simulator market")?;
+            Ok((h.ws_url(), h.rest_url()))
         };
-        client.overrides.insert(f.market, env);
+        match f.market {
+            FeedMarket::Binance(m) => {
+                let env = match &f.env {
+                    EnvSpec::Production => Environment::Production,
+                    EnvSpec::Testnet => Environment::Testnet,
+                    EnvSpec::Demo => Environment::Demo,
+                    EnvSpec::Custom { ws, rest } => Environment::Custom { ws: ws.clone(), rest: rest.clone() },
+                    EnvSpec::Sim => {
+                        let (ws, rest) = sim_urls()?;
+                        Environment::Custom { ws, rest }
+                    }
+                };
+                client.overrides.insert(m, env);
+            }
+            FeedMarket::Bybit(c) => {
+                let env = match &f.env {
+                    EnvSpec::Production => BybitEnvironment::Production,
+                    EnvSpec::Testnet => BybitEnvironment::Testnet,
+                    EnvSpec::Demo => BybitEnvironment::Demo,
+                    EnvSpec::Custom { ws, rest } => BybitEnvironment::Custom { ws: ws.clone(), rest: rest.clone() },
+                    EnvSpec::Sim => {
+                        let (ws, rest) = sim_urls()?;
+                        BybitEnvironment::Custom { ws, rest }
+                    }
+                };
+                bybit_client.overrides.insert(c, env);
+            }
+        }
     }
     let mut feed = Feed::new(FeedConfig { client, ..FeedConfig::default() });
+    let mut bybit = BybitFeed::new(BybitFeedConfig { client: bybit_client, ..BybitFeedConfig::default() });
+    let binance_on = cfg.feeds.iter().any(|f| matches!(f.market, FeedMarket::Binance(_)));
+    let bybit_on = cfg.feeds.iter().any(|f| matches!(f.market, FeedMarket::Bybit(_)));
     let _metrics = super::start_metrics(a.metrics, feed.stats()).await?;
     let (mut n_streams, mut n_books) = (0, 0);
     for f in &cfg.feeds {
-        if !f.streams.is_empty() {
-            feed.subscribe(f.market, &f.streams).await.with_context(|| format!("subscribing on {}", f.market))?;
-        }
-        for b in &f.books {
-            feed.track_book(f.market, b).await.with_context(|| format!("tracking the {} book {b}", f.market))?;
+        let on = f.market;
+        match f.market {
+            FeedMarket::Binance(m) => {
+                if !f.streams.is_empty() {
+                    feed.subscribe(m, &f.streams).await.with_context(|| format!("subscribing on {on}"))?;
+                }
+                for b in &f.books {
+                    feed.track_book(m, b).await.with_context(|| format!("tracking the {on} book {b}"))?;
+                }
+            }
+            FeedMarket::Bybit(c) => {
+                if !f.streams.is_empty() {
+                    bybit.subscribe(c, &f.streams).await.with_context(|| format!("subscribing on {on}"))?;
+                }
+                for b in &f.books {
+                    bybit.track_book(c, b).await.with_context(|| format!("tracking the {on} book {b}"))?;
+                }
+            }
         }
         n_streams += f.streams.len();
         n_books += f.books.len();
@@ -741,7 +832,7 @@ pub(crate) async fn run_record(a: RecordArgs) -> anyhow::Result<()> {
                     }
                 }
             }
-            ev = feed.next() => {
+            ev = super::next_event(&mut feed, &mut bybit, binance_on, bybit_on) => {
                 let Some(ev) = ev else { break "feed closed" };
                 warn_status(&ev, &progress);
                 local.count(&ev);
@@ -757,10 +848,16 @@ pub(crate) async fn run_record(a: RecordArgs) -> anyhow::Result<()> {
     // Close the sockets (close frames), then keep what was already received:
     // until 200 ms pass without an event (1 s at most).
     feed.shutdown().await;
+    bybit.shutdown().await;
     if stopped_by != "error" {
         let drain_end = tokio::time::Instant::now() + Duration::from_secs(1);
         let idle = |now: tokio::time::Instant| (now + Duration::from_millis(200)).min(drain_end);
-        while let Ok(Some(ev)) = tokio::time::timeout_at(idle(tokio::time::Instant::now()), feed.next()).await {
+        while let Ok(Some(ev)) = tokio::time::timeout_at(
+            idle(tokio::time::Instant::now()),
+            super::next_event(&mut feed, &mut bybit, binance_on, bybit_on),
+        )
+        .await
+        {
             warn_status(&ev, &progress);
             local.count(&ev);
             if let Some(sink) = sink.as_mut() {
@@ -978,6 +1075,12 @@ mod tests {
         "#;
         let c = parse_config("feeds.toml", ok).expect("valid");
         assert_eq!((c.sim.seed, c.sim.actions_per_sec, c.sim.time_scale), (7, 100.0, 1.0));
+        assert_eq!(c.feeds[0].market, FeedMarket::Binance(Market::Spot));
+        let bybit = "[[feed]]\nvenue = \"bybit\"\nmarket = \"inverse\"\nenv = \"demo\"\nstreams = [\"publicTrade.BTCUSD\"]\nbooks = [\"BTCUSD\"]\n";
+        let b = parse_config("feeds.toml", bybit).expect("valid");
+        assert_eq!((b.feeds[0].market, &b.feeds[0].env), (FeedMarket::Bybit(Category::Inverse), &EnvSpec::Demo));
+        let e = format!("{:#}", parse_config("feeds.toml", &bybit.replace("inverse", "usdm")).expect_err("usdm"));
+        assert!(e.contains("unknown bybit market \"usdm\""), "{e}");
         assert_eq!(c.feeds.len(), 2);
         assert_eq!(c.feeds[0].streams, ["btcusdt@trade", "ethusdt@aggTrade"]);
         assert_eq!(c.feeds[0].books, ["BTCUSDT"]);

@@ -273,11 +273,6 @@ pub(crate) async fn run_stream(a: StreamArgs) -> anyhow::Result<()> {
                 };
                 cfg.markets.push(MarketConfig::bybit(b));
             }
-            // A Bybit client takes one base URL for every category: one
-            // simulated category at a time.
-            if categories.len() > 1 {
-                bail!("--env sim serves one bybit category per run; got {categories:?}");
-            }
             let sim = Sim::start(cfg).await.context("starting the simulator")?;
             for m in &markets {
                 let h = sim.market(kind_of(*m)).context("simulated market")?;
@@ -285,7 +280,7 @@ pub(crate) async fn run_stream(a: StreamArgs) -> anyhow::Result<()> {
             }
             for c in &categories {
                 let h = sim_category(*c).and_then(|b| sim.bybit(b)).context("simulated bybit market")?;
-                bybit_client.environment = BybitEnvironment::Custom { ws: h.ws_url(), rest: h.rest_url() };
+                bybit_client.overrides.insert(*c, BybitEnvironment::Custom { ws: h.ws_url(), rest: h.rest_url() });
             }
             _sim = Some(sim);
         }
