@@ -4,204 +4,29 @@
 //! against the simulator's truth, the `u = 1` restart fault, and payload
 //! shapes compared with the real captures in `shared/fixtures/bybit_v5`.
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
+mod common;
+
 use std::time::Duration;
 
-use ferrofeed_sim::{BybitCategory, MarketConfig, MarketHandle, Sim, SimConfig};
-use futures_util::{SinkExt, StreamExt};
+use common::{
+    Local, assert_same_shape, bybit_market, close_frame, connect_bybit, fixture, http, keys, next_json, next_of,
+    next_reply, send, shape, start,
+};
+use ferrofeed_sim::BybitCategory;
+use futures_util::SinkExt;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::time::timeout;
+use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-const WAIT: Duration = Duration::from_secs(10);
-/// `/work/main/crates/sim` → `/work/shared/fixtures/bybit_v5`.
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures/bybit_v5");
-
-fn market(cat: BybitCategory) -> MarketConfig {
-    let mut m = MarketConfig::bybit(cat);
-    m.symbols.truncate(3);
-    m.timing.actions_per_sec = 300.0;
-    m.book_history = 20_000;
-    m
-}
-
-async fn start(m: MarketConfig) -> (Sim, MarketHandle) {
-    let sim = Sim::start(SimConfig::single(m)).await.expect("bind sim");
-    let h = sim.markets()[0].clone();
-    (sim, h)
-}
-
-async fn connect(h: &MarketHandle) -> Ws {
-    connect_async(h.bybit_url().expect("bybit market")).await.expect("connect").0
-}
-
-async fn send(ws: &mut Ws, v: Value) {
-    ws.send(Message::Text(v.to_string().into())).await.expect("send");
-}
-
-async fn next_json(ws: &mut Ws) -> Value {
-    loop {
-        let m = timeout(WAIT, ws.next()).await.expect("frame in time").expect("open").expect("ok");
-        if let Message::Text(t) = m {
-            return serde_json::from_str(&t).unwrap_or_else(|e| panic!("bad JSON {t}: {e}"));
-        }
-    }
-}
-
-/// The next reply to an `op` (a frame with `success` or `op`), skipping data.
-async fn next_reply(ws: &mut Ws) -> Value {
-    loop {
-        let v = next_json(ws).await;
-        if v.get("topic").is_none() {
-            return v;
-        }
-    }
-}
-
-/// The next data frame of `topic`.
-async fn next_of(ws: &mut Ws, topic: &str) -> Value {
-    for _ in 0..100_000 {
-        let v = next_json(ws).await;
-        if v["topic"] == topic {
-            return v;
-        }
-    }
-    panic!("no frame of {topic}");
-}
-
-async fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    let req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).await.unwrap();
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text[9..12].parse().unwrap();
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    (status, body)
-}
-
-fn fixture(name: &str) -> Value {
-    let path = format!("{FIXTURES}/{name}");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-/// The JSON type of every field, recursively (arrays by their first element).
-fn shape(v: &Value) -> Value {
-    match v {
-        Value::Null => json!("null"),
-        Value::Bool(_) => json!("bool"),
-        Value::Number(n) if n.is_f64() => json!("float"),
-        Value::Number(_) => json!("int"),
-        Value::String(_) => json!("string"),
-        Value::Array(a) => json!([a.first().map(shape).unwrap_or(json!("empty"))]),
-        Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), shape(v))).collect()),
-    }
-}
-
-/// Same keys and types; an empty array matches any array.
-fn assert_same_shape(ours: &Value, real: &Value, what: &str) {
-    fn strip_empty(a: &Value, b: &Value) -> (Value, Value) {
-        match (a, b) {
-            (Value::Object(x), Value::Object(y)) => {
-                let mut xo = serde_json::Map::new();
-                let mut yo = serde_json::Map::new();
-                for k in x.keys().chain(y.keys()) {
-                    match (x.get(k), y.get(k)) {
-                        (Some(p), Some(q)) => {
-                            let (p, q) = strip_empty(p, q);
-                            xo.insert(k.clone(), p);
-                            yo.insert(k.clone(), q);
-                        }
-                        (Some(p), None) => {
-                            xo.insert(k.clone(), p.clone());
-                        }
-                        (None, Some(q)) => {
-                            yo.insert(k.clone(), q.clone());
-                        }
-                        (None, None) => {}
-                    }
-                }
-                (Value::Object(xo), Value::Object(yo))
-            }
-            (Value::Array(x), Value::Array(y))
-                if x.first() == Some(&json!("empty")) || y.first() == Some(&json!("empty")) =>
-            {
-                (json!([]), json!([]))
-            }
-            (Value::Array(x), Value::Array(y)) => match (x.first(), y.first()) {
-                (Some(p), Some(q)) => {
-                    let (p, q) = strip_empty(p, q);
-                    (json!([p]), json!([q]))
-                }
-                _ => (a.clone(), b.clone()),
-            },
-            _ => (a.clone(), b.clone()),
-        }
-    }
-    let (a, b) = strip_empty(&shape(ours), &shape(real));
-    assert_eq!(a, b, "{what}: ours {ours}\nreal {real}");
-}
-
-fn levels(v: &Value) -> Vec<[String; 2]> {
-    v.as_array()
-        .expect("levels")
-        .iter()
-        .map(|l| [l[0].as_str().unwrap().to_string(), l[1].as_str().unwrap().to_string()])
-        .collect()
-}
-
-/// A local book keyed by decimal strings parsed as f64 for ordering.
-#[derive(Default)]
-struct Local {
-    bids: BTreeMap<String, String>,
-    asks: BTreeMap<String, String>,
-}
-
-impl Local {
-    fn load(&mut self, data: &Value) {
-        self.bids.clear();
-        self.asks.clear();
-        self.apply(data);
-    }
-
-    fn apply(&mut self, data: &Value) {
-        for (k, side) in [("b", &mut self.bids), ("a", &mut self.asks)] {
-            for [p, q] in levels(&data[k]) {
-                if q.parse::<f64>().unwrap() == 0.0 {
-                    side.remove(&p);
-                } else {
-                    side.insert(p, q);
-                }
-            }
-        }
-    }
-
-    fn top(&self, n: usize) -> (Vec<[String; 2]>, Vec<[String; 2]>) {
-        let key = |p: &String| (p.parse::<f64>().unwrap() * 1e8) as i64;
-        let mut b: Vec<_> = self.bids.iter().map(|(p, q)| [p.clone(), q.clone()]).collect();
-        b.sort_by_key(|l| -key(&l[0]));
-        let mut a: Vec<_> = self.asks.iter().map(|(p, q)| [p.clone(), q.clone()]).collect();
-        a.sort_by_key(|l| key(&l[0]));
-        b.truncate(n);
-        a.truncate(n);
-        (b, a)
-    }
-}
+/// How many frames `next_of` reads looking for its topic before it fails.
+const MAX_FRAMES: usize = 100_000;
 
 #[tokio::test]
 async fn pong_and_ack_shapes_per_category_echo_req_id() {
     // Inverse and option: tests/bybit_categories.rs.
     for cat in [BybitCategory::Spot, BybitCategory::Linear] {
-        let (sim, h) = start(market(cat)).await;
-        let mut ws = connect(&h).await;
+        let (sim, h) = start(bybit_market(cat)).await;
+        let mut ws = connect_bybit(&h).await;
         send(&mut ws, json!({"op": "ping"})).await;
         let pong = next_reply(&mut ws).await;
         assert_eq!(
@@ -242,8 +67,8 @@ async fn pong_and_ack_shapes_per_category_echo_req_id() {
 
 #[tokio::test]
 async fn errors_carry_the_venue_strings_and_keep_the_socket() {
-    let (sim, h) = start(market(BybitCategory::Spot)).await;
-    let mut ws = connect(&h).await;
+    let (sim, h) = start(bybit_market(BybitCategory::Spot)).await;
+    let mut ws = connect_bybit(&h).await;
     for bad in ["orderbook.50.NOPEUSDT", "orderbook.500.BTCUSDT", "orderbook.50.btcusdt", "order"] {
         send(&mut ws, json!({"op": "subscribe", "req_id": "e1", "args": [bad]})).await;
         let r = next_reply(&mut ws).await;
@@ -272,11 +97,11 @@ async fn errors_carry_the_venue_strings_and_keep_the_socket() {
     send(&mut ws, json!({"op": "nope", "req_id": "d"})).await;
     assert_eq!(next_reply(&mut ws).await["ret_msg"], "error:invalid op");
     // Still open: the first subscription keeps flowing.
-    let t = next_of(&mut ws, "publicTrade.BTCUSDT").await;
+    let t = next_of(&mut ws, "publicTrade.BTCUSDT", MAX_FRAMES).await;
     assert_eq!(t["data"][0]["s"], "BTCUSDT");
     // Linear has no args limit.
-    let (sim2, lin) = start(market(BybitCategory::Linear)).await;
-    let mut ws2 = connect(&lin).await;
+    let (sim2, lin) = start(bybit_market(BybitCategory::Linear)).await;
+    let mut ws2 = connect_bybit(&lin).await;
     let many: Vec<String> =
         (0..12).map(|i| if i == 0 { "publicTrade.BTCUSDT".into() } else { format!("tickers.ETHUSDT{i}") }).collect();
     send(&mut ws2, json!({"op": "subscribe", "req_id": "m", "args": many})).await;
@@ -289,12 +114,12 @@ async fn errors_carry_the_venue_strings_and_keep_the_socket() {
 
 #[tokio::test]
 async fn orderbook_snapshot_then_consecutive_deltas_match_the_truth() {
-    let (sim, h) = start(market(BybitCategory::Linear)).await;
-    let mut ws = connect(&h).await;
+    let (sim, h) = start(bybit_market(BybitCategory::Linear)).await;
+    let mut ws = connect_bybit(&h).await;
     let topic = "orderbook.50.BTCUSDT";
     send(&mut ws, json!({"op": "subscribe", "req_id": "1", "args": [topic]})).await;
     assert_eq!(next_reply(&mut ws).await["success"], true);
-    let snap = next_of(&mut ws, topic).await;
+    let snap = next_of(&mut ws, topic, MAX_FRAMES).await;
     assert_eq!(snap["type"], "snapshot");
     let mut local = Local::default();
     local.load(&snap["data"]);
@@ -306,7 +131,7 @@ async fn orderbook_snapshot_then_consecutive_deltas_match_the_truth() {
             h.drop_next(topic, 1);
             // Deltas already on the way arrive first; then one `u` is missing.
             loop {
-                let d = next_of(&mut ws, topic).await;
+                let d = next_of(&mut ws, topic, MAX_FRAMES).await;
                 let du = d["data"]["u"].as_u64().unwrap();
                 if du == u + 1 {
                     u = du;
@@ -329,7 +154,7 @@ async fn orderbook_snapshot_then_consecutive_deltas_match_the_truth() {
             seq = s["data"]["seq"].as_u64().unwrap();
             continue;
         }
-        let d = next_of(&mut ws, topic).await;
+        let d = next_of(&mut ws, topic, MAX_FRAMES).await;
         assert_eq!(d["type"], "delta", "{d}");
         let du = d["data"]["u"].as_u64().unwrap();
         assert_eq!(du, u + 1, "consecutive u");
@@ -347,19 +172,19 @@ async fn orderbook_snapshot_then_consecutive_deltas_match_the_truth() {
 
 #[tokio::test]
 async fn restart_fault_sends_a_u1_snapshot_then_continues_from_it() {
-    let (sim, h) = start(market(BybitCategory::Spot)).await;
-    let mut ws = connect(&h).await;
+    let (sim, h) = start(bybit_market(BybitCategory::Spot)).await;
+    let mut ws = connect_bybit(&h).await;
     let topic = "orderbook.200.ETHUSDT";
     send(&mut ws, json!({"op": "subscribe", "args": [topic, "orderbook.1.ETHUSDT"]})).await;
     assert_eq!(next_reply(&mut ws).await["success"], true);
-    let snap = next_of(&mut ws, topic).await;
+    let snap = next_of(&mut ws, topic, MAX_FRAMES).await;
     assert!(snap["data"]["u"].as_u64().unwrap() > 1);
     let (status, body) = http(h.addr(), "POST", "/admin/bybit_reset?symbol=ethusdt").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["topics"], 2);
     let mut local = Local::default();
     let r = loop {
-        let v = next_of(&mut ws, topic).await;
+        let v = next_of(&mut ws, topic, MAX_FRAMES).await;
         if v["data"]["u"] == 1 {
             break v;
         }
@@ -368,7 +193,7 @@ async fn restart_fault_sends_a_u1_snapshot_then_continues_from_it() {
     local.load(&r["data"]);
     let mut u = 1;
     for _ in 0..10 {
-        let d = next_of(&mut ws, topic).await;
+        let d = next_of(&mut ws, topic, MAX_FRAMES).await;
         assert_eq!((d["type"].clone(), d["data"]["u"].as_u64().unwrap()), (json!("delta"), u + 1));
         u += 1;
         local.apply(&d["data"]);
@@ -376,7 +201,7 @@ async fn restart_fault_sends_a_u1_snapshot_then_continues_from_it() {
     let truth = h.book_at("ETHUSDT", u, 50).expect("truth after restart");
     assert_eq!(local.top(50), (truth.bids, truth.asks));
     // Depth 1 is snapshot-only.
-    let l1 = next_of(&mut ws, "orderbook.1.ETHUSDT").await;
+    let l1 = next_of(&mut ws, "orderbook.1.ETHUSDT", MAX_FRAMES).await;
     assert_eq!(l1["type"], "snapshot");
     let (status, _) = http(h.addr(), "POST", "/admin/bybit_reset").await;
     assert_eq!(status, 200);
@@ -386,8 +211,8 @@ async fn restart_fault_sends_a_u1_snapshot_then_continues_from_it() {
 
 #[tokio::test]
 async fn payloads_have_the_fields_and_types_of_the_real_captures() {
-    let (sim, h) = start(market(BybitCategory::Linear)).await;
-    let mut ws = connect(&h).await;
+    let (sim, h) = start(bybit_market(BybitCategory::Linear)).await;
+    let mut ws = connect_bybit(&h).await;
     let topics = ["publicTrade.BTCUSDT", "orderbook.200.BTCUSDT", "tickers.BTCUSDT"];
     send(&mut ws, json!({"op": "subscribe", "req_id": "1", "args": topics})).await;
     assert_eq!(next_reply(&mut ws).await["success"], true);
@@ -423,7 +248,6 @@ async fn payloads_have_the_fields_and_types_of_the_real_captures() {
     assert_same_shape(&snap, &fixture("orderbook_snapshot.linear.json"), "orderbook snapshot");
     assert_same_shape(&delta, &fixture("orderbook_delta.linear.json"), "orderbook delta");
     let real_delta = fixture("orderbook_delta.linear.json");
-    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
     assert_eq!(keys(&delta), keys(&real_delta));
     let real = fixture("tickers_snapshot.linear.json");
     // Every field we send exists in the capture with the same type.
@@ -442,10 +266,10 @@ async fn payloads_have_the_fields_and_types_of_the_real_captures() {
     assert!(tick2["data"].as_object().unwrap().len() < tick["data"].as_object().unwrap().len(), "changed fields only");
     drop(ws);
     // Spot: trimmed decimals, same shape as the spot capture.
-    let (sim2, spot) = start(market(BybitCategory::Spot)).await;
-    let mut ws = connect(&spot).await;
+    let (sim2, spot) = start(bybit_market(BybitCategory::Spot)).await;
+    let mut ws = connect_bybit(&spot).await;
     send(&mut ws, json!({"op": "subscribe", "args": ["orderbook.200.BTCUSDT"]})).await;
-    let snap = next_of(&mut ws, "orderbook.200.BTCUSDT").await;
+    let snap = next_of(&mut ws, "orderbook.200.BTCUSDT", MAX_FRAMES).await;
     assert_same_shape(&snap, &fixture("orderbook_snapshot.spot.json"), "spot orderbook snapshot");
     for l in snap["data"]["b"].as_array().unwrap() {
         let p = l[0].as_str().unwrap();
@@ -458,17 +282,11 @@ async fn payloads_have_the_fields_and_types_of_the_real_captures() {
 
 #[tokio::test]
 async fn idle_connections_are_cut_and_other_paths_are_refused() {
-    let mut m = market(BybitCategory::Linear);
+    let mut m = bybit_market(BybitCategory::Linear);
     m.limits.idle_timeout = Duration::from_millis(300);
     let (sim, h) = start(m).await;
-    let mut ws = connect(&h).await;
-    let end = loop {
-        match timeout(WAIT, ws.next()).await.expect("closed in time") {
-            Some(Ok(Message::Close(c))) => break c,
-            Some(Ok(_)) => continue,
-            _ => break None,
-        }
-    };
+    let mut ws = connect_bybit(&h).await;
+    let end = close_frame(&mut ws).await;
     assert!(end.is_some_and(|c| c.reason.contains("idle")));
     let url = format!("ws://{}/v5/public/spot", h.addr());
     assert!(connect_async(url).await.is_err(), "spot path on the linear port");

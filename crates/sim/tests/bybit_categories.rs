@@ -5,33 +5,23 @@
 //! and documentation examples in `shared/fixtures/bybit_v5`; books with the
 //! simulator's truth (`book_at`).
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use ferrofeed_sim::{BybitCategory, KillMode, MarketConfig, MarketHandle, Sim, SimConfig, SymbolSpec};
-use futures_util::{SinkExt, StreamExt};
+use common::{
+    Local, WAIT, assert_same_shape, bybit_market, close_frame, connect_bybit, fixture, keys, levels, next_json,
+    next_of, next_reply, send, set, shape, start,
+};
+use ferrofeed_sim::{BybitCategory, KillMode, MarketConfig, MarketHandle, SymbolSpec};
+use futures_util::SinkExt;
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
-use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-const WAIT: Duration = Duration::from_secs(10);
-/// `/work/main/crates/sim` → `/work/shared/fixtures/bybit_v5`.
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures/bybit_v5");
+/// How many frames `next_of` reads looking for its topic before it fails.
+const MAX_FRAMES: usize = 200_000;
 const CALL: &str = "BTC-26DEC26-100000-C";
-
-fn market(cat: BybitCategory) -> MarketConfig {
-    let mut m = MarketConfig::bybit(cat);
-    if cat != BybitCategory::Option {
-        m.symbols.truncate(3);
-    }
-    m.timing.actions_per_sec = 300.0;
-    m.book_history = 20_000;
-    m
-}
 
 /// A market of `n` options (or synthetic `S0000USDT`... symbols elsewhere)
 /// that moves slowly: for the limit tests, which hold thousands of topics.
@@ -48,116 +38,6 @@ fn many_options(n: usize) -> Vec<SymbolSpec> {
     (0..n).map(|k| SymbolSpec::new(&format!("BTC-26DEC26-{}-C", 100_000 + k), "BTC", "USDC", 1, 2, 3000.0)).collect()
 }
 
-async fn start(m: MarketConfig) -> (Sim, MarketHandle) {
-    let sim = Sim::start(SimConfig::single(m)).await.expect("bind sim");
-    let h = sim.markets()[0].clone();
-    (sim, h)
-}
-
-async fn connect(h: &MarketHandle) -> Ws {
-    connect_async(h.bybit_url().expect("bybit market")).await.expect("connect").0
-}
-
-async fn send(ws: &mut Ws, v: Value) {
-    ws.send(Message::Text(v.to_string().into())).await.expect("send");
-}
-
-async fn next_json(ws: &mut Ws) -> Value {
-    loop {
-        let m = timeout(WAIT, ws.next()).await.expect("frame in time").expect("open").expect("ok");
-        if let Message::Text(t) = m {
-            return serde_json::from_str(&t).unwrap_or_else(|e| panic!("bad JSON {t}: {e}"));
-        }
-    }
-}
-
-/// The next reply to an `op` (a frame without `topic`), skipping data.
-async fn next_reply(ws: &mut Ws) -> Value {
-    loop {
-        let v = next_json(ws).await;
-        if v.get("topic").is_none() {
-            return v;
-        }
-    }
-}
-
-/// The next data frame of `topic`.
-async fn next_of(ws: &mut Ws, topic: &str) -> Value {
-    for _ in 0..200_000 {
-        let v = next_json(ws).await;
-        if v["topic"] == topic {
-            return v;
-        }
-    }
-    panic!("no frame of {topic}");
-}
-
-fn fixture(name: &str) -> Value {
-    let path = format!("{FIXTURES}/{name}");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-fn keys(v: &Value) -> BTreeSet<String> {
-    v.as_object().unwrap_or_else(|| panic!("not an object: {v}")).keys().cloned().collect()
-}
-
-fn set(names: &[&str]) -> BTreeSet<String> {
-    names.iter().map(|s| s.to_string()).collect()
-}
-
-/// The JSON type of every field, recursively (arrays by their first element).
-fn shape(v: &Value) -> Value {
-    match v {
-        Value::Null => json!("null"),
-        Value::Bool(_) => json!("bool"),
-        Value::Number(n) if n.is_f64() => json!("float"),
-        Value::Number(_) => json!("int"),
-        Value::String(_) => json!("string"),
-        Value::Array(a) => json!([a.first().map(shape).unwrap_or(json!("empty"))]),
-        Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), shape(v))).collect()),
-    }
-}
-
-/// Same keys and JSON types, recursively; an empty array matches any array.
-fn assert_same_shape(ours: &Value, real: &Value, what: &str) {
-    fn strip(a: &Value, b: &Value) -> (Value, Value) {
-        match (a, b) {
-            (Value::Object(x), Value::Object(y)) => {
-                let mut xo = serde_json::Map::new();
-                let mut yo = serde_json::Map::new();
-                for k in x.keys().chain(y.keys()) {
-                    match (x.get(k), y.get(k)) {
-                        (Some(p), Some(q)) => {
-                            let (p, q) = strip(p, q);
-                            xo.insert(k.clone(), p);
-                            yo.insert(k.clone(), q);
-                        }
-                        (Some(p), None) => {
-                            xo.insert(k.clone(), p.clone());
-                        }
-                        (None, Some(q)) => {
-                            yo.insert(k.clone(), q.clone());
-                        }
-                        (None, None) => {}
-                    }
-                }
-                (Value::Object(xo), Value::Object(yo))
-            }
-            (Value::Array(x), Value::Array(y)) => match (x.first(), y.first()) {
-                (Some(p), Some(q)) if *p != json!("empty") && *q != json!("empty") => {
-                    let (p, q) = strip(p, q);
-                    (json!([p]), json!([q]))
-                }
-                _ => (json!([]), json!([])),
-            },
-            _ => (a.clone(), b.clone()),
-        }
-    }
-    let (a, b) = strip(&shape(ours), &shape(real));
-    assert_eq!(a, b, "{what}: ours {ours}\nreal {real}");
-}
-
 /// A decimal string as an integer number of `10^-scale` units.
 fn units(s: &str, scale: u32) -> i128 {
     let (int, frac) = s.split_once('.').unwrap_or((s, ""));
@@ -166,62 +46,16 @@ fn units(s: &str, scale: u32) -> i128 {
     digits.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
 }
 
-fn levels(v: &Value) -> Vec<[String; 2]> {
-    v.as_array()
-        .expect("levels")
-        .iter()
-        .map(|l| [l[0].as_str().unwrap().to_string(), l[1].as_str().unwrap().to_string()])
-        .collect()
-}
-
-/// A local book keyed by the price strings (ordered numerically on output).
-#[derive(Default)]
-struct Local {
-    bids: BTreeMap<String, String>,
-    asks: BTreeMap<String, String>,
-}
-
-impl Local {
-    fn load(&mut self, data: &Value) {
-        self.bids.clear();
-        self.asks.clear();
-        self.apply(data);
-    }
-
-    fn apply(&mut self, data: &Value) {
-        for (k, side) in [("b", &mut self.bids), ("a", &mut self.asks)] {
-            for [p, q] in levels(&data[k]) {
-                if q.parse::<f64>().unwrap() == 0.0 {
-                    side.remove(&p);
-                } else {
-                    side.insert(p, q);
-                }
-            }
-        }
-    }
-
-    fn top(&self, n: usize) -> (Vec<[String; 2]>, Vec<[String; 2]>) {
-        let key = |p: &String| (p.parse::<f64>().unwrap() * 1e8) as i64;
-        let mut b: Vec<_> = self.bids.iter().map(|(p, q)| [p.clone(), q.clone()]).collect();
-        b.sort_by_key(|l| -key(&l[0]));
-        let mut a: Vec<_> = self.asks.iter().map(|(p, q)| [p.clone(), q.clone()]).collect();
-        a.sort_by_key(|l| key(&l[0]));
-        b.truncate(n);
-        a.truncate(n);
-        (b, a)
-    }
-}
-
 fn total_chars(h: &MarketHandle) -> usize {
     h.connections()[0].subscriptions.iter().map(String::len).sum()
 }
 
 #[tokio::test]
 async fn inverse_pong_and_acks_have_the_linear_shapes() {
-    let (sim, h) = start(market(BybitCategory::Inverse)).await;
+    let (sim, h) = start(bybit_market(BybitCategory::Inverse)).await;
     assert_eq!(h.stats().market, "bybit-inverse");
     assert!(h.bybit_url().unwrap().ends_with("/v5/public/inverse"));
-    let mut ws = connect(&h).await;
+    let mut ws = connect_bybit(&h).await;
     send(&mut ws, json!({"op": "ping"})).await;
     let pong = next_reply(&mut ws).await;
     assert_same_shape(&pong, &fixture("docs/pong.linear.docs.json"), "inverse pong");
@@ -264,8 +98,8 @@ async fn inverse_pong_and_acks_have_the_linear_shapes() {
 
 #[tokio::test]
 async fn inverse_payloads_match_the_captures_in_whole_contracts() {
-    let (sim, h) = start(market(BybitCategory::Inverse)).await;
-    let mut ws = connect(&h).await;
+    let (sim, h) = start(bybit_market(BybitCategory::Inverse)).await;
+    let mut ws = connect_bybit(&h).await;
     let topics =
         ["publicTrade.BTCUSD", "orderbook.200.BTCUSD", "tickers.BTCUSD", "kline.1.BTCUSD", "allLiquidation.BTCUSD"];
     send(&mut ws, json!({"op": "subscribe", "req_id": "1", "args": topics})).await;
@@ -352,18 +186,18 @@ async fn inverse_payloads_match_the_captures_in_whole_contracts() {
 
 #[tokio::test]
 async fn inverse_book_deltas_rebuild_the_truth_and_drops_leave_exact_gaps() {
-    let (sim, h) = start(market(BybitCategory::Inverse)).await;
-    let mut ws = connect(&h).await;
+    let (sim, h) = start(bybit_market(BybitCategory::Inverse)).await;
+    let mut ws = connect_bybit(&h).await;
     let topic = "orderbook.50.ETHUSD";
     send(&mut ws, json!({"op": "subscribe", "args": [topic]})).await;
     assert_eq!(next_reply(&mut ws).await["success"], true);
-    let snap = next_of(&mut ws, topic).await;
+    let snap = next_of(&mut ws, topic, MAX_FRAMES).await;
     assert_eq!(snap["type"], "snapshot");
     let mut local = Local::default();
     local.load(&snap["data"]);
     let mut u = snap["data"]["u"].as_u64().unwrap();
     for _ in 0..40 {
-        let d = next_of(&mut ws, topic).await;
+        let d = next_of(&mut ws, topic, MAX_FRAMES).await;
         assert_eq!(d["type"], "delta", "{d}");
         assert_eq!(d["data"]["u"].as_u64().unwrap(), u + 1, "consecutive u");
         u += 1;
@@ -382,7 +216,7 @@ async fn inverse_book_deltas_rebuild_the_truth_and_drops_leave_exact_gaps() {
     h.drop_probability(topic, 0.0);
     let dropped = h.stats().counters.dropped_by_fault;
     loop {
-        let du = next_of(&mut ws, topic).await["data"]["u"].as_u64().unwrap();
+        let du = next_of(&mut ws, topic, MAX_FRAMES).await["data"]["u"].as_u64().unwrap();
         if du == u + 1 {
             u = du;
             continue;
@@ -398,10 +232,10 @@ async fn inverse_book_deltas_rebuild_the_truth_and_drops_leave_exact_gaps() {
 
 #[tokio::test]
 async fn option_replies_follow_the_documented_shapes() {
-    let (sim, h) = start(market(BybitCategory::Option)).await;
+    let (sim, h) = start(bybit_market(BybitCategory::Option)).await;
     assert_eq!(h.stats().market, "bybit-option");
     assert!(h.bybit_url().unwrap().ends_with("/v5/public/option"));
-    let mut ws = connect(&h).await;
+    let mut ws = connect_bybit(&h).await;
     for req in [json!({"op": "ping"}), json!({"op": "ping", "req_id": "p1"})] {
         send(&mut ws, req).await;
         let pong = next_reply(&mut ws).await;
@@ -462,7 +296,7 @@ async fn option_replies_follow_the_documented_shapes() {
     let r = next_reply(&mut ws).await;
     assert!(r["ret_msg"].as_str().unwrap().starts_with("Failed to decode incoming data"), "{r}");
     // Still open and flowing.
-    assert_eq!(next_of(&mut ws, &book).await["data"]["s"], CALL);
+    assert_eq!(next_of(&mut ws, &book, MAX_FRAMES).await["data"]["s"], CALL);
     let c = h.stats().counters;
     assert_eq!((c.args_limit_refusals, c.over_cap_rejections), (0, 0));
     drop(ws);
@@ -471,8 +305,8 @@ async fn option_replies_follow_the_documented_shapes() {
 
 #[tokio::test]
 async fn option_payloads_match_the_docs() {
-    let (sim, h) = start(market(BybitCategory::Option)).await;
-    let mut ws = connect(&h).await;
+    let (sim, h) = start(bybit_market(BybitCategory::Option)).await;
+    let mut ws = connect_bybit(&h).await;
     let (ticker, book) = (format!("tickers.{CALL}"), format!("orderbook.25.{CALL}"));
     send(&mut ws, json!({"op": "subscribe", "args": ["publicTrade.BTC", ticker, book]})).await;
     assert_eq!(next_reply(&mut ws).await["success"], true);
@@ -552,12 +386,12 @@ async fn option_payloads_match_the_docs() {
 
 #[tokio::test]
 async fn option_book_follows_the_truth_through_a_restart_and_a_kill() {
-    let (sim, h) = start(market(BybitCategory::Option)).await;
-    let mut ws = connect(&h).await;
+    let (sim, h) = start(bybit_market(BybitCategory::Option)).await;
+    let mut ws = connect_bybit(&h).await;
     let topic = format!("orderbook.25.{CALL}");
     send(&mut ws, json!({"op": "subscribe", "args": [topic]})).await;
     assert_eq!(next_reply(&mut ws).await["success"], true);
-    let snap = next_of(&mut ws, &topic).await;
+    let snap = next_of(&mut ws, &topic, MAX_FRAMES).await;
     assert_eq!(snap["type"], "snapshot");
     let mut local = Local::default();
     local.load(&snap["data"]);
@@ -568,7 +402,7 @@ async fn option_book_follows_the_truth_through_a_restart_and_a_kill() {
         if i == 25 {
             assert_eq!(h.bybit_restart(Some(CALL)), 1);
             let r = loop {
-                let v = next_of(&mut ws, &topic).await;
+                let v = next_of(&mut ws, &topic, MAX_FRAMES).await;
                 if v["data"]["u"] == 1 {
                     break v;
                 }
@@ -580,7 +414,7 @@ async fn option_book_follows_the_truth_through_a_restart_and_a_kill() {
             local.load(&r["data"]);
             u = 1;
         } else {
-            let d = next_of(&mut ws, &topic).await;
+            let d = next_of(&mut ws, &topic, MAX_FRAMES).await;
             assert_eq!((d["type"].clone(), d["data"]["u"].as_u64().unwrap()), (json!("delta"), u + 1), "{d}");
             u += 1;
             local.apply(&d["data"]);
@@ -590,13 +424,7 @@ async fn option_book_follows_the_truth_through_a_restart_and_a_kill() {
     }
     let id = h.connections()[0].id;
     assert!(h.kill(id, KillMode::Close));
-    let end = loop {
-        match timeout(WAIT, ws.next()).await.expect("closed in time") {
-            Some(Ok(Message::Close(c))) => break c,
-            Some(Ok(_)) => continue,
-            _ => break None,
-        }
-    };
+    let end = close_frame(&mut ws).await;
     assert!(end.is_some_and(|c| c.reason.contains("killed")));
     drop(ws);
     sim.shutdown().await;
@@ -604,8 +432,8 @@ async fn option_book_follows_the_truth_through_a_restart_and_a_kill() {
 
 #[tokio::test]
 async fn klines_are_built_from_the_trades_and_confirm_when_the_interval_closes() {
-    let (sim, h) = start(market(BybitCategory::Inverse)).await;
-    let mut ws = connect(&h).await;
+    let (sim, h) = start(bybit_market(BybitCategory::Inverse)).await;
+    let mut ws = connect_bybit(&h).await;
     let (kl, tr) = ("kline.1.BTCUSD", "publicTrade.BTCUSD");
     send(&mut ws, json!({"op": "subscribe", "args": [kl, tr]})).await;
     assert_eq!(next_reply(&mut ws).await["success"], true);
@@ -651,7 +479,7 @@ async fn klines_are_built_from_the_trades_and_confirm_when_the_interval_closes()
     // Then later candles only (the closed one is confirmed once), the next
     // one open.
     loop {
-        let k = next_of(&mut ws, kl).await["data"][0].clone();
+        let k = next_of(&mut ws, kl, MAX_FRAMES).await["data"][0].clone();
         assert!(k["start"].as_u64().unwrap() > end_ms, "the closed candle is confirmed once: {k}");
         if k["confirm"] == false {
             break;
@@ -660,14 +488,14 @@ async fn klines_are_built_from_the_trades_and_confirm_when_the_interval_closes()
     drop(ws);
 
     // Spot klines have the spot capture's shape.
-    let (sim2, spot) = start(market(BybitCategory::Spot)).await;
-    let mut ws = connect(&spot).await;
+    let (sim2, spot) = start(bybit_market(BybitCategory::Spot)).await;
+    let mut ws = connect_bybit(&spot).await;
     send(&mut ws, json!({"op": "subscribe", "args": ["kline.M.BTCUSDT", "kline.1.BTCUSDT"]})).await;
     assert_eq!(next_reply(&mut ws).await["success"], true);
-    let k = next_of(&mut ws, "kline.1.BTCUSDT").await;
+    let k = next_of(&mut ws, "kline.1.BTCUSDT", MAX_FRAMES).await;
     assert_same_shape(&k, &fixture("kline.spot.json"), "spot kline");
     assert_eq!(keys(&k["data"][0]), keys(&fixture("kline.spot.json")["data"][0]));
-    let m = next_of(&mut ws, "kline.M.BTCUSDT").await;
+    let m = next_of(&mut ws, "kline.M.BTCUSDT", MAX_FRAMES).await;
     assert_eq!(m["data"][0]["interval"], "M");
     drop(ws);
     sim.shutdown().await;
@@ -676,8 +504,8 @@ async fn klines_are_built_from_the_trades_and_confirm_when_the_interval_closes()
 
 #[tokio::test]
 async fn liquidations_come_from_the_generators_trades() {
-    let (sim, h) = start(market(BybitCategory::Inverse)).await;
-    let mut ws = connect(&h).await;
+    let (sim, h) = start(bybit_market(BybitCategory::Inverse)).await;
+    let mut ws = connect_bybit(&h).await;
     let (lq, tr) = ("allLiquidation.BTCUSD", "publicTrade.BTCUSD");
     send(&mut ws, json!({"op": "subscribe", "args": [tr, lq]})).await;
     assert_eq!(next_reply(&mut ws).await["success"], true);
@@ -717,7 +545,7 @@ async fn option_connections_hold_at_most_2000_topics() {
     // The 21 000-character limit would bite first; this test is about the count.
     m.limits.max_topic_chars = usize::MAX;
     let (sim, h) = start(m).await;
-    let mut ws = connect(&h).await;
+    let mut ws = connect_bybit(&h).await;
     let names: Vec<String> = (0..700).map(|k| format!("BTC-26DEC26-{}-C", 100_000 + k)).collect();
     let topics: Vec<String> = names
         .iter()
@@ -790,7 +618,7 @@ fn topics_totalling(total: usize, symbols: usize) -> Vec<String> {
 async fn linear_and_inverse_refuse_a_subscribe_past_21000_characters() {
     for cat in [BybitCategory::Linear, BybitCategory::Inverse] {
         let (sim, h) = start(quiet(cat, SymbolSpec::synthetic(100))).await;
-        let mut ws = connect(&h).await;
+        let mut ws = connect_bybit(&h).await;
         let topics = topics_totalling(21_000, 100);
         assert_eq!(topics.iter().map(String::len).sum::<usize>(), 21_000);
         send(&mut ws, json!({"op": "subscribe", "req_id": "all", "args": topics})).await;
@@ -821,7 +649,7 @@ async fn linear_and_inverse_refuse_a_subscribe_past_21000_characters() {
         assert_eq!(total_chars(&h), 21_000);
         assert_eq!(h.stats().counters.args_limit_refusals, 2, "{cat:?}");
         // The subscriptions held keep flowing.
-        let t = next_of(&mut ws, &topics[0]).await;
+        let t = next_of(&mut ws, &topics[0], MAX_FRAMES).await;
         assert_eq!(t["topic"], topics[0]);
         drop(ws);
         sim.shutdown().await;
@@ -831,7 +659,7 @@ async fn linear_and_inverse_refuse_a_subscribe_past_21000_characters() {
 #[tokio::test]
 async fn option_topics_past_21000_characters_fail_one_by_one() {
     let (sim, h) = start(quiet(BybitCategory::Option, many_options(800))).await;
-    let mut ws = connect(&h).await;
+    let mut ws = connect_bybit(&h).await;
     // 28 characters each: 750 of them are exactly 21 000.
     let topics: Vec<String> = (0..800).map(|k| format!("tickers.BTC-26DEC26-{}-C", 100_000 + k)).collect();
     assert!(topics.iter().all(|t| t.len() == 28));

@@ -6,13 +6,14 @@
 //! each other and with the simulator's accounts, and item keys and JSON types
 //! compared with the documentation's examples in `shared/fixtures/bybit_v5/docs`.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ferrofeed_sim::{
-    BybitCategory, KillMode, MarketConfig, MarketHandle, Sim, SimConfig, TEST_API_KEY, TEST_HMAC_SECRET,
-};
+use common::{WAIT, Ws, connect_bybit_private, keys, next_json, send};
+use ferrofeed_sim::{BybitCategory, KillMode, MarketConfig, MarketHandle, Sim, TEST_API_KEY, TEST_HMAC_SECRET};
 use futures_util::{SinkExt, StreamExt};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
@@ -20,21 +21,14 @@ use sha2::Sha256;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
+use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-const WAIT: Duration = Duration::from_secs(10);
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures/bybit_v5/docs");
 
 async fn start() -> (Sim, MarketHandle) {
     let mut m = MarketConfig::bybit(BybitCategory::Linear);
     m.symbols.truncate(2);
     m.timing.actions_per_sec = 100.0;
-    let sim = Sim::start(SimConfig::single(m)).await.expect("bind sim");
-    let h = sim.markets()[0].clone();
-    (sim, h)
+    common::start(m).await
 }
 
 fn now_ms() -> u64 {
@@ -51,23 +45,6 @@ fn auth_frame(secret: &str, expires: u64) -> Value {
     json!({"req_id": "a1", "op": "auth", "args": [TEST_API_KEY, expires, sign(secret, &format!("GET/realtime{expires}"))]})
 }
 
-async fn connect(h: &MarketHandle) -> Ws {
-    connect_async(h.bybit_private_url().expect("linear market")).await.expect("connect").0
-}
-
-async fn send(ws: &mut Ws, v: Value) {
-    ws.send(Message::Text(v.to_string().into())).await.expect("send");
-}
-
-async fn next_json(ws: &mut Ws) -> Value {
-    loop {
-        let m = timeout(WAIT, ws.next()).await.expect("frame in time").expect("open").expect("ok");
-        if let Message::Text(t) = m {
-            return serde_json::from_str(&t).unwrap_or_else(|e| panic!("bad JSON {t}: {e}"));
-        }
-    }
-}
-
 async fn ask(ws: &mut Ws, v: Value) -> Value {
     send(ws, v).await;
     next_json(ws).await
@@ -75,7 +52,7 @@ async fn ask(ws: &mut Ws, v: Value) -> Value {
 
 /// An authenticated connection subscribed to `topics`.
 async fn authed(h: &MarketHandle, topics: &[&str]) -> Ws {
-    let mut ws = connect(h).await;
+    let mut ws = connect_bybit_private(h).await;
     let r = ask(&mut ws, auth_frame(TEST_HMAC_SECRET, now_ms() + 10_000)).await;
     assert_eq!(r["success"], true, "{r}");
     let r = ask(&mut ws, json!({"req_id": "s1", "op": "subscribe", "args": topics})).await;
@@ -129,9 +106,9 @@ async fn collect(ws: &mut Ws, topics: &[&str]) -> BTreeMap<String, Value> {
     got
 }
 
+/// The documentation's example `shared/fixtures/bybit_v5/docs/{name}.docs.json`.
 fn fixture(name: &str) -> Value {
-    let p = format!("{FIXTURES}/{name}.docs.json");
-    serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"))).unwrap()
+    common::fixture(&format!("docs/{name}.docs.json"))
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -148,13 +125,7 @@ fn type_name(v: &Value) -> &'static str {
 /// Same keys, and the same JSON type under each key.
 fn same_shape(what: &str, ours: &Value, doc: &Value) {
     let (o, d) = (ours.as_object().expect("object"), doc.as_object().expect("object"));
-    let ok: Vec<&String> = o.keys().collect();
-    let dk: Vec<&String> = d.keys().collect();
-    let mut oks = ok.clone();
-    let mut dks = dk.clone();
-    oks.sort();
-    dks.sort();
-    assert_eq!(oks, dks, "{what}: keys differ from the documentation's example");
+    assert_eq!(keys(ours), keys(doc), "{what}: keys differ from the documentation's example");
     for (k, v) in d {
         assert_eq!(type_name(&o[k]), type_name(v), "{what}.{k}: {} vs {}", o[k], v);
     }
@@ -173,7 +144,7 @@ fn units(s: &Value) -> i128 {
 #[tokio::test]
 async fn auth_accepts_a_good_signature_and_refuses_bad_expired_and_unknown() {
     let (_sim, h) = start().await;
-    let mut ws = connect(&h).await;
+    let mut ws = connect_bybit_private(&h).await;
     // Refusals: bad signature, expired, unknown key, malformed args. The socket stays open.
     let bad = ask(&mut ws, auth_frame("not-the-secret", now_ms() + 10_000)).await;
     for (what, frame) in [
@@ -212,7 +183,7 @@ async fn auth_accepts_a_good_signature_and_refuses_bad_expired_and_unknown() {
     assert_eq!(conns[0].api_key.as_deref(), Some(TEST_API_KEY));
     // The clock fault moves what "expired" means.
     h.set_clock_offset_ms(60_000);
-    let mut ws2 = connect(&h).await;
+    let mut ws2 = connect_bybit_private(&h).await;
     let r = ask(&mut ws2, auth_frame(TEST_HMAC_SECRET, now_ms() + 10_000)).await;
     assert_eq!(r["ret_msg"], "Params Error", "expired by the venue clock: {r}");
 }
@@ -220,7 +191,7 @@ async fn auth_accepts_a_good_signature_and_refuses_bad_expired_and_unknown() {
 #[tokio::test]
 async fn subscribe_before_auth_is_refused_and_replies_have_the_private_shapes() {
     let (_sim, h) = start().await;
-    let mut ws = connect(&h).await;
+    let mut ws = connect_bybit_private(&h).await;
     let r = ask(&mut ws, json!({"req_id": "s0", "op": "subscribe", "args": ["order", "wallet"]})).await;
     assert_eq!(r["success"], false, "{r}");
     assert_eq!(r["ret_msg"], "Request not authorized");
@@ -291,11 +262,7 @@ async fn an_order_pushes_order_execution_position_and_wallet_consistently() {
     for t in ["order", "execution", "position", "wallet"] {
         let doc = fixture(t);
         let ours = &got[t];
-        let mut ok: Vec<&String> = ours.as_object().unwrap().keys().collect();
-        let mut dk: Vec<&String> = doc.as_object().unwrap().keys().collect();
-        ok.sort();
-        dk.sort();
-        assert_eq!(ok, dk, "{t} envelope");
+        assert_eq!(keys(ours), keys(&doc), "{t} envelope");
         assert!(ours["creationTime"].is_u64() && ours["id"].is_string());
         for item in ours["data"].as_array().unwrap() {
             same_shape(t, item, &doc["data"][0]);

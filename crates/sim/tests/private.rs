@@ -6,14 +6,15 @@
 //! Requests are signed here with `hmac`/`ed25519-dalek` directly and sent with a
 //! hand-written HTTP/1.1 client or tokio-tungstenite; no ferrofeed client code.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
+use common::{WAIT, Ws, next_json, start};
 use ed25519_dalek::Signer as _;
-use ferrofeed_sim::{
-    KillMode, MarketConfig, MarketHandle, MarketKind, Sim, SimConfig, TEST_API_KEY, TEST_ED25519_SEED, TEST_HMAC_SECRET,
-};
+use ferrofeed_sim::{KillMode, MarketConfig, MarketKind, TEST_API_KEY, TEST_ED25519_SEED, TEST_HMAC_SECRET};
 use futures_util::{SinkExt, StreamExt};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
@@ -21,12 +22,8 @@ use sha2::Sha256;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
+use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-const WAIT: Duration = Duration::from_secs(10);
 
 fn market(kind: MarketKind) -> MarketConfig {
     let mut m = MarketConfig::new(kind);
@@ -34,12 +31,6 @@ fn market(kind: MarketKind) -> MarketConfig {
     m.timing.actions_per_sec = 50.0;
     m.limits.max_incoming_msgs = 100;
     m
-}
-
-async fn start(m: MarketConfig) -> (Sim, MarketHandle) {
-    let sim = Sim::start(SimConfig::single(m)).await.expect("bind sim");
-    let h = sim.markets()[0].clone();
-    (sim, h)
 }
 
 fn now_ms() -> i64 {
@@ -112,15 +103,6 @@ async fn signed(
 
 async fn connect(url: &str) -> Ws {
     timeout(WAIT, connect_async(url)).await.expect("connect in time").expect("connect").0
-}
-
-async fn next_json(ws: &mut Ws) -> Value {
-    loop {
-        let m = timeout(WAIT, ws.next()).await.expect("frame in time").expect("open").expect("ok");
-        if let Message::Text(t) = m {
-            return serde_json::from_str(&t).unwrap_or_else(|e| panic!("bad JSON {t}: {e}"));
-        }
-    }
 }
 
 /// Nothing (but pings) arrives for `d`.

@@ -3,23 +3,22 @@
 //! and the load stream. Clients are third-party (tokio-tungstenite) or a raw
 //! hand-driven socket, never the ferrofeed client.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ferrofeed_sim::{KillMode, LoadConfig, MarketConfig, MarketHandle, MarketKind, Sim, SimConfig};
+use common::{WAIT, Ws, connect, http, next_json, next_where, send, start};
+use ferrofeed_sim::{KillMode, LoadConfig, MarketConfig, MarketKind};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
+use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-const WAIT: Duration = Duration::from_secs(10);
 
 fn busy(kind: MarketKind) -> MarketConfig {
     let mut m = MarketConfig::new(kind);
@@ -29,50 +28,9 @@ fn busy(kind: MarketKind) -> MarketConfig {
     m
 }
 
-async fn start(m: MarketConfig) -> (Sim, MarketHandle) {
-    let sim = Sim::start(SimConfig::single(m)).await.expect("bind sim");
-    let h = sim.markets()[0].clone();
-    (sim, h)
-}
-
-async fn connect(url: &str) -> Ws {
-    connect_async(url).await.expect("connect").0
-}
-
-async fn send(ws: &mut Ws, v: Value) {
-    ws.send(Message::Text(v.to_string().into())).await.expect("send");
-}
-
-/// The next text frame as JSON (pings are answered by tungstenite itself).
-async fn next_json(ws: &mut Ws) -> Value {
-    loop {
-        let m = timeout(WAIT, ws.next()).await.expect("frame in time").expect("open").expect("ok");
-        if let Message::Text(t) = m {
-            return serde_json::from_str(&t).unwrap_or_else(|e| panic!("bad JSON {t}: {e}"));
-        }
-    }
-}
-
 /// The next JSON frame that has an `id` (a control reply), skipping data.
 async fn next_reply(ws: &mut Ws) -> Value {
-    loop {
-        let v = next_json(ws).await;
-        if v.get("id").is_some() {
-            return v;
-        }
-    }
-}
-
-async fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    let req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).await.unwrap();
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text[9..12].parse().unwrap();
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    (status, body)
+    next_where(ws, |v| v.get("id").is_some()).await
 }
 
 /// A hand-driven WebSocket client: it never answers pings unless told to.
