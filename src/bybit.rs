@@ -278,6 +278,20 @@ impl BybitClient {
         self.pools.values().all(Pool::is_settled)
     }
 
+    /// Connection attempts per WebSocket host: used in the current window
+    /// (when readable), and the limit.
+    pub fn attempt_stats(&self) -> Vec<(String, Option<usize>, usize)> {
+        let limit = self.cfg.attempt_limit.map_or(venue_limits(Category::Linear).max_connections, |(n, _)| n);
+        let mut v: Vec<_> = self.budgets.iter().map(|(host, b)| (host.clone(), b.used(), limit)).collect();
+        v.sort();
+        v
+    }
+
+    /// Events buffered for the consumer now, and the buffer's capacity.
+    pub fn queue_capacity(&self) -> usize {
+        self.cfg.queue_capacity
+    }
+
     /// The pools' topic assignment: `(pool name, topics per connection)`.
     pub fn assignment(&self) -> Vec<(String, Vec<Vec<String>>)> {
         self.pools.values().map(|p| (p.name().to_string(), p.assignment())).collect()

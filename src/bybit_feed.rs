@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ferrofeed_engine::{Event as EngineEvent, EventKind as EngineKind, EventReceiver, Missing};
+use ferrofeed_engine::{Event as EngineEvent, EventKind as EngineKind, EventReceiver, Missing, State};
 use ferrofeed_model::event::{Event, EventKind, Gap, MarketType, Missing as ModelMissing, UnknownExtent, Venue};
 use ferrofeed_venues::auth::{Clock, Credentials};
 use ferrofeed_venues::bybit::normalize::{self, Tickers};
@@ -29,6 +29,7 @@ use futures_util::StreamExt;
 
 use crate::bybit::{BybitClient, BybitConfig, BybitError, Category};
 use crate::bybit_books::{BybitBookConfig, BybitBooks};
+use crate::feed::{BookStats, ConnStats, SharedStats, Source};
 
 /// How a Bybit feed is built.
 #[derive(Debug, Clone)]
@@ -52,23 +53,6 @@ impl Default for BybitFeedConfig {
     }
 }
 
-/// Counters of a [`BybitFeed`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BybitFeedStats {
-    /// Events handed to the consumer.
-    pub events: u64,
-    /// Events handed out, per type.
-    pub events_by_type: BTreeMap<&'static str, u64>,
-    /// Data frames received.
-    pub messages: u64,
-    /// Gap events.
-    pub gaps: u64,
-    /// Reconnects.
-    pub reconnects: u64,
-    /// Frames that could not be decoded.
-    pub decode_errors: u64,
-}
-
 /// A Bybit client, its local books and the decoder, as one stream of
 /// normalized events.
 #[derive(Debug)]
@@ -83,7 +67,7 @@ pub struct BybitFeed {
     tickers: Tickers,
     out: VecDeque<Event>,
     scratch: Vec<Event>,
-    stats: BybitFeedStats,
+    stats: SharedStats,
     tick: tokio::time::Interval,
 }
 
@@ -129,7 +113,7 @@ impl BybitFeed {
             tickers: Tickers::new(),
             out: VecDeque::new(),
             scratch: Vec::new(),
-            stats: BybitFeedStats::default(),
+            stats: SharedStats::default(),
             tick,
         }
     }
@@ -139,9 +123,17 @@ impl BybitFeed {
         &mut self.client
     }
 
-    /// The counters.
-    pub fn stats(&self) -> &BybitFeedStats {
-        &self.stats
+    /// The statistics handle (for a metrics endpoint): the same
+    /// [`FeedStats`](crate::feed::FeedStats) as a Binance [`Feed`](crate::feed::Feed)'s, under
+    /// `bybit` keys.
+    pub fn stats(&self) -> SharedStats {
+        self.stats.clone()
+    }
+
+    /// Keeps the statistics in `stats` instead, beside another feed's (one
+    /// metrics endpoint for both venues).
+    pub fn share_stats(&mut self, stats: SharedStats) {
+        self.stats = stats;
     }
 
     /// The local books of `category`, if any book is tracked there.
@@ -178,8 +170,9 @@ impl BybitFeed {
     pub async fn next(&mut self) -> Option<Event> {
         loop {
             if let Some(e) = self.out.pop_front() {
-                self.stats.events += 1;
-                *self.stats.events_by_type.entry(e.kind.type_name()).or_default() += 1;
+                let mut st = self.stats.lock();
+                st.events += 1;
+                *st.events_by_type.entry(e.kind.type_name()).or_default() += 1;
                 return Some(e);
             }
             tokio::select! {
@@ -192,6 +185,7 @@ impl BybitFeed {
                     for b in self.books.values_mut() {
                         b.tick(now);
                     }
+                    self.refresh_stats();
                 }
             }
             self.resubscribe().await;
@@ -224,14 +218,54 @@ impl BybitFeed {
             exchange_ts: None,
             receive_ts: ns(SystemTime::now()),
         };
+        let source = pool.map(Source::Bybit);
+        let mut st = self.stats.lock();
+        let conn = st.conns.entry(("bybit", ev.conn)).or_insert_with(|| ConnStats {
+            market: source,
+            state: State::Connecting,
+            epoch: ev.epoch,
+            messages: 0,
+            bytes: 0,
+            reconnects: 0,
+            gaps: 0,
+            streams: 0,
+            msgs_in_window: (0, 0),
+        });
+        conn.epoch = conn.epoch.max(ev.epoch);
+        match &ev.kind {
+            EngineKind::Data { payload, .. } => {
+                conn.messages += 1;
+                conn.bytes += payload.len() as u64;
+            }
+            EngineKind::Gap { .. } => {
+                conn.gaps += 1;
+                st.gaps += 1;
+            }
+            EngineKind::StateChanged(s) => conn.state = *s,
+            EngineKind::Connected => conn.state = State::Active,
+            EngineKind::Reconnected => {
+                conn.state = State::Active;
+                conn.reconnects += 1;
+            }
+            EngineKind::Error { .. } => st.decode_errors += 1,
+            _ => {}
+        }
+        if let EngineKind::Data { stream, received, .. } = &ev.kind
+            && let Some(src) = source
+        {
+            let s = st.streams.entry((src, stream.clone())).or_default();
+            s.messages += 1;
+            s.last_ns = ns(*received);
+        }
+        drop(st);
         match ev.kind {
             EngineKind::Data { ref stream, ref payload, received, .. } => {
-                self.stats.messages += 1;
                 if let Some(c) = pool
                     && let Some(b) = self.books.get_mut(&c)
                     && b.topic_symbol(stream).is_some()
                 {
                     b.on_event(&ev, &mut self.scratch);
+                    self.book_stats(c);
                     self.out.extend(self.scratch.drain(..));
                 }
                 if self.raw.contains(&(pool, stream.clone())) {
@@ -239,7 +273,7 @@ impl BybitFeed {
                     match normalize::decode(category, payload, received_ns, &mut self.tickers) {
                         Ok(events) => self.out.extend(events),
                         Err(e) => {
-                            self.stats.decode_errors += 1;
+                            self.stats.lock().decode_errors += 1;
                             self.out.push_back(Event {
                                 kind: EventKind::Error { msg: e.to_string(), raw: payload.clone() },
                                 venue: Venue::Bybit,
@@ -253,7 +287,6 @@ impl BybitFeed {
                 }
             }
             EngineKind::Gap { ref stream, from, to, missing } => {
-                self.stats.gaps += 1;
                 let m = match missing {
                     Missing::Count(_) => ModelMissing::Range { from, to },
                     Missing::Unknown => ModelMissing::Unknown { missing: UnknownExtent::Unknown },
@@ -264,21 +297,20 @@ impl BybitFeed {
                     && let Some(b) = self.books.get_mut(&c)
                 {
                     b.on_event(&ev, &mut self.scratch);
+                    self.book_stats(c);
                     self.out.extend(self.scratch.drain(..));
                 }
             }
             EngineKind::StateChanged(_) | EngineKind::Rotated => {}
             EngineKind::Connected => self.out.push_back(status(EventKind::Connected, None)),
-            EngineKind::Reconnected => {
-                self.stats.reconnects += 1;
-                self.out.push_back(status(EventKind::Reconnected, None));
-            }
+            EngineKind::Reconnected => self.out.push_back(status(EventKind::Reconnected, None)),
             EngineKind::Disconnected { ref reason } => {
                 self.out.push_back(status(EventKind::Disconnected { reason: reason.clone() }, None));
                 if let Some(c) = pool
                     && let Some(b) = self.books.get_mut(&c)
                 {
                     b.on_event(&ev, &mut self.scratch);
+                    self.book_stats(c);
                     self.out.extend(self.scratch.drain(..));
                 }
             }
@@ -288,12 +320,61 @@ impl BybitFeed {
             }
             EngineKind::AuthFailed { msg } => self.out.push_back(status(EventKind::AuthFailed { msg }, None)),
             EngineKind::GaveUp { reason } => self.out.push_back(status(EventKind::GaveUp { reason }, None)),
-            EngineKind::Error { msg, raw } => {
-                self.stats.decode_errors += 1;
-                self.out.push_back(status(EventKind::Error { msg, raw }, None));
-            }
+            EngineKind::Error { msg, raw } => self.out.push_back(status(EventKind::Error { msg, raw }, None)),
             EngineKind::Unknown { raw } => self.out.push_back(status(EventKind::Unknown { raw }, None)),
         }
+    }
+
+    /// Records the state of the books the last engine event touched (the
+    /// symbols of the book events in `scratch`).
+    fn book_stats(&self, category: Category) {
+        let Some(b) = self.books.get(&category) else { return };
+        let mut st = self.stats.lock();
+        for e in &self.scratch {
+            let Some(symbol) = e.symbol.as_deref() else { continue };
+            let Some(s) = b.book_stats(symbol) else { continue };
+            let last = b.book(symbol).map(|x| x.last_update_id());
+            st.books.insert(
+                (Source::Bybit(category), symbol.to_string()),
+                BookStats {
+                    synced: last.is_some(),
+                    resyncs: s.resyncs,
+                    applied: s.applied,
+                    last_update_id: last.unwrap_or(0),
+                },
+            );
+        }
+    }
+
+    /// Copies the client's introspection into the statistics (once a second
+    /// from [`BybitFeed::next`]).
+    pub fn refresh_stats(&self) {
+        let snaps = self.client.snapshots();
+        let attempts = self.client.attempt_stats();
+        let mut st = self.stats.lock();
+        for s in snaps {
+            let source = self.client.category_of_conn(s.id).flatten().map(Source::Bybit);
+            let c = st.conns.entry(("bybit", s.id)).or_insert_with(|| ConnStats {
+                market: source,
+                state: s.state,
+                epoch: s.epoch,
+                messages: 0,
+                bytes: 0,
+                reconnects: 0,
+                gaps: 0,
+                streams: 0,
+                msgs_in_window: (0, 0),
+            });
+            c.state = s.state;
+            c.epoch = s.epoch;
+            c.reconnects = s.reconnects;
+            c.streams = s.streams.len();
+            c.msgs_in_window = (s.msgs_in_window, s.msg_limit);
+        }
+        st.queue.insert("bybit", (self.rx.len(), self.client.queue_capacity()));
+        st.queue_dropped.insert("bybit", self.rx.dropped());
+        st.attempts.retain(|(venue, ..)| *venue != "bybit");
+        st.attempts.extend(attempts.into_iter().map(|(host, used, limit)| ("bybit", host, used, limit)));
     }
 
     /// Closes every connection (close frames sent).

@@ -27,6 +27,45 @@ use futures_util::StreamExt;
 
 use crate::binance::{BinanceClient, BinanceConfig, ClientError, Market};
 use crate::books::{BookConfig, BookManager};
+use crate::bybit::Category;
+
+/// A venue and market, as the statistics key them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Source {
+    /// A Binance market.
+    Binance(Market),
+    /// A Bybit category.
+    Bybit(Category),
+}
+
+impl Source {
+    /// The venue's name (`binance`, `bybit`).
+    pub fn venue(self) -> &'static str {
+        match self {
+            Source::Binance(_) => "binance",
+            Source::Bybit(_) => "bybit",
+        }
+    }
+
+    /// The market's name as the venue spells it (`spot`, `usdm`, `linear`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Binance(m) => m.name(),
+            Source::Bybit(c) => c.name(),
+        }
+    }
+}
+
+/// The market's name (the venue is [`Source::venue`]).
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A connection as the statistics key it: its venue and the client's id
+/// (ids are unique per client, not across venues).
+pub type ConnKey = (&'static str, u64);
 
 /// How a feed is built.
 #[derive(Debug, Clone, Default)]
@@ -40,8 +79,8 @@ pub struct FeedConfig {
 /// One connection, as the statistics see it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConnStats {
-    /// Its market.
-    pub market: Option<Market>,
+    /// Its venue and market (`None`: a private connection or not yet known).
+    pub market: Option<Source>,
     /// Lifecycle state.
     pub state: State,
     /// Socket generation.
@@ -83,15 +122,17 @@ pub struct BookStats {
 }
 
 /// Everything the metrics endpoint and the live view show; refreshed as
-/// events flow and once a second from the client's introspection.
+/// events flow and once a second from the client's introspection. Several
+/// feeds (a [`Feed`] and a [`BybitFeed`](crate::bybit_feed::BybitFeed)) may
+/// share one, each keeping its own entries.
 #[derive(Debug, Clone, Default)]
 pub struct FeedStats {
-    /// Per connection id.
-    pub conns: BTreeMap<u64, ConnStats>,
+    /// Per connection.
+    pub conns: BTreeMap<ConnKey, ConnStats>,
     /// Per (market, stream).
-    pub streams: BTreeMap<(Market, String), StreamStats>,
+    pub streams: BTreeMap<(Source, String), StreamStats>,
     /// Per (market, symbol).
-    pub books: BTreeMap<(Market, String), BookStats>,
+    pub books: BTreeMap<(Source, String), BookStats>,
     /// Events handed to the consumer.
     pub events: u64,
     /// Events handed out, per type.
@@ -100,14 +141,14 @@ pub struct FeedStats {
     pub gaps: u64,
     /// Frames that could not be decoded.
     pub decode_errors: u64,
-    /// Engine events waiting in the client's queue, and its capacity.
-    pub queue: (usize, usize),
-    /// Events the client's queue dropped (drop-oldest policy).
-    pub queue_dropped: u64,
+    /// Per venue: engine events waiting in the client's queue, and its capacity.
+    pub queue: BTreeMap<&'static str, (usize, usize)>,
+    /// Per venue: events the client's queue dropped (drop-oldest policy).
+    pub queue_dropped: BTreeMap<&'static str, u64>,
     /// REST weight per market: used in the current window (when readable), limit.
-    pub rest_weight: Vec<(Market, Option<u32>, u32)>,
-    /// Connection attempts per host: used (when readable), limit.
-    pub attempts: Vec<(String, Option<usize>, usize)>,
+    pub rest_weight: Vec<(Source, Option<u32>, u32)>,
+    /// Connection attempts per venue and host: used (when readable), limit.
+    pub attempts: Vec<(&'static str, String, Option<usize>, usize)>,
     /// Snapshot requests sent and failed, and 429s, across markets.
     pub snapshot_requests: (u64, u64, u64),
 }
@@ -261,8 +302,8 @@ impl Feed {
             receive_ts: now_ns(),
         };
         let mut st = self.stats.lock();
-        let conn = st.conns.entry(ev.conn).or_insert_with(|| ConnStats {
-            market,
+        let conn = st.conns.entry(("binance", ev.conn)).or_insert_with(|| ConnStats {
+            market: market.map(Source::Binance),
             state: State::Connecting,
             epoch: ev.epoch,
             messages: 0,
@@ -279,7 +320,7 @@ impl Feed {
                 conn.bytes += payload.len() as u64;
                 let received_ns = ns(received);
                 if let Some(m) = market {
-                    let s = st.streams.entry((m, stream.clone())).or_default();
+                    let s = st.streams.entry((Source::Binance(m), stream.clone())).or_default();
                     s.messages += 1;
                     s.last_ns = received_ns;
                 }
@@ -377,7 +418,7 @@ impl Feed {
         let Some(s) = b.book_stats(symbol) else { return };
         let last = b.book(symbol).map(|x| x.last_update_id());
         self.stats.lock().books.insert(
-            (market, symbol.to_string()),
+            (Source::Binance(market), symbol.to_string()),
             BookStats {
                 synced: last.is_some(),
                 resyncs: s.resyncs,
@@ -410,8 +451,8 @@ impl Feed {
         let mut st = self.stats.lock();
         for s in snaps {
             let market = self.client.market_of_conn(s.id);
-            let c = st.conns.entry(s.id).or_insert_with(|| ConnStats {
-                market,
+            let c = st.conns.entry(("binance", s.id)).or_insert_with(|| ConnStats {
+                market: market.map(Source::Binance),
                 state: s.state,
                 epoch: s.epoch,
                 messages: 0,
@@ -427,10 +468,12 @@ impl Feed {
             c.streams = s.streams.len();
             c.msgs_in_window = (s.msgs_in_window, s.msg_limit);
         }
-        st.queue = (self.rx.len(), self.queue_capacity);
-        st.queue_dropped = self.rx.dropped();
-        st.rest_weight = rl.rest_weight;
-        st.attempts = rl.attempts;
+        st.queue.insert("binance", (self.rx.len(), self.queue_capacity));
+        st.queue_dropped.insert("binance", self.rx.dropped());
+        st.rest_weight.retain(|(s, ..)| !matches!(s, Source::Binance(_)));
+        st.rest_weight.extend(rl.rest_weight.into_iter().map(|(m, used, limit)| (Source::Binance(m), used, limit)));
+        st.attempts.retain(|(venue, ..)| *venue != "binance");
+        st.attempts.extend(rl.attempts.into_iter().map(|(host, used, limit)| ("binance", host, used, limit)));
         st.snapshot_requests = fetch;
     }
 

@@ -26,8 +26,8 @@
 //! | `ferrofeed_events_total{type}` | counter | events handed to the consumer |
 //! | `ferrofeed_gaps_total` | counter | gap events |
 //! | `ferrofeed_decode_errors_total` | counter | frames that could not be decoded |
-//! | `ferrofeed_queue_depth` / `ferrofeed_queue_capacity` | gauge | engine events waiting for the consumer |
-//! | `ferrofeed_queue_dropped_total` | counter | events the queue dropped (drop-oldest policy) |
+//! | `ferrofeed_queue_depth{venue}` / `ferrofeed_queue_capacity{venue}` | gauge | engine events waiting for the consumer |
+//! | `ferrofeed_queue_dropped_total{venue}` | counter | events the queue dropped (drop-oldest policy) |
 //! | `ferrofeed_rest_weight_used{venue,market}` / `_limit` | gauge | REST weight in the current window |
 //! | `ferrofeed_connection_attempts_used{venue,host}` / `_limit` | gauge | connection attempts in the current window |
 //! | `ferrofeed_snapshot_requests_total`, `ferrofeed_snapshot_failures_total`, `ferrofeed_snapshot_rate_limited_total` | counter | REST book snapshots |
@@ -100,25 +100,24 @@ impl Out {
 pub fn render(stats: &FeedStats) -> String {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
     let mut o = Out(String::with_capacity(4096));
-    let conns: Vec<(String, String, &crate::feed::ConnStats)> = stats
+    let conns: Vec<(&str, String, &str, &crate::feed::ConnStats)> = stats
         .conns
         .iter()
-        .map(|(id, c)| (id.to_string(), c.market.map(|m| m.to_string()).unwrap_or_default(), c))
+        .map(|((venue, id), c)| (*venue, id.to_string(), c.market.map_or("", |m| m.name()), c))
         .collect();
     let per_conn = |o: &mut Out, name: &str, kind: &str, help: &str, f: &dyn Fn(&crate::feed::ConnStats) -> u64| {
         o.head(name, kind, help);
-        for (id, market, c) in &conns {
-            o.line(name, &[("venue", "binance"), ("market", market), ("conn", id)], f(c));
+        for (venue, id, market, c) in &conns {
+            o.line(name, &[("venue", venue), ("market", market), ("conn", id)], f(c));
         }
     };
     per_conn(&mut o, "ferrofeed_connection_up", "gauge", "1 while the connection's socket is active.", &|c| {
         u64::from(c.state == State::Active)
     });
     o.head("ferrofeed_connection_state", "gauge", "1 for the connection's current lifecycle state.");
-    for (id, market, c) in &conns {
+    for (venue, id, market, c) in &conns {
         for s in STATES {
-            let labels =
-                [("venue", "binance"), ("market", market.as_str()), ("conn", id.as_str()), ("state", state_name(s))];
+            let labels = [("venue", *venue), ("market", *market), ("conn", id.as_str()), ("state", state_name(s))];
             o.line("ferrofeed_connection_state", &labels, u64::from(c.state == s));
         }
     }
@@ -155,7 +154,7 @@ pub fn render(stats: &FeedStats) -> String {
     for ((m, s), st) in &stats.streams {
         o.line(
             "ferrofeed_stream_messages_total",
-            &[("venue", "binance"), ("market", &m.to_string()), ("stream", s)],
+            &[("venue", m.venue()), ("market", m.name()), ("stream", s)],
             st.messages,
         );
     }
@@ -165,24 +164,24 @@ pub fn render(stats: &FeedStats) -> String {
         let age = if age.is_finite() { format!("{age:.3}") } else { "+Inf".to_string() };
         o.line(
             "ferrofeed_stream_last_message_age_seconds",
-            &[("venue", "binance"), ("market", &m.to_string()), ("stream", s)],
+            &[("venue", m.venue()), ("market", m.name()), ("stream", s)],
             age,
         );
     }
 
-    let books: Vec<(String, &String, &crate::feed::BookStats)> =
-        stats.books.iter().map(|((m, s), b)| (m.to_string(), s, b)).collect();
+    let books = &stats.books;
     o.head("ferrofeed_book_synced", "gauge", "1 while the local book is in sync with the venue.");
-    for (m, s, b) in &books {
-        o.line("ferrofeed_book_synced", &[("venue", "binance"), ("market", m), ("symbol", s)], u64::from(b.synced));
+    for ((m, s), b) in books {
+        let labels = [("venue", m.venue()), ("market", m.name()), ("symbol", s.as_str())];
+        o.line("ferrofeed_book_synced", &labels, u64::from(b.synced));
     }
     o.head("ferrofeed_book_resyncs_total", "counter", "Times the local book lost sync.");
-    for (m, s, b) in &books {
-        o.line("ferrofeed_book_resyncs_total", &[("venue", "binance"), ("market", m), ("symbol", s)], b.resyncs);
+    for ((m, s), b) in books {
+        o.line("ferrofeed_book_resyncs_total", &[("venue", m.venue()), ("market", m.name()), ("symbol", s)], b.resyncs);
     }
     o.head("ferrofeed_book_updates_total", "counter", "Diffs applied to the local book.");
-    for (m, s, b) in &books {
-        o.line("ferrofeed_book_updates_total", &[("venue", "binance"), ("market", m), ("symbol", s)], b.applied);
+    for ((m, s), b) in books {
+        o.line("ferrofeed_book_updates_total", &[("venue", m.venue()), ("market", m.name()), ("symbol", s)], b.applied);
     }
 
     o.head("ferrofeed_events_total", "counter", "Events handed to the consumer, by type.");
@@ -194,31 +193,37 @@ pub fn render(stats: &FeedStats) -> String {
     o.head("ferrofeed_decode_errors_total", "counter", "Frames that could not be decoded.");
     o.line("ferrofeed_decode_errors_total", &[], stats.decode_errors);
     o.head("ferrofeed_queue_depth", "gauge", "Engine events waiting for the consumer.");
-    o.line("ferrofeed_queue_depth", &[], stats.queue.0);
+    for (venue, q) in &stats.queue {
+        o.line("ferrofeed_queue_depth", &[("venue", venue)], q.0);
+    }
     o.head("ferrofeed_queue_capacity", "gauge", "Capacity of the engine event queue.");
-    o.line("ferrofeed_queue_capacity", &[], stats.queue.1);
+    for (venue, q) in &stats.queue {
+        o.line("ferrofeed_queue_capacity", &[("venue", venue)], q.1);
+    }
     o.head("ferrofeed_queue_dropped_total", "counter", "Events the queue dropped (drop-oldest policy).");
-    o.line("ferrofeed_queue_dropped_total", &[], stats.queue_dropped);
+    for (venue, n) in &stats.queue_dropped {
+        o.line("ferrofeed_queue_dropped_total", &[("venue", venue)], n);
+    }
 
     o.head("ferrofeed_rest_weight_used", "gauge", "REST request weight spent in the current window.");
     for (m, used, _) in &stats.rest_weight {
         if let Some(u) = used {
-            o.line("ferrofeed_rest_weight_used", &[("venue", "binance"), ("market", &m.to_string())], u);
+            o.line("ferrofeed_rest_weight_used", &[("venue", m.venue()), ("market", m.name())], u);
         }
     }
     o.head("ferrofeed_rest_weight_limit", "gauge", "REST request weight allowed per window.");
     for (m, _, limit) in &stats.rest_weight {
-        o.line("ferrofeed_rest_weight_limit", &[("venue", "binance"), ("market", &m.to_string())], limit);
+        o.line("ferrofeed_rest_weight_limit", &[("venue", m.venue()), ("market", m.name())], limit);
     }
     o.head("ferrofeed_connection_attempts_used", "gauge", "Connection attempts in the current window, per host.");
-    for (h, used, _) in &stats.attempts {
+    for (venue, h, used, _) in &stats.attempts {
         if let Some(u) = used {
-            o.line("ferrofeed_connection_attempts_used", &[("venue", "binance"), ("host", h)], u);
+            o.line("ferrofeed_connection_attempts_used", &[("venue", venue), ("host", h)], u);
         }
     }
     o.head("ferrofeed_connection_attempts_limit", "gauge", "Connection attempts allowed per window, per host.");
-    for (h, _, limit) in &stats.attempts {
-        o.line("ferrofeed_connection_attempts_limit", &[("venue", "binance"), ("host", h)], limit);
+    for (venue, h, _, limit) in &stats.attempts {
+        o.line("ferrofeed_connection_attempts_limit", &[("venue", venue), ("host", h)], limit);
     }
     let (req, fail, limited) = stats.snapshot_requests;
     o.head("ferrofeed_snapshot_requests_total", "counter", "REST book snapshots requested.");
@@ -281,5 +286,6 @@ mod tests {
             assert!(text.contains(&format!("# TYPE {name} ")), "{name}");
         }
         assert!(text.contains("ferrofeed_gaps_total 0\n"));
+        assert!(text.contains("# TYPE ferrofeed_queue_depth gauge\n"));
     }
 }

@@ -12,6 +12,7 @@ use ferrofeed::bybit::{BybitConfig, Category, Environment};
 use ferrofeed::bybit_books::BybitBookConfig;
 use ferrofeed::bybit_feed::{BybitFeed, BybitFeedConfig};
 use ferrofeed::engine::BackoffConfig;
+use ferrofeed::feed::Source;
 use ferrofeed::model::event::{Event, EventKind, Level, Venue};
 use ferrofeed_sim::{BybitCategory, KillMode, MarketConfig, MarketHandle, Sim, SimConfig};
 
@@ -200,7 +201,25 @@ async fn library_books_under_chaos_always_equal_the_true_book() {
     assert!(stats.resubscribes >= 6, "{stats:?}");
     assert!(trades > 0);
     assert_eq!(reconnects, 1);
-    assert_eq!(feed.stats().decode_errors, 0);
+    // The shared statistics (what /metrics serves) saw the same run.
+    feed.refresh_stats();
+    let st = feed.stats().lock().clone();
+    assert_eq!(st.decode_errors, 0);
+    assert!(
+        st.conns.iter().all(|((venue, _), c)| *venue == "bybit" && c.market == Some(Source::Bybit(Category::Linear)))
+    );
+    assert_eq!(st.conns.values().map(|c| c.reconnects).sum::<u64>(), 1, "{:?}", st.conns);
+    for s in &syms {
+        let b = &st.books[&(Source::Bybit(Category::Linear), s.clone())];
+        assert!(b.synced && b.resyncs >= 3 && b.applied > 0, "{s}: {b:?}");
+        assert!(st.streams[&(Source::Bybit(Category::Linear), format!("orderbook.50.{s}"))].messages > 0);
+    }
+    let text = ferrofeed::metrics::render(&st);
+    assert!(
+        text.contains(&format!("ferrofeed_book_synced{{venue=\"bybit\",market=\"linear\",symbol=\"{}\"}} 1", syms[0])),
+        "{text}"
+    );
+    assert!(text.contains("ferrofeed_queue_capacity{venue=\"bybit\"} 65536"), "{text}");
     feed.shutdown().await;
 }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use ferrofeed::binance::{BinanceConfig, Environment, Market};
 use ferrofeed::engine::BackoffConfig;
-use ferrofeed::feed::{Feed, FeedConfig};
+use ferrofeed::feed::{Feed, FeedConfig, Source};
 use ferrofeed::model::event::EventKind;
 use ferrofeed_sim::{KillMode, MarketConfig, MarketKind, Sim, SimConfig};
 
@@ -77,10 +77,12 @@ async fn live_frames_become_normalized_events_with_status_and_books() {
     feed.refresh_stats();
     let st = feed.stats().lock().clone();
     assert_eq!(st.conns.len(), 2);
-    assert!(st.conns.values().any(|c| c.market == Some(Market::Spot) && c.reconnects == 1 && c.epoch == 2));
-    let trade_stream = &st.streams[&(Market::Spot, "btcusdt@trade".to_string())];
+    assert!(
+        st.conns.values().any(|c| c.market == Some(Source::Binance(Market::Spot)) && c.reconnects == 1 && c.epoch == 2)
+    );
+    let trade_stream = &st.streams[&(Source::Binance(Market::Spot), "btcusdt@trade".to_string())];
     assert!(trade_stream.messages >= trades);
-    assert!(st.books[&(Market::UsdM, "BTCUSDT".to_string())].synced);
+    assert!(st.books[&(Source::Binance(Market::UsdM), "BTCUSDT".to_string())].synced);
     assert_eq!(st.events_by_type.get("trade").copied(), Some(trades));
-    assert!(st.rest_weight.iter().any(|(m, used, _)| *m == Market::UsdM && used.unwrap_or(0) > 0));
+    assert!(st.rest_weight.iter().any(|(m, used, _)| *m == Source::Binance(Market::UsdM) && used.unwrap_or(0) > 0));
 }

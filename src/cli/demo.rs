@@ -19,7 +19,7 @@ use anyhow::{Context, bail};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ferrofeed::binance::{BinanceConfig, Environment, Market};
 use ferrofeed::engine::State;
-use ferrofeed::feed::{Feed, FeedConfig, FeedStats};
+use ferrofeed::feed::{ConnKey, Feed, FeedConfig, FeedStats, Source};
 use ferrofeed::model::Decimal;
 use ferrofeed::model::event::{Event, EventKind, Level, Missing, Side};
 use ferrofeed_sim::{KillMode, MarketHandle, MarketKind, Sim, SimConfig};
@@ -670,7 +670,7 @@ impl Demo {
 
     fn book_json(&self, feed: &Feed, stats: &FeedStats, market: Market, symbol: &str) -> serde_json::Value {
         let b = feed.books(market).and_then(|b| b.book(symbol));
-        let s = stats.books.get(&(market, symbol.to_string())).cloned().unwrap_or_default();
+        let s = stats.books.get(&(Source::Binance(market), symbol.to_string())).cloned().unwrap_or_default();
         let side =
             |l: Option<Level>| l.map(|l| serde_json::json!({"price": l.price.to_string(), "qty": l.qty.to_string()}));
         serde_json::json!({
@@ -706,8 +706,8 @@ impl Demo {
             .iter()
             .map(|(id, c)| {
                 serde_json::json!({
-                    "id": conn_name(*id),
-                    "market": c.market.map(Market::name),
+                    "id": conn_name(id.1),
+                    "market": c.market.map(Source::name),
                     "state": format!("{:?}", c.state),
                     "epoch": c.epoch,
                     "messages": c.messages,
@@ -753,7 +753,7 @@ impl Demo {
                 "rest_weight": stats.rest_weight.iter().map(|(m, used, limit)| {
                     serde_json::json!({"market": m.name(), "used": used, "limit": limit})
                 }).collect::<Vec<_>>(),
-                "connection_attempts": stats.attempts.iter().map(|(host, used, limit)| {
+                "connection_attempts": stats.attempts.iter().map(|(_, host, used, limit)| {
                     serde_json::json!({"host": host, "used": used, "limit": limit})
                 }).collect::<Vec<_>>(),
                 "snapshot_requests": {
@@ -776,10 +776,10 @@ fn conn_name(id: u64) -> String {
 #[derive(Debug, Default)]
 struct Rates {
     at: Option<Instant>,
-    conns: BTreeMap<u64, u64>,
-    streams: BTreeMap<(Market, String), u64>,
-    conn_rate: BTreeMap<u64, f64>,
-    stream_rate: BTreeMap<(Market, String), f64>,
+    conns: BTreeMap<ConnKey, u64>,
+    streams: BTreeMap<(Source, String), u64>,
+    conn_rate: BTreeMap<ConnKey, f64>,
+    stream_rate: BTreeMap<(Source, String), f64>,
 }
 
 impl Rates {
@@ -983,9 +983,9 @@ fn render(f: &mut ratatui::Frame<'_>, v: &View<'_>) {
             _ => yellow,
         };
         Row::new(vec![
-            Cell::from(conn_name(*id)),
-            Cell::from(c.market.map_or("-", Market::name)),
-            Cell::from(v.routes.get(id).cloned().unwrap_or_else(|| "-".into())),
+            Cell::from(conn_name(id.1)),
+            Cell::from(c.market.map_or("-", Source::name)),
+            Cell::from(v.routes.get(&id.1).cloned().unwrap_or_else(|| "-".into())),
             Cell::from(format!("{:?}", c.state)).style(state_style),
             right(c.epoch.to_string()),
             right(format!("{:.0}", st.rates.conn_rate.get(id).copied().unwrap_or(0.0))),
@@ -1097,6 +1097,7 @@ fn render(f: &mut ratatui::Frame<'_>, v: &View<'_>) {
 
     // Counters, rate limits, faults.
     let s = &v.stats;
+    let queue = s.queue.get("binance").copied().unwrap_or_default();
     let unreported = st.unreported();
     let mut lines = vec![Line::from(vec![
         Span::styled("Gaps ", bold),
@@ -1109,7 +1110,7 @@ fn render(f: &mut ratatui::Frame<'_>, v: &View<'_>) {
         Span::raw(format!("{}  ", st.errors)),
         Span::styled("Unreported ids ", bold),
         Span::styled(unreported.to_string(), if unreported == 0 { green } else { red }),
-        Span::raw(format!("  Trades {}  Queue {}/{}", st.trades, s.queue.0, s.queue.1)),
+        Span::raw(format!("  Trades {}  Queue {}/{}", st.trades, queue.0, queue.1)),
     ])];
     let weight = s
         .rest_weight
@@ -1120,7 +1121,7 @@ fn render(f: &mut ratatui::Frame<'_>, v: &View<'_>) {
     let attempts = s
         .attempts
         .iter()
-        .map(|(_, used, limit)| format!("{}/{limit}", used.map_or("?".into(), |u| u.to_string())))
+        .map(|(_, _, used, limit)| format!("{}/{limit}", used.map_or("?".into(), |u| u.to_string())))
         .collect::<Vec<_>>()
         .join(", ");
     let (msgs, msg_limit) = s.conns.values().map(|c| c.msgs_in_window).max().unwrap_or((0, 0));

@@ -734,6 +734,8 @@ pub(crate) async fn run_record(a: RecordArgs) -> anyhow::Result<()> {
     let mut bybit = BybitFeed::new(BybitFeedConfig { client: bybit_client, ..BybitFeedConfig::default() });
     let binance_on = cfg.feeds.iter().any(|f| matches!(f.market, FeedMarket::Binance(_)));
     let bybit_on = cfg.feeds.iter().any(|f| matches!(f.market, FeedMarket::Bybit(_)));
+    // One statistics handle for both venues: one metrics endpoint.
+    bybit.share_stats(feed.stats());
     let _metrics = super::start_metrics(a.metrics, feed.stats()).await?;
     let (mut n_streams, mut n_books) = (0, 0);
     for f in &cfg.feeds {

@@ -297,6 +297,8 @@ pub(crate) async fn run_stream(a: StreamArgs) -> anyhow::Result<()> {
     for m in &markets {
         feed.client().load_instruments(*m).await.with_context(|| format!("loading {m} instruments (exchangeInfo)"))?;
     }
+    // One statistics handle for both venues: one metrics endpoint.
+    bybit.share_stats(feed.stats());
     let metrics = super::start_metrics(a.metrics, feed.stats()).await?;
     for s in &subs {
         match s {
