@@ -172,6 +172,21 @@ enum Cmd {
     ///   ferrofeed stream --env sim --book BTCUSDT --metrics 127.0.0.1:9100 --duration 1m
     #[command(verbatim_doc_comment)]
     Stream(cli::stream::StreamArgs),
+    /// Stream one account's private events (order_update, user_trade,
+    /// balance_update, position_update) as JSON lines, Binance or Bybit.
+    ///
+    /// Credentials come from the environment only: FERROFEED_API_KEY with
+    /// FERROFEED_API_SECRET (HMAC), FERROFEED_ED25519_PEM (a PEM file) or
+    /// FERROFEED_ED25519_SEED (64 hex digits). Binance spot needs an Ed25519
+    /// key (session.logon). With --env sim and none set, the simulator's test
+    /// account is used. A refused credential ends the command (exit 1).
+    ///
+    /// Examples:
+    ///   FERROFEED_API_KEY=.. FERROFEED_ED25519_PEM=key.pem ferrofeed user --venue binance --account spot
+    ///   FERROFEED_API_KEY=.. FERROFEED_API_SECRET=.. ferrofeed user --venue bybit --env testnet
+    ///   ferrofeed user --venue binance --account usdm --env sim --status
+    #[command(verbatim_doc_comment)]
+    User(cli::user::UserArgs),
     /// Print the events a NATS JetStream stream holds (what `record --sink`
     /// published), one JSON line each, then follow new ones.
     ///
@@ -518,6 +533,7 @@ async fn main() -> std::process::ExitCode {
         Cmd::Replay(a) => cli::record::run_replay(&a),
         Cmd::Demo { duration, symbol, metrics } => cli::demo::run_demo(duration, &symbol, metrics).await,
         Cmd::Stream(a) => cli::stream::run_stream(a).await,
+        Cmd::User(a) => cli::user::run_user(a).await,
         Cmd::Tail(a) => cli::tail::run_tail(a).await,
         Cmd::Book(BookCmd::Replay(a)) => run_book_replay(&a),
         Cmd::Decode(a) => match run_decode(&a) {

@@ -7,6 +7,7 @@ pub(crate) mod record;
 pub(crate) mod signal;
 pub(crate) mod stream;
 pub(crate) mod tail;
+pub(crate) mod user;
 
 /// Starts the Prometheus endpoint when `addr` is given and prints its URL on
 /// standard error as `{"metrics":"http://ADDR/metrics"}`.

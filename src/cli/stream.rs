@@ -98,7 +98,7 @@ pub(crate) fn parse_env(s: &str) -> Result<Env, String> {
     }
 }
 
-fn rest_of(ws: &str) -> String {
+pub(crate) fn rest_of(ws: &str) -> String {
     if let Some(rest) = ws.strip_prefix("wss://") {
         format!("https://{rest}")
     } else {
@@ -367,7 +367,7 @@ pub(crate) async fn run_stream(a: StreamArgs) -> anyhow::Result<()> {
     result
 }
 
-fn write_event(ev: &Event, inline_status: bool, tty: bool, out: &mut impl Write) -> std::io::Result<()> {
+pub(crate) fn write_event(ev: &Event, inline_status: bool, tty: bool, out: &mut impl Write) -> std::io::Result<()> {
     let line = serde_json::to_string(ev).map_err(std::io::Error::other)?;
     if is_status(&ev.kind) && !inline_status {
         eprintln!("{line}");
