@@ -869,7 +869,7 @@ impl<T: Transport> Actor<T> {
         msg: Option<Result<WsMsg, TransportError>>,
         primary: bool,
     ) -> Flow {
-        link.last_rx = Instant::now();
+        // The caller has set `link.last_rx` (once per batch of ready frames).
         let text = match msg {
             None => return Flow::End(End::Lost("socket closed".into())),
             Some(Err(e)) => return Flow::End(End::Lost(e.to_string())),
@@ -887,8 +887,9 @@ impl<T: Transport> Actor<T> {
             Some(Ok(WsMsg::Text(t))) => t,
         };
         let epoch = link.epoch;
-        let venue = self.venue.clone();
-        let ok = match venue.classify(&text) {
+        // The answer borrows the frame only, so the venue need not be cloned.
+        let inbound = self.venue.classify(&text);
+        let ok = match inbound {
             Inbound::Ack { id } => {
                 let ok = match link.requests.remove(&id) {
                     Some(req) => {
@@ -1153,6 +1154,8 @@ impl<T: Transport> Actor<T> {
                     // timers and futures cost more than a data frame does.
                     let mut m = m;
                     let mut left = DRAIN;
+                    // One clock read per batch: the idle deadline is tens of seconds.
+                    link.last_rx = Instant::now();
                     loop {
                         match self.on_msg(&mut link, m, true).await {
                             Flow::Continue | Flow::Candidate(_) | Flow::Unsequenced => {}
@@ -1173,9 +1176,18 @@ impl<T: Transport> Actor<T> {
                             None => break,
                         }
                     }
+                    if left == 0 {
+                        // More is waiting: let the consumer take what was
+                        // queued before reading on (on a current-thread
+                        // runtime it would otherwise wait for the whole
+                        // backlog, which is latency, and the queue would
+                        // grow to its capacity, which is memory).
+                        tokio::task::yield_now().await;
+                    }
                 },
                 m = recv_opt(&mut candidate) => {
                     let Some(c) = candidate.as_mut() else { continue };
+                    c.last_rx = Instant::now();
                     match self.on_msg(c, m, false).await {
                         Flow::Continue | Flow::Rotate => {}
                         Flow::Candidate(b) => held.push_back(b),
@@ -1249,8 +1261,11 @@ impl<T: Transport> Actor<T> {
 }
 
 /// Frames read in one go from a socket that has them ready, before the
-/// session loop looks at commands, timers and the other socket again.
-const DRAIN: usize = 64;
+/// session loop looks at commands, timers and the other socket again (and
+/// yields to other tasks when more are waiting). 32 rather than 64: the
+/// consumer sees a burst's first frames sooner (`bench latency` p50), at
+/// no measurable throughput cost; 16 cost ~5 % of `bench e2e` throughput.
+const DRAIN: usize = 32;
 
 /// How long a subscribed rotation candidate may wait for its data to join the primary's.
 const SWITCH_TIMEOUT: Duration = Duration::from_secs(5);

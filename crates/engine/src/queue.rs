@@ -389,6 +389,57 @@ mod tests {
         assert_eq!(rx.dropped(), 0);
     }
 
+    /// Many blocked senders on other threads and a receiver that keeps
+    /// cancelling its wait still move every event, in order per sender (a
+    /// lost wake-up would hang here).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_wake_up_is_lost_between_threads() {
+        use futures_util::StreamExt;
+        for cap in [1, 3, 64] {
+            let (tx, mut rx) = queue(cap, Overflow::Block);
+            let producers: Vec<_> = (0..4u64)
+                .map(|p| {
+                    let tx = tx.clone();
+                    tokio::spawn(async move {
+                        for id in 0..5_000 {
+                            tx.send(data(p * 1_000_000 + id)).await.unwrap();
+                        }
+                    })
+                })
+                .collect();
+            drop(tx);
+            let mut last = [None::<u64>; 4];
+            let mut n = 0;
+            let receive = async {
+                loop {
+                    // Alternate the two ways of receiving; the short timer cancels
+                    // pending waits now and then.
+                    let ev = if n % 2 == 0 {
+                        tokio::select! {
+                            e = rx.next() => e,
+                            _ = tokio::time::sleep(std::time::Duration::from_micros(50)) => continue,
+                        }
+                    } else {
+                        rx.recv().await
+                    };
+                    let Some(ev) = ev else { break };
+                    let EventKind::Data { seq: Some(seq), .. } = ev.kind else { panic!("{ev:?}") };
+                    let (p, id) = ((seq.first / 1_000_000) as usize, seq.first % 1_000_000);
+                    assert_eq!(last[p].map_or(0, |l| l + 1), id, "per-sender order");
+                    last[p] = Some(id);
+                    n += 1;
+                }
+            };
+            // A hang guard, not a timing bound: the run takes well under a second.
+            let done = tokio::time::timeout(std::time::Duration::from_secs(30), receive).await;
+            assert!(done.is_ok(), "a wake-up was lost (capacity {cap})");
+            assert_eq!(n, 20_000);
+            for p in producers {
+                p.await.unwrap();
+            }
+        }
+    }
+
     #[tokio::test]
     async fn a_gone_consumer_unblocks_the_sender() {
         let (tx, rx) = queue(1, Overflow::Block);

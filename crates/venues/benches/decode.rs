@@ -31,8 +31,9 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ferrofeed_model::event::EventKind;
-use ferrofeed_venues::binance::Market;
+use ferrofeed_model::rules::VenueRules;
 use ferrofeed_venues::binance::normalize::decode;
+use ferrofeed_venues::binance::{BinanceRules, Market};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
@@ -41,6 +42,9 @@ const RECEIVED_NS: i64 = 1_700_000_000_123_456_789;
 
 /// Spot trade, combined envelope.
 const TRADE: &str = r#"{"stream":"btcusdt@trade","data":{"e":"trade","E":1700000000123,"s":"BTCUSDT","t":3291847561,"p":"67321.45000000","q":"0.00150000","T":1700000000122,"m":true,"M":true}}"#;
+
+/// The simulator's load-stream trade (`ferrofeed bench e2e`), combined envelope.
+const LOAD_TRADE: &str = r#"{"stream":"loadusdt@trade","data":{"e":"trade","E":1111111111111111,"s":"LOADUSDT","t":2222222222,"p":"100.00000000","q":"1.00000000","T":1111111111111111,"m":true,"M":true}}"#;
 
 /// Spot depth diff, 5 bids + 5 asks, combined envelope.
 const SPOT_DEPTH: &str = r#"{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":1700000000223,"s":"BTCUSDT","U":45218734001,"u":45218734019,"b":[["67321.44000000","1.20450000"],["67321.10000000","0.00000000"],["67320.98000000","0.35000000"],["67319.50000000","2.11780000"],["67315.00000000","0.00890000"]],"a":[["67321.45000000","0.41230000"],["67321.80000000","0.00000000"],["67322.01000000","1.50000000"],["67325.40000000","0.07120000"],["67330.00000000","3.00000000"]]}}"#;
@@ -204,13 +208,29 @@ fn bench_decode(c: &mut Criterion) {
     sanity();
     let mut g = c.benchmark_group("decode");
     g.throughput(Throughput::Elements(1));
-    for (name, market, frame) in [
-        ("trade", Market::Spot, TRADE),
-        ("spot_depth10", Market::Spot, SPOT_DEPTH),
-        ("futures_depth10", Market::UsdM, FUT_DEPTH),
-        ("book_ticker", Market::Spot, BOOK_TICKER),
-    ] {
+    for (name, market, frame) in FRAMES {
         g.bench_function(name, |b| b.iter(|| decode(market, black_box(frame), RECEIVED_NS)));
+    }
+    g.finish();
+}
+
+/// Every frame the groups time, with its market.
+const FRAMES: [(&str, Market, &str); 5] = [
+    ("trade", Market::Spot, TRADE),
+    ("load_trade", Market::Spot, LOAD_TRADE),
+    ("spot_depth10", Market::Spot, SPOT_DEPTH),
+    ("futures_depth10", Market::UsdM, FUT_DEPTH),
+    ("book_ticker", Market::Spot, BOOK_TICKER),
+];
+
+/// `BinanceRules::classify`, what the connection actor runs on every frame
+/// (stream name and sequence numbers).
+fn bench_classify(c: &mut Criterion) {
+    let mut g = c.benchmark_group("classify");
+    g.throughput(Throughput::Elements(1));
+    for (name, market, frame) in FRAMES {
+        let rules = BinanceRules::new(market);
+        g.bench_function(name, |b| b.iter(|| rules.classify(black_box(frame))));
     }
     g.finish();
 }
@@ -275,6 +295,6 @@ fn bench_decimal(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = config();
-    targets = bench_decode, bench_parse, bench_decimal
+    targets = bench_classify, bench_decode, bench_parse, bench_decimal
 }
 criterion_main!(benches);

@@ -207,32 +207,62 @@ impl VenueRules for BinanceRules {
     }
 
     fn classify<'a>(&self, frame: &'a str) -> Inbound<'a> {
-        let c: Control<'_> = match serde_json::from_str(frame) {
-            Ok(c) => c,
-            Err(e) => return Inbound::Malformed(format!("invalid JSON: {e}")),
-        };
-        let id = c.id.as_ref().and_then(serde_json::Value::as_u64);
-        if let Some(err) = c.error {
-            return Inbound::Rejected { id, code: err.code, msg: err.msg.into_owned(), streams: Vec::new() };
+        match classify_fast(frame) {
+            Some(inbound) => inbound,
+            None => classify_slow(frame),
         }
-        if c.result.is_some() || (c.id.is_some() && c.stream.is_none()) {
-            return match id {
-                Some(id) => Inbound::Ack { id },
-                None => Inbound::Unknown,
-            };
-        }
-        let Some(stream) = c.stream else {
-            return if c.e.as_deref() == Some("serverShutdown") { Inbound::Shutdown } else { Inbound::Unknown };
+    }
+}
+
+/// The general classification: the whole frame through serde_json.
+fn classify_slow(frame: &str) -> Inbound<'_> {
+    let c: Control<'_> = match serde_json::from_str(frame) {
+        Ok(c) => c,
+        Err(e) => return Inbound::Malformed(format!("invalid JSON: {e}")),
+    };
+    let id = c.id.as_ref().and_then(serde_json::Value::as_u64);
+    if let Some(err) = c.error {
+        return Inbound::Rejected { id, code: err.code, msg: err.msg.into_owned(), streams: Vec::new() };
+    }
+    if c.result.is_some() || (c.id.is_some() && c.stream.is_none()) {
+        return match id {
+            Some(id) => Inbound::Ack { id },
+            None => Inbound::Unknown,
         };
-        let Some(data) = c.data else {
-            // An array payload (`!miniTicker@arr`): data without sequence numbers.
-            return Inbound::Data { stream, seq: None };
-        };
-        let seq = match data.e.as_deref() {
-            Some("serverShutdown") => return Inbound::Shutdown,
-            Some("trade") => data.t.map(Seq::single),
-            Some("aggTrade") => data.a.map(Seq::single),
-            Some("depthUpdate") => match (data.U, data.u, data.pu) {
+    }
+    let Some(stream) = c.stream else {
+        return if c.e.as_deref() == Some("serverShutdown") { Inbound::Shutdown } else { Inbound::Unknown };
+    };
+    let Some(data) = c.data else {
+        // An array payload (`!miniTicker@arr`): data without sequence numbers.
+        return Inbound::Data { stream, seq: None };
+    };
+    let ids = Ids { e: data.e.as_deref(), t: data.t, a: data.a, first: data.U, last: data.u, pu: data.pu };
+    match ids.seq(&stream) {
+        Some(seq) => Inbound::Data { stream, seq },
+        None => Inbound::Shutdown,
+    }
+}
+
+/// What classification reads from a combined-stream payload.
+#[derive(Default)]
+struct Ids<'a> {
+    e: Option<&'a str>,
+    t: Option<u64>,
+    a: Option<u64>,
+    first: Option<u64>,
+    last: Option<u64>,
+    pu: Option<i64>,
+}
+
+impl Ids<'_> {
+    /// The payload's sequence numbers on `stream`; `None` for a shutdown notice.
+    fn seq(&self, stream: &str) -> Option<Option<Seq>> {
+        Some(match self.e {
+            Some("serverShutdown") => return None,
+            Some("trade") => self.t.map(Seq::single),
+            Some("aggTrade") => self.a.map(Seq::single),
+            Some("depthUpdate") => match (self.first, self.last, self.pu) {
                 // Partial-depth frames on derivatives have the same shape; their
                 // ids are snapshots of the book, not a diff chain.
                 _ if stream.contains("@depth5") || stream.contains("@depth10") || stream.contains("@depth20") => None,
@@ -241,9 +271,89 @@ impl VenueRules for BinanceRules {
                 _ => None,
             },
             _ => None,
-        };
-        Inbound::Data { stream, seq }
+        })
     }
+}
+
+/// The hot path of [`BinanceRules::classify`]: a combined-stream data frame
+/// (`{"stream":"…","data":{…}}`) read in one validating scan, without
+/// building a value, and classified exactly as [`classify_slow`] would.
+/// `None` hands the frame to the general path: control frames (`id`,
+/// `result`, `error`, a top-level `e`), payloads that are not objects, a
+/// repeated field, any string with an escape, an id or `pu` that is not a
+/// plain integer in range, deep nesting, and of course anything that is not
+/// valid JSON (which the general path reports as malformed).
+fn classify_fast(frame: &str) -> Option<Inbound<'_>> {
+    let mut sc = wire::Scan::new(frame);
+    let mut stream: Option<&str> = None;
+    let mut ids: Option<Ids<'_>> = None;
+    sc.object(|sc, key| match key {
+        "stream" if stream.is_none() => {
+            stream = Some(sc.str()?);
+            Some(())
+        }
+        "data" if ids.is_none() => {
+            ids = Some(scan_ids(sc)?);
+            Some(())
+        }
+        // Control fields, and repeats, which serde refuses.
+        "stream" | "data" | "id" | "result" | "error" | "e" => None,
+        _ => sc.skip_value(1),
+    })?;
+    sc.end()?;
+    let (stream, ids) = (stream?, ids?);
+    Some(match ids.seq(stream) {
+        Some(seq) => Inbound::Data { stream: Cow::Borrowed(stream), seq },
+        None => Inbound::Shutdown,
+    })
+}
+
+/// The payload object's event type and id fields, as [`DataHead`] reads them.
+fn scan_ids<'a>(sc: &mut wire::Scan<'a>) -> Option<Ids<'a>> {
+    let mut ids = Ids::default();
+    let mut seen = 0u8;
+    // An id field as `u64_or_skip` reads it: a plain integer, or `None` for a
+    // string, literal, array or object.
+    let id = |sc: &mut wire::Scan<'a>| -> Option<Option<u64>> {
+        match sc.peek()? {
+            b'0'..=b'9' => sc.uint().map(Some),
+            b'-' => None,
+            _ => sc.skip_value(2).map(|()| None),
+        }
+    };
+    sc.object(|sc, key| {
+        let bit = match key {
+            "e" => 1,
+            "t" => 2,
+            "a" => 4,
+            "U" => 8,
+            "u" => 16,
+            "pu" => 32,
+            _ => return sc.skip_value(2),
+        };
+        if seen & bit != 0 {
+            return None; // a repeated field
+        }
+        seen |= bit;
+        match key {
+            "e" => ids.e = Some(sc.str()?),
+            "t" => ids.t = id(sc)?,
+            "a" => ids.a = id(sc)?,
+            "U" => ids.first = id(sc)?,
+            "u" => ids.last = id(sc)?,
+            _ => {
+                ids.pu = match sc.peek()? {
+                    b'n' => {
+                        (sc.literal()? == wire::Lit::Null).then_some(())?;
+                        None
+                    }
+                    _ => Some(sc.int()?),
+                }
+            }
+        }
+        Some(())
+    })?;
+    Some(ids)
 }
 
 #[cfg(test)]
@@ -297,6 +407,244 @@ mod tests {
         // Array payloads are data without sequence numbers, not errors.
         let arr = r#"{"stream":"!miniTicker@arr","data":[{"e":"24hrMiniTicker","E":1,"s":"BTCUSDT","c":"1"}]}"#;
         assert_eq!(spot.classify(arr), Inbound::Data { stream: "!miniTicker@arr".into(), seq: None });
+    }
+
+    /// Every Binance fixture, whole and (for `.jsonl`) line by line.
+    fn all_fixtures() -> Vec<(String, String)> {
+        fn walk(dir: &std::path::Path, out: &mut Vec<(String, String)>) {
+            let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+            entries.sort();
+            for p in entries {
+                if p.is_dir() {
+                    walk(&p, out);
+                    continue;
+                }
+                let text = std::fs::read_to_string(&p).unwrap();
+                let name = p.display().to_string();
+                if name.ends_with(".jsonl") {
+                    for (i, line) in text.lines().enumerate() {
+                        out.push((format!("{name}:{}", i + 1), line.to_string()));
+                    }
+                }
+                out.push((name, text));
+            }
+        }
+        let mut out = Vec::new();
+        for dir in ["binance_spot", "binance_futures"] {
+            walk(std::path::Path::new(&format!("{FIXTURES}{dir}")), &mut out);
+        }
+        assert!(out.len() > 100, "fixtures missing: {}", out.len());
+        out
+    }
+
+    /// The fast path, where it answers, answers exactly like the general one.
+    #[track_caller]
+    fn agree(frame: &str) -> bool {
+        match classify_fast(frame) {
+            Some(fast) => {
+                assert_eq!(fast, classify_slow(frame), "fast and general paths differ on {frame:?}");
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Single-character edits of `frame` at every position: cut, delete,
+    /// insert and replace with bytes that matter to JSON.
+    fn mutants(frame: &str, mut f: impl FnMut(&str)) {
+        const TOKENS: [&str; 30] = [
+            "\"",
+            "\\",
+            ",",
+            "}",
+            "{",
+            "]",
+            "[",
+            " ",
+            "0",
+            "1",
+            "-",
+            ".",
+            "e",
+            "\u{1}",
+            "n",
+            ":",
+            "é",
+            "\"t\":1,",
+            "\"id\":1,",
+            "\"result\":null,",
+            "\"error\":{},",
+            "\"e\":\"x\",",
+            "\"e\":null,",
+            "\"pu\":1,",
+            "\"U\":1,",
+            "\"u\":\"1\",",
+            "\"a\":[],",
+            "\"stream\":\"x\",",
+            "\"data\":{},",
+            ",null",
+        ];
+        let cuts: Vec<usize> = (0..=frame.len()).filter(|&i| frame.is_char_boundary(i)).collect();
+        let mut buf = String::with_capacity(frame.len() + 8);
+        for (k, &i) in cuts.iter().enumerate() {
+            f(&frame[..i]);
+            let next = cuts.get(k + 1).copied();
+            if let Some(j) = next {
+                buf.clear();
+                buf.push_str(&frame[..i]);
+                buf.push_str(&frame[j..]);
+                f(&buf);
+            }
+            for t in TOKENS {
+                buf.clear();
+                buf.push_str(&frame[..i]);
+                buf.push_str(t);
+                buf.push_str(&frame[i..]);
+                f(&buf);
+                if let Some(j) = next {
+                    buf.clear();
+                    buf.push_str(&frame[..i]);
+                    buf.push_str(t);
+                    buf.push_str(&frame[j..]);
+                    f(&buf);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fast_classification_agrees_with_the_general_path_on_every_fixture() {
+        let mut corpus: Vec<String> = Vec::new();
+        let mut hot = 0;
+        for (name, text) in all_fixtures() {
+            let fast = agree(&text);
+            // Every combined-stream data line of the captures takes the fast path.
+            if name.contains(".jsonl:") && text.starts_with("{\"stream\"") {
+                assert!(fast, "{name} missed the fast path");
+                hot += 1;
+            }
+            // Each payload also inside a combined envelope, as it arrives on `/stream`,
+            // whitespace and all, under stream names of every kind.
+            if !text.trim_start().starts_with("{\"stream\"") && text.len() < 8000 {
+                for stream in ["x@trade", "x@aggTrade", "x@depth@100ms", "x@depth5", "x@bookTicker", "!x@arr"] {
+                    let wrapped = format!("{{\"stream\":\"{stream}\",\"data\":{text}}}");
+                    agree(&wrapped);
+                    corpus.push(wrapped);
+                }
+            }
+            corpus.push(text);
+        }
+        assert!(hot >= 399, "{hot}");
+        // Mutate the small frames (every fixture payload, wrapped, and the first
+        // capture lines) at every position.
+        let mut taken = 0;
+        for frame in corpus.iter().filter(|f| f.len() <= 1200) {
+            mutants(frame, |m| {
+                agree(m);
+            });
+            taken += 1;
+            if taken > 400 {
+                break;
+            }
+        }
+    }
+
+    #[test]
+    fn fast_classification_agrees_on_edge_values() {
+        let hot = [
+            r#"{"stream":"loadusdt@trade","data":{"e":"trade","E":1111111111111111,"s":"LOADUSDT","t":2222222222,"p":"100.00000000","q":"1.00000000","T":1111111111111111,"m":true,"M":true}}"#,
+            r#"{"stream":"x@depth@100ms","data":{"e":"depthUpdate","E":1,"T":1,"s":"X","U":5,"u":6,"pu":4,"b":[["1","2"]],"a":[]}}"#,
+            r#"{"stream":"x@bookTicker","data":{"u":45218734020,"s":"X","b":"1","B":"2","a":"3","A":"4"}}"#,
+            r#"{"stream":"x@aggTrade","data":{"e":"aggTrade","E":1,"s":"X","a":3,"p":"1","q":"2","f":1,"l":2,"T":2,"m":true}}"#,
+            r#"{"stream":"x@trade","data":{"e":"serverShutdown","E":1}}"#,
+        ];
+        for f in hot {
+            assert!(agree(f), "{f} missed the fast path");
+            mutants(f, |m| {
+                agree(m);
+            });
+        }
+        let values = [
+            "0",
+            "00",
+            "01",
+            "-0",
+            "-1",
+            "1.0",
+            "1e3",
+            "1E3",
+            "1e",
+            "1.",
+            "-",
+            "18446744073709551615",
+            "18446744073709551616",
+            "9223372036854775807",
+            "9223372036854775808",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "\"5\"",
+            "\"\\u0035\"",
+            "null",
+            "true",
+            "false",
+            "nul",
+            "[1]",
+            "[]",
+            "{}",
+            "{\"a\":1}",
+            "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+            "1.5e400",
+            "\"\u{1}\"",
+            "[1,]",
+            "{\"a\":1,}",
+            " 7 ",
+        ];
+        for field in ["t", "a", "U", "u", "pu", "e", "E", "zz"] {
+            for v in values {
+                for (stream, e) in [("x@trade", "trade"), ("x@aggTrade", "aggTrade"), ("x@depth", "depthUpdate")] {
+                    let f = format!(
+                        r#"{{"stream":"{stream}","data":{{"e":"{e}","t":1,"a":2,"U":3,"u":4,"{field}":{v}}}}}"#
+                    );
+                    agree(&f);
+                    let f = format!(r#"{{"stream":"{stream}","data":{{"{field}":{v},"e":"{e}","U":3,"u":4,"pu":2}}}}"#);
+                    agree(&f);
+                    let f = format!(r#"{{"{field}":{v},"stream":"{stream}","data":{{"e":"{e}","t":9}}}}"#);
+                    agree(&f);
+                }
+            }
+        }
+        for f in [
+            r#"{"stream":"x@trade","stream":"x@trade","data":{"e":"trade","t":1}}"#,
+            r#"{"stream":"x@trade","data":{"e":"trade","t":1},"data":{"e":"trade","t":1}}"#,
+            r#"{"stream":"x@trade","data":{"e":"trade","t":1,"t":2}}"#,
+            r#"{"stream":"x@trade","data":{"e":"trade","M":1,"M":2,"t":2}}"#,
+            r#"{"stream":"x@trade","x":1,"x":2,"data":{"e":"trade","t":2}}"#,
+            r#"{"stream":"x@trade","data":{"e":"trade","t":2}}  "#,
+            r#"  {"stream" : "x@trade" , "data" : { "e" : "trade" , "t" : 2 } }"#,
+            r#"{"stream":"x@trade","data":{"e":"trade","t":2}} x"#,
+            r#"{"stream":"x@trade","data":{"e":"trade","t":2}}{}"#,
+            r#"{"stream":"x@trade","data":[{"e":"trade","t":2}]}"#,
+            r#"{"stream":"x@trade","data":null}"#,
+            r#"{"stream":"x@trade"}"#,
+            r#"{"data":{"e":"trade","t":2}}"#,
+            r#"{"stream":null,"data":{"e":"trade","t":2}}"#,
+            r#"{"stream":"x@trade","data":{"e":"trade","t":2},"id":1}"#,
+            r#"{"stream":"x@trade","data":{"e":"trade","t":2},"result":null}"#,
+            r#"{"stream":"x@tr\u0061de","data":{"e":"trade","t":2}}"#,
+            r#"{"str\u0065am":"x@trade","data":{"e":"trade","t":2}}"#,
+            r#"{"stream":"x@trade","data":{"\u0074":5,"e":"trade","t":2}}"#,
+            r#"{"stream":"x@depth10","data":{"e":"depthUpdate","U":1,"u":2,"pu":0}}"#,
+            r#"{"stream":"x@depth","data":{"e":"depthUpdate","U":1,"u":2,"pu":-1}}"#,
+            r#"{"stream":"x@depth","data":{"e":"depthUpdate","U":1,"pu":0}}"#,
+            "{\"stream\":\"x@trade\",\"data\":{\"e\":\"trade\",\"t\":2,\"s\":\"a\u{7f}b\"}}",
+            "{}",
+            "",
+            " ",
+            "[]",
+            "null",
+        ] {
+            agree(f);
+        }
     }
 
     #[test]

@@ -108,6 +108,11 @@ pub fn decode(market: Market, frame: &str, received_ns: i64) -> Result<Vec<Event
     if let Some(event) = cx.fast(frame) {
         return Ok(vec![event]);
     }
+    decode_general(cx, frame)
+}
+
+/// [`decode`] without its hot path: every frame through the general decoder.
+fn decode_general(cx: Cx<'_>, frame: &str) -> Result<Vec<Event>, DecodeError> {
     let malformed = |reason: String| DecodeError::Malformed { reason, payload: frame.to_owned() };
     if frame.trim_start().starts_with('[') {
         let items: Vec<&RawValue> = parse(frame).map_err(malformed)?;
@@ -336,6 +341,9 @@ impl Cx<'_> {
             let cx = Cx { stream: Some(stream), ..*self };
             let ev = match kind_of_stream(stream)? {
                 K::Trade => {
+                    if let Some(w) = scan::combined(frame, scan::trade) {
+                        return cx.trade_event(w).ok();
+                    }
                     let env: Env<'_, TradeW<'_>> = parse(frame).ok()?;
                     if !e_is(&env.data.e, "trade") {
                         return None;
@@ -343,6 +351,9 @@ impl Cx<'_> {
                     cx.trade_event(env.data)
                 }
                 K::Agg => {
+                    if let Some(w) = scan::combined(frame, scan::agg_trade) {
+                        return cx.agg_trade_event(w).ok();
+                    }
                     let env: Env<'_, AggTradeW<'_>> = parse(frame).ok()?;
                     if !e_is(&env.data.e, "aggTrade") {
                         return None;
@@ -350,6 +361,9 @@ impl Cx<'_> {
                     cx.agg_trade_event(env.data)
                 }
                 K::Depth => {
+                    if let Some(w) = scan::combined(frame, scan::depth) {
+                        return cx.depth_event(w).ok();
+                    }
                     let env: Env<'_, DepthW<'_>> = parse(frame).ok()?;
                     if !e_is(&env.data.e, "depthUpdate") {
                         return None;
@@ -357,6 +371,9 @@ impl Cx<'_> {
                     cx.depth_event(env.data)
                 }
                 K::Ticker => {
+                    if let Some(w) = scan::combined(frame, scan::book_ticker) {
+                        return cx.book_ticker_event(w).ok();
+                    }
                     let env: Env<'_, BookTickerW<'_>> = parse(frame).ok()?;
                     if !e_is(&env.data.e, "bookTicker") {
                         return None;
@@ -368,7 +385,10 @@ impl Cx<'_> {
         }
         let rest = frame.strip_prefix("{\"e\":\"")?;
         let ev = match kind_of_e(&rest[..quoted(rest)?])? {
-            K::Trade => self.trade_event(parse(frame).ok()?),
+            K::Trade => match scan::raw(frame, scan::trade) {
+                Some(w) => self.trade_event(w),
+                None => self.trade_event(parse(frame).ok()?),
+            },
             K::Agg => self.agg_trade_event(parse(frame).ok()?),
             K::Depth => self.depth_event(parse(frame).ok()?),
             K::Ticker => self.book_ticker_event(parse(frame).ok()?),
@@ -578,6 +598,399 @@ impl Cx<'_> {
     }
 }
 
+/// Typed payloads read with the validating scanner ([`Scan`]) instead of
+/// serde_json: the cheapest pass for the hottest payloads. Each reader
+/// fills the same wire struct serde would and answers `None` for anything
+/// it does not read exactly as serde would (an escape, a repeated or
+/// missing field, a number that is not a plain integer, a bad decimal...);
+/// the caller then takes the serde path, which decides.
+mod scan {
+    use std::borrow::Cow;
+
+    use rust_decimal::Decimal;
+
+    use ferrofeed_model::event::Level;
+
+    use super::super::wire::{
+        AggTradeW, AnyId, BookTickerW, Dec, DepthW, Lit, MaybeText, Scan, Text, TradeW, WireLevel,
+    };
+
+    /// `v` in decimal, as `v.to_string()` writes it, without the formatter.
+    pub(super) fn decimal_text(mut v: u64) -> String {
+        let mut buf = [0u8; 20];
+        let mut at = buf.len();
+        loop {
+            at -= 1;
+            buf[at] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        let mut text = String::with_capacity(buf.len() - at);
+        text.extend(buf[at..].iter().map(|&d| char::from(d)));
+        text
+    }
+
+    /// A combined frame `{"stream":"…","data":{…}}` whose payload `data`
+    /// reads (serde's `Env<T>`: both fields required, once each; other
+    /// fields skipped).
+    pub(super) fn combined<'a, T>(frame: &'a str, data: fn(&mut Scan<'a>) -> Option<T>) -> Option<T> {
+        let mut sc = Scan::new(frame);
+        let (mut stream, mut payload) = (false, None);
+        sc.object(|sc, key| match key {
+            "stream" if !stream => {
+                stream = true;
+                sc.str().map(drop)
+            }
+            "data" if payload.is_none() => {
+                payload = Some(data(sc)?);
+                Some(())
+            }
+            // Repeats, and the fields the general path's `Head` also reads
+            // at the top (where a repeat is an error there).
+            "stream" | "data" | "event" | "e" | "s" | "lastUpdateId" | "u" => None,
+            _ => sc.skip_value(1),
+        })?;
+        sc.end()?;
+        payload.filter(|_| stream)
+    }
+
+    /// Payload fields the general path's `Head` reads but no hot payload has:
+    /// the readers leave such payloads to the general path.
+    fn head_only(key: &str) -> bool {
+        matches!(key, "stream" | "data" | "event" | "lastUpdateId")
+    }
+
+    /// A required `bool`.
+    fn boolean(sc: &mut Scan<'_>) -> Option<bool> {
+        match sc.literal()? {
+            Lit::True => Some(true),
+            Lit::False => Some(false),
+            Lit::Null => None,
+        }
+    }
+
+    /// A `[price, qty]` level, as `WireLevel` reads it: exactly two decimal strings.
+    fn level(sc: &mut Scan<'_>) -> Option<WireLevel> {
+        let mut n = 0;
+        let (mut price, mut qty) = (None, None);
+        sc.array(|sc| {
+            n += 1;
+            match n {
+                1 => price = Some(dec(sc)?.0),
+                2 => qty = Some(dec(sc)?.0),
+                _ => return None,
+            }
+            Some(())
+        })?;
+        Some(WireLevel(Level { price: price?, qty: qty? }))
+    }
+
+    /// An array of levels.
+    fn levels(sc: &mut Scan<'_>) -> Option<Vec<WireLevel>> {
+        let mut out = Vec::new();
+        sc.array(|sc| {
+            out.push(level(sc)?);
+            Some(())
+        })?;
+        Some(out)
+    }
+
+    /// An `aggTrade` payload (`e` must be `"aggTrade"`).
+    pub(super) fn agg_trade<'a>(sc: &mut Scan<'a>) -> Option<AggTradeW<'a>> {
+        let mut seen = 0u32;
+        let (mut e, mut event_time, mut trade_time, mut s, mut a, mut p, mut q, mut f, mut l, mut m) =
+            (None, None, None, None, None, None, None, None, None, None);
+        sc.object(|sc, key| {
+            match key {
+                "e" => {
+                    once(&mut seen, 1)?;
+                    e = Some(sc.str()?);
+                }
+                "E" => {
+                    once(&mut seen, 2)?;
+                    event_time = opt_int(sc)?;
+                }
+                "T" => {
+                    once(&mut seen, 4)?;
+                    trade_time = opt_int(sc)?;
+                }
+                "s" => {
+                    once(&mut seen, 8)?;
+                    s = Some(sc.str()?);
+                }
+                "a" => {
+                    once(&mut seen, 16)?;
+                    a = Some(sc.uint()?);
+                }
+                "p" => {
+                    once(&mut seen, 32)?;
+                    p = Some(dec(sc)?);
+                }
+                "q" => {
+                    once(&mut seen, 64)?;
+                    q = Some(dec(sc)?);
+                }
+                "f" => {
+                    once(&mut seen, 128)?;
+                    f = Some(sc.int()?);
+                }
+                "l" => {
+                    once(&mut seen, 256)?;
+                    l = Some(sc.int()?);
+                }
+                "m" => {
+                    once(&mut seen, 512)?;
+                    m = Some(boolean(sc)?);
+                }
+                "u" => return None,
+                k if head_only(k) => return None,
+                _ => sc.skip_value(2)?,
+            }
+            Some(())
+        })?;
+        if e? != "aggTrade" {
+            return None;
+        }
+        Some(AggTradeW {
+            e: MaybeText(Some(Text(Cow::Borrowed("aggTrade")))),
+            event_time,
+            trade_time,
+            s: Text(Cow::Borrowed(s?)),
+            a: a?,
+            p: p?,
+            q: q?,
+            f: f?,
+            l: l?,
+            m: m?,
+        })
+    }
+
+    /// A `depthUpdate` payload (`e` must be `"depthUpdate"`).
+    #[allow(non_snake_case)]
+    pub(super) fn depth<'a>(sc: &mut Scan<'a>) -> Option<DepthW<'a>> {
+        let mut seen = 0u32;
+        let (mut e, mut event_time, mut tx_time, mut s, mut U, mut u, mut pu, mut b, mut a) =
+            (None, None, None, None, None, None, None, None, None);
+        sc.object(|sc, key| {
+            match key {
+                "e" => {
+                    once(&mut seen, 1)?;
+                    e = Some(sc.str()?);
+                }
+                "E" => {
+                    once(&mut seen, 2)?;
+                    event_time = opt_int(sc)?;
+                }
+                "T" => {
+                    once(&mut seen, 4)?;
+                    tx_time = opt_int(sc)?;
+                }
+                "s" => {
+                    once(&mut seen, 8)?;
+                    s = Some(sc.str()?);
+                }
+                "U" => {
+                    once(&mut seen, 16)?;
+                    U = Some(sc.uint()?);
+                }
+                "u" => {
+                    once(&mut seen, 32)?;
+                    u = Some(sc.uint()?);
+                }
+                "pu" => {
+                    once(&mut seen, 64)?;
+                    pu = opt_int(sc)?;
+                }
+                "b" => {
+                    once(&mut seen, 128)?;
+                    b = Some(levels(sc)?);
+                }
+                "a" => {
+                    once(&mut seen, 256)?;
+                    a = Some(levels(sc)?);
+                }
+                k if head_only(k) => return None,
+                _ => sc.skip_value(2)?,
+            }
+            Some(())
+        })?;
+        if e? != "depthUpdate" {
+            return None;
+        }
+        Some(DepthW {
+            e: MaybeText(Some(Text(Cow::Borrowed("depthUpdate")))),
+            event_time,
+            tx_time,
+            s: Text(Cow::Borrowed(s?)),
+            U: U?,
+            u: u?,
+            pu,
+            b: b?,
+            a: a?,
+        })
+    }
+
+    /// A `bookTicker` payload: futures with `e` (which must be
+    /// `"bookTicker"`), or spot without one (which the general path also
+    /// decodes as a book ticker: it has `u` and a string `s`, and neither
+    /// `e`, `event` nor `lastUpdateId`).
+    #[allow(non_snake_case)]
+    pub(super) fn book_ticker<'a>(sc: &mut Scan<'a>) -> Option<BookTickerW<'a>> {
+        let mut seen = 0u32;
+        let (mut e, mut event_time, mut tx_time, mut u, mut s, mut b, mut B, mut a, mut A) =
+            (None, None, None, None, None, None, None, None, None);
+        sc.object(|sc, key| {
+            match key {
+                "e" => {
+                    once(&mut seen, 1)?;
+                    e = Some(sc.str()?);
+                }
+                "E" => {
+                    once(&mut seen, 2)?;
+                    event_time = opt_int(sc)?;
+                }
+                "T" => {
+                    once(&mut seen, 4)?;
+                    tx_time = opt_int(sc)?;
+                }
+                "u" => {
+                    once(&mut seen, 8)?;
+                    u = Some(sc.uint()?);
+                }
+                "s" => {
+                    once(&mut seen, 16)?;
+                    s = Some(sc.str()?);
+                }
+                "b" => {
+                    once(&mut seen, 32)?;
+                    b = Some(dec(sc)?);
+                }
+                "B" => {
+                    once(&mut seen, 64)?;
+                    B = Some(dec(sc)?);
+                }
+                "a" => {
+                    once(&mut seen, 128)?;
+                    a = Some(dec(sc)?);
+                }
+                "A" => {
+                    once(&mut seen, 256)?;
+                    A = Some(dec(sc)?);
+                }
+                k if head_only(k) => return None,
+                _ => sc.skip_value(2)?,
+            }
+            Some(())
+        })?;
+        let e = match e {
+            Some("bookTicker") => MaybeText(Some(Text(Cow::Borrowed("bookTicker")))),
+            Some(_) => return None,
+            None => MaybeText(None),
+        };
+        Some(BookTickerW { e, event_time, tx_time, u: u?, s: Text(Cow::Borrowed(s?)), b: b?, B: B?, a: a?, A: A? })
+    }
+
+    /// A raw payload, the whole frame.
+    pub(super) fn raw<'a, T>(frame: &'a str, data: fn(&mut Scan<'a>) -> Option<T>) -> Option<T> {
+        let mut sc = Scan::new(frame);
+        let v = data(&mut sc)?;
+        sc.end()?;
+        Some(v)
+    }
+
+    /// An `Option<i64>` field: a plain integer or `null`.
+    fn opt_int(sc: &mut Scan<'_>) -> Option<Option<i64>> {
+        if sc.peek()? == b'n' {
+            return (sc.literal()? == Lit::Null).then_some(None);
+        }
+        sc.int().map(Some)
+    }
+
+    /// A decimal string, exactly as `Dec` reads it.
+    fn dec(sc: &mut Scan<'_>) -> Option<Dec> {
+        Decimal::from_str_exact(sc.str()?).ok().map(Dec)
+    }
+
+    /// Marks field `bit` as seen; `None` when it was already (serde refuses repeats).
+    fn once(seen: &mut u32, bit: u32) -> Option<()> {
+        (*seen & bit == 0).then(|| *seen |= bit)
+    }
+
+    /// A `trade` payload (`e` must be `"trade"`, as the hot path checks).
+    pub(super) fn trade<'a>(sc: &mut Scan<'a>) -> Option<TradeW<'a>> {
+        let mut seen = 0u32;
+        let (mut e, mut event_time, mut trade_time, mut s, mut t, mut p, mut q, mut m, mut side) =
+            (None, None, None, None, None, None, None, None, None);
+        sc.object(|sc, key| {
+            match key {
+                "e" => {
+                    once(&mut seen, 1)?;
+                    e = Some(sc.str()?);
+                }
+                "E" => {
+                    once(&mut seen, 2)?;
+                    event_time = opt_int(sc)?;
+                }
+                "T" => {
+                    once(&mut seen, 4)?;
+                    trade_time = opt_int(sc)?;
+                }
+                "s" => {
+                    once(&mut seen, 8)?;
+                    s = Some(sc.str()?);
+                }
+                "t" => {
+                    once(&mut seen, 16)?;
+                    t = Some(sc.uint()?);
+                }
+                "p" => {
+                    once(&mut seen, 32)?;
+                    p = Some(dec(sc)?);
+                }
+                "q" => {
+                    once(&mut seen, 64)?;
+                    q = Some(dec(sc)?);
+                }
+                "m" => {
+                    once(&mut seen, 128)?;
+                    m = match sc.literal()? {
+                        Lit::True => Some(true),
+                        Lit::False => Some(false),
+                        Lit::Null => None,
+                    };
+                }
+                "S" => {
+                    once(&mut seen, 256)?;
+                    side = match sc.peek()? {
+                        b'n' => (sc.literal()? == Lit::Null).then_some(None)?,
+                        _ => Some(sc.str()?),
+                    };
+                }
+                "u" => return None,
+                k if head_only(k) => return None,
+                _ => sc.skip_value(2)?,
+            }
+            Some(())
+        })?;
+        if e? != "trade" {
+            return None;
+        }
+        Some(TradeW {
+            e: MaybeText(Some(Text(Cow::Borrowed("trade")))),
+            event_time,
+            trade_time,
+            s: Text(Cow::Borrowed(s?)),
+            t: AnyId(decimal_text(t?)),
+            p: p?,
+            q: q?,
+            m,
+            side: side.map(|x| Text(Cow::Borrowed(x))),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -638,6 +1051,214 @@ mod tests {
         ] {
             let cx = Cx { market: Market::Spot, received_ns: 9, frame: f, stream: None };
             assert!(cx.fast(f).is_none(), "{f}");
+        }
+    }
+
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures/");
+
+    /// Every Binance fixture, whole and (for `.jsonl`) line by line, and each
+    /// payload also inside a combined envelope under stream names of every kind.
+    fn corpus() -> Vec<String> {
+        fn walk(dir: &std::path::Path, out: &mut Vec<String>) {
+            let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+            entries.sort();
+            for p in entries {
+                if p.is_dir() {
+                    walk(&p, out);
+                    continue;
+                }
+                let text = std::fs::read_to_string(&p).unwrap();
+                if p.extension().is_some_and(|x| x == "jsonl") {
+                    out.extend(text.lines().map(str::to_string));
+                }
+                out.push(text);
+            }
+        }
+        let mut files = Vec::new();
+        for dir in ["binance_spot", "binance_futures"] {
+            walk(std::path::Path::new(&format!("{FIXTURES}{dir}")), &mut files);
+        }
+        assert!(files.len() > 100, "fixtures missing: {}", files.len());
+        let mut out = Vec::new();
+        for text in files {
+            if !text.trim_start().starts_with("{\"stream\"") && text.len() < 8000 {
+                for stream in ["x@trade", "x@aggTrade", "x@depth@100ms", "x@depth5", "x@bookTicker"] {
+                    out.push(format!("{{\"stream\":\"{stream}\",\"data\":{text}}}"));
+                }
+            }
+            out.push(text);
+        }
+        out.extend(
+            [
+                r#"{"stream":"loadusdt@trade","data":{"e":"trade","E":1111111111111111,"s":"LOADUSDT","t":2222222222,"p":"100.00000000","q":"1.00000000","T":1111111111111111,"m":true,"M":true}}"#,
+                r#"{"e":"trade","E":1111111111111111,"s":"LOADUSDT","t":2222222222,"p":"100.00000000","q":"1.00000000","T":1111111111111111,"m":true,"M":true}"#,
+                r#"{"stream":"btc-1@trade","data":{"e":"trade","E":1,"s":"BTC-1","t":7,"p":"1.5","q":"2","T":2,"S":"SELL"}}"#,
+                r#"{"stream":"btc-1@trade","data":{"e":"trade","E":null,"s":"BTC-1","t":7,"p":"1.5","q":"2","T":null,"S":null,"m":null}}"#,
+                r#"{"stream":"btc-1@trade","data":{"e":"trade","E":-5,"s":"BTC-1","t":0,"p":"-1.5","q":"2e3","T":9223372036854775807,"m":false}}"#,
+                r#"{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","E":1,"s":"BTCUSDT","a":3,"p":"1","q":"2","f":-1,"l":2,"T":2,"m":true}}"#,
+                r#"{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":5,"u":6,"b":[["1","2"],["1.5","0"]],"a":[]}}"#,
+                r#"{"stream":"btcusdt@depth","data":{"e":"depthUpdate","E":1,"T":1,"s":"BTCUSDT","U":5,"u":6,"pu":-1,"b":[],"a":[["3","0"]]}}"#,
+                r#"{"stream":"btcusdt@depth20@100ms","data":{"e":"depthUpdate","E":1,"T":1,"s":"BTCUSDT","U":5,"u":6,"pu":4,"b":[["2","1"]],"a":[["3","0"]]}}"#,
+                r#"{"stream":"btcusdt@bookTicker","data":{"e":"bookTicker","u":1,"E":1,"T":1,"s":"BTCUSDT","b":"1","B":"2","a":"3","A":"4"}}"#,
+                r#"{"stream":"btcusdt@bookTicker","data":{"u":45218734020,"s":"BTCUSDT","b":"67321.44000000","B":"1.20450000","a":"67321.45000000","A":"0.41230000"}}"#,
+            ]
+            .map(str::to_string),
+        );
+        out
+    }
+
+    /// Single-character edits of `frame` at every position: cut, delete,
+    /// insert and replace with bytes that matter to JSON and to decimals.
+    fn mutants(frame: &str, f: impl FnMut(&str)) {
+        const TOKENS: [&str; 18] =
+            ["\"", "\\", ",", "}", "{", "]", "[", " ", "0", "9", "-", ".", "e", "\u{1}", "n", ":", "é", "\"t\":1,"];
+        edits(frame, &TOKENS, f);
+    }
+
+    /// Insertions and replacements of whole members and elements, which keep
+    /// the frame valid JSON at many positions: repeated and extra fields, the
+    /// fields that steer the general path, a third element in a level.
+    fn member_mutants(frame: &str, f: impl FnMut(&str)) {
+        const TOKENS: [&str; 22] = [
+            ",\"1\"",
+            ",1",
+            ",null",
+            "\"lastUpdateId\":1,",
+            "\"event\":{},",
+            "\"event\":1,",
+            "\"stream\":\"x\",",
+            "\"data\":1,",
+            "\"u\":1,",
+            "\"u\":null,",
+            "\"e\":\"x\",",
+            "\"e\":null,",
+            "\"s\":\"x\",",
+            "\"s\":1,",
+            "\"E\":1,",
+            "\"T\":null,",
+            "\"m\":true,",
+            "\"pu\":1,",
+            "\"b\":[],",
+            "\"a\":[],",
+            "\"t\":\"7\",",
+            "\"S\":\"BUY\",",
+        ];
+        edits(frame, &TOKENS, f);
+    }
+
+    fn edits(frame: &str, tokens: &[&str], mut f: impl FnMut(&str)) {
+        let cuts: Vec<usize> = (0..=frame.len()).filter(|&i| frame.is_char_boundary(i)).collect();
+        let mut buf = String::with_capacity(frame.len() + 8);
+        for (k, &i) in cuts.iter().enumerate() {
+            f(&frame[..i]);
+            let next = cuts.get(k + 1).copied();
+            if let Some(j) = next {
+                buf.clear();
+                buf.push_str(&frame[..i]);
+                buf.push_str(&frame[j..]);
+                f(&buf);
+            }
+            for t in tokens {
+                buf.clear();
+                buf.push_str(&frame[..i]);
+                buf.push_str(t);
+                buf.push_str(&frame[i..]);
+                f(&buf);
+                if let Some(j) = next {
+                    buf.clear();
+                    buf.push_str(&frame[..i]);
+                    buf.push_str(t);
+                    buf.push_str(&frame[j..]);
+                    f(&buf);
+                }
+            }
+        }
+    }
+
+    /// `decode` (hot paths included) gives exactly what the general decoder gives.
+    #[track_caller]
+    fn agree(market: Market, frame: &str) -> bool {
+        let cx = Cx { market, received_ns: 9, frame, stream: None };
+        let fast = cx.fast(frame);
+        let hit = fast.is_some();
+        let general = decode_general(cx, frame);
+        assert_eq!(decode(market, frame, 9), general, "decode differs from the general path on {frame:?}");
+        if let Some(ev) = fast {
+            assert_eq!(Ok(vec![ev]), general, "hot path differs on {frame:?}");
+        }
+        // The scanner's trade reader, on its own, against serde's.
+        if let Some(w) = scan::combined(frame, scan::trade) {
+            let env: Env<'_, TradeW<'_>> = parse(frame).unwrap_or_else(|e| panic!("scanner accepted {frame:?}: {e}"));
+            let cx = Cx { stream: Some(env.stream.as_str()), ..cx };
+            assert_eq!(cx.trade_event(w), cx.trade_event(env.data), "{frame:?}");
+        }
+        if let Some(w) = scan::raw(frame, scan::trade) {
+            let t: TradeW<'_> = parse(frame).unwrap_or_else(|e| panic!("scanner accepted {frame:?}: {e}"));
+            assert_eq!(cx.trade_event(w), cx.trade_event(t), "{frame:?}");
+        }
+        if let Some(w) = scan::combined(frame, scan::agg_trade) {
+            let env: Env<'_, AggTradeW<'_>> =
+                parse(frame).unwrap_or_else(|e| panic!("scanner accepted {frame:?}: {e}"));
+            assert_eq!(cx.agg_trade_event(w), cx.agg_trade_event(env.data), "{frame:?}");
+        }
+        if let Some(w) = scan::combined(frame, scan::depth) {
+            let env: Env<'_, DepthW<'_>> = parse(frame).unwrap_or_else(|e| panic!("scanner accepted {frame:?}: {e}"));
+            let cx = Cx { stream: Some(env.stream.as_str()), ..cx };
+            assert_eq!(cx.depth_event(w), cx.depth_event(env.data), "{frame:?}");
+        }
+        if let Some(w) = scan::combined(frame, scan::book_ticker) {
+            let env: Env<'_, BookTickerW<'_>> =
+                parse(frame).unwrap_or_else(|e| panic!("scanner accepted {frame:?}: {e}"));
+            assert_eq!(cx.book_ticker_event(w), cx.book_ticker_event(env.data), "{frame:?}");
+        }
+        hit
+    }
+
+    #[test]
+    fn hot_paths_agree_with_the_general_decoder_on_every_fixture_and_its_mutants() {
+        let corpus = corpus();
+        let mut hits = 0;
+        for f in &corpus {
+            for m in [Market::Spot, Market::UsdM, Market::Options] {
+                hits += usize::from(agree(m, f));
+            }
+        }
+        assert!(hits > 1000, "{hits}");
+        let mut taken = 0;
+        for f in corpus.iter().filter(|f| f.len() <= 1200) {
+            mutants(f, |m| {
+                agree(Market::Spot, m);
+            });
+            taken += 1;
+            if taken > 300 {
+                break;
+            }
+        }
+        // The hot shapes at every position, always, and each capture's first lines.
+        let hot = corpus
+            .iter()
+            .filter(|f| f.contains("LOADUSDT") || f.contains("btcusdt@"))
+            .chain(corpus.iter().filter(|f| f.starts_with("{\"stream\":\"x@") && f.len() < 320))
+            .chain(corpus.iter().filter(|f| f.starts_with("{\"stream\"") && f.len() < 400).take(20));
+        for f in hot {
+            mutants(f, |m| {
+                agree(Market::Spot, m);
+            });
+            member_mutants(f, |m| {
+                agree(Market::UsdM, m);
+            });
+        }
+    }
+
+    #[test]
+    fn decimal_text_writes_what_to_string_writes() {
+        for v in [0, 1, 9, 10, 99, 100, 2_222_222_222, 1 << 53, u64::MAX - 1, u64::MAX] {
+            assert_eq!(scan::decimal_text(v), v.to_string());
+        }
+        let mut v = 1u64;
+        while let Some(n) = v.checked_mul(7) {
+            assert_eq!(scan::decimal_text(n - 1), (n - 1).to_string());
+            v = n;
         }
     }
 
