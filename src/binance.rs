@@ -15,9 +15,9 @@ use ferrofeed_engine::{
     Overflow, Pool, PoolConfig, PoolError, RestClient, RestError, VenueRules, WeightBudget, queue,
 };
 pub use ferrofeed_venues::binance::registry::{Instrument, Registry, RegistryError, UnknownSymbol};
-use ferrofeed_venues::binance::{
-    BinanceRules, endpoints, registry::exchange_info_path, route_of, venue_limits, ws_base,
-};
+use ferrofeed_venues::binance::registry::{exchange_info_path, from_exchange_info, stream_symbol};
+use ferrofeed_venues::binance::spec::market_of;
+use ferrofeed_venues::binance::{BinanceRules, endpoints, route_of, venue_limits, ws_base};
 pub use ferrofeed_venues::binance::{Environment, Market, Route};
 
 /// Why a client request failed.
@@ -218,7 +218,7 @@ impl BinanceClient {
         let url = format!("{}{path}", self.rest_url(market).trim_end_matches('/'));
         let budget = self.rest_budget(market);
         let body = self.http.get(&url, weight, Some(&budget)).await?;
-        let registry = Registry::from_exchange_info(market, &String::from_utf8_lossy(&body))?;
+        let registry = from_exchange_info(market, &String::from_utf8_lossy(&body))?;
         let n = registry.len();
         self.registries.insert(market, Arc::new(registry));
         Ok(n)
@@ -226,7 +226,9 @@ impl BinanceClient {
 
     /// Installs a registry built elsewhere (a cached exchangeInfo).
     pub fn set_instruments(&mut self, registry: Registry) {
-        self.registries.insert(registry.market(), Arc::new(registry));
+        if let Some(market) = market_of(registry.market().market) {
+            self.registries.insert(market, Arc::new(registry));
+        }
     }
 
     /// The loaded registry of `market`.
@@ -238,7 +240,7 @@ impl BinanceClient {
     /// `btcusdt@trade`), sharding them across connections. Repeats add references.
     pub async fn subscribe(&mut self, market: Market, streams: &[String]) -> Result<(), ClientError> {
         if let Some(registry) = self.registries.get(&market) {
-            registry.check_streams(streams)?;
+            registry.check_streams(streams, stream_symbol)?;
         }
         for (key, list) in Self::split(market, streams) {
             self.pool(key).subscribe(&list).await?;

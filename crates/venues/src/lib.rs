@@ -11,6 +11,10 @@
 //! - `binance`: spot, USDⓈ-M, COIN-M and options.
 //! - `bybit`: Bybit v5 spot, linear, inverse and option public streams and
 //!   the private stream.
+//! - `seam`: [`VenueSpec`], everything a venue is above the socket (markets,
+//!   endpoints, pools, typed channels, decoder, book and private-session
+//!   plans); `registry` lists the venues, one line each. `env`, `error` and
+//!   `instruments` are the types every venue shares.
 //!
 //! **Invariant:** venue modules never touch sockets or spawn tasks; this crate
 //! depends on no async runtime.
@@ -22,3 +26,12 @@ pub mod auth;
 pub mod binance;
 pub mod bybit;
 mod dec;
+pub mod env;
+mod error;
+pub mod instruments;
+pub mod registry;
+pub mod seam;
+
+pub use env::{Endpoints, Environment};
+pub use error::DecodeError;
+pub use seam::{Channel, MarketId, VenueSpec};

@@ -47,30 +47,7 @@ impl fmt::Display for Market {
     }
 }
 
-/// Which deployment to talk to.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Environment {
-    /// The live venue.
-    Production,
-    /// The venue's testnet.
-    Testnet,
-    /// Demo trading (spot has its own hosts; the futures demo is the futures testnet).
-    Demo,
-    /// Explicit base URLs (the simulator, a proxy, a mirror).
-    Custom {
-        /// WebSocket base, e.g. `ws://127.0.0.1:9400` (route and path are appended).
-        ws: String,
-        /// REST base, e.g. `http://127.0.0.1:9400`.
-        rest: String,
-    },
-}
-
-impl Environment {
-    /// Whether this is not production.
-    pub fn is_sandbox(&self) -> bool {
-        !matches!(self, Environment::Production)
-    }
-}
+pub use crate::env::Environment;
 
 /// A USDⓈ-M / options WebSocket route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -94,14 +71,7 @@ impl Route {
     }
 }
 
-/// WebSocket and REST base URLs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoints {
-    /// WebSocket base (no route, no path).
-    pub ws: String,
-    /// REST base.
-    pub rest: String,
-}
+pub use crate::env::Endpoints;
 
 /// The base URLs of `market` in `env`.
 pub fn endpoints(market: Market, env: &Environment) -> Endpoints {

@@ -15,6 +15,7 @@ mod endpoints;
 pub mod normalize;
 pub mod private;
 pub mod registry;
+pub mod spec;
 mod user;
 mod wire;
 

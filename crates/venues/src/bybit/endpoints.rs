@@ -59,53 +59,28 @@ impl fmt::Display for Category {
     }
 }
 
-/// Which deployment to talk to.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Environment {
-    /// The live venue (`stream.bybit.com`, `api.bybit.com`).
-    Production,
-    /// The testnet (`stream-testnet.bybit.com`, `api-testnet.bybit.com`).
-    Testnet,
-    /// Demo trading: private stream and REST on the demo hosts, public data
-    /// from mainnet (the venue has no demo public stream).
-    Demo,
-    /// Explicit base URLs (the simulator, a proxy, a mirror); the venue's
-    /// paths (`/v5/public/<category>`, `/v5/private`) are appended.
-    Custom {
-        /// WebSocket base, e.g. `ws://127.0.0.1:9500`.
-        ws: String,
-        /// REST base, e.g. `http://127.0.0.1:9500`.
-        rest: String,
-    },
-}
+pub use crate::env::Environment;
 
-impl Environment {
-    /// Whether this is not production.
-    pub fn is_sandbox(&self) -> bool {
-        !matches!(self, Environment::Production)
-    }
-
-    fn ws_host(&self, private: bool) -> String {
-        match self {
-            Environment::Production => "wss://stream.bybit.com".into(),
-            Environment::Testnet => "wss://stream-testnet.bybit.com".into(),
-            Environment::Demo if private => "wss://stream-demo.bybit.com".into(),
-            Environment::Demo => "wss://stream.bybit.com".into(),
-            Environment::Custom { ws, .. } => ws.trim_end_matches('/').to_string(),
-        }
+fn ws_host(env: &Environment, private: bool) -> String {
+    match env {
+        Environment::Production => "wss://stream.bybit.com".into(),
+        Environment::Testnet => "wss://stream-testnet.bybit.com".into(),
+        Environment::Demo if private => "wss://stream-demo.bybit.com".into(),
+        Environment::Demo => "wss://stream.bybit.com".into(),
+        Environment::Custom { ws, .. } => ws.trim_end_matches('/').to_string(),
     }
 }
 
 /// The public WebSocket URL of `category` in `env`.
 pub fn public_url(category: Category, env: &Environment) -> String {
-    format!("{}/v5/public/{}", env.ws_host(false), category.name())
+    format!("{}/v5/public/{}", ws_host(env, false), category.name())
 }
 
 /// The private WebSocket URL in `env`. `max_active_time` (the venue accepts
 /// `30s` to `600s`, or `1m`, `2m`, ...) sets the server's idle cut for this
 /// connection; `None` keeps the venue's default (10 minutes).
 pub fn private_url(env: &Environment, max_active_time: Option<&str>) -> String {
-    let base = format!("{}/v5/private", env.ws_host(true));
+    let base = format!("{}/v5/private", ws_host(env, true));
     match max_active_time {
         Some(t) => format!("{base}?max_active_time={t}"),
         None => base,

@@ -38,6 +38,7 @@ pub mod auth;
 pub mod book;
 mod endpoints;
 pub mod normalize;
+pub mod spec;
 mod wire;
 
 use std::borrow::Cow;

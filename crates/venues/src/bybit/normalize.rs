@@ -54,37 +54,7 @@ use super::wire::{
     BookW, Envelope, ExecutionW, KlineW, LiquidationW, OrderW, PositionW, TickerW, TradeW, WalletW, WireLevel,
 };
 
-/// Why a frame could not be decoded. Every variant keeps the offending frame.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DecodeError {
-    /// Not JSON, or not an object at the top level.
-    #[error("malformed JSON: {reason}")]
-    Malformed {
-        /// The parser's message.
-        reason: String,
-        /// The frame exactly as received.
-        payload: String,
-    },
-    /// A known topic with missing or invalid fields.
-    #[error("invalid {what} payload: {reason}")]
-    Invalid {
-        /// The topic kind (`orderbook`, `publicTrade`, `order`, ...).
-        what: &'static str,
-        /// What was wrong.
-        reason: String,
-        /// The frame exactly as received.
-        payload: String,
-    },
-}
-
-impl DecodeError {
-    /// The frame that failed, exactly as received.
-    pub fn payload(&self) -> &str {
-        match self {
-            DecodeError::Malformed { payload, .. } | DecodeError::Invalid { payload, .. } => payload,
-        }
-    }
-}
+pub use crate::error::DecodeError;
 
 /// The one place the JSON parser is called.
 fn parse<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, String> {

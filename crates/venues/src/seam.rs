@@ -1,0 +1,396 @@
+//! The venue seam above the socket: everything the generic client, book
+//! driver, feed and private sessions need to know about a venue, behind one
+//! object-safe trait, [`VenueSpec`].
+//!
+//! Below the socket the engine already takes a venue as data (`VenueRules`).
+//! This trait says the rest: the venue's markets and their names, its
+//! endpoints per environment and host limits, which pool (and so which
+//! `VenueRules`) carries each stream, typed channels to stream names and
+//! back, the decoder (with whatever state it keeps), the order-book plan and
+//! the private-session plan. Implementations are pure data and functions:
+//! like the rest of this crate they never touch a socket or spawn a task.
+//!
+//! The registry ([`crate::registry`]) lists every venue once.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferrofeed_model::event::{Event, MarketType, Venue};
+use ferrofeed_model::rules::VenueRules;
+use ferrofeed_model::sequencing::BookSequencing;
+
+use crate::auth::{Clock, Credentials};
+use crate::env::{Endpoints, Environment};
+use crate::error::DecodeError;
+use crate::instruments::{Registry, RegistryError};
+
+/// A venue and one of its markets: the key every venue-neutral map uses.
+///
+/// The market is the normalized [`MarketType`] that every event of that
+/// market carries, so a subscription and the events it yields name the
+/// market the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MarketId {
+    /// The venue.
+    pub venue: Venue,
+    /// The market, as events name it.
+    pub market: MarketType,
+}
+
+impl MarketId {
+    /// `venue`'s `market`.
+    pub const fn new(venue: Venue, market: MarketType) -> MarketId {
+        MarketId { venue, market }
+    }
+
+    /// The venue's name (`binance`, `bybit`).
+    pub fn venue_name(self) -> &'static str {
+        self.venue.name()
+    }
+
+    /// The market's name as the venue spells it (`spot`, `usdm`, `linear`,
+    /// `option`), from the registry; the normalized name if the venue is not
+    /// registered.
+    pub fn name(self) -> &'static str {
+        crate::registry::get(self.venue).map_or(self.market.name(), |v| v.market_name(self.market))
+    }
+}
+
+/// `venue:market`, e.g. `binance:usdm`, `bybit:option`.
+impl fmt::Display for MarketId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.venue_name(), self.name())
+    }
+}
+
+/// A typed channel: what a subscription asks for, whatever the venue calls
+/// it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Channel {
+    /// Every trade.
+    Trades,
+    /// Aggregated trades (Binance `aggTrade`).
+    AggTrades,
+    /// Best bid and ask.
+    TopOfBook,
+    /// The 24-hour ticker.
+    Ticker,
+    /// Candles of an interval, spelled as the venue spells it (`1m`, `60`).
+    Kline(String),
+    /// Mark price and funding.
+    MarkPrice,
+    /// Liquidations.
+    Liquidations,
+    /// Order-book data at a depth (the venue's book diff stream; a local
+    /// book is kept with a [`BookPlan`] instead).
+    Book(u32),
+}
+
+impl Channel {
+    /// The channel's name: `trades`, `agg_trades`, `top_of_book`, `ticker`,
+    /// `kline`, `mark_price`, `liquidations`, `book`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Channel::Trades => "trades",
+            Channel::AggTrades => "agg_trades",
+            Channel::TopOfBook => "top_of_book",
+            Channel::Ticker => "ticker",
+            Channel::Kline(_) => "kline",
+            Channel::MarkPrice => "mark_price",
+            Channel::Liquidations => "liquidations",
+            Channel::Book(_) => "book",
+        }
+    }
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Channel::Kline(i) => write!(f, "kline({i})"),
+            Channel::Book(d) => write!(f, "book({d})"),
+            c => f.write_str(c.name()),
+        }
+    }
+}
+
+/// Why the seam refused a request. Nothing was sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SeamError {
+    /// The venue has no market of that name.
+    #[error("{venue} has no market {market:?} (its markets: {known})")]
+    UnknownMarket {
+        /// The venue.
+        venue: &'static str,
+        /// The name asked for.
+        market: String,
+        /// The venue's market names, comma separated.
+        known: String,
+    },
+    /// No venue of that name is registered.
+    #[error("unknown venue {0:?} (registered: {known})", known = crate::registry::names().join(", "))]
+    UnknownVenue(String),
+    /// The market does not serve the channel.
+    #[error("{market} has no {channel} channel")]
+    Unsupported {
+        /// The market.
+        market: MarketId,
+        /// The channel asked for.
+        channel: String,
+    },
+    /// A symbol the venue's stream names cannot carry.
+    #[error("invalid symbol {0:?}")]
+    Symbol(String),
+    /// The private session cannot be planned with these credentials.
+    #[error("{0}")]
+    Credentials(String),
+}
+
+/// Limits of a venue host, shared by every connection and request to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostLimits {
+    /// Connection attempts allowed per window per WebSocket host.
+    pub attempts: (usize, Duration),
+    /// REST request weight per window (`None`: the client makes no weighted
+    /// REST calls to this venue).
+    pub rest_weight: Option<(u32, Duration)>,
+}
+
+/// Client options a venue takes into account when it plans a pool.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolOptions {
+    /// Streams per connection, below the venue's own cap.
+    pub max_streams_per_conn: Option<usize>,
+    /// Longest connect URL that carries streams (Binance `/stream?streams=`;
+    /// 0 subscribes everything with messages). `None`: the venue's default.
+    pub max_url_bytes: Option<usize>,
+}
+
+/// One pool of connections: where it connects and by which rules.
+#[derive(Debug, Clone)]
+pub struct PoolPlan {
+    /// Its name in logs and metrics (`binance:usdm:public`, `bybit:linear`).
+    pub name: String,
+    /// The WebSocket URL every connection of the pool opens.
+    pub url: String,
+    /// The host whose attempt budget the pool shares.
+    pub host: String,
+    /// The engine rules of its connections.
+    pub rules: Arc<dyn VenueRules>,
+    /// The venue's socket lifetime, rotated make-before-break before it
+    /// runs out (`None`: the venue states none).
+    pub rotate_after: Option<Duration>,
+}
+
+/// A route within a market: which pool carries a stream. Most markets have
+/// one (`""`); Binance USDⓈ-M and options split `public` and `market`.
+pub type Route = &'static str;
+
+/// How a local book that lost sync gets a new snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recovery {
+    /// A REST snapshot: the path (appended to the market's REST base) and
+    /// its request weight. The venue decodes the body with
+    /// [`VenueSpec::decode_book_snapshot`].
+    Rest {
+        /// The path and query.
+        path: String,
+        /// Request weight, charged before it is sent.
+        weight: u32,
+    },
+    /// Resubscribe the book's stream: the venue sends a snapshot on it.
+    Resubscribe,
+}
+
+/// How a venue keeps one local book.
+#[derive(Debug, Clone)]
+pub struct BookPlan {
+    /// The stream that carries the book's diffs (and, for venues that send
+    /// them, its snapshots).
+    pub stream: String,
+    /// The sequencing rule the sync machine follows.
+    pub sequencing: &'static dyn BookSequencing,
+    /// How a snapshot is obtained.
+    pub recovery: Recovery,
+}
+
+/// A venue's frame decoder for one market, with whatever state the venue
+/// needs between frames (the Bybit ticker merge, later a checksum). One
+/// per market and feed; frames of one market come through it in order.
+pub trait Decoder: Send + fmt::Debug {
+    /// Decodes one data frame received at `received_ns` (ns since the
+    /// epoch) into `out`. Frames the venue sends that the model has no type
+    /// for become `unknown` events; malformed input is an error that keeps
+    /// the frame.
+    fn decode(&mut self, frame: &str, received_ns: i64, out: &mut Vec<Event>) -> Result<(), DecodeError>;
+}
+
+/// A private (user-data) account as a venue names it: `spot`, `margin`,
+/// `isolated:BTCUSDT`, `usdm`, `coinm` on Binance; `unified` on Bybit.
+pub type AccountName = str;
+
+/// How a REST call of a private session is made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestCall {
+    /// `POST`, `PUT` or `DELETE`.
+    pub method: &'static str,
+    /// The full URL.
+    pub url: String,
+}
+
+/// How a private session authenticates.
+#[derive(Debug, Clone)]
+pub enum SessionAuth {
+    /// In band: the rules sign an auth frame on every new socket (Binance
+    /// WS-API `session.logon`, Bybit `auth`).
+    InBand,
+    /// A REST-issued token (a Binance listenKey): created before connecting,
+    /// carried in the URL, kept alive, replaced when it expires.
+    Token {
+        /// The REST base the token calls go to.
+        rest: String,
+        /// The path that creates (POST), keeps alive (PUT) and deletes
+        /// (DELETE) the token.
+        path: String,
+        /// Whether keep-alives and deletes name the token in the query.
+        token_in_query: bool,
+        /// How often it is kept alive.
+        keepalive: Duration,
+        /// The WebSocket URL with `{token}` where the token goes.
+        url_template: String,
+        /// The header that carries the API key on token calls.
+        key_header: &'static str,
+        /// What an error body of an expired or unknown token contains
+        /// (Binance `-1125`): the session replaces the token.
+        expired_marker: &'static str,
+        /// The user-data event reason that says the token expired
+        /// (`listenKeyExpired`).
+        expired_event: &'static str,
+    },
+}
+
+/// One private session: its connection, its rules and how it authenticates.
+#[derive(Debug, Clone)]
+pub struct SessionPlan {
+    /// The market its events are reported under (for items that name none).
+    pub market: MarketId,
+    /// The WebSocket URL (for [`SessionAuth::Token`], once the token is known:
+    /// see its `url_template`).
+    pub url: String,
+    /// The engine rules of the connection.
+    pub rules: Arc<dyn VenueRules>,
+    /// The streams or topics to subscribe once authenticated.
+    pub streams: Vec<String>,
+    /// How it authenticates.
+    pub auth: SessionAuth,
+    /// The REST URL that answers the server time (`{"serverTime":ms}`),
+    /// measured before signing, if the venue needs it.
+    pub time_url: Option<String>,
+}
+
+/// Everything a venue is, above the socket. Object safe: venues are chosen
+/// at run time (CLI, TOML) through the registry.
+pub trait VenueSpec: Send + Sync + fmt::Debug {
+    /// The venue.
+    fn venue(&self) -> Venue;
+
+    /// Its markets, in the order the venue lists them.
+    fn markets(&self) -> &'static [MarketType];
+
+    /// The market's name as the venue spells it (paths, CLI, file layout).
+    fn market_name(&self, market: MarketType) -> &'static str;
+
+    /// Parses a market name: the venue's spelling, or the normalized one.
+    fn parse_market(&self, name: &str) -> Result<MarketId, SeamError> {
+        let venue = self.venue();
+        self.markets()
+            .iter()
+            .find(|m| self.market_name(**m) == name || m.name() == name)
+            .map(|m| MarketId::new(venue, *m))
+            .ok_or_else(|| SeamError::UnknownMarket {
+                venue: venue.name(),
+                market: name.to_string(),
+                known: self.markets().iter().map(|m| self.market_name(*m)).collect::<Vec<_>>().join(", "),
+            })
+    }
+
+    /// The market's base URLs in `env`.
+    fn endpoints(&self, market: MarketType, env: &Environment) -> Endpoints;
+
+    /// The limits of the market's hosts.
+    fn host_limits(&self, market: MarketType) -> HostLimits;
+
+    /// The route (pool) that carries `stream`.
+    fn route(&self, market: MarketType, stream: &str) -> Route;
+
+    /// The pool of `route` on `market` in `env`.
+    fn pool(&self, market: MarketType, route: Route, env: &Environment, opts: &PoolOptions) -> PoolPlan;
+
+    /// The venue's stream name of a typed channel for `symbol`.
+    fn stream(&self, market: MarketType, channel: &Channel, symbol: &str) -> Result<String, SeamError>;
+
+    /// The instrument a stream name carries, upper case (`None`: an
+    /// all-market stream or a private one).
+    fn symbol_of(&self, market: MarketType, stream: &str) -> Option<String>;
+
+    /// A fresh decoder for `market`.
+    fn decoder(&self, market: MarketType) -> Box<dyn Decoder>;
+
+    /// How the book of `symbol` at `depth` levels is kept.
+    fn book_plan(&self, market: MarketType, symbol: &str, depth: u32) -> BookPlan;
+
+    /// Decodes a REST book snapshot body (for [`Recovery::Rest`]) into a
+    /// `book_snapshot` event.
+    fn decode_book_snapshot(
+        &self,
+        market: MarketType,
+        symbol: &str,
+        body: &str,
+        received_ns: i64,
+    ) -> Result<Event, DecodeError>;
+
+    /// The REST path and weight of the instrument list (`None`: not
+    /// supported yet).
+    fn instruments_request(&self, market: MarketType) -> Option<(String, u32)> {
+        let _ = market;
+        None
+    }
+
+    /// Parses the instrument list's body.
+    fn parse_instruments(&self, market: MarketType, body: &str) -> Result<Registry, RegistryError> {
+        let _ = body;
+        Err(RegistryError::Unsupported { market: MarketId::new(self.venue(), market) })
+    }
+
+    /// The private session of `account` with `credentials`, signing at the
+    /// venue time `clock` gives.
+    fn session(
+        &self,
+        account: &AccountName,
+        env: &Environment,
+        credentials: Arc<Credentials>,
+        clock: Arc<Clock>,
+    ) -> Result<SessionPlan, SeamError>;
+
+    /// The private accounts the venue has (`spot`, `usdm`, ...).
+    fn accounts(&self) -> &'static [&'static str];
+}
+
+/// A boxed decoder that applies one function per frame, for venues whose
+/// decoder keeps no state.
+pub struct FnDecoder<F>(pub F);
+
+impl<F> fmt::Debug for FnDecoder<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FnDecoder")
+    }
+}
+
+impl<F> Decoder for FnDecoder<F>
+where
+    F: FnMut(&str, i64, &mut Vec<Event>) -> Result<(), DecodeError> + Send,
+{
+    fn decode(&mut self, frame: &str, received_ns: i64, out: &mut Vec<Event>) -> Result<(), DecodeError> {
+        (self.0)(frame, received_ns, out)
+    }
+}
