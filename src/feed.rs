@@ -1,77 +1,54 @@
-//! One ordered stream of normalized events from a Binance client: market data
-//! decoded on the live path, status events translated to the model, local
-//! books kept by [`BookManager`]s, and the statistics that the metrics
-//! endpoint and the live view read.
+//! One ordered stream of normalized events from any number of venues and
+//! markets: market data decoded on the live path, status events translated to
+//! the model, local books kept by [`Books`], private sessions, and the
+//! statistics that the metrics endpoint and the live view read.
+//!
+//! [`Feed`] is a [`futures_util::Stream`] of [`Event`]s, in order per
+//! stream. Build it with [`Feed::builder`]:
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
-//! use ferrofeed::binance::Market;
-//! use ferrofeed::feed::{Feed, FeedConfig};
-//! let mut feed = Feed::new(FeedConfig::default());
-//! feed.subscribe(Market::Spot, &["btcusdt@trade".into()]).await?;
-//! feed.track_book(Market::UsdM, "ETHUSDT").await?;
+//! use ferrofeed::feed::Feed;
+//! use ferrofeed::venues::{Channel, binance, bybit};
+//! use futures_util::StreamExt;
+//! let mut feed = Feed::builder()
+//!     .subscribe(binance::spec::SPOT, Channel::Trades, "BTCUSDT")
+//!     .subscribe(bybit::spec::LINEAR, Channel::Trades, "BTCUSDT")
+//!     .book(binance::spec::USDM, "ETHUSDT")
+//!     .build()
+//!     .await?;
 //! while let Some(event) = feed.next().await {
-//!     println!("{}", serde_json::to_string(&event)?);
+//!     println!("{}", serde_json::to_string(&event)?); // docs/events.md
 //! }
 //! # Ok(()) }
 //! ```
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ferrofeed_engine::{Event as EngineEvent, EventKind as EngineKind, EventReceiver, Missing, State};
-use ferrofeed_model::event::{Event, EventKind, Gap, Missing as ModelMissing, UnknownExtent, Venue};
-use ferrofeed_venues::binance::normalize::{self, market_type};
-use futures_util::StreamExt;
+use ferrofeed_engine::{Event as EngineEvent, EventKind as EngineKind, EventReceiver, Missing, Overflow, State};
+use ferrofeed_model::event::{Event, EventKind, Gap, Missing as ModelMissing, UnknownExtent};
+use ferrofeed_venues::seam::{Channel, Decoder, MarketId};
+use futures_util::Stream;
 
-use crate::binance::{BinanceClient, BinanceConfig, ClientError, Market};
-use crate::books::{BookConfig, BookManager};
-use crate::bybit::Category;
+use crate::books::{BookConfig, Books};
+use crate::client::{Client, ClientConfig, ClientError, Registry};
+use crate::session::PrivateClient;
 
 /// A venue and market, as the statistics key them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Source {
-    /// A Binance market.
-    Binance(Market),
-    /// A Bybit category.
-    Bybit(Category),
-}
+pub type Source = MarketId;
 
-impl Source {
-    /// The venue's name (`binance`, `bybit`).
-    pub fn venue(self) -> &'static str {
-        match self {
-            Source::Binance(_) => "binance",
-            Source::Bybit(_) => "bybit",
-        }
-    }
-
-    /// The market's name as the venue spells it (`spot`, `usdm`, `linear`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Source::Binance(m) => m.name(),
-            Source::Bybit(c) => c.name(),
-        }
-    }
-}
-
-/// The market's name (the venue is [`Source::venue`]).
-impl std::fmt::Display for Source {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// A connection as the statistics key it: its venue and the client's id
-/// (ids are unique per client, not across venues).
+/// A connection as the statistics key it: its venue and its id.
 pub type ConnKey = (&'static str, u64);
 
 /// How a feed is built.
 #[derive(Debug, Clone, Default)]
 pub struct FeedConfig {
-    /// The client.
-    pub client: BinanceConfig,
+    /// The client (environments, limits, queue).
+    pub client: ClientConfig,
     /// Local books.
     pub books: BookConfig,
 }
@@ -79,7 +56,7 @@ pub struct FeedConfig {
 /// One connection, as the statistics see it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConnStats {
-    /// Its venue and market (`None`: a private connection or not yet known).
+    /// Its venue and market (`None`: not yet known).
     pub market: Option<Source>,
     /// Lifecycle state.
     pub state: State,
@@ -97,6 +74,22 @@ pub struct ConnStats {
     pub streams: usize,
     /// Client messages sent in the venue's current window, and the limit.
     pub msgs_in_window: (usize, usize),
+}
+
+impl ConnStats {
+    fn new(market: Option<Source>, state: State, epoch: u64) -> ConnStats {
+        ConnStats {
+            market,
+            state,
+            epoch,
+            messages: 0,
+            bytes: 0,
+            reconnects: 0,
+            gaps: 0,
+            streams: 0,
+            msgs_in_window: (0, 0),
+        }
+    }
 }
 
 /// One stream, as the statistics see it.
@@ -122,14 +115,12 @@ pub struct BookStats {
 }
 
 /// Everything the metrics endpoint and the live view show; refreshed as
-/// events flow and once a second from the client's introspection. Several
-/// feeds (a [`Feed`] and a [`BybitFeed`](crate::bybit_feed::BybitFeed)) may
-/// share one, each keeping its own entries.
+/// events flow and once a second from the client's introspection.
 #[derive(Debug, Clone, Default)]
 pub struct FeedStats {
     /// Per connection.
     pub conns: BTreeMap<ConnKey, ConnStats>,
-    /// Per (market, stream).
+    /// Per (market, stream), for subscribed streams only.
     pub streams: BTreeMap<(Source, String), StreamStats>,
     /// Per (market, symbol).
     pub books: BTreeMap<(Source, String), BookStats>,
@@ -141,16 +132,19 @@ pub struct FeedStats {
     pub gaps: u64,
     /// Frames that could not be decoded.
     pub decode_errors: u64,
-    /// Per venue: engine events waiting in the client's queue, and its capacity.
-    pub queue: BTreeMap<&'static str, (usize, usize)>,
-    /// Per venue: events the client's queue dropped (drop-oldest policy).
-    pub queue_dropped: BTreeMap<&'static str, u64>,
+    /// Per queue (`public`, or a private session's name): engine events
+    /// waiting for the consumer, and its capacity.
+    pub queue: BTreeMap<String, (usize, usize)>,
+    /// Per queue: events it dropped (drop-oldest policy).
+    pub queue_dropped: BTreeMap<String, u64>,
     /// REST weight per market: used in the current window (when readable), limit.
     pub rest_weight: Vec<(Source, Option<u32>, u32)>,
     /// Connection attempts per venue and host: used (when readable), limit.
     pub attempts: Vec<(&'static str, String, Option<usize>, usize)>,
     /// Snapshot requests sent and failed, and 429s, across markets.
     pub snapshot_requests: (u64, u64, u64),
+    /// Book resubscribes asked for, and of those repeats after a timeout.
+    pub book_resubscribes: (u64, u64),
 }
 
 /// A shared handle on a feed's statistics.
@@ -165,61 +159,241 @@ impl SharedStats {
     }
 }
 
-/// A Binance client, its local books and the decoder, as one stream of
-/// normalized events.
-#[derive(Debug)]
-pub struct Feed {
-    client: BinanceClient,
-    rx: EventReceiver,
-    queue_capacity: usize,
-    book_cfg: BookConfig,
-    books: BTreeMap<Market, BookManager>,
-    raw: HashSet<(Market, String)>,
-    out: VecDeque<Event>,
-    scratch: Vec<Event>,
-    stats: SharedStats,
-    refresh: tokio::time::Interval,
-}
-
-fn now_ns() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
-}
-
 fn ns(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
 }
 
-/// `btcusdt@depth@100ms` → `BTCUSDT`; `!miniTicker@arr` → none.
-fn symbol_of(stream: &str) -> Option<String> {
-    let s = stream.split('@').next()?;
-    (!s.is_empty() && !s.starts_with('!')).then(|| s.to_ascii_uppercase())
+pub(crate) fn now_ns() -> i64 {
+    ns(SystemTime::now())
 }
 
+/// The model status event of an engine event (`None` for data and
+/// internal state changes): the one engine → model translation, used by the
+/// feed and by private sessions.
+pub(crate) fn status_kind(kind: EngineKind) -> Option<EventKind> {
+    Some(match kind {
+        EngineKind::Connected => EventKind::Connected,
+        EngineKind::Reconnected => EventKind::Reconnected,
+        EngineKind::Disconnected { reason } => EventKind::Disconnected { reason },
+        EngineKind::SubscriptionFailed { stream, code, msg } => EventKind::SubscriptionFailed { stream, code, msg },
+        EngineKind::AuthFailed { msg } => EventKind::AuthFailed { msg },
+        EngineKind::GaveUp { reason } => EventKind::GaveUp { reason },
+        EngineKind::Error { msg, raw } => EventKind::Error { msg, raw },
+        EngineKind::Unknown { raw } => EventKind::Unknown { raw },
+        EngineKind::Gap { stream, from, to, missing } => {
+            let missing = match missing {
+                Missing::Count(_) => ModelMissing::Range { from, to },
+                Missing::Unknown => ModelMissing::Unknown { missing: UnknownExtent::Unknown },
+            };
+            EventKind::Gap(Gap { stream, missing })
+        }
+        EngineKind::Data { .. } | EngineKind::StateChanged(_) | EngineKind::Rotated => return None,
+    })
+}
+
+/// What a feed subscribes when it is built.
+#[derive(Debug, Clone)]
+enum Want {
+    Channel(MarketId, Channel, String),
+    Raw(MarketId, String),
+    Book(MarketId, String),
+}
+
+/// Builds a [`Feed`]: typed subscriptions, raw venue stream names, books,
+/// and how the feed connects and queues.
+#[derive(Debug, Default)]
+#[must_use = "a builder does nothing until built"]
+pub struct FeedBuilder {
+    cfg: FeedConfig,
+    wants: Vec<Want>,
+    sessions: Vec<PrivateClient>,
+}
+
+impl FeedBuilder {
+    /// Trades, tickers, klines, ... of `symbol` on `market`.
+    pub fn subscribe(mut self, market: impl Into<MarketId>, channel: Channel, symbol: &str) -> FeedBuilder {
+        self.wants.push(Want::Channel(market.into(), channel, symbol.to_string()));
+        self
+    }
+
+    /// A stream as the venue spells it (`btcusdt@trade`,
+    /// `tickers.BTCUSDT`): the escape hatch for what the typed channels do
+    /// not name.
+    pub fn raw(mut self, market: impl Into<MarketId>, stream: &str) -> FeedBuilder {
+        self.wants.push(Want::Raw(market.into(), stream.to_string()));
+        self
+    }
+
+    /// A local book of `symbol`: `book_snapshot` once in sync, `book_update`
+    /// per diff, `book_resync` when sync is lost.
+    pub fn book(mut self, market: impl Into<MarketId>, symbol: &str) -> FeedBuilder {
+        self.wants.push(Want::Book(market.into(), symbol.to_string()));
+        self
+    }
+
+    /// A private session (its accounts already opened): its user-data events
+    /// join the feed's stream.
+    pub fn private(mut self, session: PrivateClient) -> FeedBuilder {
+        self.sessions.push(session);
+        self
+    }
+
+    /// Where every market connects (production, testnet, or custom URLs).
+    pub fn environment(mut self, env: crate::client::Environment) -> FeedBuilder {
+        self.cfg.client.environment = env;
+        self
+    }
+
+    /// Points one market at any server (the simulator, a testnet, a proxy).
+    pub fn url(mut self, market: impl Into<MarketId>, env: crate::client::Environment) -> FeedBuilder {
+        self.cfg.client.overrides.insert(market.into(), env);
+        self
+    }
+
+    /// The event queue: how many engine events it holds, and what happens
+    /// when it is full.
+    pub fn queue(mut self, capacity: usize, overflow: Overflow) -> FeedBuilder {
+        self.cfg.client.queue_capacity = capacity;
+        self.cfg.client.overflow = overflow;
+        self
+    }
+
+    /// The whole client configuration.
+    pub fn client_config(mut self, cfg: ClientConfig) -> FeedBuilder {
+        self.cfg.client = cfg;
+        self
+    }
+
+    /// How books are kept.
+    pub fn book_config(mut self, cfg: BookConfig) -> FeedBuilder {
+        self.cfg.books = cfg;
+        self
+    }
+
+    /// Builds the feed and subscribes everything asked for. Must be called
+    /// inside a tokio runtime. An unknown market or a channel a market does
+    /// not serve is an error, and nothing is subscribed.
+    pub async fn build(self) -> Result<Feed, ClientError> {
+        let mut plan: Vec<(MarketId, Option<String>, String)> = Vec::new();
+        for w in &self.wants {
+            match w {
+                Want::Channel(m, c, s) => plan.push((*m, None, Client::stream_name(*m, c, s)?)),
+                Want::Raw(m, s) => {
+                    Client::spec(*m)?;
+                    plan.push((*m, None, s.clone()));
+                }
+                Want::Book(m, s) => {
+                    Client::spec(*m)?;
+                    plan.push((*m, Some(s.clone()), String::new()));
+                }
+            }
+        }
+        let mut feed = Feed::new(self.cfg);
+        for s in self.sessions {
+            feed.add_private(s);
+        }
+        let mut by_market: BTreeMap<MarketId, Vec<String>> = BTreeMap::new();
+        for (m, book, stream) in plan {
+            match book {
+                Some(symbol) => feed.track_book(m, &symbol).await?,
+                None => by_market.entry(m).or_default().push(stream),
+            }
+        }
+        for (m, streams) in by_market {
+            feed.subscribe(m, &streams).await?;
+        }
+        Ok(feed)
+    }
+}
+
+/// Any number of venues and markets, their local books and decoders, as one
+/// [`Stream`] of normalized events.
+#[derive(Debug)]
+pub struct Feed {
+    client: Client,
+    rx: EventReceiver,
+    books: Books,
+    decoders: HashMap<MarketId, Box<dyn Decoder>>,
+    /// Streams decoded into market-data events: references per (market,
+    /// stream), from [`Feed::subscribe`].
+    raw: HashMap<(MarketId, String), u32>,
+    out: VecDeque<Event>,
+    scratch: Vec<Event>,
+    stats: SharedStats,
+    refresh: tokio::time::Interval,
+    sessions: Vec<SessionTask>,
+    ended: bool,
+}
+
+/// A private session running in its own task; its events come through a
+/// bounded channel (the session's own queue bounds them first).
+#[derive(Debug)]
+struct SessionTask {
+    rx: tokio::sync::mpsc::Receiver<Event>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Events a private session hands the feed ahead of the consumer.
+const SESSION_CHANNEL: usize = 1024;
+
 impl Feed {
+    /// A builder.
+    pub fn builder() -> FeedBuilder {
+        FeedBuilder::default()
+    }
+
     /// A feed; nothing connects until something is subscribed. Must be called
     /// inside a tokio runtime.
     pub fn new(cfg: FeedConfig) -> Feed {
-        let queue_capacity = cfg.client.queue_capacity;
-        let (client, rx) = BinanceClient::new(cfg.client);
+        let (client, rx) = Client::new(cfg.client);
         let mut refresh = tokio::time::interval(Duration::from_secs(1));
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Feed {
             client,
             rx,
-            queue_capacity,
-            book_cfg: cfg.books,
-            books: BTreeMap::new(),
-            raw: HashSet::new(),
+            books: Books::new(cfg.books),
+            decoders: HashMap::new(),
+            raw: HashMap::new(),
             out: VecDeque::new(),
             scratch: Vec::new(),
             stats: SharedStats::default(),
             refresh,
+            sessions: Vec::new(),
+            ended: false,
         }
     }
 
-    /// The client (introspection, instruments, unsubscribe).
-    pub fn client(&mut self) -> &mut BinanceClient {
-        &mut self.client
+    /// Adds a private session (its accounts already opened): its user-data
+    /// and status events join this stream. It runs in its own task until
+    /// [`Feed::shutdown`], which closes it (and deletes its tokens).
+    pub fn add_private(&mut self, mut session: PrivateClient) {
+        let (tx, rx) = tokio::sync::mpsc::channel(SESSION_CHANNEL);
+        let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = &mut stop_rx => break,
+                    ev = session.next() => {
+                        let Some(ev) = ev else { break };
+                        // Backpressure: the session's own bounded queue fills
+                        // and its connection stops reading, as in the feed.
+                        if tx.send(ev).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+            session.shutdown().await;
+        });
+        self.sessions.push(SessionTask { rx, stop: Some(stop_tx), task });
+    }
+
+    /// The client, for introspection (shards, subscriptions, rate limits).
+    /// Subscriptions go through the feed, so nothing subscribed is left
+    /// undecoded.
+    pub fn client(&self) -> &Client {
+        &self.client
     }
 
     /// The statistics handle (for a metrics endpoint or a live view).
@@ -227,259 +401,309 @@ impl Feed {
         self.stats.clone()
     }
 
-    /// The local book manager of `market`, if any book is tracked there.
-    pub fn books(&self, market: Market) -> Option<&BookManager> {
-        self.books.get(&market)
+    /// The local books.
+    pub fn books(&self) -> &Books {
+        &self.books
     }
 
-    /// Subscribes streams (`btcusdt@trade`); their frames are decoded into
-    /// market-data events.
-    pub async fn subscribe(&mut self, market: Market, streams: &[String]) -> Result<(), ClientError> {
+    /// Loads the instrument registry of `market` (subscriptions to symbols
+    /// it does not list are then refused before anything is sent).
+    pub async fn load_instruments(&mut self, market: impl Into<MarketId>) -> Result<usize, ClientError> {
+        self.client.load_instruments(market).await
+    }
+
+    /// Installs a registry built elsewhere.
+    pub fn set_instruments(&mut self, registry: Registry) {
+        self.client.set_instruments(registry);
+    }
+
+    /// Subscribes streams as the venue spells them (`btcusdt@trade`,
+    /// `publicTrade.BTCUSDT`); their frames are decoded into market-data
+    /// events.
+    pub async fn subscribe(&mut self, market: impl Into<MarketId>, streams: &[String]) -> Result<(), ClientError> {
+        let market = market.into();
+        let spec = Client::spec(market)?;
         self.client.subscribe(market, streams).await?;
-        self.raw.extend(streams.iter().map(|s| (market, s.clone())));
+        self.decoders.entry(market).or_insert_with(|| spec.decoder(market.market));
+        for s in streams {
+            *self.raw.entry((market, s.clone())).or_default() += 1;
+        }
+        Ok(())
+    }
+
+    /// Subscribes a typed channel of `symbol`.
+    pub async fn subscribe_channel(
+        &mut self,
+        market: impl Into<MarketId>,
+        channel: &Channel,
+        symbol: &str,
+    ) -> Result<String, ClientError> {
+        let market = market.into();
+        let stream = Client::stream_name(market, channel, symbol)?;
+        self.subscribe(market, std::slice::from_ref(&stream)).await?;
+        Ok(stream)
+    }
+
+    /// Drops one reference to each stream subscribed with
+    /// [`Feed::subscribe`]; unreferenced streams stop being decoded and are
+    /// unsubscribed.
+    pub async fn unsubscribe(&mut self, market: impl Into<MarketId>, streams: &[String]) -> Result<(), ClientError> {
+        let market = market.into();
+        let mine: Vec<String> =
+            streams.iter().filter(|s| self.raw.contains_key(&(market, (*s).clone()))).cloned().collect();
+        self.client.unsubscribe(market, &mine).await?;
+        for s in mine {
+            if let Some(n) = self.raw.get_mut(&(market, s.clone())) {
+                *n -= 1;
+                if *n == 0 {
+                    self.raw.remove(&(market, s.clone()));
+                    self.stats.lock().streams.remove(&(market, s));
+                }
+            }
+        }
         Ok(())
     }
 
     /// Keeps a local book of `symbol`: `book_snapshot` once in sync,
-    /// `book_update` per diff, `book_resync` on a gap.
-    pub async fn track_book(&mut self, market: Market, symbol: &str) -> Result<(), ClientError> {
-        let mgr = match self.books.get_mut(&market) {
-            Some(m) => m,
-            None => {
-                let m = BookManager::new(&mut self.client, market, self.book_cfg.clone());
-                self.books.entry(market).or_insert(m)
-            }
-        };
-        let stream = mgr.track(symbol);
+    /// `book_update` per diff, `book_resync` when sync is lost.
+    pub async fn track_book(&mut self, market: impl Into<MarketId>, symbol: &str) -> Result<(), ClientError> {
+        let market = market.into();
+        let stream = self.books.track(&mut self.client, market, symbol)?;
         self.client.subscribe(market, &[stream]).await
     }
 
     /// The next event; `None` once the client has shut down.
     pub async fn next(&mut self) -> Option<Event> {
-        loop {
-            if let Some(e) = self.out.pop_front() {
-                let mut st = self.stats.lock();
-                st.events += 1;
-                *st.events_by_type.entry(e.kind.type_name()).or_default() += 1;
-                return Some(e);
-            }
-            let fetch = async {
-                if self.books.is_empty() {
-                    return std::future::pending().await;
+        futures_util::StreamExt::next(self).await
+    }
+
+    fn deliver(&mut self, e: Event) -> Event {
+        let mut st = self.stats.lock();
+        st.events += 1;
+        *st.events_by_type.entry(e.kind.type_name()).or_default() += 1;
+        e
+    }
+
+    /// Sends the book restarts the books asked for, without waiting: what a
+    /// busy connection cannot take now is asked again on the next poll.
+    fn resubscribe(&mut self) {
+        for (market, streams) in self.books.take_resubscribes() {
+            match self.client.try_resubscribe(market, &streams) {
+                Ok(()) => {}
+                Err(ClientError::Pool(ferrofeed_engine::PoolError::Busy)) => {
+                    self.books.retry_resubscribes(market, streams);
                 }
-                let futs = self.books.iter_mut().map(|(m, b)| {
-                    let m = *m;
-                    Box::pin(async move { (m, b.next_fetch().await) })
-                });
-                futures_util::future::select_all(futs).await.0
-            };
-            tokio::select! {
-                ev = self.rx.next() => {
-                    let ev = ev?;
-                    self.handle(ev);
-                }
-                (market, f) = fetch => {
-                    if let Some(b) = self.books.get_mut(&market) {
-                        b.on_fetch(f, &mut self.scratch);
-                    }
-                    self.out.extend(self.scratch.drain(..));
-                    self.book_stats(market);
-                }
-                _ = self.refresh.tick() => self.refresh_stats(),
+                Err(e) => tracing::warn!(%market, error = %e, "resubscribing book streams failed"),
             }
         }
     }
 
     fn handle(&mut self, ev: EngineEvent) {
-        let market = self.client.market_of_conn(ev.conn);
-        let model_market = market.map(market_type).unwrap_or(ferrofeed_model::event::MarketType::Spot);
-        let status = |kind: EventKind, symbol: Option<String>| Event {
-            kind,
-            venue: Venue::Binance,
-            market: model_market,
-            symbol,
-            exchange_ts: None,
-            receive_ts: now_ns(),
+        let Some(market) = self.client.market_of_conn(ev.conn) else {
+            // Every connection belongs to one of the client's pools.
+            tracing::warn!(conn = ev.conn, "event of an unknown connection");
+            return;
         };
+        let venue = market.venue_name();
+        {
+            let mut st = self.stats.lock();
+            let conn = st
+                .conns
+                .entry((venue, ev.conn))
+                .or_insert_with(|| ConnStats::new(Some(market), State::Connecting, ev.epoch));
+            conn.epoch = conn.epoch.max(ev.epoch);
+            match &ev.kind {
+                EngineKind::Data { payload, .. } => {
+                    conn.messages += 1;
+                    conn.bytes += payload.len() as u64;
+                }
+                EngineKind::Gap { .. } => {
+                    conn.gaps += 1;
+                    st.gaps += 1;
+                }
+                EngineKind::StateChanged(s) => conn.state = *s,
+                EngineKind::Connected => conn.state = State::Active,
+                EngineKind::Reconnected => {
+                    conn.state = State::Active;
+                    conn.reconnects += 1;
+                }
+                EngineKind::Error { .. } => st.decode_errors += 1,
+                _ => {}
+            }
+        }
+        let received_ns = match &ev.kind {
+            EngineKind::Data { received, .. } => ns(*received),
+            _ => now_ns(),
+        };
+        let tracked = match &ev.kind {
+            EngineKind::Data { stream, .. } | EngineKind::Gap { stream, .. } => {
+                self.books.stream_symbol(market, stream).is_some()
+            }
+            EngineKind::Disconnected { .. } => !self.books.is_empty(),
+            _ => false,
+        };
+        if let EngineKind::Data { stream, .. } = &ev.kind
+            && (tracked || self.raw.contains_key(&(market, stream.clone())))
+        {
+            let mut st = self.stats.lock();
+            let s = st.streams.entry((market, stream.clone())).or_default();
+            s.messages += 1;
+            s.last_ns = received_ns;
+        }
+        // Status first: a gap or a disconnect precedes the book's resync.
+        let symbol = match &ev.kind {
+            EngineKind::Gap { stream, .. } | EngineKind::SubscriptionFailed { stream, .. } => {
+                Client::spec(market).ok().and_then(|s| s.symbol_of(market.market, stream))
+            }
+            _ => None,
+        };
+        if let Some(kind) = status_kind(ev.kind.clone()) {
+            self.out.push_back(Event {
+                kind,
+                venue: market.venue,
+                market: market.market,
+                symbol,
+                exchange_ts: None,
+                receive_ts: received_ns,
+            });
+        }
+        if tracked {
+            self.books.on_event(Some(market), &ev, &mut self.scratch);
+            self.book_stats();
+            self.out.extend(self.scratch.drain(..));
+        }
+        if let EngineKind::Data { stream, payload, .. } = &ev.kind
+            && self.raw.contains_key(&(market, stream.clone()))
+            && let Some(d) = self.decoders.get_mut(&market)
+        {
+            let before = self.scratch.len();
+            if let Err(e) = d.decode(payload, received_ns, &mut self.scratch) {
+                self.scratch.truncate(before);
+                self.stats.lock().decode_errors += 1;
+                let symbol = Client::spec(market).ok().and_then(|s| s.symbol_of(market.market, stream));
+                self.scratch.push(Event {
+                    kind: EventKind::Error { msg: e.to_string(), raw: payload.clone() },
+                    venue: market.venue,
+                    market: market.market,
+                    symbol,
+                    exchange_ts: None,
+                    receive_ts: received_ns,
+                });
+            }
+            self.out.extend(self.scratch.drain(..));
+        }
+    }
+
+    /// Records the state of the books the last engine event touched (the
+    /// symbols of the book events in `scratch`).
+    fn book_stats(&self) {
         let mut st = self.stats.lock();
-        let conn = st.conns.entry(("binance", ev.conn)).or_insert_with(|| ConnStats {
-            market: market.map(Source::Binance),
-            state: State::Connecting,
-            epoch: ev.epoch,
-            messages: 0,
-            bytes: 0,
-            reconnects: 0,
-            gaps: 0,
-            streams: 0,
-            msgs_in_window: (0, 0),
-        });
-        conn.epoch = conn.epoch.max(ev.epoch);
-        match ev.kind {
-            EngineKind::Data { ref stream, ref payload, received, .. } => {
-                conn.messages += 1;
-                conn.bytes += payload.len() as u64;
-                let received_ns = ns(received);
-                if let Some(m) = market {
-                    let s = st.streams.entry((Source::Binance(m), stream.clone())).or_default();
-                    s.messages += 1;
-                    s.last_ns = received_ns;
-                }
-                drop(st);
-                let Some(m) = market else { return };
-                if let Some(b) = self.books.get_mut(&m)
-                    && b.stream_symbol(stream).is_some()
-                {
-                    b.on_event(&ev, &mut self.scratch);
-                    self.out.extend(self.scratch.drain(..));
-                    if let Some(sym) = symbol_of(stream) {
-                        self.book_stat(m, &sym);
-                    }
-                }
-                if self.raw.contains(&(m, stream.clone())) {
-                    match normalize::decode(m, payload, received_ns) {
-                        Ok(events) => self.out.extend(events),
-                        Err(e) => {
-                            self.stats.lock().decode_errors += 1;
-                            self.out.push_back(Event {
-                                kind: EventKind::Error { msg: e.to_string(), raw: payload.clone() },
-                                venue: Venue::Binance,
-                                market: model_market,
-                                symbol: symbol_of(stream),
-                                exchange_ts: None,
-                                receive_ts: received_ns,
-                            });
-                        }
-                    }
-                }
-            }
-            EngineKind::Gap { ref stream, from, to, missing } => {
-                conn.gaps += 1;
-                st.gaps += 1;
-                drop(st);
-                let missing = match missing {
-                    Missing::Count(_) => ModelMissing::Range { from, to },
-                    Missing::Unknown => ModelMissing::Unknown { missing: UnknownExtent::Unknown },
-                };
-                self.out.push_back(status(EventKind::Gap(Gap { stream: stream.clone(), missing }), symbol_of(stream)));
-                if let Some(m) = market
-                    && let Some(b) = self.books.get_mut(&m)
-                {
-                    b.on_event(&ev, &mut self.scratch);
-                    self.out.extend(self.scratch.drain(..));
-                    if let Some(sym) = symbol_of(stream) {
-                        self.book_stat(m, &sym);
-                    }
-                }
-            }
-            EngineKind::StateChanged(s) => conn.state = s,
-            EngineKind::Connected => {
-                conn.state = State::Active;
-                drop(st);
-                self.out.push_back(status(EventKind::Connected, None));
-            }
-            EngineKind::Reconnected => {
-                conn.state = State::Active;
-                conn.reconnects += 1;
-                drop(st);
-                self.out.push_back(status(EventKind::Reconnected, None));
-            }
-            EngineKind::Rotated => {}
-            EngineKind::Disconnected { reason } => {
-                drop(st);
-                self.out.push_back(status(EventKind::Disconnected { reason }, None));
-            }
-            EngineKind::SubscriptionFailed { stream, code, msg } => {
-                drop(st);
-                let symbol = symbol_of(&stream);
-                self.out.push_back(status(EventKind::SubscriptionFailed { stream, code, msg }, symbol));
-            }
-            EngineKind::AuthFailed { msg } => {
-                drop(st);
-                self.out.push_back(status(EventKind::AuthFailed { msg }, None));
-            }
-            EngineKind::GaveUp { reason } => {
-                drop(st);
-                self.out.push_back(status(EventKind::GaveUp { reason }, None));
-            }
-            EngineKind::Error { msg, raw } => {
-                st.decode_errors += 1;
-                drop(st);
-                self.out.push_back(status(EventKind::Error { msg, raw }, None));
-            }
-            EngineKind::Unknown { raw } => {
-                drop(st);
-                self.out.push_back(status(EventKind::Unknown { raw }, None));
+        for e in &self.scratch {
+            if let Some(symbol) = e.symbol.as_deref() {
+                self.book_stat(&mut st, MarketId::new(e.venue, e.market), symbol);
             }
         }
     }
 
-    fn book_stat(&self, market: Market, symbol: &str) {
-        let Some(b) = self.books.get(&market) else { return };
-        let Some(s) = b.book_stats(symbol) else { return };
-        let last = b.book(symbol).map(|x| x.last_update_id());
-        self.stats.lock().books.insert(
-            (Source::Binance(market), symbol.to_string()),
-            BookStats {
-                synced: last.is_some(),
-                resyncs: s.resyncs,
-                applied: s.applied,
-                last_update_id: last.unwrap_or(0),
-            },
-        );
-    }
-
-    fn book_stats(&self, market: Market) {
-        if let Some(b) = self.books.get(&market) {
-            for s in b.symbols() {
-                self.book_stat(market, s);
-            }
-        }
+    fn book_stat(&self, st: &mut FeedStats, market: MarketId, symbol: &str) {
+        let Some(s) = self.books.book_stats(market, symbol) else { return };
+        let last = self.books.book(market, symbol).map(|x| x.last_update_id());
+        let stats = BookStats {
+            synced: last.is_some(),
+            resyncs: s.resyncs,
+            applied: s.applied,
+            last_update_id: last.unwrap_or(0),
+        };
+        st.books.insert((market, symbol.to_string()), stats);
     }
 
     /// Copies the client's introspection into the statistics (once a second
-    /// from [`Feed::next`]; call it directly for a fresh view).
+    /// from the stream; call it directly for a fresh view).
     pub fn refresh_stats(&self) {
         let snaps = self.client.snapshots();
         let rl = self.client.rate_limit_stats();
-        let mut fetch = (0, 0, 0);
-        for b in self.books.values() {
-            let f = b.fetch_stats();
-            fetch.0 += f.requests;
-            fetch.1 += f.failures;
-            fetch.2 += f.rate_limited;
-        }
+        let f = self.books.fetch_stats();
         let mut st = self.stats.lock();
         for s in snaps {
             let market = self.client.market_of_conn(s.id);
-            let c = st.conns.entry(("binance", s.id)).or_insert_with(|| ConnStats {
-                market: market.map(Source::Binance),
-                state: s.state,
-                epoch: s.epoch,
-                messages: 0,
-                bytes: 0,
-                reconnects: 0,
-                gaps: 0,
-                streams: 0,
-                msgs_in_window: (0, 0),
-            });
+            let venue = market.map_or("", MarketId::venue_name);
+            let c = st.conns.entry((venue, s.id)).or_insert_with(|| ConnStats::new(market, s.state, s.epoch));
             c.state = s.state;
             c.epoch = s.epoch;
             c.reconnects = s.reconnects;
             c.streams = s.streams.len();
             c.msgs_in_window = (s.msgs_in_window, s.msg_limit);
         }
-        st.queue.insert("binance", (self.rx.len(), self.queue_capacity));
-        st.queue_dropped.insert("binance", self.rx.dropped());
-        st.rest_weight.retain(|(s, ..)| !matches!(s, Source::Binance(_)));
-        st.rest_weight.extend(rl.rest_weight.into_iter().map(|(m, used, limit)| (Source::Binance(m), used, limit)));
-        st.attempts.retain(|(venue, ..)| *venue != "binance");
-        st.attempts.extend(rl.attempts.into_iter().map(|(host, used, limit)| ("binance", host, used, limit)));
-        st.snapshot_requests = fetch;
+        st.queue.insert("public".into(), (self.rx.len(), self.client.queue_capacity()));
+        st.queue_dropped.insert("public".into(), self.rx.dropped());
+        st.rest_weight = rl.rest_weight;
+        st.attempts = rl.attempts;
+        st.snapshot_requests = (f.requests, f.failures, f.rate_limited);
+        st.book_resubscribes = (f.resubscribes, f.resubscribe_timeouts);
+        for (market, symbol) in self.books.symbols() {
+            self.book_stat(&mut st, market, symbol);
+        }
     }
 
-    /// Closes every connection (close frames sent) and waits briefly for the
-    /// client to wind down.
+    /// Closes every connection (close frames sent), private sessions
+    /// included (their tokens deleted).
     pub async fn shutdown(&mut self) {
         self.client.disconnect_all().await;
+        for s in &mut self.sessions {
+            if let Some(stop) = s.stop.take() {
+                let _ = stop.send(());
+            }
+        }
+        for s in &mut self.sessions {
+            if tokio::time::timeout(Duration::from_secs(5), &mut s.task).await.is_err() {
+                s.task.abort();
+            }
+        }
+    }
+}
+
+impl Stream for Feed {
+    type Item = Event;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        let this = self.get_mut();
+        loop {
+            if let Some(e) = this.out.pop_front() {
+                return Poll::Ready(Some(this.deliver(e)));
+            }
+            if this.ended {
+                return Poll::Ready(None);
+            }
+            if this.books.has_resubscribes() {
+                this.resubscribe();
+            }
+            if this.refresh.poll_tick(cx).is_ready() {
+                this.books.tick(Instant::now());
+                this.refresh_stats();
+                continue;
+            }
+            let mut private = None;
+            for s in &mut this.sessions {
+                if let Poll::Ready(Some(ev)) = s.rx.poll_recv(cx) {
+                    private = Some(ev);
+                    break;
+                }
+            }
+            if let Some(ev) = private {
+                this.out.push_back(ev);
+                continue;
+            }
+            if let Poll::Ready(f) = this.books.poll_fetch(cx) {
+                this.books.on_fetch(f, &mut this.scratch);
+                this.book_stats();
+                this.out.extend(this.scratch.drain(..));
+                continue;
+            }
+            match Pin::new(&mut this.rx).poll_next(cx) {
+                Poll::Ready(Some(ev)) => this.handle(ev),
+                Poll::Ready(None) => this.ended = true,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 }

@@ -18,8 +18,8 @@ use anyhow::{Context, bail};
 
 mod cli;
 use clap::{Parser, Subcommand};
-use ferrofeed_sim::{BybitCategory, LoadConfig, MarketConfig, MarketKind, Sim, SimConfig, SymbolSpec};
-use ferrofeed_venues::binance::{Market, normalize};
+use ferrofeed::client::{Client, MarketId};
+use ferrofeed_sim::{LoadConfig, Sim, SimConfig, SymbolSpec};
 
 #[derive(Debug, Parser)]
 #[command(name = "ferrofeed", version, about = "Resilient, lossless crypto-exchange WebSocket feeds")]
@@ -51,9 +51,10 @@ enum Cmd {
     ///   ferrofeed bench scale --streams 10000
     #[command(verbatim_doc_comment, subcommand)]
     Bench(cli::bench::BenchCmd),
-    /// Show the system working offline: the simulator (spot and USD-M) in-process,
-    /// a feed over a few symbols (trades, depth, tickers) with two local books, and
-    /// a fault injected every 3 s (kill, stall, dropped diff) with the recovery shown.
+    /// Show the system working offline: the simulator (Binance spot and USD-M, Bybit
+    /// linear) in-process, one feed over a few symbols of each (trades, depth,
+    /// tickers) with three local books, and a fault injected every 3 s (kill,
+    /// stall, dropped diff, in turn on each market) with the recovery shown.
     ///
     /// On a terminal: a live view of every connection (state, epoch, messages/s,
     /// reconnects), every stream's rate, a 10-level ladder and the recent trades of
@@ -237,14 +238,16 @@ enum BookCmd {
 
 #[derive(Debug, clap::Args)]
 struct ReplayArgs {
-    /// The venue.
-    #[arg(long, value_enum)]
-    venue: VenueArg,
-    /// The market (spot and usdm sequencing differ; coinm and options follow usdm).
-    #[arg(long, value_enum)]
-    market: MarketArg,
-    /// REST depth snapshot body (JSON). Binance only: Bybit's snapshot is the
-    /// first orderbook frame of --updates.
+    /// The venue (binance, bybit).
+    #[arg(long)]
+    venue: String,
+    /// The market as the venue spells it (binance: spot, usdm, coinm,
+    /// options; bybit: spot, linear, inverse, option).
+    #[arg(long)]
+    market: String,
+    /// REST depth snapshot body (JSON), for venues whose books start from a
+    /// REST snapshot (binance). Venues that send the snapshot on the stream
+    /// (bybit) take none: the first snapshot frame of --updates starts the book.
     #[arg(long, value_name = "FILE")]
     snapshot: Option<String>,
     /// Diff frames, one per line.
@@ -255,69 +258,15 @@ struct ReplayArgs {
     depth: Option<usize>,
 }
 
-/// Venues `decode` understands.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum VenueArg {
-    /// Binance (spot, usdm, coinm, options).
-    Binance,
-    /// Bybit v5 (spot, linear, inverse, option).
-    Bybit,
-}
-
-/// Markets: Binance spot, usdm, coinm, options; Bybit spot, linear, inverse, option.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum MarketArg {
-    /// Spot (Binance or Bybit).
-    Spot,
-    /// Binance USD-M futures.
-    Usdm,
-    /// Binance COIN-M futures.
-    Coinm,
-    /// Binance European options.
-    Options,
-    /// Bybit linear contracts.
-    Linear,
-    /// Bybit inverse contracts.
-    Inverse,
-    /// Bybit options.
-    Option,
-}
-
-/// A venue and one of its markets, checked.
-#[derive(Debug, Clone, Copy)]
-enum VenueMarket {
-    Binance(Market),
-    Bybit(ferrofeed::venues::bybit::Category),
-}
-
-fn venue_market(v: VenueArg, m: MarketArg) -> anyhow::Result<VenueMarket> {
-    use ferrofeed::venues::bybit::Category;
-    Ok(match (v, m) {
-        (VenueArg::Binance, MarketArg::Spot) => VenueMarket::Binance(Market::Spot),
-        (VenueArg::Binance, MarketArg::Usdm) => VenueMarket::Binance(Market::UsdM),
-        (VenueArg::Binance, MarketArg::Coinm) => VenueMarket::Binance(Market::CoinM),
-        (VenueArg::Binance, MarketArg::Options) => VenueMarket::Binance(Market::Options),
-        (VenueArg::Bybit, MarketArg::Spot) => VenueMarket::Bybit(Category::Spot),
-        (VenueArg::Bybit, MarketArg::Linear) => VenueMarket::Bybit(Category::Linear),
-        (VenueArg::Bybit, MarketArg::Inverse) => VenueMarket::Bybit(Category::Inverse),
-        (VenueArg::Bybit, MarketArg::Option) => VenueMarket::Bybit(Category::Option),
-        (VenueArg::Binance, m) => {
-            bail!("binance has no market {} (spot, usdm, coinm, options)", format!("{m:?}").to_lowercase())
-        }
-        (VenueArg::Bybit, m) => {
-            bail!("bybit has no market {} (spot, linear, inverse, option)", format!("{m:?}").to_lowercase())
-        }
-    })
-}
-
 #[derive(Debug, clap::Args)]
 struct DecodeArgs {
-    /// The venue that sent the frames.
-    #[arg(long, value_enum)]
-    venue: VenueArg,
-    /// The market the frames came from (it decides e.g. how options tickers read).
-    #[arg(long, value_enum)]
-    market: MarketArg,
+    /// The venue that sent the frames (binance, bybit).
+    #[arg(long)]
+    venue: String,
+    /// The market the frames came from, as the venue spells it (binance:
+    /// spot, usdm, coinm, options; bybit: spot, linear, inverse, option).
+    #[arg(long)]
+    market: String,
     /// File of frames, one per line; `-` or nothing reads standard input.
     #[arg(value_name = "FILE|-", default_value = "-")]
     input: String,
@@ -332,8 +281,9 @@ struct SimArgs {
     /// Seed of the market-data generator (same seed, same data sequence).
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Markets to serve, comma separated: spot, usdm, coinm, options (Binance),
-    /// bybit-linear, bybit-spot, bybit-inverse, bybit-option (Bybit v5 public).
+    /// Markets to serve, comma separated, as VENUE:MARKET (binance:usdm,
+    /// bybit:linear) or VENUE-MARKET (bybit-linear); a bare market name is
+    /// the first registered venue's (binance: spot, usdm, coinm, options).
     #[arg(long, value_delimiter = ',', default_value = "spot,usdm,coinm,options")]
     markets: Vec<String>,
     /// Replace the default symbols with N synthetic ones (S0000USDT, ...).
@@ -371,37 +321,48 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// A `--markets` entry: `venue:market`, `venue-market`, or a bare market of
+/// the first registered venue.
+fn parse_sim_market(name: &str) -> anyhow::Result<MarketId> {
+    let name = name.trim();
+    if name.contains(':') {
+        return cli::parse_market(name);
+    }
+    for venue in ferrofeed::venues::registry::names() {
+        if let Some(m) = name.strip_prefix(venue).and_then(|r| r.strip_prefix('-')) {
+            return cli::venue_market(venue, m);
+        }
+    }
+    let first = ferrofeed::venues::registry::names().first().copied().unwrap_or_default();
+    cli::venue_market(first, name).map_err(|_| {
+        let all: Vec<String> = ferrofeed::venues::registry::all_markets()
+            .into_iter()
+            .map(|m| {
+                if m.venue_name() == first { m.name().to_string() } else { format!("{}-{}", m.venue_name(), m.name()) }
+            })
+            .collect();
+        anyhow::anyhow!("unknown market {name:?}: expected VENUE:MARKET or one of {}", all.join(", "))
+    })
+}
+
 fn sim_config(a: &SimArgs) -> anyhow::Result<SimConfig> {
     if !(a.time_scale > 0.0 && a.time_scale.is_finite()) {
         bail!("--time-scale must be a positive number, got {}", a.time_scale);
     }
-    let mut markets = Vec::new();
-    for name in &a.markets {
-        let name = name.trim();
-        let bybit = name.strip_prefix("bybit-").and_then(|c| BybitCategory::ALL.into_iter().find(|b| b.name() == c));
-        let mut m = match (bybit, MarketKind::from_name(name)) {
-            (Some(c), _) => MarketConfig::bybit(c),
-            (None, Some(kind)) => MarketConfig::new(kind),
-            (None, None) => {
-                bail!(
-                    "unknown market {name:?}: expected spot, usdm, coinm, options, bybit-linear, bybit-spot, bybit-inverse or bybit-option"
-                )
-            }
-        };
+    let markets = a.markets.iter().map(|m| parse_sim_market(m)).collect::<anyhow::Result<Vec<_>>>()?;
+    let mut cfg = cli::sim_config_for(&markets)?;
+    for m in &mut cfg.markets {
         if let Some(n) = a.synthetic_symbols {
             m.symbols = SymbolSpec::synthetic(n);
         }
         m.timing.scale = a.time_scale;
         m.book_history = a.book_history;
         if let Some(n) = a.load_messages
-            && bybit.is_none()
+            && m.bybit_category().is_none()
         {
             m.load = Some(LoadConfig::new(n, a.load_rate));
         }
-        markets.push(m);
     }
-    let mut cfg = SimConfig::all_markets();
-    cfg.markets = markets;
     cfg.seed = a.seed;
     if let Some(p) = a.port_base {
         cfg = cfg.with_port_base(p);
@@ -412,14 +373,11 @@ fn sim_config(a: &SimArgs) -> anyhow::Result<SimConfig> {
 async fn run_sim(a: SimArgs) -> anyhow::Result<()> {
     let sim = Sim::start(sim_config(&a)?).await.context("binding the simulator's ports")?;
     for m in sim.markets() {
-        let line = match (m.config().bybit_category(), m.bybit_url()) {
-            (Some(c), Some(url)) => serde_json::json!(
-                {"venue": "bybit", "market": c.name(), "ws": m.ws_url(), "rest": m.rest_url(), "url": url}
-            ),
-            _ => {
-                serde_json::json!({"venue": "binance", "market": m.kind().name(), "ws": m.ws_url(), "rest": m.rest_url()})
-            }
-        };
+        let (venue, market) = m.config().venue_market();
+        let mut line = serde_json::json!({"venue": venue, "market": market, "ws": m.ws_url(), "rest": m.rest_url()});
+        if let Some(url) = m.bybit_url() {
+            line["url"] = url.into();
+        }
         println!("{line}");
     }
     cli::signal::shutdown().await;
@@ -428,27 +386,26 @@ async fn run_sim(a: SimArgs) -> anyhow::Result<()> {
 }
 
 fn run_book_replay(a: &ReplayArgs) -> anyhow::Result<()> {
+    let market = cli::venue_market(&a.venue, &a.market)?;
     let updates = std::fs::read_to_string(&a.updates).with_context(|| format!("reading {}", a.updates))?;
-    let r = match venue_market(a.venue, a.market)? {
-        VenueMarket::Binance(m) => {
-            let Some(path) = &a.snapshot else { bail!("--snapshot FILE is required for binance") };
-            let snapshot = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
-            ferrofeed::books::replay(m, &snapshot, &updates, a.depth)?
+    let spec = Client::spec(market)?;
+    let rest = matches!(spec.book_plan(market.market, "X", 0).recovery, ferrofeed::venues::seam::Recovery::Rest { .. });
+    let snapshot = match (&a.snapshot, rest) {
+        (Some(path), true) => Some(std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?),
+        (None, true) => bail!("--snapshot FILE is required for {}: its books start from a REST snapshot", a.venue),
+        (Some(_), false) => {
+            bail!("--snapshot is not used for {}: its books start from the first snapshot frame in --updates", a.venue)
         }
-        VenueMarket::Bybit(c) => {
-            if a.snapshot.is_some() {
-                bail!("--snapshot is for binance; a bybit book starts from the first snapshot frame in --updates");
-            }
-            ferrofeed::books::replay_bybit(c, &updates, a.depth)?
-        }
+        (None, false) => None,
     };
+    let r = ferrofeed::books::replay(market, snapshot.as_deref(), &updates, a.depth)?;
     println!("{}", serde_json::to_string(&r)?);
     Ok(())
 }
 
 /// Decodes every line; returns how many lines failed.
 fn run_decode(a: &DecodeArgs) -> anyhow::Result<u64> {
-    let vm = venue_market(a.venue, a.market)?;
+    let vm = cli::venue_market(&a.venue, &a.market)?;
     let input: Box<dyn BufRead> = if a.input == "-" {
         Box::new(std::io::stdin().lock())
     } else {
@@ -465,7 +422,7 @@ pub(crate) fn now_ns() -> i64 {
 }
 
 fn decode_lines(
-    vm: VenueMarket,
+    vm: MarketId,
     mut input: impl BufRead,
     out: &mut impl Write,
     err: &mut impl Write,
@@ -473,7 +430,8 @@ fn decode_lines(
     let mut out = std::io::BufWriter::new(out);
     let mut buf = Vec::new();
     let (mut line_no, mut failed) = (0u64, 0u64);
-    let mut tickers = ferrofeed::venues::bybit::normalize::Tickers::default();
+    let mut decoder = Client::spec(vm)?.decoder(vm.market);
+    let mut events = Vec::new();
     loop {
         buf.clear();
         if input.read_until(b'\n', &mut buf).context("reading frames")? == 0 {
@@ -491,14 +449,9 @@ fn decode_lines(
         if line.trim().is_empty() {
             continue;
         }
-        let decoded = match vm {
-            VenueMarket::Binance(m) => normalize::decode(m, line, now_ns()).map_err(|e| e.to_string()),
-            VenueMarket::Bybit(c) => {
-                ferrofeed::venues::bybit::normalize::decode(c, line, now_ns(), &mut tickers).map_err(|e| e.to_string())
-            }
-        };
-        match decoded {
-            Ok(events) => {
+        events.clear();
+        match decoder.decode(line, now_ns(), &mut events) {
+            Ok(()) => {
                 for e in &events {
                     serde_json::to_writer(&mut out, e).context("writing an event")?;
                     out.write_all(b"\n")?;
@@ -526,6 +479,19 @@ async fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    // A venue or market the registry does not know is a usage error (exit 2),
+    // like any other bad argument.
+    let checked = match &cli.cmd {
+        Cmd::Decode(a) => Some((&a.venue, &a.market)),
+        Cmd::Book(BookCmd::Replay(a)) => Some((&a.venue, &a.market)),
+        _ => None,
+    };
+    if let Some((venue, market)) = checked
+        && let Err(e) = cli::venue_market(venue, market)
+    {
+        use clap::CommandFactory;
+        Cli::command().error(clap::error::ErrorKind::InvalidValue, format!("{e:#}")).exit();
+    }
     let r = match cli.cmd {
         Cmd::Sim(a) => run_sim(a).await,
         Cmd::Bench(c) => cli::bench::run(c).await,
@@ -568,7 +534,7 @@ mod tests {
     fn decode_lines_reports_bad_lines_and_goes_on() {
         let input: &[u8] = b"{\"e\":\"trade\",\"E\":1,\"s\":\"btcusdt\",\"t\":7,\"p\":\"1.50\",\"q\":\"2\",\"T\":2,\"m\":true}\r\n\nnope\n\xff\n";
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let failed = decode_lines(VenueMarket::Binance(Market::Spot), input, &mut out, &mut err).expect("io");
+        let failed = decode_lines(ferrofeed::venues::binance::spec::SPOT, input, &mut out, &mut err).expect("io");
         assert_eq!(failed, 2);
         let out = String::from_utf8(out).expect("utf8");
         let v: serde_json::Value = serde_json::from_str(out.trim_end()).expect("one JSON line");

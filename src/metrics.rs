@@ -26,11 +26,12 @@
 //! | `ferrofeed_events_total{type}` | counter | events handed to the consumer |
 //! | `ferrofeed_gaps_total` | counter | gap events |
 //! | `ferrofeed_decode_errors_total` | counter | frames that could not be decoded |
-//! | `ferrofeed_queue_depth{venue}` / `ferrofeed_queue_capacity{venue}` | gauge | engine events waiting for the consumer |
-//! | `ferrofeed_queue_dropped_total{venue}` | counter | events the queue dropped (drop-oldest policy) |
+//! | `ferrofeed_queue_depth{queue}` / `ferrofeed_queue_capacity{queue}` | gauge | engine events waiting for the consumer (`queue="public"`: every venue's market data) |
+//! | `ferrofeed_queue_dropped_total{queue}` | counter | events the queue dropped (drop-oldest policy) |
 //! | `ferrofeed_rest_weight_used{venue,market}` / `_limit` | gauge | REST weight in the current window |
 //! | `ferrofeed_connection_attempts_used{venue,host}` / `_limit` | gauge | connection attempts in the current window |
 //! | `ferrofeed_snapshot_requests_total`, `ferrofeed_snapshot_failures_total`, `ferrofeed_snapshot_rate_limited_total` | counter | REST book snapshots |
+//! | `ferrofeed_book_resubscribes_total`, `ferrofeed_book_resubscribe_timeouts_total` | counter | book streams restarted for a venue snapshot |
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -154,7 +155,7 @@ pub fn render(stats: &FeedStats) -> String {
     for ((m, s), st) in &stats.streams {
         o.line(
             "ferrofeed_stream_messages_total",
-            &[("venue", m.venue()), ("market", m.name()), ("stream", s)],
+            &[("venue", m.venue_name()), ("market", m.name()), ("stream", s)],
             st.messages,
         );
     }
@@ -164,7 +165,7 @@ pub fn render(stats: &FeedStats) -> String {
         let age = if age.is_finite() { format!("{age:.3}") } else { "+Inf".to_string() };
         o.line(
             "ferrofeed_stream_last_message_age_seconds",
-            &[("venue", m.venue()), ("market", m.name()), ("stream", s)],
+            &[("venue", m.venue_name()), ("market", m.name()), ("stream", s)],
             age,
         );
     }
@@ -172,16 +173,24 @@ pub fn render(stats: &FeedStats) -> String {
     let books = &stats.books;
     o.head("ferrofeed_book_synced", "gauge", "1 while the local book is in sync with the venue.");
     for ((m, s), b) in books {
-        let labels = [("venue", m.venue()), ("market", m.name()), ("symbol", s.as_str())];
+        let labels = [("venue", m.venue_name()), ("market", m.name()), ("symbol", s.as_str())];
         o.line("ferrofeed_book_synced", &labels, u64::from(b.synced));
     }
     o.head("ferrofeed_book_resyncs_total", "counter", "Times the local book lost sync.");
     for ((m, s), b) in books {
-        o.line("ferrofeed_book_resyncs_total", &[("venue", m.venue()), ("market", m.name()), ("symbol", s)], b.resyncs);
+        o.line(
+            "ferrofeed_book_resyncs_total",
+            &[("venue", m.venue_name()), ("market", m.name()), ("symbol", s)],
+            b.resyncs,
+        );
     }
     o.head("ferrofeed_book_updates_total", "counter", "Diffs applied to the local book.");
     for ((m, s), b) in books {
-        o.line("ferrofeed_book_updates_total", &[("venue", m.venue()), ("market", m.name()), ("symbol", s)], b.applied);
+        o.line(
+            "ferrofeed_book_updates_total",
+            &[("venue", m.venue_name()), ("market", m.name()), ("symbol", s)],
+            b.applied,
+        );
     }
 
     o.head("ferrofeed_events_total", "counter", "Events handed to the consumer, by type.");
@@ -193,27 +202,27 @@ pub fn render(stats: &FeedStats) -> String {
     o.head("ferrofeed_decode_errors_total", "counter", "Frames that could not be decoded.");
     o.line("ferrofeed_decode_errors_total", &[], stats.decode_errors);
     o.head("ferrofeed_queue_depth", "gauge", "Engine events waiting for the consumer.");
-    for (venue, q) in &stats.queue {
-        o.line("ferrofeed_queue_depth", &[("venue", venue)], q.0);
+    for (queue, q) in &stats.queue {
+        o.line("ferrofeed_queue_depth", &[("queue", queue)], q.0);
     }
     o.head("ferrofeed_queue_capacity", "gauge", "Capacity of the engine event queue.");
-    for (venue, q) in &stats.queue {
-        o.line("ferrofeed_queue_capacity", &[("venue", venue)], q.1);
+    for (queue, q) in &stats.queue {
+        o.line("ferrofeed_queue_capacity", &[("queue", queue)], q.1);
     }
     o.head("ferrofeed_queue_dropped_total", "counter", "Events the queue dropped (drop-oldest policy).");
-    for (venue, n) in &stats.queue_dropped {
-        o.line("ferrofeed_queue_dropped_total", &[("venue", venue)], n);
+    for (queue, n) in &stats.queue_dropped {
+        o.line("ferrofeed_queue_dropped_total", &[("queue", queue)], n);
     }
 
     o.head("ferrofeed_rest_weight_used", "gauge", "REST request weight spent in the current window.");
     for (m, used, _) in &stats.rest_weight {
         if let Some(u) = used {
-            o.line("ferrofeed_rest_weight_used", &[("venue", m.venue()), ("market", m.name())], u);
+            o.line("ferrofeed_rest_weight_used", &[("venue", m.venue_name()), ("market", m.name())], u);
         }
     }
     o.head("ferrofeed_rest_weight_limit", "gauge", "REST request weight allowed per window.");
     for (m, _, limit) in &stats.rest_weight {
-        o.line("ferrofeed_rest_weight_limit", &[("venue", m.venue()), ("market", m.name())], limit);
+        o.line("ferrofeed_rest_weight_limit", &[("venue", m.venue_name()), ("market", m.name())], limit);
     }
     o.head("ferrofeed_connection_attempts_used", "gauge", "Connection attempts in the current window, per host.");
     for (venue, h, used, _) in &stats.attempts {
@@ -232,6 +241,11 @@ pub fn render(stats: &FeedStats) -> String {
     o.line("ferrofeed_snapshot_failures_total", &[], fail);
     o.head("ferrofeed_snapshot_rate_limited_total", "counter", "REST book snapshot requests refused with 429 or 418.");
     o.line("ferrofeed_snapshot_rate_limited_total", &[], limited);
+    let (resubscribes, timeouts) = stats.book_resubscribes;
+    o.head("ferrofeed_book_resubscribes_total", "counter", "Book streams restarted for a venue snapshot.");
+    o.line("ferrofeed_book_resubscribes_total", &[], resubscribes);
+    o.head("ferrofeed_book_resubscribe_timeouts_total", "counter", "Book restarts asked again after a timeout.");
+    o.line("ferrofeed_book_resubscribe_timeouts_total", &[], timeouts);
     o.0
 }
 

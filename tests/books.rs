@@ -7,16 +7,19 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use ferrofeed::binance::{BinanceClient, BinanceConfig, Environment, Market};
-use ferrofeed::books::{BookConfig, BookManager};
+use ferrofeed::books::{BookConfig, Books};
+use ferrofeed::client::{Client, ClientConfig, Environment, MarketId};
+use ferrofeed::venues::binance::Market;
+
+const SPOT: MarketId = ferrofeed::venues::binance::spec::SPOT;
 use ferrofeed::engine::{BackoffConfig, EventKind as EngineKind};
 use ferrofeed::model::Decimal;
 use ferrofeed::model::event::{Event, EventKind, Level};
 use ferrofeed_sim::{KillMode, MarketConfig, MarketHandle, MarketKind, Sim, SimConfig, SymbolSpec};
 use futures_util::StreamExt;
 
-fn client_config(sim: &MarketHandle) -> BinanceConfig {
-    BinanceConfig {
+fn client_config(sim: &MarketHandle) -> ClientConfig {
+    ClientConfig {
         environment: Environment::Custom { ws: sim.ws_url(), rest: sim.rest_url() },
         backoff: BackoffConfig {
             initial: Duration::from_millis(100),
@@ -24,7 +27,7 @@ fn client_config(sim: &MarketHandle) -> BinanceConfig {
             ..BackoffConfig::default()
         },
         seed: Some(5),
-        ..BinanceConfig::default()
+        ..ClientConfig::default()
     }
 }
 
@@ -47,7 +50,7 @@ struct Seen {
 }
 
 /// Checks one published event against the simulator's truth.
-fn check(ev: &Event, books: &BookManager, sim: &MarketHandle, seen: &mut HashMap<String, Seen>) -> bool {
+fn check(ev: &Event, books: &Books, sim: &MarketHandle, seen: &mut HashMap<String, Seen>) -> bool {
     let Some(symbol) = ev.symbol.clone() else { return false };
     let s = seen.entry(symbol.clone()).or_default();
     let id = match &ev.kind {
@@ -69,7 +72,7 @@ fn check(ev: &Event, books: &BookManager, sim: &MarketHandle, seen: &mut HashMap
         }
         other => panic!("unexpected {other:?}"),
     };
-    let book = books.book(&symbol).unwrap_or_else(|| panic!("{symbol}: published while not in sync"));
+    let book = books.book(SPOT, &symbol).unwrap_or_else(|| panic!("{symbol}: published while not in sync"));
     assert_eq!(book.last_update_id(), id);
     let truth =
         sim.book_at(&symbol, id, 20).unwrap_or_else(|| panic!("{symbol}: update id {id} not in the sim history"));
@@ -92,14 +95,14 @@ async fn books_under_chaos_always_equal_the_true_book_and_gaps_never_reconnect()
     let m = sim.markets()[0].clone();
     let symbols: Vec<String> = m.config().symbols.iter().map(|s| s.name.clone()).collect();
 
-    let (mut client, mut events) = BinanceClient::new(client_config(&m));
+    let (mut client, mut events) = Client::new(client_config(&m));
     let cfg = BookConfig {
         retry_initial: Duration::from_millis(100),
         retry_max: Duration::from_secs(1),
         ..BookConfig::default()
     };
-    let mut books = BookManager::new(&mut client, Market::Spot, cfg);
-    let streams: Vec<String> = symbols.iter().map(|s| books.track(s)).collect();
+    let mut books = Books::new(cfg);
+    let streams: Vec<String> = symbols.iter().map(|s| books.track(&mut client, SPOT, s).expect("track")).collect();
     for s in &streams {
         m.drop_probability(s, 1e-3);
     }
@@ -121,7 +124,7 @@ async fn books_under_chaos_always_equal_the_true_book_and_gaps_never_reconnect()
                     EngineKind::Disconnected { .. } => disconnects += 1,
                     _ => {}
                 }
-                books.on_event(&ev, &mut out);
+                books.on_event(client.market_of_conn(ev.conn), &ev, &mut out);
             }
             f = books.next_fetch() => books.on_fetch(f, &mut out),
             _ = tick.tick() => {}
@@ -139,7 +142,7 @@ async fn books_under_chaos_always_equal_the_true_book_and_gaps_never_reconnect()
                 phase = 2;
             }
         }
-        let all_synced = symbols.iter().all(|s| books.book(s).is_some());
+        let all_synced = symbols.iter().all(|s| books.book(SPOT, s).is_some());
         // Phase 0: once the simulator's stale copy is old enough (5-10 s),
         // drop a diff of another symbol and serve its recovery a stale
         // snapshot: it must be detected and fetched again.
@@ -166,8 +169,8 @@ async fn books_under_chaos_always_equal_the_true_book_and_gaps_never_reconnect()
     }
 
     let st = books.fetch_stats();
-    let target_stats = books.book_stats(target).expect("tracked");
-    let all: Vec<_> = symbols.iter().map(|s| books.book_stats(s).expect("tracked")).collect();
+    let target_stats = books.book_stats(SPOT, target).expect("tracked");
+    let all: Vec<_> = symbols.iter().map(|s| books.book_stats(SPOT, s).expect("tracked")).collect();
     eprintln!("checked {checked} published books; fetch {st:?}; per symbol {all:?}; seen {seen:?}");
     assert!(checked > 300, "only {checked} books checked");
     assert!(all.iter().map(|s| s.stale_snapshots).sum::<u64>() >= 1, "the stale snapshot was not detected");
@@ -192,16 +195,16 @@ async fn a_thousand_books_resyncing_at_once_stay_under_the_rest_weight_limit() {
     let m = sim.markets()[0].clone();
     let symbols: Vec<String> = m.config().symbols.iter().map(|s| s.name.clone()).collect();
 
-    let cfg = BinanceConfig { rest_weight: Some((1000, Duration::from_secs(1))), ..client_config(&m) };
-    let (mut client, mut events) = BinanceClient::new(cfg);
-    let bc = BookConfig { depth: 100, max_in_flight: 16, ..BookConfig::default() };
-    let mut books = BookManager::new(&mut client, Market::Spot, bc);
-    let streams: Vec<String> = symbols.iter().map(|s| books.track(s)).collect();
+    let cfg = ClientConfig { rest_weight: Some((1000, Duration::from_secs(1))), ..client_config(&m) };
+    let (mut client, mut events) = Client::new(cfg);
+    let bc = BookConfig { depth: Some(100), max_in_flight: 16, ..BookConfig::default() };
+    let mut books = Books::new(bc);
+    let streams: Vec<String> = symbols.iter().map(|s| books.track(&mut client, SPOT, s).expect("track")).collect();
     client.subscribe(Market::Spot, &streams).await.expect("subscribe");
 
     let mut out = Vec::new();
     let mut reconnects = 0;
-    let mut sync_all = async |round: &str, books: &mut BookManager, reconnects: &mut u32| {
+    let mut sync_all = async |round: &str, books: &mut Books, reconnects: &mut u32| {
         let t = Instant::now();
         loop {
             tokio::select! {
@@ -209,12 +212,12 @@ async fn a_thousand_books_resyncing_at_once_stay_under_the_rest_weight_limit() {
                     if ev.kind == EngineKind::Reconnected {
                         *reconnects += 1;
                     }
-                    books.on_event(&ev, &mut out);
+                    books.on_event(client.market_of_conn(ev.conn), &ev, &mut out);
                 }
                 f = books.next_fetch() => books.on_fetch(f, &mut out),
             }
             out.clear();
-            if symbols.iter().all(|s| books.book(s).is_some()) {
+            if symbols.iter().all(|s| books.book(SPOT, s).is_some()) {
                 eprintln!("{round}: 1000 books in sync after {:?}; {:?}", t.elapsed(), books.fetch_stats());
                 return;
             }
@@ -229,7 +232,7 @@ async fn a_thousand_books_resyncing_at_once_stay_under_the_rest_weight_limit() {
     tokio::time::sleep(Duration::from_millis(1600)).await;
     sync_all("mass resync", &mut books, &mut reconnects).await;
     let st = books.fetch_stats();
-    let resyncs: u64 = symbols.iter().map(|s| books.book_stats(s).expect("tracked").resyncs).sum();
+    let resyncs: u64 = symbols.iter().map(|s| books.book_stats(SPOT, s).expect("tracked").resyncs).sum();
     assert!(resyncs >= 900, "only {resyncs} books lost sync");
     assert!(st.requests >= first.requests + 900, "{st:?}");
     assert_eq!((st.rate_limited, st.failures), (0, 0), "{st:?}");

@@ -1,4 +1,4 @@
-//! The ferrofeed `BybitClient` against the simulator's Bybit v5 endpoints:
+//! The ferrofeed `Client` against the simulator's Bybit v5 endpoints:
 //! trades decode with consecutive ids, a killed connection reconnects and
 //! resubscribes, and the local book built from the client's order-book frames
 //! (Bybit decode + `BookSync` with the Bybit sequencing) equals the
@@ -12,9 +12,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ferrofeed::book::{BookSync, SyncConfig, SyncEvent, VecSide};
-use ferrofeed::bybit::{BybitClient, BybitConfig, Category, Environment};
+use ferrofeed::client::{Client, ClientConfig, Environment};
 use ferrofeed::engine::{BackoffConfig, Event, EventKind, EventReceiver, Missing};
 use ferrofeed::model::event::{EventKind as Kind, Level};
+use ferrofeed::venues::bybit::Category;
 use ferrofeed::venues::bybit::{book, normalize};
 use ferrofeed_sim::{BybitCategory, KillMode, MarketConfig, MarketHandle, Sim, SimConfig};
 
@@ -46,7 +47,7 @@ struct Seen {
 #[tokio::test]
 async fn client_trades_reconnect_and_book_match_the_simulator() {
     let (sim, h) = start().await;
-    let cfg = BybitConfig {
+    let cfg = ClientConfig {
         environment: Environment::Custom { ws: h.ws_url(), rest: h.rest_url() },
         backoff: BackoffConfig {
             initial: Duration::from_millis(100),
@@ -54,9 +55,9 @@ async fn client_trades_reconnect_and_book_match_the_simulator() {
             ..BackoffConfig::default()
         },
         seed: Some(5),
-        ..BybitConfig::default()
+        ..ClientConfig::default()
     };
-    let (mut client, mut rx) = BybitClient::new(cfg);
+    let (mut client, mut rx) = Client::new(cfg);
     client.subscribe(Category::Linear, &[TRADES.to_string(), BOOK.to_string()]).await.expect("subscribe");
 
     let mut sync: BookSync<VecSide> = BookSync::new(book::sequencing(), SyncConfig::default());
@@ -84,7 +85,7 @@ async fn client_trades_reconnect_and_book_match_the_simulator() {
             EventKind::Connected => connected += 1,
             EventKind::Reconnected => reconnected += 1,
             EventKind::Data { stream, payload, .. } => {
-                assert_eq!(client.category_of_conn(ev.conn), Some(Some(Category::Linear)));
+                assert_eq!(client.market_of_conn(ev.conn), Some(Category::Linear.into()));
                 let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as i64;
                 let events = normalize::decode(Category::Linear, &payload, now, &mut tickers)
                     .unwrap_or_else(|e| panic!("decode {stream}: {e}"));
@@ -143,8 +144,8 @@ async fn client_trades_reconnect_and_book_match_the_simulator() {
 // accounting, resubscribe after reconnects, spot's 10-args-per-request limit,
 // books under chaos.
 
-fn config(h: &MarketHandle) -> BybitConfig {
-    BybitConfig {
+fn config(h: &MarketHandle) -> ClientConfig {
+    ClientConfig {
         environment: Environment::Custom { ws: h.ws_url(), rest: h.rest_url() },
         backoff: BackoffConfig {
             initial: Duration::from_millis(100),
@@ -152,7 +153,7 @@ fn config(h: &MarketHandle) -> BybitConfig {
             ..BackoffConfig::default()
         },
         seed: Some(5),
-        ..BybitConfig::default()
+        ..ClientConfig::default()
     }
 }
 
@@ -254,7 +255,7 @@ impl TradeLog {
 async fn kill_storm_every_trade_is_delivered_or_lost_in_a_reported_outage() {
     let (_sim, h) = start_market(BybitCategory::Linear, 6, |m| m.timing.actions_per_sec = 150.0).await;
     let topics: Vec<String> = symbols(&h).iter().map(|s| format!("publicTrade.{s}")).collect();
-    let (mut client, mut rx) = BybitClient::new(BybitConfig { max_streams_per_conn: Some(2), ..config(&h) });
+    let (mut client, mut rx) = Client::new(ClientConfig { max_streams_per_conn: Some(2), ..config(&h) });
     client.subscribe(Category::Linear, &topics).await.expect("subscribe");
 
     let mut logs: BTreeMap<String, TradeLog> = topics.iter().map(|t| (t.clone(), TradeLog::default())).collect();
@@ -334,7 +335,7 @@ async fn resubscribe_restores_the_requested_set_after_every_reconnect() {
             want.insert(format!("{k}.{s}"));
         }
     }
-    let (mut client, mut rx) = BybitClient::new(BybitConfig { max_streams_per_conn: Some(5), ..config(&h) });
+    let (mut client, mut rx) = Client::new(ClientConfig { max_streams_per_conn: Some(5), ..config(&h) });
     let all: Vec<String> = want.iter().cloned().collect();
     client.subscribe(Category::Linear, &all).await.expect("subscribe");
     // An extra topic, and a second reference to one of the set: both dropped
@@ -386,7 +387,7 @@ async fn resubscribe_restores_the_requested_set_after_every_reconnect() {
         .subscriptions()
         .into_iter()
         .map(|(c, t)| {
-            assert_eq!(c, Some(Category::Linear));
+            assert_eq!(c, Category::Linear.into());
             t
         })
         .collect();
@@ -417,7 +418,7 @@ async fn sixty_spot_topics(max_streams_per_conn: Option<usize>, expect_conns: us
         })
         .collect();
     assert_eq!(topics.len(), 60);
-    let (mut client, mut rx) = BybitClient::new(BybitConfig { max_streams_per_conn, ..config(&h) });
+    let (mut client, mut rx) = Client::new(ClientConfig { max_streams_per_conn, ..config(&h) });
     client.subscribe(Category::Spot, &topics).await.expect("subscribe");
     let want: BTreeSet<String> = topics.iter().cloned().collect();
     let mut flowing: BTreeSet<String> = BTreeSet::new();
@@ -478,7 +479,7 @@ async fn topics_are_sharded_by_characters_and_none_is_refused() {
         .collect();
     let chars: usize = topics.iter().map(|t| t.chars().count()).sum();
     assert_eq!((topics.len(), chars), (990, 23_430));
-    let (mut client, mut rx) = BybitClient::new(config(&h));
+    let (mut client, mut rx) = Client::new(config(&h));
     client.subscribe(Category::Linear, &topics).await.expect("subscribe");
     let deadline = Instant::now() + Duration::from_secs(60);
     while !client.is_settled() {
@@ -545,7 +546,7 @@ async fn books_under_chaos_always_equal_the_true_book() {
     for t in &topics {
         h.drop_probability(t, P);
     }
-    let (mut client, mut rx) = BybitClient::new(config(&h));
+    let (mut client, mut rx) = Client::new(config(&h));
     client.subscribe(Category::Linear, &topics).await.expect("subscribe");
 
     let mut tickers = normalize::Tickers::new();

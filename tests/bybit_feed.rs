@@ -1,5 +1,5 @@
-//! `BybitFeed` against the simulator's Bybit linear market: the library's own
-//! book driver (`BybitBooks`: resubscribe on a lost delta, the venue's
+//! `Feed` against the simulator's Bybit linear market: the library's own
+//! book driver (`Books`: resubscribe on a lost delta, the venue's
 //! snapshot resyncs) under chaos, every published book compared with the
 //! simulator's true book at the same `u`; and `ferrofeed stream --venue bybit`
 //! end to end.
@@ -8,12 +8,15 @@ use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ferrofeed::bybit::{BybitConfig, Category, Environment};
-use ferrofeed::bybit_books::BybitBookConfig;
-use ferrofeed::bybit_feed::{BybitFeed, BybitFeedConfig};
+use ferrofeed::books::BookConfig;
+use ferrofeed::client::{ClientConfig, Environment, MarketId};
 use ferrofeed::engine::BackoffConfig;
 use ferrofeed::feed::Source;
+use ferrofeed::feed::{Feed, FeedConfig};
 use ferrofeed::model::event::{Event, EventKind, Level, Venue};
+use ferrofeed::venues::bybit::Category;
+const LINEAR: MarketId = ferrofeed::venues::bybit::spec::LINEAR;
+
 use ferrofeed_sim::{BybitCategory, KillMode, MarketConfig, MarketHandle, Sim, SimConfig};
 
 fn strings(levels: &[Level]) -> Vec<[String; 2]> {
@@ -30,9 +33,9 @@ async fn start(symbols: usize) -> (Sim, MarketHandle) {
     (sim, h)
 }
 
-fn feed(h: &MarketHandle) -> BybitFeed {
-    BybitFeed::new(BybitFeedConfig {
-        client: BybitConfig {
+fn feed(h: &MarketHandle) -> Feed {
+    Feed::new(FeedConfig {
+        client: ClientConfig {
             environment: Environment::Custom { ws: h.ws_url(), rest: h.rest_url() },
             backoff: BackoffConfig {
                 initial: Duration::from_millis(100),
@@ -40,10 +43,9 @@ fn feed(h: &MarketHandle) -> BybitFeed {
                 ..BackoffConfig::default()
             },
             seed: Some(9),
-            ..BybitConfig::default()
+            ..ClientConfig::default()
         },
-        books: BybitBookConfig { depth: 50, snapshot_timeout: Duration::from_secs(2), ..Default::default() },
-        ..Default::default()
+        books: BookConfig { depth: Some(50), snapshot_timeout: Duration::from_secs(2), ..Default::default() },
     })
 }
 
@@ -96,8 +98,8 @@ async fn library_books_under_chaos_always_equal_the_true_book() {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let checked: u64 = seen.values().map(|s| s.checked).sum();
-        let books = feed.books(Category::Linear).expect("books");
-        let all_synced = syms.iter().all(|s| books.book(s).is_some());
+        let books = feed.books();
+        let all_synced = syms.iter().all(|s| books.book(LINEAR, s).is_some());
         match phase {
             0 if seen.values().all(|s| s.resyncs >= 2) && checked >= 300 => {
                 for t in &topics {
@@ -164,7 +166,7 @@ async fn library_books_under_chaos_always_equal_the_true_book() {
                     EventKind::BookUpdate(d) => d.last_update_id,
                     _ => unreachable!(),
                 };
-                let book = feed.books(Category::Linear).and_then(|b| b.book(&symbol)).expect("published while synced");
+                let book = feed.books().book(LINEAR, &symbol).expect("published while synced");
                 assert_eq!(book.last_update_id(), u, "{symbol}: the event is the book's state");
                 let truth = h.book_at(&symbol, u, 20).unwrap_or_else(|| panic!("{symbol}: no truth at u={u}"));
                 assert_eq!(strings(&book.bids(20)), truth.bids, "{symbol} bids at u={u}");
@@ -184,11 +186,9 @@ async fn library_books_under_chaos_always_equal_the_true_book() {
             _ => {}
         }
     }
-    let stats = feed.books(Category::Linear).expect("books").stats();
-    let per: Vec<String> = syms
-        .iter()
-        .map(|s| format!("{s}: {:?} {:?}", seen[s], feed.books(Category::Linear).and_then(|b| b.book_stats(s))))
-        .collect();
+    let stats = feed.books().fetch_stats();
+    let per: Vec<String> =
+        syms.iter().map(|s| format!("{s}: {:?} {:?}", seen[s], feed.books().book_stats(LINEAR, s))).collect();
     println!(
         "bybit library books: {} published books equal to the truth; trades {trades}, gaps {gaps}, reconnects \
          {reconnects}, dropped {}; {stats:?}; {per:?}",
@@ -206,20 +206,20 @@ async fn library_books_under_chaos_always_equal_the_true_book() {
     let st = feed.stats().lock().clone();
     assert_eq!(st.decode_errors, 0);
     assert!(
-        st.conns.iter().all(|((venue, _), c)| *venue == "bybit" && c.market == Some(Source::Bybit(Category::Linear)))
+        st.conns.iter().all(|((venue, _), c)| *venue == "bybit" && c.market == Some(Source::from(Category::Linear)))
     );
     assert_eq!(st.conns.values().map(|c| c.reconnects).sum::<u64>(), 1, "{:?}", st.conns);
     for s in &syms {
-        let b = &st.books[&(Source::Bybit(Category::Linear), s.clone())];
+        let b = &st.books[&(Source::from(Category::Linear), s.clone())];
         assert!(b.synced && b.resyncs >= 3 && b.applied > 0, "{s}: {b:?}");
-        assert!(st.streams[&(Source::Bybit(Category::Linear), format!("orderbook.50.{s}"))].messages > 0);
+        assert!(st.streams[&(Source::from(Category::Linear), format!("orderbook.50.{s}"))].messages > 0);
     }
     let text = ferrofeed::metrics::render(&st);
     assert!(
         text.contains(&format!("ferrofeed_book_synced{{venue=\"bybit\",market=\"linear\",symbol=\"{}\"}} 1", syms[0])),
         "{text}"
     );
-    assert!(text.contains("ferrofeed_queue_capacity{venue=\"bybit\"} 65536"), "{text}");
+    assert!(text.contains("ferrofeed_queue_capacity{queue=\"public\"} 65536"), "{text}");
     feed.shutdown().await;
 }
 
@@ -268,7 +268,7 @@ async fn category_end_to_end(
         match &ev.kind {
             EventKind::BookSnapshot(_) | EventKind::BookUpdate(_) => {
                 let symbol = ev.symbol.clone().expect("symbol");
-                let book = feed.books(client_category).and_then(|b| b.book(&symbol)).expect("synced");
+                let book = feed.books().book(client_category.into(), &symbol).expect("synced");
                 let u = book.last_update_id();
                 let truth = h.book_at(&symbol, u, 20).unwrap_or_else(|| panic!("{symbol}: no truth at u={u}"));
                 assert_eq!(strings(&book.bids(20)), truth.bids, "{symbol} bids at u={u}");

@@ -1,19 +1,18 @@
-//! The ferrofeed `BybitClient` private pool against the simulator's Bybit v5
+//! The ferrofeed private session (`PrivateClient`) against the simulator's Bybit v5
 //! private stream: orders placed through the simulator's signed
 //! `POST /v5/order/create` come back as order_update / user_trade; a killed
 //! private connection authenticates again before anything else (checked in the
 //! simulator's op log of the new socket) and keeps receiving orders; a bad
 //! secret gives one auth_failed and no reconnect loop.
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ferrofeed::bybit::{BybitClient, BybitConfig, Category, Environment};
-use ferrofeed::engine::{BackoffConfig, Event, EventKind, EventReceiver};
+use ferrofeed::client::Environment;
+use ferrofeed::engine::BackoffConfig;
 use ferrofeed::model::Decimal;
-use ferrofeed::model::event::{EventKind as Kind, Side};
-use ferrofeed::venues::auth::{Clock, Credentials};
-use ferrofeed::venues::bybit::normalize;
+use ferrofeed::model::event::{Event, EventKind, EventKind as Kind, Side};
+use ferrofeed::session::{PrivateClient, PrivateConfig};
+use ferrofeed::venues::auth::Credentials;
 use ferrofeed_sim::{
     BybitCategory, KillMode, MarketConfig, MarketHandle, Sim, SimConfig, TEST_API_KEY, TEST_HMAC_SECRET,
 };
@@ -31,8 +30,8 @@ async fn start() -> (Sim, MarketHandle) {
     (sim, h)
 }
 
-fn client(h: &MarketHandle, secret: &str) -> (BybitClient, EventReceiver) {
-    let cfg = BybitConfig {
+fn client(h: &MarketHandle, secret: &str) -> PrivateClient {
+    let cfg = PrivateConfig {
         environment: Environment::Custom { ws: h.ws_url(), rest: h.rest_url() },
         backoff: BackoffConfig {
             initial: Duration::from_millis(100),
@@ -40,10 +39,14 @@ fn client(h: &MarketHandle, secret: &str) -> (BybitClient, EventReceiver) {
             ..BackoffConfig::default()
         },
         seed: Some(3),
-        ..BybitConfig::default()
+        ..PrivateConfig::default()
     };
-    let creds = Arc::new(Credentials::hmac(TEST_API_KEY, secret).expect("creds"));
-    BybitClient::with_credentials(cfg, creds, Arc::new(Clock::default()))
+    let creds = Credentials::hmac(TEST_API_KEY, secret).expect("creds");
+    PrivateClient::new("bybit", creds, cfg).expect("venue")
+}
+
+fn topics(t: &[&str]) -> Option<Vec<String>> {
+    Some(t.iter().map(|s| s.to_string()).collect())
 }
 
 fn now_ms() -> u64 {
@@ -78,12 +81,12 @@ async fn place(h: &MarketHandle, side: &str, qty: &str) -> String {
     v["result"]["orderId"].as_str().expect("orderId").to_string()
 }
 
-/// Engine events until `pred` holds for one (returned with everything seen).
-async fn until(rx: &mut EventReceiver, what: &str, pred: impl Fn(&Event) -> bool) -> Vec<Event> {
+/// Events until `pred` holds for one (returned with everything seen).
+async fn until(rx: &mut PrivateClient, what: &str, pred: impl Fn(&Event) -> bool) -> Vec<Event> {
     let mut seen = Vec::new();
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let ev = tokio::time::timeout_at(deadline, rx.recv())
+        let ev = tokio::time::timeout_at(deadline, rx.next())
             .await
             .unwrap_or_else(|_| {
                 panic!("no {what} in time; saw {:#?}", seen.iter().map(|e: &Event| &e.kind).collect::<Vec<_>>())
@@ -100,27 +103,23 @@ async fn until(rx: &mut EventReceiver, what: &str, pred: impl Fn(&Event) -> bool
 /// The decoded private events of an order until both an order_update and a
 /// user_trade of `order_id` arrived: (order updates, user trades).
 async fn order_events(
-    rx: &mut EventReceiver,
+    rx: &mut PrivateClient,
     order_id: &str,
 ) -> (Vec<ferrofeed::model::event::OrderUpdate>, Vec<ferrofeed::model::event::UserTrade>) {
     let (mut orders, mut trades) = (Vec::new(), Vec::new());
-    let mut tickers = normalize::Tickers::new();
     let deadline = tokio::time::Instant::now() + WAIT;
     while orders.is_empty() || trades.is_empty() {
-        let ev = tokio::time::timeout_at(deadline, rx.recv())
+        let ev = tokio::time::timeout_at(deadline, rx.next())
             .await
             .unwrap_or_else(|_| panic!("no order_update + user_trade of {order_id}: {orders:?} {trades:?}"))
             .expect("client open");
-        let EventKind::Data { stream, payload, .. } = ev.kind else { continue };
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as i64;
-        let decoded = normalize::decode(Category::Linear, &payload, now, &mut tickers)
-            .unwrap_or_else(|e| panic!("decode {stream}: {e}: {payload}"));
-        for e in decoded {
-            match e.kind {
-                Kind::OrderUpdate(o) if o.order_id == order_id => orders.push(*o),
-                Kind::UserTrade(t) if t.order_id == order_id => trades.push(t),
-                other => panic!("unexpected {} on {stream}", other.type_name()),
-            }
+        match ev.kind {
+            Kind::OrderUpdate(o) if o.order_id == order_id => orders.push(*o),
+            Kind::UserTrade(t) if t.order_id == order_id => trades.push(t),
+            Kind::Error { msg, raw } => panic!("decode: {msg}: {raw}"),
+            // Status events (connected, the reconnect's gap) are not data.
+            Kind::Connected | Kind::Reconnected | Kind::Disconnected { .. } | Kind::Gap(_) => {}
+            other => panic!("unexpected {}", other.type_name()),
         }
     }
     (orders, trades)
@@ -162,8 +161,8 @@ async fn subscribed(h: &MarketHandle, topics: &[&str]) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orders_arrive_and_a_killed_connection_authenticates_before_anything_else() {
     let (_sim, h) = start().await;
-    let (mut c, mut rx) = client(&h, TEST_HMAC_SECRET);
-    c.subscribe_private(&["order".to_string(), "execution".to_string()]).await.expect("subscribe");
+    let mut rx = client(&h, TEST_HMAC_SECRET);
+    rx.open_with("linear", topics(&["order", "execution"])).await.expect("subscribe");
     until(&mut rx, "connected", |e| matches!(e.kind, EventKind::Connected)).await;
     let first = subscribed(&h, &["order", "execution"]).await;
 
@@ -194,14 +193,14 @@ async fn orders_arrive_and_a_killed_connection_authenticates_before_anything_els
     assert_eq!(orders.last().map(|o| (o.side, o.filled_qty)), Some((Side::Sell, d("0.004"))));
     assert_eq!(trades.iter().map(|t| t.qty).sum::<Decimal>(), d("0.004"));
     assert_fees(&trades);
-    c.disconnect_all().await;
+    rx.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_secret_gives_one_auth_failed_and_no_reconnect_loop() {
     let (_sim, h) = start().await;
-    let (mut c, mut rx) = client(&h, "not-the-secret");
-    c.subscribe_private(&["order".to_string()]).await.expect("subscribe starts the connection");
+    let mut rx = client(&h, "not-the-secret");
+    rx.open_with("linear", topics(&["order"])).await.expect("subscribe starts the connection");
     let events = until(&mut rx, "auth_failed", |e| matches!(e.kind, EventKind::AuthFailed { .. })).await;
     let EventKind::AuthFailed { msg } = &events.last().expect("event").kind else { unreachable!() };
     assert!(msg.contains("Params Error"), "{msg}");
@@ -210,7 +209,7 @@ async fn a_bad_secret_gives_one_auth_failed_and_no_reconnect_loop() {
     // Nothing more: no reconnect, no second auth_failed.
     let mut more = Vec::new();
     let end = tokio::time::Instant::now() + Duration::from_secs(2);
-    while let Ok(Some(ev)) = tokio::time::timeout_at(end, rx.recv()).await {
+    while let Ok(Some(ev)) = tokio::time::timeout_at(end, rx.next()).await {
         more.push(ev.kind);
     }
     assert!(

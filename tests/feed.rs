@@ -4,10 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use ferrofeed::binance::{BinanceConfig, Environment, Market};
+use ferrofeed::client::{ClientConfig, Environment};
 use ferrofeed::engine::BackoffConfig;
 use ferrofeed::feed::{Feed, FeedConfig, Source};
 use ferrofeed::model::event::EventKind;
+use ferrofeed::venues::binance::Market;
 use ferrofeed_sim::{KillMode, MarketConfig, MarketKind, Sim, SimConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -22,7 +23,7 @@ async fn live_frames_become_normalized_events_with_status_and_books() {
     let spot = sim.market(MarketKind::Spot).expect("spot").clone();
     let usdm = sim.market(MarketKind::UsdM).expect("usdm").clone();
     let _: &MarketConfig = spot.config();
-    let mut client = BinanceConfig {
+    let mut client = ClientConfig {
         environment: Environment::Custom { ws: spot.ws_url(), rest: spot.rest_url() },
         backoff: BackoffConfig {
             initial: Duration::from_millis(100),
@@ -30,9 +31,9 @@ async fn live_frames_become_normalized_events_with_status_and_books() {
             ..BackoffConfig::default()
         },
         seed: Some(3),
-        ..BinanceConfig::default()
+        ..ClientConfig::default()
     };
-    client.overrides.insert(Market::UsdM, Environment::Custom { ws: usdm.ws_url(), rest: usdm.rest_url() });
+    client.overrides.insert(Market::UsdM.into(), Environment::Custom { ws: usdm.ws_url(), rest: usdm.rest_url() });
     let mut feed = Feed::new(FeedConfig { client, ..FeedConfig::default() });
     feed.subscribe(Market::Spot, &["btcusdt@trade".into()]).await.expect("subscribe");
     feed.track_book(Market::UsdM, "BTCUSDT").await.expect("book");
@@ -78,11 +79,11 @@ async fn live_frames_become_normalized_events_with_status_and_books() {
     let st = feed.stats().lock().clone();
     assert_eq!(st.conns.len(), 2);
     assert!(
-        st.conns.values().any(|c| c.market == Some(Source::Binance(Market::Spot)) && c.reconnects == 1 && c.epoch == 2)
+        st.conns.values().any(|c| c.market == Some(Source::from(Market::Spot)) && c.reconnects == 1 && c.epoch == 2)
     );
-    let trade_stream = &st.streams[&(Source::Binance(Market::Spot), "btcusdt@trade".to_string())];
+    let trade_stream = &st.streams[&(Source::from(Market::Spot), "btcusdt@trade".to_string())];
     assert!(trade_stream.messages >= trades);
-    assert!(st.books[&(Source::Binance(Market::UsdM), "BTCUSDT".to_string())].synced);
+    assert!(st.books[&(Source::from(Market::UsdM), "BTCUSDT".to_string())].synced);
     assert_eq!(st.events_by_type.get("trade").copied(), Some(trades));
-    assert!(st.rest_weight.iter().any(|(m, used, _)| *m == Source::Binance(Market::UsdM) && used.unwrap_or(0) > 0));
+    assert!(st.rest_weight.iter().any(|(m, used, _)| *m == Source::from(Market::UsdM) && used.unwrap_or(0) > 0));
 }

@@ -6,8 +6,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use ferrofeed::binance::{BinanceClient, BinanceConfig, ClientError, Environment, Market};
+use ferrofeed::client::{Client, ClientConfig, ClientError, Environment};
 use ferrofeed::engine::{BackoffConfig, PoolError};
+use ferrofeed::venues::binance::Market;
 use ferrofeed_sim::{KillMode, MarketConfig, MarketHandle, MarketKind, Sim, SimConfig, SymbolSpec};
 use proptest::prelude::*;
 
@@ -29,8 +30,8 @@ fn market_of(kind: MarketKind) -> Market {
     }
 }
 
-fn config(sim: &MarketHandle) -> BinanceConfig {
-    BinanceConfig {
+fn config(sim: &MarketHandle) -> ClientConfig {
+    ClientConfig {
         environment: Environment::Custom { ws: sim.ws_url(), rest: sim.rest_url() },
         backoff: BackoffConfig {
             initial: Duration::from_millis(200),
@@ -38,11 +39,11 @@ fn config(sim: &MarketHandle) -> BinanceConfig {
             ..BackoffConfig::default()
         },
         seed: Some(11),
-        ..BinanceConfig::default()
+        ..ClientConfig::default()
     }
 }
 
-async fn settle(client: &BinanceClient) {
+async fn settle(client: &Client) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !client.is_settled() {
         assert!(Instant::now() < deadline, "subscriptions did not settle: {:?}", client.snapshots().len());
@@ -64,7 +65,7 @@ fn server_side(sim: &MarketHandle) -> BTreeMap<String, usize> {
 /// The lower bound the simulator's limits allow for subscribing: control
 /// messages per connection beyond what fits in the first message window, at the
 /// venue's rate; connections proceed in parallel.
-fn floor_seconds(client: &BinanceClient, per_request: usize, msgs_per_sec: usize) -> f64 {
+fn floor_seconds(client: &Client, per_request: usize, msgs_per_sec: usize) -> f64 {
     client
         .snapshots()
         .iter()
@@ -83,7 +84,7 @@ async fn shard_many(kind: MarketKind, symbols: usize, kinds: &[&str], expect_con
 async fn shard_many_with(kind: MarketKind, symbols: usize, kinds: &[&str], expect_conns: usize, url_bytes: usize) {
     let (_sim, sim) = start(kind, symbols).await;
     let market = market_of(kind);
-    let (mut client, _events) = BinanceClient::new(BinanceConfig { max_url_bytes: url_bytes, ..config(&sim) });
+    let (mut client, _events) = Client::new(ClientConfig { max_url_bytes: Some(url_bytes), ..config(&sim) });
     let streams: Vec<String> = sim
         .config()
         .symbols
@@ -149,7 +150,7 @@ async fn options_shard_at_two_hundred_streams_per_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usdm_streams_are_routed_to_public_and_market_endpoints() {
     let (_sim, sim) = start(MarketKind::UsdM, 3).await;
-    let (mut client, _events) = BinanceClient::new(config(&sim));
+    let (mut client, _events) = Client::new(config(&sim));
     let s = ["s0000usdt@depth@100ms", "s0000usdt@aggTrade", "s0001usdt@markPrice@1s", "s0001usdt@bookTicker"]
         .map(String::from);
     client.subscribe(Market::UsdM, &s).await.unwrap();
@@ -168,7 +169,7 @@ async fn pool_exhaustion_is_a_clear_error_and_freed_capacity_is_reused() {
     let mut cfg = config(&sim);
     cfg.max_streams_per_conn = Some(10);
     cfg.max_connections_per_pool = Some(1);
-    let (mut client, _events) = BinanceClient::new(cfg);
+    let (mut client, _events) = Client::new(cfg);
     let streams: Vec<String> = (0..11).map(|i| format!("s{i:04}usdt@trade")).collect();
     let err = client.subscribe(Market::Spot, &streams).await.unwrap_err();
     assert!(
@@ -192,7 +193,7 @@ async fn pool_exhaustion_is_a_clear_error_and_freed_capacity_is_reused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_symbols_are_refused_before_anything_is_sent() {
     let (_sim, sim) = start(MarketKind::Spot, 5).await;
-    let (mut client, _events) = BinanceClient::new(config(&sim));
+    let (mut client, _events) = Client::new(config(&sim));
     assert_eq!(client.load_instruments(Market::Spot).await.unwrap(), 5);
     let reg = client.instruments(Market::Spot).unwrap();
     let inst = reg.get("S0003USDT").unwrap();
@@ -208,7 +209,10 @@ async fn unknown_symbols_are_refused_before_anything_is_sent() {
     settle(&client).await;
     let stats = client.rate_limit_stats();
     assert!(
-        stats.rest_weight.iter().any(|(m, used, limit)| *m == Market::Spot && *used == Some(20) && *limit == 6000),
+        stats
+            .rest_weight
+            .iter()
+            .any(|(m, used, limit)| *m == Market::Spot.into() && *used == Some(20) && *limit == 6000),
         "{stats:?}"
     );
 }
@@ -216,7 +220,7 @@ async fn unknown_symbols_are_refused_before_anything_is_sent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_consumers_of_a_stream_cost_one_subscription() {
     let (_sim, sim) = start(MarketKind::Spot, 5).await;
-    let (mut client, _events) = BinanceClient::new(config(&sim));
+    let (mut client, _events) = Client::new(config(&sim));
     let a = vec!["s0000usdt@trade".to_string()];
     client.subscribe(Market::Spot, &a).await.unwrap();
     client.subscribe(Market::Spot, &a).await.unwrap();
@@ -237,7 +241,7 @@ async fn reconnect_storm_restores_every_subscription_without_429_or_1008() {
     let (_sim, sim) = start(MarketKind::Spot, 40).await;
     let mut cfg = config(&sim);
     cfg.max_streams_per_conn = Some(10);
-    let (mut client, _events) = BinanceClient::new(cfg);
+    let (mut client, _events) = Client::new(cfg);
     let streams: Vec<String> = sim
         .config()
         .symbols
@@ -301,7 +305,7 @@ proptest! {
             let mut cfg = config(&sim);
             cfg.max_streams_per_conn = Some(4);
             cfg.backoff.initial = Duration::from_millis(20);
-            let (mut client, _events) = BinanceClient::new(cfg);
+            let (mut client, _events) = Client::new(cfg);
             let universe: Vec<String> = sim
                 .config()
                 .symbols

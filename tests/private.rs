@@ -7,11 +7,11 @@
 
 use std::time::{Duration, Instant};
 
-use ferrofeed::binance::Environment;
+use ferrofeed::client::Environment;
 use ferrofeed::engine::{BackoffConfig, RestClient};
 use ferrofeed::model::Decimal;
 use ferrofeed::model::event::{Event, EventKind, Side};
-use ferrofeed::private::{BinancePrivateClient, PrivateAccount as Account, PrivateConfig};
+use ferrofeed::session::{PrivateClient, PrivateConfig};
 use ferrofeed::venues::binance::auth::{Clock, Credentials, query};
 use ferrofeed_sim::{
     KillMode, MarketConfig, MarketHandle, MarketKind, Sim, SimConfig, TEST_API_KEY, TEST_ED25519_SEED, TEST_HMAC_SECRET,
@@ -60,7 +60,7 @@ async fn place(m: &MarketHandle, path: &str, params: &[(&str, &str)], clock: &Cl
 }
 
 /// Events until `pred` holds for one of them (returned with everything seen).
-async fn until(c: &mut BinancePrivateClient, what: &str, pred: impl Fn(&Event) -> bool) -> Vec<Event> {
+async fn until(c: &mut PrivateClient, what: &str, pred: impl Fn(&Event) -> bool) -> Vec<Event> {
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
@@ -84,8 +84,8 @@ fn d(s: &str) -> Decimal {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spot_market_order_yields_order_and_balance_updates() {
     let (_sim, m) = sim(MarketKind::Spot).await;
-    let mut c = BinancePrivateClient::new(ed25519(), config(&m));
-    c.open(Account::Spot).await.expect("open");
+    let mut c = PrivateClient::new("binance", ed25519(), config(&m)).expect("venue");
+    c.open("spot").await.expect("open");
     until(&mut c, "connected", |e| matches!(e.kind, EventKind::Connected)).await;
     let before = m.account(None).expect("account");
     let answer = place(
@@ -141,8 +141,8 @@ async fn spot_market_order_yields_order_and_balance_updates() {
 async fn usdm_order_yields_order_balance_and_position_updates() {
     let (_sim, m) = sim(MarketKind::UsdM).await;
     let creds = Credentials::hmac(TEST_API_KEY, TEST_HMAC_SECRET).expect("creds");
-    let mut c = BinancePrivateClient::new(creds, config(&m));
-    c.open(Account::UsdM).await.expect("open");
+    let mut c = PrivateClient::new("binance", creds, config(&m)).expect("venue");
+    c.open("usdm").await.expect("open");
     until(&mut c, "connected", |e| matches!(e.kind, EventKind::Connected)).await;
     let answer = place(
         &m,
@@ -183,8 +183,8 @@ async fn usdm_order_yields_order_balance_and_position_updates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_connection_logs_on_again_and_reports_the_outage_as_a_gap() {
     let (_sim, m) = sim(MarketKind::Spot).await;
-    let mut c = BinancePrivateClient::new(ed25519(), config(&m));
-    c.open(Account::Spot).await.expect("open");
+    let mut c = PrivateClient::new("binance", ed25519(), config(&m)).expect("venue");
+    c.open("spot").await.expect("open");
     until(&mut c, "connected", |e| matches!(e.kind, EventKind::Connected)).await;
     let produced_before = m.account(None).expect("account").events_total;
     // Keep the socket down (new connections are reset) while the account
@@ -218,8 +218,8 @@ async fn a_killed_connection_logs_on_again_and_reports_the_outage_as_a_gap() {
 async fn an_expired_listen_key_is_replaced_without_user_action() {
     let (_sim, m) = sim(MarketKind::UsdM).await;
     let creds = Credentials::hmac(TEST_API_KEY, TEST_HMAC_SECRET).expect("creds");
-    let mut c = BinancePrivateClient::new(creds, config(&m));
-    c.open(Account::UsdM).await.expect("open");
+    let mut c = PrivateClient::new("binance", creds, config(&m)).expect("venue");
+    c.open("usdm").await.expect("open");
     until(&mut c, "connected", |e| matches!(e.kind, EventKind::Connected)).await;
     let first = m.account(None).expect("account").listen_keys;
     assert_eq!(first.len(), 1);
@@ -249,8 +249,8 @@ async fn an_expired_listen_key_is_replaced_without_user_action() {
 async fn a_bad_secret_gives_one_auth_failed_and_no_reconnect_loop() {
     let (_sim, m) = sim(MarketKind::Spot).await;
     let wrong = Credentials::ed25519_seed(TEST_API_KEY, [8u8; 32]).expect("creds");
-    let mut c = BinancePrivateClient::new(wrong, config(&m));
-    c.open(Account::Spot).await.expect("open starts the connection");
+    let mut c = PrivateClient::new("binance", wrong, config(&m)).expect("venue");
+    c.open("spot").await.expect("open starts the connection");
     let events = until(&mut c, "auth_failed", |e| matches!(e.kind, EventKind::AuthFailed { .. })).await;
     let EventKind::AuthFailed { msg } = &events.last().expect("event").kind else { unreachable!() };
     assert!(msg.contains("-1022"), "{msg}");
@@ -262,13 +262,13 @@ async fn a_bad_secret_gives_one_auth_failed_and_no_reconnect_loop() {
     assert_eq!(c.stats().auth_failures, 1);
     // An HMAC key cannot log on to the WebSocket API: refused before connecting.
     let hmac = Credentials::hmac(TEST_API_KEY, TEST_HMAC_SECRET).expect("creds");
-    let mut h = BinancePrivateClient::new(hmac, config(&m));
-    assert!(h.open(Account::Spot).await.is_err());
+    let mut h = PrivateClient::new("binance", hmac, config(&m)).expect("venue");
+    assert!(h.open("spot").await.is_err());
     // A wrong API key on a listenKey account fails at open, with a clear error.
     let (_sim2, f) = sim(MarketKind::UsdM).await;
     let bad = Credentials::hmac("not-a-key", "x").expect("creds");
-    let mut b = BinancePrivateClient::new(bad, config(&f));
-    let err = b.open(Account::UsdM).await.expect_err("refused");
+    let mut b = PrivateClient::new("binance", bad, config(&f)).expect("venue");
+    let err = b.open("usdm").await.expect_err("refused");
     assert!(err.to_string().contains("-2015"), "{err}");
     assert!(!err.to_string().contains("not-a-key"), "{err}");
 }
@@ -278,8 +278,8 @@ async fn a_skewed_venue_clock_is_measured_and_signed_calls_succeed() {
     for skew in [2_000i64, -2_000] {
         let (_sim, m) = sim(MarketKind::Spot).await;
         m.set_clock_offset_ms(skew);
-        let mut c = BinancePrivateClient::new(ed25519(), config(&m));
-        c.open(Account::Spot).await.expect("open");
+        let mut c = PrivateClient::new("binance", ed25519(), config(&m)).expect("venue");
+        c.open("spot").await.expect("open");
         let offset = c.clock().offset_ms();
         assert!((offset - skew).abs() < 500, "measured {offset} for {skew}");
         until(&mut c, "connected", |e| matches!(e.kind, EventKind::Connected)).await;
@@ -314,16 +314,16 @@ async fn a_skewed_venue_clock_is_measured_and_signed_calls_succeed() {
 async fn margin_and_isolated_margin_user_sockets_use_their_own_listen_keys() {
     let (_sim, m) = sim(MarketKind::Spot).await;
     let creds = Credentials::hmac(TEST_API_KEY, TEST_HMAC_SECRET).expect("creds");
-    let mut c = BinancePrivateClient::new(creds, config(&m));
-    c.open(Account::Margin).await.expect("margin");
+    let mut c = PrivateClient::new("binance", creds, config(&m)).expect("venue");
+    c.open("margin").await.expect("margin");
     until(&mut c, "connected", |e| matches!(e.kind, EventKind::Connected)).await;
-    c.open(Account::IsolatedMargin("btcusdt".into())).await.expect("isolated");
+    c.open("isolated:btcusdt").await.expect("isolated");
     until(&mut c, "connected", |e| matches!(e.kind, EventKind::Connected)).await;
-    assert!(c.open(Account::Margin).await.is_err(), "one connection per account");
+    assert!(c.open("margin").await.is_err(), "one connection per account");
     let mut scopes: Vec<String> = m.account(None).expect("account").listen_keys.into_iter().map(|k| k.scope).collect();
     scopes.sort();
     assert_eq!(scopes, ["isolated:BTCUSDT", "margin"]);
-    assert!(c.is_active(&Account::Margin) && c.is_active(&Account::IsolatedMargin("btcusdt".into())));
+    assert!(c.is_active("margin") && c.is_active("isolated:btcusdt"));
     assert_eq!(c.stats().listen_keys_created, 2);
     c.shutdown().await;
     assert!(m.account(None).expect("account").listen_keys.is_empty(), "keys deleted on shutdown");

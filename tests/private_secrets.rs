@@ -10,10 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use ferrofeed::binance::Environment;
+use ferrofeed::client::Environment;
 use ferrofeed::engine::BackoffConfig;
 use ferrofeed::model::event::EventKind;
-use ferrofeed::private::{BinancePrivateClient, PrivateAccount as Account, PrivateConfig};
+use ferrofeed::session::{PrivateClient, PrivateConfig};
 use ferrofeed::venues::binance::auth::Credentials;
 use ferrofeed_sim::{
     KillMode, MarketConfig, MarketKind, Sim, SimConfig, TEST_API_KEY, TEST_ED25519_SEED, TEST_HMAC_SECRET,
@@ -39,7 +39,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
     }
 }
 
-async fn next_until(c: &mut BinancePrivateClient, out: &mut Capture, pred: impl Fn(&EventKind) -> bool) {
+async fn next_until(c: &mut PrivateClient, out: &mut Capture, pred: impl Fn(&EventKind) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let ev = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), c.next())
@@ -81,7 +81,7 @@ async fn no_secret_reaches_any_output() {
             max: Duration::from_millis(500),
             ..BackoffConfig::default()
         },
-        keepalive: Duration::from_millis(300),
+        keepalive: Some(Duration::from_millis(300)),
         ..PrivateConfig::default()
     };
 
@@ -90,8 +90,8 @@ async fn no_secret_reaches_any_output() {
     writeln!(cap, "{creds:?} {creds:#?}").unwrap();
     let spot_cfg = conf(spot.ws_url(), spot.rest_url());
     writeln!(cap, "{spot_cfg:?}").unwrap();
-    let mut s = BinancePrivateClient::new(creds, spot_cfg);
-    s.open(Account::Spot).await.expect("open spot");
+    let mut s = PrivateClient::new("binance", creds, spot_cfg).expect("venue");
+    s.open("spot").await.expect("open spot");
     writeln!(cap, "{s:?}").unwrap();
     next_until(&mut s, &mut cap, |k| matches!(k, EventKind::Connected)).await;
     spot.deposit(None, "USDT", "1").expect("deposit");
@@ -104,8 +104,8 @@ async fn no_secret_reaches_any_output() {
     // USD-M: HMAC listenKey, keep-alives, an expiry and a new key, shutdown.
     let hmac = Credentials::hmac(TEST_API_KEY, TEST_HMAC_SECRET).expect("creds");
     writeln!(cap, "{hmac:?}").unwrap();
-    let mut f = BinancePrivateClient::new(hmac, conf(usdm.ws_url(), usdm.rest_url()));
-    f.open(Account::UsdM).await.expect("open usdm");
+    let mut f = PrivateClient::new("binance", hmac, conf(usdm.ws_url(), usdm.rest_url())).expect("venue");
+    f.open("usdm").await.expect("open usdm");
     next_until(&mut f, &mut cap, |k| matches!(k, EventKind::Connected)).await;
     let mut keys: Vec<String> =
         usdm.account(None).expect("account").listen_keys.into_iter().map(|k| k.listen_key).collect();
@@ -126,8 +126,8 @@ async fn no_secret_reaches_any_output() {
     writeln!(cap, "{:?}", f.stats()).unwrap();
     // Errors carry no secrets either.
     let bad = Credentials::hmac(TEST_API_KEY, "wrong-secret-value-123").expect("creds");
-    let mut b = BinancePrivateClient::new(bad, conf(usdm.ws_url(), usdm.rest_url()));
-    if let Err(e) = b.open(Account::UsdM).await {
+    let mut b = PrivateClient::new("binance", bad, conf(usdm.ws_url(), usdm.rest_url())).expect("venue");
+    if let Err(e) = b.open("usdm").await {
         writeln!(cap, "{e} {e:?}").unwrap();
     }
     f.shutdown().await;

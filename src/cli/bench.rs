@@ -23,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use ferrofeed::binance::{BinanceConfig, Environment, Market};
+use ferrofeed::client::{ClientConfig, Environment, MarketId};
 use ferrofeed::engine::{ConnectSpec, Native, Transport, WsMsg, WsStream};
 use ferrofeed::feed::{Feed, FeedConfig};
 use ferrofeed::model::Decimal;
@@ -32,6 +32,13 @@ use serde::{Deserialize, Serialize};
 
 /// The simulator's load stream.
 const LOAD_STREAM: &str = "loadusdt@trade";
+/// The market whose simulator serves the load stream (the simulator's load
+/// generator speaks that market's protocol).
+const LOAD_MARKET: &str = "binance:spot";
+
+fn load_market() -> anyhow::Result<MarketId> {
+    super::parse_market(LOAD_MARKET)
+}
 /// The load stream's first trade id (docs/sim.md).
 const FIRST_ID: u64 = 1_000_000_000_000;
 
@@ -396,11 +403,11 @@ async fn reference_reader(ws: &str, n: u64, latency: bool) -> anyhow::Result<Tal
 /// The full ferrofeed path to a consumer that touches every event.
 async fn ferrofeed_reader(env: Environment, n: u64, latency: bool) -> anyhow::Result<Tally> {
     let cfg = FeedConfig {
-        client: BinanceConfig { environment: env, seed: Some(1), ..BinanceConfig::default() },
+        client: ClientConfig { environment: env, seed: Some(1), ..ClientConfig::default() },
         ..FeedConfig::default()
     };
     let mut feed = Feed::new(cfg);
-    feed.subscribe(Market::Spot, &[LOAD_STREAM.to_string()]).await.context("subscribing")?;
+    feed.subscribe(load_market()?, &[LOAD_STREAM.to_string()]).await.context("subscribing")?;
     let mut t = Tally::new(if latency { n as usize } else { 0 });
     loop {
         let ev = match tokio::time::timeout(STALL, feed.next()).await {
@@ -796,12 +803,12 @@ fn scale(a: &ScaleArgs) -> anyhow::Result<()> {
     let rt = runtime()?;
     let rep = rt.block_on(async {
         let cfg = FeedConfig {
-            client: BinanceConfig { environment: sim.env(), seed: Some(1), ..BinanceConfig::default() },
+            client: ClientConfig { environment: sim.env(), seed: Some(1), ..ClientConfig::default() },
             ..FeedConfig::default()
         };
         let mut feed = Feed::new(cfg);
         let t0 = Instant::now();
-        feed.subscribe(Market::Spot, &streams).await.context("subscribing")?;
+        feed.subscribe(load_market()?, &streams).await.context("subscribing")?;
         let mut events = 0u64;
         let deadline = t0 + Duration::from_secs(120);
         // Drain events while waiting for every subscription to be confirmed.

@@ -1,7 +1,8 @@
-//! `ferrofeed demo`: the embedded simulator (spot and USD-M), one [`Feed`]
-//! over a handful of symbols (trades, aggregate trades, book tickers, a ticker
-//! and two local books), a fault injected every few seconds (kill, stall,
-//! dropped diff) and the recovery shown.
+//! `ferrofeed demo`: the embedded simulator (Binance spot and USD-M, Bybit
+//! linear), one [`Feed`] over a handful of symbols of both venues (trades,
+//! aggregate trades, book tickers, a ticker and three local books), a fault
+//! injected every few seconds on each market in turn (kill, stall, dropped
+//! diff) and the recovery shown.
 //!
 //! When stdout is a terminal it draws a live view (ratatui): connections,
 //! streams, a 10-level ladder and recent trades of one symbol, counters and the
@@ -9,6 +10,7 @@
 //! that accounts for every BTCUSDT trade id (delivered, or inside a reported
 //! gap: `unreported` must be 0).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{IsTerminal, Stdout};
 use std::sync::Arc;
@@ -17,24 +19,37 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
-use ferrofeed::binance::{BinanceConfig, Environment, Market};
+use ferrofeed::client::{Channel, Client, ClientConfig, Environment, MarketId};
 use ferrofeed::engine::State;
-use ferrofeed::feed::{ConnKey, Feed, FeedConfig, FeedStats, Source};
+use ferrofeed::feed::{ConnKey, Feed, FeedConfig, FeedStats};
 use ferrofeed::model::Decimal;
-use ferrofeed::model::event::{Event, EventKind, Level, Missing, Side};
-use ferrofeed_sim::{KillMode, MarketHandle, MarketKind, Sim, SimConfig};
-use ferrofeed_venues::binance::normalize::market_type;
+use ferrofeed::model::event::{Event, EventKind, Level, Missing, Side, Venue};
+use ferrofeed::venues::{binance, bybit};
+use ferrofeed_sim::{BybitCategory, KillMode, MarketConfig, MarketHandle, MarketKind, Sim, SimConfig};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+/// Binance spot: the ladder's market.
+const SPOT: MarketId = binance::spec::SPOT;
+/// Binance USD-M.
+const USDM: MarketId = binance::spec::USDM;
+/// Bybit linear.
+const LINEAR: MarketId = bybit::spec::LINEAR;
 /// Spot symbols whose trades and book tickers are subscribed (plus the ladder's).
 const SPOT_SYMBOLS: [&str; 3] = ["BTCUSDT", "ETHUSDT", "SOLUSDT"];
 /// USD-M symbols whose aggregate trades and book tickers are subscribed.
 const USDM_SYMBOLS: [&str; 2] = ["BTCUSDT", "ETHUSDT"];
 /// The USD-M symbol whose local book is kept beside the ladder's.
 const USDM_BOOK: &str = "BTCUSDT";
+/// Bybit linear symbols whose trades are subscribed.
+const LINEAR_SYMBOLS: [&str; 2] = ["BTCUSDT", "ETHUSDT"];
+/// The Bybit linear symbol whose local book is kept.
+const LINEAR_BOOK: &str = "BTCUSDT";
+/// The symbol whose trade ids are accounted for, on spot (trades) and USD-M
+/// (aggregate trades).
+const ACCOUNTED: &str = "BTCUSDT";
 const FIRST_FAULT: Duration = Duration::from_secs(2);
 const FAULT_EVERY: Duration = Duration::from_secs(3);
 const STALL: Duration = Duration::from_millis(1500);
@@ -55,6 +70,7 @@ pub(crate) async fn run_demo(
 ) -> anyhow::Result<()> {
     let mut cfg = SimConfig::all_markets();
     cfg.markets.truncate(2);
+    cfg.markets.push(MarketConfig::bybit(BybitCategory::Linear));
     for m in &mut cfg.markets {
         m.timing.actions_per_sec = 60.0;
     }
@@ -79,14 +95,13 @@ async fn run_with(
 ) -> anyhow::Result<()> {
     let spot = sim.market(MarketKind::Spot).context("spot market")?.clone();
     let usdm = sim.market(MarketKind::UsdM).context("usdm market")?.clone();
-    let mut client = BinanceConfig {
-        environment: Environment::Custom { ws: spot.ws_url(), rest: spot.rest_url() },
-        seed: Some(7),
-        ..BinanceConfig::default()
-    };
+    let linear = sim.bybit(BybitCategory::Linear).context("bybit linear market")?.clone();
+    let custom = |h: &MarketHandle| Environment::Custom { ws: h.ws_url(), rest: h.rest_url() };
+    let mut client = ClientConfig { environment: custom(&spot), seed: Some(7), ..ClientConfig::default() };
     client.backoff.initial = Duration::from_millis(200);
     client.backoff.max = Duration::from_secs(2);
-    client.overrides.insert(Market::UsdM, Environment::Custom { ws: usdm.ws_url(), rest: usdm.rest_url() });
+    client.overrides.insert(USDM, custom(&usdm));
+    client.overrides.insert(LINEAR, custom(&linear));
     let mut feed = Feed::new(FeedConfig { client, ..FeedConfig::default() });
     let _metrics = super::start_metrics(metrics, feed.stats()).await?;
 
@@ -94,30 +109,37 @@ async fn run_with(
     if !spot_symbols.contains(&ladder) {
         spot_symbols.push(ladder.clone());
     }
-    let mut spot_streams: Vec<String> = spot_symbols
-        .iter()
-        .flat_map(|s| {
-            let l = s.to_ascii_lowercase();
-            [format!("{l}@trade"), format!("{l}@bookTicker")]
-        })
-        .collect();
-    spot_streams.push("btcusdt@ticker".into());
-    let usdm_streams: Vec<String> = USDM_SYMBOLS
-        .iter()
-        .flat_map(|s| {
-            let l = s.to_ascii_lowercase();
-            [format!("{l}@aggTrade"), format!("{l}@bookTicker")]
-        })
-        .collect();
-    feed.subscribe(Market::Spot, &spot_streams).await.context("subscribing spot streams")?;
-    feed.subscribe(Market::UsdM, &usdm_streams).await.context("subscribing usdm streams")?;
-    feed.track_book(Market::Spot, &ladder).await.context("tracking the ladder's book")?;
-    feed.track_book(Market::UsdM, USDM_BOOK).await.context("tracking the usdm book")?;
+    let mut spot_streams = stream_names(SPOT, &spot_symbols, &[Channel::Trades, Channel::TopOfBook])?;
+    spot_streams.push(Client::stream_name(SPOT, &Channel::Ticker, ACCOUNTED)?);
+    let usdm_streams = stream_names(USDM, &USDM_SYMBOLS, &[Channel::AggTrades, Channel::TopOfBook])?;
+    let linear_streams = stream_names(LINEAR, &LINEAR_SYMBOLS, &[Channel::Trades])?;
+    feed.subscribe(SPOT, &spot_streams).await.context("subscribing spot streams")?;
+    feed.subscribe(USDM, &usdm_streams).await.context("subscribing usdm streams")?;
+    feed.subscribe(LINEAR, &linear_streams).await.context("subscribing bybit linear streams")?;
+    feed.track_book(SPOT, &ladder).await.context("tracking the ladder's book")?;
+    feed.track_book(USDM, USDM_BOOK).await.context("tracking the usdm book")?;
+    feed.track_book(LINEAR, LINEAR_BOOK).await.context("tracking the bybit linear book")?;
 
-    let sim_desc = format!("simulator spot {} · usdm {}", spot.ws_url(), usdm.ws_url());
-    let books = vec![(Market::Spot, ladder.clone()), (Market::UsdM, USDM_BOOK.to_string())];
-    let mut st = Demo::new(ladder, books, sim_desc, !tty);
-    let mut ctx = Ctx { feed, spot, usdm };
+    let markets = vec![(SPOT, spot), (USDM, usdm), (LINEAR, linear)];
+    let sim_desc = format!(
+        "simulator {}",
+        markets.iter().map(|(m, h)| format!("{} {}", label(*m), h.ws_url())).collect::<Vec<_>>().join(" · ")
+    );
+    let sim_short = format!(
+        "simulator {}",
+        markets.iter().map(|(m, h)| format!("{} :{}", label(*m), h.addr().port())).collect::<Vec<_>>().join(" · ")
+    );
+    let books = vec![(SPOT, ladder.clone()), (USDM, USDM_BOOK.to_string()), (LINEAR, LINEAR_BOOK.to_string())];
+    // The streams whose trade ids are accounted for: every id delivered or
+    // inside a reported gap. Bybit trades carry no sequence, so a loss there
+    // could never be reported: they are counted, not accounted for.
+    let accounted = vec![
+        (SPOT, Client::stream_name(SPOT, &Channel::Trades, ACCOUNTED)?),
+        (USDM, Client::stream_name(USDM, &Channel::AggTrades, ACCOUNTED)?),
+    ];
+    let n_streams = spot_streams.len() + usdm_streams.len() + linear_streams.len() + books.len();
+    let mut st = Demo::new(ladder, books, accounted, (sim_desc, sim_short), !tty);
+    let mut ctx = Ctx { feed, markets };
     let result = if tty {
         run_tui(&mut ctx, &mut st, duration).await
     } else {
@@ -125,8 +147,8 @@ async fn run_with(
         eprintln!(
             "ferrofeed demo: {}; no network needed. {} streams, books {}; a fault every {} s; running {:.1} s",
             st.sim_desc,
-            spot_streams.len() + usdm_streams.len() + 2,
-            st.books.iter().map(|(m, s)| format!("{m} {s}")).collect::<Vec<_>>().join(" and "),
+            n_streams,
+            and_list(st.books.iter().map(|(m, s)| format!("{} {s}", label(*m))).collect()),
             FAULT_EVERY.as_secs(),
             duration.as_secs_f64()
         );
@@ -136,18 +158,42 @@ async fn run_with(
     result
 }
 
+/// The venue's names of `channels` of every symbol, symbol by symbol.
+fn stream_names<S: AsRef<str>>(market: MarketId, symbols: &[S], channels: &[Channel]) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::with_capacity(symbols.len() * channels.len());
+    for s in symbols {
+        for c in channels {
+            out.push(
+                Client::stream_name(market, c, s.as_ref())
+                    .with_context(|| format!("the {c} stream of {} on {market}", s.as_ref()))?,
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// How the demo names a market in its lines and fault names: Binance markets
+/// by their name alone (`spot`, `usdm`), as the demo always has, the others
+/// with their venue (`bybit linear`).
+fn label(m: MarketId) -> Cow<'static, str> {
+    if m.venue == Venue::Binance { m.name().into() } else { format!("{} {}", m.venue_name(), m.name()).into() }
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn and_list(mut items: Vec<String>) -> String {
+    match items.pop() {
+        None => String::new(),
+        Some(last) if items.is_empty() => last,
+        Some(last) => format!("{} and {last}", items.join(", ")),
+    }
+}
+
 /// What the loop drives.
 #[derive(Debug)]
 struct Ctx {
     feed: Feed,
-    spot: MarketHandle,
-    usdm: MarketHandle,
-}
-
-impl Ctx {
-    fn handle(&self, m: Market) -> &MarketHandle {
-        if m == Market::Spot { &self.spot } else { &self.usdm }
-    }
+    /// The simulated markets, in the order faults visit them.
+    markets: Vec<(MarketId, MarketHandle)>,
 }
 
 /// Why the loop ended.
@@ -249,7 +295,7 @@ async fn drive(
                 match tui.as_deref_mut() {
                     Some(t) => {
                         let next = (settle_until.is_none()).then(|| next_fault.saturating_duration_since(Instant::now()));
-                        t.draw(st, &mut ctx.feed, next)?;
+                        t.draw(st, &ctx.feed, next)?;
                     }
                     None => st.progress(&ctx.feed),
                 }
@@ -349,7 +395,7 @@ enum FaultKind {
 #[derive(Debug, Clone)]
 struct Fault {
     at: Duration,
-    market: Market,
+    market: MarketId,
     name: String,
     kind: FaultKind,
     /// The event number at which the fault showed (reconnections complete,
@@ -371,16 +417,21 @@ struct TradeRow {
 struct Demo {
     start: Instant,
     plain: bool,
+    /// The simulated markets and their addresses.
     sim_desc: String,
+    /// The same, ports only (for a narrow title line).
+    sim_short: String,
     ladder: String,
     /// Tracked books, the ladder's first.
-    books: Vec<(Market, String)>,
+    books: Vec<(MarketId, String)>,
+    /// The stream of the summary's `btcusdt_trade_ids` (spot trades).
+    btc_trades: (MarketId, String),
     seq: u64,
     events: BTreeMap<&'static str, u64>,
     trades: u64,
     recent: VecDeque<TradeRow>,
-    accounts: BTreeMap<(Market, String), IdAccount>,
-    marks: BTreeMap<(Market, String), BookMarks>,
+    accounts: BTreeMap<(MarketId, String), IdAccount>,
+    marks: BTreeMap<(MarketId, String), BookMarks>,
     gaps: u64,
     missing: u64,
     uncountable_gaps: u64,
@@ -391,23 +442,33 @@ struct Demo {
     rates: Rates,
 }
 
-fn market_of(ev: &Event) -> Option<Market> {
-    [Market::Spot, Market::UsdM].into_iter().find(|m| market_type(*m) == ev.market)
+/// Which fault the `i`-th injection is: the fault kind (0 kill, 1 stall, 2
+/// dropped diff) and the index of the market among `markets`. Kinds cycle
+/// every fault and markets every fault too, shifted by one every three, so
+/// three markets see every kind within nine faults (kill spot, stall usdm,
+/// drop on bybit linear, kill usdm, stall bybit linear, drop on spot, ...).
+fn fault_plan(i: usize, markets: usize) -> (usize, usize) {
+    (i % 3, (i + i / 3) % markets.max(1))
 }
 
 impl Demo {
-    fn new(ladder: String, books: Vec<(Market, String)>, sim_desc: String, plain: bool) -> Demo {
-        // The streams whose trade ids are accounted for.
-        let accounts = [(Market::Spot, "btcusdt@trade"), (Market::UsdM, "btcusdt@aggTrade")]
-            .into_iter()
-            .map(|(m, s)| ((m, s.to_string()), IdAccount::default()))
-            .collect();
+    fn new(
+        ladder: String,
+        books: Vec<(MarketId, String)>,
+        accounted: Vec<(MarketId, String)>,
+        (sim_desc, sim_short): (String, String),
+        plain: bool,
+    ) -> Demo {
+        let btc_trades = accounted.first().cloned().unwrap_or((SPOT, String::new()));
+        let accounts = accounted.into_iter().map(|k| (k, IdAccount::default())).collect();
         Demo {
             start: Instant::now(),
             plain,
             sim_desc,
+            sim_short,
             ladder,
             books,
+            btc_trades,
             seq: 0,
             events: BTreeMap::new(),
             trades: 0,
@@ -444,18 +505,14 @@ impl Demo {
     fn on_event(&mut self, ev: Event, feed: &Feed) {
         self.seq += 1;
         *self.events.entry(ev.kind.type_name()).or_default() += 1;
-        let market = market_of(&ev);
+        let market = MarketId::new(ev.venue, ev.market);
+        let name = label(market);
         let symbol = ev.symbol.clone().unwrap_or_default();
         match &ev.kind {
             EventKind::Trade(t) => {
                 self.trades += 1;
-                if let Some(m) = market {
-                    let stream = format!("{}@trade", symbol.to_ascii_lowercase());
-                    if let (Some(a), Ok(id)) = (self.accounts.get_mut(&(m, stream)), t.trade_id.parse()) {
-                        a.seen(id);
-                    }
-                }
-                if market == Some(Market::Spot) && symbol == self.ladder {
+                self.account(market, &Channel::Trades, &symbol, &t.trade_id);
+                if market == SPOT && symbol == self.ladder {
                     if self.recent.len() == RECENT_TRADES {
                         self.recent.pop_back();
                     }
@@ -469,16 +526,11 @@ impl Demo {
             }
             EventKind::AggTrade(t) => {
                 self.trades += 1;
-                if let Some(m) = market {
-                    let stream = format!("{}@aggTrade", symbol.to_ascii_lowercase());
-                    if let (Some(a), Ok(id)) = (self.accounts.get_mut(&(m, stream)), t.trade_id.parse()) {
-                        a.seen(id);
-                    }
-                }
+                self.account(market, &Channel::AggTrades, &symbol, &t.trade_id);
             }
             EventKind::Gap(g) => {
                 self.gaps += 1;
-                let account = market.and_then(|m| self.accounts.get_mut(&(m, g.stream.clone())));
+                let account = self.accounts.get_mut(&(market, g.stream.clone()));
                 let what = match g.missing {
                     Missing::Range { from, to } => {
                         let n = to.saturating_sub(from) + 1;
@@ -496,22 +548,20 @@ impl Demo {
                         "extent unknown".to_string()
                     }
                 };
-                self.note(format!("  gap reported: {} {} {what}", ev.market.name(), g.stream));
+                self.note(format!("  gap reported: {name} {} {what}", g.stream));
                 for f in &mut self.faults {
-                    if f.shown.is_none() && Some(f.market) == market && matches!(f.kind, FaultKind::Stall) {
+                    if f.shown.is_none() && f.market == market && matches!(f.kind, FaultKind::Stall) {
                         f.shown = Some(self.seq);
                     }
                 }
             }
             EventKind::BookResync(r) => {
                 self.resyncs += 1;
-                if let Some(m) = market {
-                    self.marks.entry((m, symbol.clone())).or_default().resync = self.seq;
-                }
-                self.note(format!("  book resync: {} {symbol} ({})", ev.market.name(), r.reason));
+                self.marks.entry((market, symbol.clone())).or_default().resync = self.seq;
+                self.note(format!("  book resync: {name} {symbol} ({})", r.reason));
                 for f in &mut self.faults {
                     if f.shown.is_none()
-                        && Some(f.market) == market
+                        && f.market == market
                         && matches!(&f.kind, FaultKind::DropDiff { symbol: s } if *s == symbol)
                     {
                         f.shown = Some(self.seq);
@@ -519,30 +569,22 @@ impl Demo {
                 }
             }
             EventKind::BookSnapshot(b) => {
-                if let Some(m) = market {
-                    let marks = self.marks.entry((m, symbol.clone())).or_default();
-                    let again = marks.snapshot > 0;
-                    marks.snapshot = self.seq;
-                    let verb = if again { "back in sync" } else { "in sync" };
-                    self.note(format!(
-                        "  book {verb}: {} {symbol} at update id {}",
-                        ev.market.name(),
-                        b.last_update_id
-                    ));
-                }
+                let marks = self.marks.entry((market, symbol.clone())).or_default();
+                let again = marks.snapshot > 0;
+                marks.snapshot = self.seq;
+                let verb = if again { "back in sync" } else { "in sync" };
+                self.note(format!("  book {verb}: {name} {symbol} at update id {}", b.last_update_id));
             }
             EventKind::BookUpdate(_) => {
-                if let Some(m) = market {
-                    self.marks.entry((m, symbol)).or_default().update = self.seq;
-                }
+                self.marks.entry((market, symbol)).or_default().update = self.seq;
             }
             EventKind::Reconnected => {
                 self.reconnects += 1;
-                self.note(format!("  reconnected: {}", ev.market.name()));
+                self.note(format!("  reconnected: {name}"));
                 for f in &mut self.faults {
                     if let FaultKind::Kill { killed, reconnected } = &mut f.kind
                         && f.shown.is_none()
-                        && Some(f.market) == market
+                        && f.market == market
                     {
                         *reconnected += 1;
                         if *reconnected >= *killed {
@@ -551,7 +593,7 @@ impl Demo {
                     }
                 }
             }
-            EventKind::Disconnected { reason } => self.note(format!("  disconnected: {} ({reason})", ev.market.name())),
+            EventKind::Disconnected { reason } => self.note(format!("  disconnected: {name} ({reason})")),
             EventKind::Error { msg, .. } => {
                 self.errors += 1;
                 self.note(format!("  error reported, connection kept: {msg}"));
@@ -565,10 +607,19 @@ impl Demo {
         self.check_faults(feed);
     }
 
+    /// Counts trade id `id` of `symbol`'s `channel` on `market` if that
+    /// stream's ids are accounted for (ids that are not numbers are not).
+    fn account(&mut self, market: MarketId, channel: &Channel, symbol: &str, id: &str) {
+        let Ok(stream) = Client::stream_name(market, channel, symbol) else { return };
+        if let (Some(a), Ok(id)) = (self.accounts.get_mut(&(market, stream)), id.parse()) {
+            a.seen(id);
+        }
+    }
+
     /// A book is back since event `since`: in sync now, with a snapshot or an
     /// applied diff after it.
-    fn book_back(&self, feed: &Feed, market: Market, symbol: &str, since: u64) -> bool {
-        let synced = feed.books(market).and_then(|b| b.book(symbol)).is_some();
+    fn book_back(&self, feed: &Feed, market: MarketId, symbol: &str, since: u64) -> bool {
+        let synced = feed.books().book(market, symbol).is_some();
         let m = self.marks.get(&(market, symbol.to_string())).copied().unwrap_or_default();
         synced && m.snapshot.max(m.update) > since
     }
@@ -597,34 +648,36 @@ impl Demo {
 
     /// All faults recovered and the ladder's book in sync.
     fn settled(&self, feed: &Feed) -> bool {
-        self.faults.iter().all(|f| f.recovered.is_some())
-            && feed.books(Market::Spot).and_then(|b| b.book(&self.ladder)).is_some()
+        self.faults.iter().all(|f| f.recovered.is_some()) && feed.books().book(SPOT, &self.ladder).is_some()
     }
 
-    /// Injects the next fault of the cycle: kill spot, stall usdm, drop a spot
-    /// diff, kill usdm, stall spot, drop a usdm diff.
+    /// Injects the next fault of the cycle ([`fault_plan`]): a kill, a stall
+    /// or a dropped depth diff, on each market in turn.
     fn inject(&mut self, ctx: &Ctx) {
         let i = self.faults.len();
-        let market = if (i % 3 == 1) ^ (i % 6 >= 3) { Market::UsdM } else { Market::Spot };
-        let handle = ctx.handle(market);
-        let (name, kind, n) = match i % 3 {
+        let (kind, m) = fault_plan(i, ctx.markets.len());
+        let Some((market, handle)) = ctx.markets.get(m) else { return };
+        let market = *market;
+        let on = label(market);
+        let (name, kind, n) = match kind {
             0 => {
                 let n = handle.kill_all(KillMode::Reset);
-                (format!("kill (TCP reset) on {market}"), FaultKind::Kill { killed: n, reconnected: 0 }, n)
+                (format!("kill (TCP reset) on {on}"), FaultKind::Kill { killed: n, reconnected: 0 }, n)
             }
             1 => {
                 let n = handle.stall(None, STALL);
-                (format!("stall {:.1} s on {market}", STALL.as_secs_f64()), FaultKind::Stall, n)
+                (format!("stall {:.1} s on {on}", STALL.as_secs_f64()), FaultKind::Stall, n)
             }
             _ => {
-                let symbol = if market == Market::Spot { self.ladder.clone() } else { USDM_BOOK.to_string() };
-                let stream = ctx.feed.books(market).and_then(|b| b.stream_of(&symbol)).map(str::to_string);
+                let symbol =
+                    self.books.iter().find(|(bm, _)| *bm == market).map(|(_, s)| s.clone()).unwrap_or_default();
+                let stream = ctx.feed.books().stream_of(market, &symbol).map(str::to_string);
                 match stream {
                     Some(s) => {
                         handle.drop_next(&s, 1);
-                        (format!("dropped depth diff on {market} {symbol}"), FaultKind::DropDiff { symbol }, 1)
+                        (format!("dropped depth diff on {on} {symbol}"), FaultKind::DropDiff { symbol }, 1)
                     }
-                    None => (format!("dropped depth diff on {market} {symbol}"), FaultKind::DropDiff { symbol }, 0),
+                    None => (format!("dropped depth diff on {on} {symbol}"), FaultKind::DropDiff { symbol }, 0),
                 }
             }
         };
@@ -636,7 +689,7 @@ impl Demo {
     }
 
     fn ladder_book(&self, feed: &Feed) -> Option<(u64, Vec<Level>, Vec<Level>)> {
-        let b = feed.books(Market::Spot)?.book(&self.ladder)?;
+        let b = feed.books().book(SPOT, &self.ladder)?;
         Some((b.last_update_id(), b.bids(LADDER_LEVELS), b.asks(LADDER_LEVELS)))
     }
 
@@ -668,12 +721,13 @@ impl Demo {
         );
     }
 
-    fn book_json(&self, feed: &Feed, stats: &FeedStats, market: Market, symbol: &str) -> serde_json::Value {
-        let b = feed.books(market).and_then(|b| b.book(symbol));
-        let s = stats.books.get(&(Source::Binance(market), symbol.to_string())).cloned().unwrap_or_default();
+    fn book_json(&self, feed: &Feed, stats: &FeedStats, market: MarketId, symbol: &str) -> serde_json::Value {
+        let b = feed.books().book(market, symbol);
+        let s = stats.books.get(&(market, symbol.to_string())).cloned().unwrap_or_default();
         let side =
             |l: Option<Level>| l.map(|l| serde_json::json!({"price": l.price.to_string(), "qty": l.qty.to_string()}));
         serde_json::json!({
+            "venue": market.venue_name(),
             "market": market.name(),
             "symbol": symbol,
             "synced": b.is_some(),
@@ -707,7 +761,8 @@ impl Demo {
             .map(|(id, c)| {
                 serde_json::json!({
                     "id": conn_name(id.1),
-                    "market": c.market.map(Source::name),
+                    "venue": c.market.map(MarketId::venue_name),
+                    "market": c.market.map(MarketId::name),
                     "state": format!("{:?}", c.state),
                     "epoch": c.epoch,
                     "messages": c.messages,
@@ -722,12 +777,13 @@ impl Demo {
             .iter()
             .map(|((m, s), a)| {
                 let mut v = a.json();
+                v["venue"] = m.venue_name().into();
                 v["market"] = m.name().into();
                 v["stream"] = s.as_str().into();
                 v
             })
             .collect();
-        let btc = self.accounts.get(&(Market::Spot, "btcusdt@trade".to_string())).cloned().unwrap_or_default();
+        let btc = self.accounts.get(&self.btc_trades).cloned().unwrap_or_default();
         let (ladder_market, ladder_symbol) = &self.books[0];
         serde_json::json!({
             "duration_s": duration.as_secs_f64(),
@@ -751,10 +807,10 @@ impl Demo {
             "connections": conns,
             "rate_limits": {
                 "rest_weight": stats.rest_weight.iter().map(|(m, used, limit)| {
-                    serde_json::json!({"market": m.name(), "used": used, "limit": limit})
+                    serde_json::json!({"venue": m.venue_name(), "market": m.name(), "used": used, "limit": limit})
                 }).collect::<Vec<_>>(),
-                "connection_attempts": stats.attempts.iter().map(|(_, host, used, limit)| {
-                    serde_json::json!({"host": host, "used": used, "limit": limit})
+                "connection_attempts": stats.attempts.iter().map(|(venue, host, used, limit)| {
+                    serde_json::json!({"venue": venue, "host": host, "used": used, "limit": limit})
                 }).collect::<Vec<_>>(),
                 "snapshot_requests": {
                     "sent": stats.snapshot_requests.0,
@@ -777,9 +833,9 @@ fn conn_name(id: u64) -> String {
 struct Rates {
     at: Option<Instant>,
     conns: BTreeMap<ConnKey, u64>,
-    streams: BTreeMap<(Source, String), u64>,
+    streams: BTreeMap<(MarketId, String), u64>,
     conn_rate: BTreeMap<ConnKey, f64>,
-    stream_rate: BTreeMap<(Source, String), f64>,
+    stream_rate: BTreeMap<(MarketId, String), f64>,
 }
 
 impl Rates {
@@ -891,15 +947,13 @@ impl Tui {
         Ok(Tui { terminal, keys, stop, reader: Some(reader), _guard: guard })
     }
 
-    fn draw(&mut self, st: &mut Demo, feed: &mut Feed, next_fault: Option<Duration>) -> std::io::Result<()> {
+    fn draw(&mut self, st: &mut Demo, feed: &Feed, next_fault: Option<Duration>) -> std::io::Result<()> {
         let stats = feed.stats().lock().clone();
         st.rates.update(&stats);
         let routes: BTreeMap<u64, String> =
             feed.client().snapshots().into_iter().map(|s| (s.id, route(&s.url))).collect();
-        let phase = feed
-            .books(Market::Spot)
-            .and_then(|b| b.phase(&st.ladder))
-            .map_or_else(|| "not tracked".to_string(), |p| format!("{p:?}"));
+        let phase =
+            feed.books().phase(SPOT, &st.ladder).map_or_else(|| "not tracked".to_string(), |p| format!("{p:?}"));
         let view = View { st, stats, routes, ladder: st.ladder_book(feed), phase, next_fault };
         self.terminal.draw(|f| render(f, &view))?;
         Ok(())
@@ -915,13 +969,17 @@ impl Drop for Tui {
     }
 }
 
-/// The route of a connection URL: its first path segment (`stream`, `ws`,
-/// `public`, `market`).
+/// The route of a connection URL: its first path segment after any API
+/// version (`stream`, `ws`, `public`, `market`; Bybit's `/v5/public/linear`
+/// is `public`).
 fn route(url: &str) -> String {
     let path = url.split_once("://").map_or(url, |(_, rest)| rest);
     let path = path.split_once('/').map_or("", |(_, p)| p);
-    let path = path.split(['?', '/']).next().unwrap_or("");
-    if path.is_empty() { "-".into() } else { path.to_string() }
+    let path = path.split('?').next().unwrap_or("");
+    let is_version =
+        |s: &str| s.strip_prefix('v').is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()));
+    let segment = path.split('/').find(|s| !is_version(s)).unwrap_or("");
+    if segment.is_empty() { "-".into() } else { segment.to_string() }
 }
 
 /// One frame's data.
@@ -944,7 +1002,7 @@ fn render(f: &mut ratatui::Frame<'_>, v: &View<'_>) {
     use ratatui::layout::{Alignment, Constraint, Layout};
     use ratatui::style::{Color, Modifier, Style};
     use ratatui::text::{Line, Span};
-    use ratatui::widgets::{Block, Cell, Paragraph, Row, Table};
+    use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, Wrap};
 
     let st = v.st;
     let bold = Style::new().add_modifier(Modifier::BOLD);
@@ -954,28 +1012,39 @@ fn render(f: &mut ratatui::Frame<'_>, v: &View<'_>) {
     let yellow = Style::new().fg(Color::Yellow);
     let right = |s: String| Cell::from(Line::from(s).alignment(Alignment::Right));
 
+    // The bottom panel: counters, rate limits (a line more when they wrap:
+    // three venue hosts), the last three faults.
     let [title, body, bottom] =
-        Layout::vertical([Constraint::Length(1), Constraint::Min(10), Constraint::Length(7)]).areas(f.area());
-    let [left, rightc] = Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(body);
+        Layout::vertical([Constraint::Length(1), Constraint::Min(10), Constraint::Length(8)]).areas(f.area());
+    // 62%: the connection table's columns fit a 120-column terminal.
+    let [left, rightc] = Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)]).areas(body);
     let n_conns = v.stats.conns.len().max(1) as u16;
     let [conns_area, streams_area] =
         Layout::vertical([Constraint::Length(n_conns + 3), Constraint::Min(3)]).areas(left);
     let [ladder_area, trades_area] =
         Layout::vertical([Constraint::Length(LADDER_LEVELS as u16 * 2 + 3), Constraint::Min(3)]).areas(rightc);
 
+    // The simulator's ports alone when its full addresses would push the
+    // quit hint off the line.
+    const NAME: &str = " ferrofeed demo ";
+    const QUIT: &str = "q quits";
+    let tail = format!(" · {:.1} s · ", st.t());
+    let fits = |d: &str| NAME.len() + 2 + d.chars().count() + tail.chars().count() + QUIT.len() <= title.width as usize;
+    let desc = if fits(&st.sim_desc) { &st.sim_desc } else { &st.sim_short };
     f.render_widget(
         Paragraph::new(Line::from(vec![
-            Span::styled(" ferrofeed demo ", bold.fg(Color::Cyan)),
-            Span::raw(format!("· {} · {:.1} s · ", st.sim_desc, st.t())),
-            Span::styled("q quits", yellow),
+            Span::styled(NAME, bold.fg(Color::Cyan)),
+            Span::raw(format!("· {desc}{tail}")),
+            Span::styled(QUIT, yellow),
         ])),
         title,
     );
 
     // Connections.
-    let header =
-        Row::new(["Conn", "Market", "Route", "State", "Epoch", "Msg/s", "Messages", "Reconn", "Gaps"].map(Cell::from))
-            .style(bold);
+    let header = Row::new(
+        ["Conn", "Venue", "Market", "Route", "State", "Epoch", "Msg/s", "Messages", "Reconn", "Gaps"].map(Cell::from),
+    )
+    .style(bold);
     let rows = v.stats.conns.iter().map(|(id, c)| {
         let state_style = match c.state {
             State::Active => green,
@@ -984,7 +1053,8 @@ fn render(f: &mut ratatui::Frame<'_>, v: &View<'_>) {
         };
         Row::new(vec![
             Cell::from(conn_name(id.1)),
-            Cell::from(c.market.map_or("-", Source::name)),
+            Cell::from(c.market.map_or("-", MarketId::venue_name)),
+            Cell::from(c.market.map_or("-", MarketId::name)),
             Cell::from(v.routes.get(&id.1).cloned().unwrap_or_else(|| "-".into())),
             Cell::from(format!("{:?}", c.state)).style(state_style),
             right(c.epoch.to_string()),
@@ -995,15 +1065,16 @@ fn render(f: &mut ratatui::Frame<'_>, v: &View<'_>) {
         ])
     });
     let widths = [
-        Constraint::Length(5),
-        Constraint::Length(6),
+        Constraint::Length(4),
         Constraint::Length(7),
+        Constraint::Length(6),
+        Constraint::Length(6),
         Constraint::Length(12),
         Constraint::Length(5),
-        Constraint::Length(6),
-        Constraint::Length(9),
-        Constraint::Length(6),
         Constraint::Length(5),
+        Constraint::Length(8),
+        Constraint::Length(6),
+        Constraint::Length(4),
     ];
     f.render_widget(
         Table::new(rows, widths).header(header).block(Block::bordered().title(" Connections ")),
@@ -1012,7 +1083,7 @@ fn render(f: &mut ratatui::Frame<'_>, v: &View<'_>) {
 
     // Streams.
     let now_ns = crate::now_ns();
-    let header = Row::new(["Market", "Stream", "Msg/s", "Messages", "Last"].map(Cell::from)).style(bold);
+    let header = Row::new(["Venue", "Market", "Stream", "Msg/s", "Messages", "Last"].map(Cell::from)).style(bold);
     let rows = v.stats.streams.iter().map(|((m, s), x)| {
         let age = if x.last_ns == 0 {
             "-".to_string()
@@ -1022,6 +1093,7 @@ fn render(f: &mut ratatui::Frame<'_>, v: &View<'_>) {
         };
         let rate = st.rates.stream_rate.get(&(*m, s.clone())).copied().unwrap_or(0.0);
         Row::new(vec![
+            Cell::from(m.venue_name()),
             Cell::from(m.name()),
             Cell::from(s.clone()),
             right(format!("{rate:.1}")),
@@ -1030,6 +1102,7 @@ fn render(f: &mut ratatui::Frame<'_>, v: &View<'_>) {
         ])
     });
     let widths = [
+        Constraint::Length(7),
         Constraint::Length(6),
         Constraint::Min(20),
         Constraint::Length(7),
@@ -1097,7 +1170,7 @@ fn render(f: &mut ratatui::Frame<'_>, v: &View<'_>) {
 
     // Counters, rate limits, faults.
     let s = &v.stats;
-    let queue = s.queue.get("binance").copied().unwrap_or_default();
+    let queue = s.queue.get("public").copied().unwrap_or_default();
     let unreported = st.unreported();
     let mut lines = vec![Line::from(vec![
         Span::styled("Gaps ", bold),
@@ -1115,7 +1188,7 @@ fn render(f: &mut ratatui::Frame<'_>, v: &View<'_>) {
     let weight = s
         .rest_weight
         .iter()
-        .map(|(m, used, limit)| format!("{m} {}/{limit}", used.map_or("?".into(), |u| u.to_string())))
+        .map(|(m, used, limit)| format!("{} {}/{limit}", label(*m), used.map_or("?".into(), |u| u.to_string())))
         .collect::<Vec<_>>()
         .join(", ");
     let attempts = s
@@ -1151,7 +1224,7 @@ fn render(f: &mut ratatui::Frame<'_>, v: &View<'_>) {
         Some(d) => format!(" Faults {recovered}/{} recovered · next in {:.1} s ", st.faults.len(), d.as_secs_f64()),
         None => format!(" Faults {recovered}/{} recovered ", st.faults.len()),
     };
-    f.render_widget(Paragraph::new(lines).block(Block::bordered().title(title)), bottom);
+    f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }).block(Block::bordered().title(title)), bottom);
 }
 
 #[cfg(test)]
@@ -1176,8 +1249,39 @@ mod tests {
         assert_eq!(route("ws://127.0.0.1:9/stream?streams=a/b"), "stream");
         assert_eq!(route("ws://127.0.0.1:9/market/stream?streams=a"), "market");
         assert_eq!(route("ws://127.0.0.1:9"), "-");
+        assert_eq!(route("ws://127.0.0.1:9/v5/public/linear"), "public");
+        assert_eq!(route("ws://127.0.0.1:9/v5"), "-");
         assert_eq!(hms(3_723_004_000_000), "01:02:03.004");
         assert_eq!(conn_name((2 << 32) | 5), "2.5");
+    }
+
+    #[test]
+    fn market_labels_and_lists() {
+        assert_eq!([label(SPOT), label(USDM), label(LINEAR)], ["spot", "usdm", "bybit linear"]);
+        assert_eq!(and_list(vec![]), "");
+        assert_eq!(and_list(vec!["a".into()]), "a");
+        assert_eq!(and_list(vec!["a".into(), "b".into()]), "a and b");
+        assert_eq!(and_list(vec!["a".into(), "b".into(), "c".into()]), "a, b and c");
+    }
+
+    #[test]
+    fn faults_visit_every_market_with_every_kind() {
+        // The first two as before Bybit joined: kill spot, stall usdm.
+        assert_eq!((fault_plan(0, 3), fault_plan(1, 3)), ((0, 0), (1, 1)));
+        let seen: std::collections::BTreeSet<_> = (0..9).map(|i| fault_plan(i, 3)).collect();
+        assert_eq!(seen.len(), 9);
+        // No market twice in a row.
+        assert!((1..18).all(|i| fault_plan(i, 3).1 != fault_plan(i - 1, 3).1));
+        assert_eq!(fault_plan(5, 0), (2, 0));
+    }
+
+    #[test]
+    fn demo_streams_are_the_venues_names() {
+        let names = stream_names(SPOT, &["BTCUSDT"], &[Channel::Trades, Channel::TopOfBook]).unwrap();
+        assert_eq!(names, ["btcusdt@trade", "btcusdt@bookTicker"]);
+        assert_eq!(stream_names(USDM, &["BTCUSDT"], &[Channel::AggTrades]).unwrap(), ["btcusdt@aggTrade"]);
+        assert_eq!(stream_names(LINEAR, &["BTCUSDT"], &[Channel::Trades]).unwrap(), ["publicTrade.BTCUSDT"]);
+        assert!(stream_names(LINEAR, &["BTCUSDT"], &[Channel::AggTrades]).is_err());
     }
 
     #[test]

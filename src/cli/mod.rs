@@ -24,17 +24,52 @@ pub(crate) async fn start_metrics(
     Ok(Some(task))
 }
 
-/// The next event of whichever feed has one (`None` when one has shut down
-/// or neither runs): the Binance `Feed` and the `BybitFeed` side by side.
-pub(crate) async fn next_event(
-    binance: &mut ferrofeed::feed::Feed,
-    bybit: &mut ferrofeed::bybit_feed::BybitFeed,
-    binance_on: bool,
-    bybit_on: bool,
-) -> Option<ferrofeed::model::event::Event> {
-    tokio::select! {
-        ev = binance.next(), if binance_on => ev,
-        ev = bybit.next(), if bybit_on => ev,
-        else => None,
+/// Parses `VENUE:MARKET` (`binance:usdm`, `bybit:linear`) through the
+/// venue registry.
+pub(crate) fn parse_market(s: &str) -> anyhow::Result<ferrofeed::client::MarketId> {
+    Ok(ferrofeed::venues::registry::parse_market(s)?)
+}
+
+/// The market `market` of the venue named `venue`, through the registry.
+pub(crate) fn venue_market(venue: &str, market: &str) -> anyhow::Result<ferrofeed::client::MarketId> {
+    Ok(ferrofeed::venues::registry::by_name(venue)?.parse_market(market)?)
+}
+
+/// Parses `--url VENUE:MARKET=URL` (`binance:spot=ws://127.0.0.1:9400`):
+/// that market connects to URL (REST on the same host and port).
+pub(crate) fn parse_url_override(s: &str) -> Result<(ferrofeed::client::MarketId, String), String> {
+    let (market, url) = s.split_once('=').ok_or_else(|| format!("{s:?} is not VENUE:MARKET=URL"))?;
+    let market = parse_market(market).map_err(|e| format!("{s:?}: {e:#}"))?;
+    if !(url.starts_with("ws://") || url.starts_with("wss://")) {
+        return Err(format!("{s:?}: the URL must start with ws:// or wss://"));
     }
+    Ok((market, url.trim_end_matches('/').to_string()))
+}
+
+/// The simulated markets behind `markets`: one simulator market per client
+/// market, each on its own port.
+pub(crate) fn sim_config_for(markets: &[ferrofeed::client::MarketId]) -> anyhow::Result<ferrofeed_sim::SimConfig> {
+    let mut cfg = ferrofeed_sim::SimConfig::all_markets();
+    cfg.markets.clear();
+    for m in markets {
+        let Some(mc) = ferrofeed_sim::MarketConfig::named(m.venue_name(), m.name()) else {
+            anyhow::bail!("the simulator does not serve {m}");
+        };
+        cfg.markets.push(mc);
+    }
+    Ok(cfg)
+}
+
+/// The client environment of every simulated market, keyed by the client's
+/// market.
+pub(crate) fn sim_overrides(
+    sim: &ferrofeed_sim::Sim,
+) -> anyhow::Result<std::collections::BTreeMap<ferrofeed::client::MarketId, ferrofeed::client::Environment>> {
+    let mut out = std::collections::BTreeMap::new();
+    for h in sim.markets() {
+        let (venue, market) = h.config().venue_market();
+        let id = venue_market(venue, market)?;
+        out.insert(id, ferrofeed::client::Environment::Custom { ws: h.ws_url(), rest: h.rest_url() });
+    }
+    Ok(out)
 }

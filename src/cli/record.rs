@@ -12,15 +12,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use ferrofeed::binance::{BinanceConfig, Environment, Market};
-use ferrofeed::bybit::{BybitConfig, Category, Environment as BybitEnvironment};
-use ferrofeed::bybit_feed::{BybitFeed, BybitFeedConfig};
+use ferrofeed::client::{ClientConfig, Environment, MarketId};
 use ferrofeed::feed::{Feed, FeedConfig};
 use ferrofeed::model::event::{Event, EventKind};
 use ferrofeed::record::{RecordError, RecordReader, Recorder, RecorderConfig, expand_paths};
 use ferrofeed::sink::Shard;
 use ferrofeed::sink::nats::{NatsConfig, NatsSink, NatsStats, Retention, Storage};
-use ferrofeed_sim::{BybitCategory, MarketConfig, MarketKind, Sim, SimConfig};
+use ferrofeed_sim::Sim;
 use serde::Deserialize;
 
 // ---------------------------------------------------------------------------
@@ -240,38 +238,9 @@ enum EnvSpec {
     Custom { ws: String, rest: String },
 }
 
-/// A feed's venue and market.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FeedMarket {
-    Binance(Market),
-    Bybit(Category),
-}
-
-impl FeedMarket {
-    fn venue(self) -> &'static str {
-        match self {
-            FeedMarket::Binance(_) => "binance",
-            FeedMarket::Bybit(_) => "bybit",
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            FeedMarket::Binance(m) => m.name(),
-            FeedMarket::Bybit(c) => c.name(),
-        }
-    }
-}
-
-impl std::fmt::Display for FeedMarket {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.venue(), self.name())
-    }
-}
-
 #[derive(Debug, Clone, PartialEq)]
 struct FeedSpec {
-    market: FeedMarket,
+    market: MarketId,
     env: EnvSpec,
     streams: Vec<String>,
     books: Vec<String>,
@@ -290,7 +259,7 @@ impl RecordConfig {
     /// with nothing are removed.
     fn apply_shard(&mut self, shard: Shard) {
         for f in &mut self.feeds {
-            let (v, m) = (f.market.venue(), f.market.name());
+            let (v, m) = (f.market.venue_name(), f.market.name());
             f.streams.retain(|s| shard.owns(&Shard::stream_key(v, m, s)));
             f.books.retain(|b| shard.owns(&Shard::book_key(v, m, b)));
         }
@@ -327,17 +296,7 @@ fn parse_config(file: &str, text: &str) -> anyhow::Result<RecordConfig> {
     let mut feeds: Vec<FeedSpec> = Vec::new();
     for (i, f) in raw.feed.into_iter().enumerate() {
         let at = format!("{file}: [[feed]] #{} (market {:?})", i + 1, f.market);
-        let market = match f.venue.as_str() {
-            "binance" => match Market::from_name(&f.market) {
-                Some(m) => FeedMarket::Binance(m),
-                None => bail!("{at}: unknown market {:?}: expected spot, usdm, coinm or options", f.market),
-            },
-            "bybit" => match Category::from_name(&f.market) {
-                Some(c) => FeedMarket::Bybit(c),
-                None => bail!("{at}: unknown bybit market {:?}: expected spot, linear, inverse or option", f.market),
-            },
-            other => bail!("{at}: unknown venue {other:?}: expected \"binance\" or \"bybit\""),
-        };
+        let market = super::venue_market(&f.venue, &f.market).map_err(|e| anyhow::anyhow!("{at}: {e:#}"))?;
         let env = match (f.env.as_str(), f.ws, f.rest) {
             ("custom", Some(ws), Some(rest)) => EnvSpec::Custom { ws, rest },
             ("custom", ..) => bail!("{at}: env \"custom\" needs both `ws` and `rest` base URLs"),
@@ -384,20 +343,6 @@ fn parse_config(file: &str, text: &str) -> anyhow::Result<RecordConfig> {
         feeds.push(FeedSpec { market, env, streams, books });
     }
     Ok(RecordConfig { sim: raw.sim, feeds, nats, shard })
-}
-
-/// The simulated Bybit category of `c`.
-fn sim_category(c: Category) -> Option<BybitCategory> {
-    BybitCategory::ALL.into_iter().find(|b| b.name() == c.name())
-}
-
-fn sim_kind(m: Market) -> MarketKind {
-    match m {
-        Market::Spot => MarketKind::Spot,
-        Market::UsdM => MarketKind::UsdM,
-        Market::CoinM => MarketKind::CoinM,
-        Market::Options => MarketKind::Options,
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -664,99 +609,48 @@ pub(crate) async fn run_record(a: RecordArgs) -> anyhow::Result<()> {
     };
 
     // The simulator, if any feed asks for it.
-    let sim_feeds: Vec<FeedMarket> = cfg.feeds.iter().filter(|f| f.env == EnvSpec::Sim).map(|f| f.market).collect();
+    let sim_feeds: Vec<MarketId> = cfg.feeds.iter().filter(|f| f.env == EnvSpec::Sim).map(|f| f.market).collect();
     let sim = if sim_feeds.is_empty() {
         None
     } else {
-        let mut sc = SimConfig::all_markets();
+        let mut sc = super::sim_config_for(&sim_feeds)?;
         sc.seed = cfg.sim.seed;
-        sc.markets.retain(|m| sim_feeds.iter().any(|f| matches!(f, FeedMarket::Binance(x) if sim_kind(*x) == m.kind)));
-        for f in &sim_feeds {
-            if let FeedMarket::Bybit(c) = f {
-                let b = sim_category(*c).with_context(|| format!("the simulator has no bybit {c} market"))?;
-                sc.markets.push(MarketConfig::bybit(b));
-            }
-        }
         for m in &mut sc.markets {
             m.timing.actions_per_sec = cfg.sim.actions_per_sec;
             m.timing.scale = cfg.sim.time_scale;
         }
         let sim = Sim::start(sc).await.context("starting the simulator")?;
         for h in sim.markets() {
-            match h.config().bybit_category() {
-                Some(c) => eprintln!("ferrofeed record: simulator bybit {} on {}", c.name(), h.ws_url()),
-                None => eprintln!("ferrofeed record: simulator {} on {}", h.kind().name(), h.ws_url()),
-            }
+            let (venue, market) = h.config().venue_market();
+            eprintln!("ferrofeed record: simulator {venue} {market} on {}", h.ws_url());
         }
         Some(sim)
     };
-    let mut client = BinanceConfig::default();
-    let mut bybit_client = BybitConfig::default();
+    let sim_envs = match &sim {
+        Some(s) => super::sim_overrides(s)?,
+        None => Default::default(),
+    };
+    let mut client = ClientConfig::default();
     for f in &cfg.feeds {
-        let sim_urls = || -> anyhow::Result<(String, String)> {
-            let h = match f.market {
-                FeedMarket::Binance(m) => sim.as_ref().and_then(|s| s.market(sim_kind(m))),
-                FeedMarket::Bybit(c) => sim.as_ref().zip(sim_category(c)).and_then(|(s, b)| s.bybit(b)),
-            };
-            let h = h.context("simulator market")?;
-            Ok((h.ws_url(), h.rest_url()))
+        let env = match &f.env {
+            EnvSpec::Production => Environment::Production,
+            EnvSpec::Testnet => Environment::Testnet,
+            EnvSpec::Demo => Environment::Demo,
+            EnvSpec::Custom { ws, rest } => Environment::Custom { ws: ws.clone(), rest: rest.clone() },
+            EnvSpec::Sim => sim_envs.get(&f.market).cloned().context("simulator market")?,
         };
-        match f.market {
-            FeedMarket::Binance(m) => {
-                let env = match &f.env {
-                    EnvSpec::Production => Environment::Production,
-                    EnvSpec::Testnet => Environment::Testnet,
-                    EnvSpec::Demo => Environment::Demo,
-                    EnvSpec::Custom { ws, rest } => Environment::Custom { ws: ws.clone(), rest: rest.clone() },
-                    EnvSpec::Sim => {
-                        let (ws, rest) = sim_urls()?;
-                        Environment::Custom { ws, rest }
-                    }
-                };
-                client.overrides.insert(m, env);
-            }
-            FeedMarket::Bybit(c) => {
-                let env = match &f.env {
-                    EnvSpec::Production => BybitEnvironment::Production,
-                    EnvSpec::Testnet => BybitEnvironment::Testnet,
-                    EnvSpec::Demo => BybitEnvironment::Demo,
-                    EnvSpec::Custom { ws, rest } => BybitEnvironment::Custom { ws: ws.clone(), rest: rest.clone() },
-                    EnvSpec::Sim => {
-                        let (ws, rest) = sim_urls()?;
-                        BybitEnvironment::Custom { ws, rest }
-                    }
-                };
-                bybit_client.overrides.insert(c, env);
-            }
-        }
+        client.overrides.insert(f.market, env);
     }
     let mut feed = Feed::new(FeedConfig { client, ..FeedConfig::default() });
-    let mut bybit = BybitFeed::new(BybitFeedConfig { client: bybit_client, ..BybitFeedConfig::default() });
-    let binance_on = cfg.feeds.iter().any(|f| matches!(f.market, FeedMarket::Binance(_)));
-    let bybit_on = cfg.feeds.iter().any(|f| matches!(f.market, FeedMarket::Bybit(_)));
-    // One statistics handle for both venues: one metrics endpoint.
-    bybit.share_stats(feed.stats());
     let _metrics = super::start_metrics(a.metrics, feed.stats()).await?;
     let (mut n_streams, mut n_books) = (0, 0);
     for f in &cfg.feeds {
         let on = f.market;
-        match f.market {
-            FeedMarket::Binance(m) => {
-                if !f.streams.is_empty() {
-                    feed.subscribe(m, &f.streams).await.with_context(|| format!("subscribing on {on}"))?;
-                }
-                for b in &f.books {
-                    feed.track_book(m, b).await.with_context(|| format!("tracking the {on} book {b}"))?;
-                }
-            }
-            FeedMarket::Bybit(c) => {
-                if !f.streams.is_empty() {
-                    bybit.subscribe(c, &f.streams).await.with_context(|| format!("subscribing on {on}"))?;
-                }
-                for b in &f.books {
-                    bybit.track_book(c, b).await.with_context(|| format!("tracking the {on} book {b}"))?;
-                }
-            }
+        if !f.streams.is_empty() {
+            feed.subscribe(on, &f.streams).await.with_context(|| format!("subscribing on {on}"))?;
+        }
+        for b in &f.books {
+            feed.track_book(on, b).await.with_context(|| format!("tracking the {on} book {b}"))?;
         }
         n_streams += f.streams.len();
         n_books += f.books.len();
@@ -834,7 +728,7 @@ pub(crate) async fn run_record(a: RecordArgs) -> anyhow::Result<()> {
                     }
                 }
             }
-            ev = super::next_event(&mut feed, &mut bybit, binance_on, bybit_on) => {
+            ev = feed.next() => {
                 let Some(ev) = ev else { break "feed closed" };
                 warn_status(&ev, &progress);
                 local.count(&ev);
@@ -850,16 +744,10 @@ pub(crate) async fn run_record(a: RecordArgs) -> anyhow::Result<()> {
     // Close the sockets (close frames), then keep what was already received:
     // until 200 ms pass without an event (1 s at most).
     feed.shutdown().await;
-    bybit.shutdown().await;
     if stopped_by != "error" {
         let drain_end = tokio::time::Instant::now() + Duration::from_secs(1);
         let idle = |now: tokio::time::Instant| (now + Duration::from_millis(200)).min(drain_end);
-        while let Ok(Some(ev)) = tokio::time::timeout_at(
-            idle(tokio::time::Instant::now()),
-            super::next_event(&mut feed, &mut bybit, binance_on, bybit_on),
-        )
-        .await
-        {
+        while let Ok(Some(ev)) = tokio::time::timeout_at(idle(tokio::time::Instant::now()), feed.next()).await {
             warn_status(&ev, &progress);
             local.count(&ev);
             if let Some(sink) = sink.as_mut() {
@@ -1077,10 +965,10 @@ mod tests {
         "#;
         let c = parse_config("feeds.toml", ok).expect("valid");
         assert_eq!((c.sim.seed, c.sim.actions_per_sec, c.sim.time_scale), (7, 100.0, 1.0));
-        assert_eq!(c.feeds[0].market, FeedMarket::Binance(Market::Spot));
+        assert_eq!(c.feeds[0].market, ferrofeed::venues::binance::spec::SPOT);
         let bybit = "[[feed]]\nvenue = \"bybit\"\nmarket = \"inverse\"\nenv = \"demo\"\nstreams = [\"publicTrade.BTCUSD\"]\nbooks = [\"BTCUSD\"]\n";
         let b = parse_config("feeds.toml", bybit).expect("valid");
-        assert_eq!((b.feeds[0].market, &b.feeds[0].env), (FeedMarket::Bybit(Category::Inverse), &EnvSpec::Demo));
+        assert_eq!((b.feeds[0].market, &b.feeds[0].env), (ferrofeed::venues::bybit::spec::INVERSE, &EnvSpec::Demo));
         let e = format!("{:#}", parse_config("feeds.toml", &bybit.replace("inverse", "usdm")).expect_err("usdm"));
         assert!(e.contains("unknown bybit market \"usdm\""), "{e}");
         assert_eq!(c.feeds.len(), 2);
@@ -1101,7 +989,7 @@ mod tests {
             (feed("env = \"custom\"\nstreams = [\"a@trade\"]"), "needs both `ws` and `rest`"),
             (feed("env = \"sim\"\nws = \"x\"\nstreams = [\"a@trade\"]"), "only allowed with env = \"custom\""),
             (feed("env = \"sim\"\nstream = [\"a@trade\"]"), "unknown field `stream`"),
-            (feed("env = \"sim\"\nstreams = [\"a@trade\"]").replace("spot", "moon"), "unknown market \"moon\""),
+            (feed("env = \"sim\"\nstreams = [\"a@trade\"]").replace("spot", "moon"), "unknown binance market \"moon\""),
             (feed("env = \"sim\"\nstreams = [\"a@trade\"]").replace("\"binance\"", "\"okx\""), "unknown venue"),
             (format!("{0}{0}", feed("env = \"sim\"\nstreams = [\"a@trade\"]")), "already recorded by [[feed]] #1"),
             (format!("[sim]\nactions_per_sec = -1.0\n{}", feed("env = \"sim\"\nbooks = [\"X\"]")), "actions_per_sec"),

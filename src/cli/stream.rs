@@ -6,49 +6,27 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use ferrofeed::binance::{BinanceConfig, Environment, Market};
-use ferrofeed::bybit::{BybitConfig, Category, Environment as BybitEnvironment};
-use ferrofeed::bybit_books::BybitBookConfig;
-use ferrofeed::bybit_feed::{BybitFeed, BybitFeedConfig};
+use ferrofeed::client::{Client, ClientConfig, Environment, MarketId};
 use ferrofeed::feed::{Feed, FeedConfig};
 use ferrofeed::model::event::{Event, EventKind};
-use ferrofeed_sim::{BybitCategory, MarketConfig, MarketKind, Sim, SimConfig};
+use ferrofeed::venues::Channel;
+use ferrofeed_sim::Sim;
 
 /// What to subscribe, parsed from the command line.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Sub {
-    /// A venue stream, decoded into market-data events.
-    Stream(Market, String),
+    /// A venue stream as the venue spells it, decoded into market-data events.
+    Stream(MarketId, String),
     /// A local book.
-    Book(Market, String),
-    /// A Bybit public topic, decoded into market-data events.
-    BybitTopic(Category, String),
-    /// A Bybit local book.
-    BybitBook(Category, String),
+    Book(MarketId, String),
 }
 
-/// The venue of the friendly flags (--trades, --tickers, --book).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum VenueArg {
-    /// Binance (markets spot, usdm, coinm, options).
-    Binance,
-    /// Bybit v5 (markets spot, linear, inverse, option).
-    Bybit,
-}
-
-fn parse_category(s: &str) -> anyhow::Result<Category> {
-    Category::from_name(s)
-        .with_context(|| format!("unknown bybit market {s:?} (expected spot, linear, inverse or option)"))
-}
-
-fn parse_market(s: &str) -> anyhow::Result<Market> {
-    Ok(match s {
-        "spot" => Market::Spot,
-        "usdm" => Market::UsdM,
-        "coinm" => Market::CoinM,
-        "options" => Market::Options,
-        other => bail!("unknown market {other:?} (expected spot, usdm, coinm or options)"),
-    })
+impl Sub {
+    fn market(&self) -> MarketId {
+        match self {
+            Sub::Stream(m, _) | Sub::Book(m, _) => *m,
+        }
+    }
 }
 
 /// `binance:spot:btcusdt@trade` → the spot stream `btcusdt@trade`;
@@ -61,17 +39,8 @@ pub(crate) fn parse_sub(s: &str) -> anyhow::Result<Sub> {
     if stream.is_empty() || stream.chars().any(|c| c.is_whitespace() || c.is_control()) {
         bail!("subscription {s:?}: empty or malformed stream name");
     }
-    match venue {
-        "binance" => {
-            let market = parse_market(market).with_context(|| format!("subscription {s:?}"))?;
-            Ok(Sub::Stream(market, stream.to_string()))
-        }
-        "bybit" => {
-            let category = parse_category(market).with_context(|| format!("subscription {s:?}"))?;
-            Ok(Sub::BybitTopic(category, stream.to_string()))
-        }
-        _ => bail!("subscription {s:?}: unknown venue {venue:?} (supported: binance, bybit)"),
-    }
+    let market = super::venue_market(venue, market).with_context(|| format!("subscription {s:?}"))?;
+    Ok(Sub::Stream(market, stream.to_string()))
 }
 
 /// Where to connect.
@@ -98,14 +67,6 @@ pub(crate) fn parse_env(s: &str) -> Result<Env, String> {
     }
 }
 
-pub(crate) fn rest_of(ws: &str) -> String {
-    if let Some(rest) = ws.strip_prefix("wss://") {
-        format!("https://{rest}")
-    } else {
-        format!("http://{}", ws.trim_start_matches("ws://"))
-    }
-}
-
 /// The command's arguments.
 #[derive(Debug, clap::Args)]
 pub(crate) struct StreamArgs {
@@ -114,9 +75,10 @@ pub(crate) struct StreamArgs {
     /// Bybit topics as bybit:CATEGORY:TOPIC, e.g. bybit:linear:publicTrade.BTCUSDT.
     #[arg(value_name = "SUB", value_parser = parse_sub_arg)]
     subs: Vec<Sub>,
-    /// Venue of the --trades, --agg-trades, --tickers and --book symbols.
-    #[arg(long, value_enum, default_value = "binance")]
-    venue: VenueArg,
+    /// Venue of the --trades, --agg-trades, --tickers and --book symbols
+    /// (binance, bybit).
+    #[arg(long, default_value = "binance")]
+    venue: String,
     /// Market of the --trades, --agg-trades, --tickers and --book symbols:
     /// spot, usdm, coinm or options on binance; spot, linear, inverse or
     /// option on bybit.
@@ -142,6 +104,11 @@ pub(crate) struct StreamArgs {
     /// base URL such as ws://127.0.0.1:9400.
     #[arg(long, default_value = "production", value_parser = parse_env)]
     env: Env,
+    /// Points one market at any server, as VENUE:MARKET=URL (repeatable), e.g.
+    /// binance:spot=ws://127.0.0.1:9400 (the simulator, a testnet, a proxy);
+    /// REST on the same host and port.
+    #[arg(long = "url", value_name = "VENUE:MARKET=URL", value_parser = super::parse_url_override)]
+    urls: Vec<(MarketId, String)>,
     /// Status events (connected, disconnected, reconnected, gap,
     /// subscription_failed, gave_up, error) inline on stdout instead of stderr.
     #[arg(long)]
@@ -171,33 +138,23 @@ impl StreamArgs {
     /// Every subscription, positional and friendly forms together.
     pub(crate) fn all_subs(&self) -> anyhow::Result<BTreeSet<Sub>> {
         let mut out: BTreeSet<Sub> = self.subs.iter().cloned().collect();
-        match self.venue {
-            VenueArg::Binance => {
-                let m = parse_market(&self.market)?;
-                for (syms, suffix) in
-                    [(&self.trades, "@trade"), (&self.agg_trades, "@aggTrade"), (&self.tickers, "@bookTicker")]
-                {
-                    for s in syms {
-                        out.insert(Sub::Stream(m, format!("{}{suffix}", valid_symbol(s)?.to_ascii_lowercase())));
-                    }
-                }
-                for s in &self.book {
-                    out.insert(Sub::Book(m, valid_symbol(s)?));
+        let friendly =
+            !(self.trades.is_empty() && self.agg_trades.is_empty() && self.tickers.is_empty() && self.book.is_empty());
+        if friendly {
+            let m = super::venue_market(&self.venue, &self.market)?;
+            for (syms, channel) in [
+                (&self.trades, Channel::Trades),
+                (&self.agg_trades, Channel::AggTrades),
+                (&self.tickers, Channel::TopOfBook),
+            ] {
+                for s in syms {
+                    let stream = Client::stream_name(m, &channel, &valid_symbol(s)?)
+                        .with_context(|| format!("--{} {s}", channel.name().replace('_', "-")))?;
+                    out.insert(Sub::Stream(m, stream));
                 }
             }
-            VenueArg::Bybit => {
-                let c = parse_category(&self.market)?;
-                if !self.agg_trades.is_empty() {
-                    bail!("--agg-trades is binance only (bybit has publicTrade: use --trades)");
-                }
-                for (syms, prefix) in [(&self.trades, "publicTrade."), (&self.tickers, "tickers.")] {
-                    for s in syms {
-                        out.insert(Sub::BybitTopic(c, format!("{prefix}{}", valid_symbol(s)?)));
-                    }
-                }
-                for s in &self.book {
-                    out.insert(Sub::BybitBook(c, valid_symbol(s)?));
-                }
+            for s in &self.book {
+                out.insert(Sub::Book(m, valid_symbol(s)?));
             }
         }
         if out.is_empty() {
@@ -221,94 +178,56 @@ fn is_status(k: &EventKind) -> bool {
     )
 }
 
-fn kind_of(m: Market) -> MarketKind {
-    match m {
-        Market::Spot => MarketKind::Spot,
-        Market::UsdM => MarketKind::UsdM,
-        Market::CoinM => MarketKind::CoinM,
-        Market::Options => MarketKind::Options,
+/// The client configuration for `env` and the `--url` overrides; with
+/// `--env sim`, the simulator serving `markets` (keep it alive while the
+/// client runs).
+pub(crate) async fn client_for(
+    env: &Env,
+    urls: &[(MarketId, String)],
+    markets: &BTreeSet<MarketId>,
+) -> anyhow::Result<(ClientConfig, Option<Sim>)> {
+    let mut client = ClientConfig::default();
+    let mut sim = None;
+    match env {
+        Env::Production => client.environment = Environment::Production,
+        Env::Testnet => client.environment = Environment::Testnet,
+        Env::Url(ws) => client.environment = Environment::custom(ws),
+        Env::Sim => {
+            let need: Vec<MarketId> = markets.iter().copied().filter(|m| !urls.iter().any(|(u, _)| u == m)).collect();
+            let s = Sim::start(super::sim_config_for(&need)?).await.context("starting the simulator")?;
+            client.overrides = super::sim_overrides(&s)?;
+            sim = Some(s);
+        }
     }
-}
-
-fn sim_category(c: Category) -> Option<BybitCategory> {
-    BybitCategory::ALL.into_iter().find(|b| b.name() == c.name())
+    for (m, url) in urls {
+        client.overrides.insert(*m, Environment::custom(url));
+    }
+    Ok((client, sim))
 }
 
 pub(crate) async fn run_stream(a: StreamArgs) -> anyhow::Result<()> {
     let subs = a.all_subs()?;
-    let mut markets: BTreeSet<Market> = BTreeSet::new();
-    let mut categories: BTreeSet<Category> = BTreeSet::new();
-    for s in &subs {
-        match s {
-            Sub::Stream(m, _) | Sub::Book(m, _) => {
-                markets.insert(*m);
-            }
-            Sub::BybitTopic(c, _) | Sub::BybitBook(c, _) => {
-                categories.insert(*c);
-            }
-        }
-    }
-    let mut client = BinanceConfig::default();
-    let mut bybit_client = BybitConfig::default();
-    let mut _sim = None;
-    match &a.env {
-        Env::Production => {
-            client.environment = Environment::Production;
-            bybit_client.environment = BybitEnvironment::Production;
-        }
-        Env::Testnet => {
-            client.environment = Environment::Testnet;
-            bybit_client.environment = BybitEnvironment::Testnet;
-        }
-        Env::Url(ws) => {
-            client.environment = Environment::Custom { ws: ws.clone(), rest: rest_of(ws) };
-            bybit_client.environment = BybitEnvironment::Custom { ws: ws.clone(), rest: rest_of(ws) };
-        }
-        Env::Sim => {
-            let mut cfg = SimConfig::all_markets();
-            cfg.markets.retain(|m| markets.iter().any(|x| kind_of(*x) == m.kind));
-            for c in &categories {
-                let Some(b) = sim_category(*c) else {
-                    bail!("the simulator has no bybit {c} market");
-                };
-                cfg.markets.push(MarketConfig::bybit(b));
-            }
-            let sim = Sim::start(cfg).await.context("starting the simulator")?;
-            for m in &markets {
-                let h = sim.market(kind_of(*m)).context("simulated market")?;
-                client.overrides.insert(*m, Environment::Custom { ws: h.ws_url(), rest: h.rest_url() });
-            }
-            for c in &categories {
-                let h = sim_category(*c).and_then(|b| sim.bybit(b)).context("simulated bybit market")?;
-                bybit_client.overrides.insert(*c, BybitEnvironment::Custom { ws: h.ws_url(), rest: h.rest_url() });
-            }
-            _sim = Some(sim);
-        }
-    }
+    let markets: BTreeSet<MarketId> = subs.iter().map(Sub::market).collect();
+    let (client, _sim) = client_for(&a.env, &a.urls, &markets).await?;
     let mut books = ferrofeed::books::BookConfig::default();
-    let mut bybit_books = BybitBookConfig::default();
     if let Some(d) = a.book_depth {
         books.publish_depth = d;
-        bybit_books.publish_depth = d;
     }
     let mut feed = Feed::new(FeedConfig { client, books });
-    let mut bybit = BybitFeed::new(BybitFeedConfig { client: bybit_client, books: bybit_books, ..Default::default() });
-    // The instrument registry refuses unknown symbols before anything is sent.
+    // The instrument registry refuses unknown symbols before anything is sent,
+    // on every venue that publishes one.
     for m in &markets {
-        feed.client().load_instruments(*m).await.with_context(|| format!("loading {m} instruments (exchangeInfo)"))?;
+        if Client::spec(*m)?.instruments_request(m.market).is_some() {
+            feed.load_instruments(*m).await.with_context(|| format!("loading {m} instruments"))?;
+        }
     }
-    // One statistics handle for both venues: one metrics endpoint.
-    bybit.share_stats(feed.stats());
     let metrics = super::start_metrics(a.metrics, feed.stats()).await?;
     for s in &subs {
         match s {
             Sub::Stream(m, stream) => feed.subscribe(*m, std::slice::from_ref(stream)).await?,
             Sub::Book(m, symbol) => feed.track_book(*m, symbol).await?,
-            Sub::BybitTopic(c, topic) => bybit.subscribe(*c, std::slice::from_ref(topic)).await?,
-            Sub::BybitBook(c, symbol) => bybit.track_book(*c, symbol).await?,
         }
     }
-    let (binance_on, bybit_on) = (!markets.is_empty(), !categories.is_empty());
 
     let tty = std::io::stdout().is_terminal();
     let stdout = std::io::stdout();
@@ -325,17 +244,7 @@ pub(crate) async fn run_stream(a: StreamArgs) -> anyhow::Result<()> {
     tokio::pin!(signal);
     let result: anyhow::Result<()> = loop {
         tokio::select! {
-            ev = feed.next(), if binance_on => {
-                let Some(ev) = ev else { break Ok(()) };
-                if let Err(e) = write_event(&ev, a.status, tty, &mut out) {
-                    // A closed stdout (`| head`) ends the stream quietly.
-                    if e.kind() == std::io::ErrorKind::BrokenPipe {
-                        break Ok(());
-                    }
-                    break Err(e.into());
-                }
-            }
-            ev = bybit.next(), if bybit_on => {
+            ev = feed.next() => {
                 let Some(ev) = ev else { break Ok(()) };
                 if let Err(e) = write_event(&ev, a.status, tty, &mut out) {
                     // A closed stdout (`| head`) ends the stream quietly.
@@ -360,7 +269,6 @@ pub(crate) async fn run_stream(a: StreamArgs) -> anyhow::Result<()> {
     let _ = out.flush();
     drop(out);
     feed.shutdown().await;
-    bybit.shutdown().await;
     if let Some(t) = metrics {
         t.abort();
     }
@@ -386,14 +294,18 @@ mod tests {
 
     #[test]
     fn subscriptions_parse_and_bad_ones_say_why() {
+        use ferrofeed::venues::{binance, bybit};
         assert_eq!(
             parse_sub("binance:usdm:ethusdt@depth@100ms").unwrap(),
-            Sub::Stream(Market::UsdM, "ethusdt@depth@100ms".into())
+            Sub::Stream(binance::spec::USDM, "ethusdt@depth@100ms".into())
         );
         assert_eq!(
             parse_sub("bybit:linear:publicTrade.BTCUSDT").unwrap(),
-            Sub::BybitTopic(Category::Linear, "publicTrade.BTCUSDT".into())
+            Sub::Stream(bybit::spec::LINEAR, "publicTrade.BTCUSDT".into())
         );
+        assert!(super::super::parse_url_override("binance:spot=ws://127.0.0.1:1").is_ok());
+        assert!(super::super::parse_url_override("binance:spot=http://x").is_err());
+        assert!(super::super::parse_url_override("nope:spot=ws://x").is_err());
         for bad in [
             "binance:spot",
             "kraken:spot:x@trade",
@@ -408,8 +320,6 @@ mod tests {
         assert_eq!(parse_env("sim"), Ok(Env::Sim));
         assert_eq!(parse_env("ws://127.0.0.1:9400/"), Ok(Env::Url("ws://127.0.0.1:9400".into())));
         assert!(parse_env("http://x").is_err());
-        assert_eq!(rest_of("wss://a.b:443"), "https://a.b:443");
-        assert_eq!(rest_of("ws://127.0.0.1:9400"), "http://127.0.0.1:9400");
         assert!(valid_symbol("BTC USDT").is_err());
     }
 }

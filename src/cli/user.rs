@@ -13,28 +13,31 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use ferrofeed::bybit::{BybitConfig, Category, Environment as BybitEnvironment};
-use ferrofeed::bybit_feed::{BybitFeed, BybitFeedConfig};
-use ferrofeed::model::event::{Event, EventKind};
-use ferrofeed::private::{BinancePrivateClient, PrivateAccount, PrivateConfig};
+use ferrofeed::client::Environment;
+use ferrofeed::model::event::EventKind;
+use ferrofeed::session::{PrivateClient, PrivateConfig};
 use ferrofeed::venues::auth::{Clock, Credentials};
-use ferrofeed_sim::{BybitCategory, MarketConfig, MarketKind, Sim, SimConfig};
+use ferrofeed::venues::registry;
+use ferrofeed_sim::Sim;
 
-use super::stream::{Env, VenueArg, parse_env, rest_of, write_event};
+use super::stream::{Env, parse_env, write_event};
 
 /// The command's arguments.
 #[derive(Debug, clap::Args)]
 pub(crate) struct UserArgs {
-    /// The venue.
-    #[arg(long, value_enum)]
-    venue: VenueArg,
-    /// Binance: the account (spot, margin, isolated:SYMBOL, usdm, coinm).
-    /// Bybit: ignored (one private stream covers the account).
-    #[arg(long, default_value = "spot")]
-    account: String,
-    /// Bybit: the private topics (order, execution, position, wallet, or
-    /// per category such as order.linear).
-    #[arg(long, value_delimiter = ',', default_value = "order,execution,position,wallet")]
+    /// The venue (binance, bybit).
+    #[arg(long)]
+    venue: String,
+    /// The account, as the venue names it (binance: spot, margin,
+    /// isolated:SYMBOL, usdm, coinm; bybit: the category its account-wide
+    /// items are reported under, linear by default). Default: the venue's
+    /// first.
+    #[arg(long)]
+    account: Option<String>,
+    /// The private streams or topics instead of the venue's default set
+    /// (bybit: order, execution, position, wallet, or per category such as
+    /// order.linear).
+    #[arg(long, value_delimiter = ',')]
     topics: Vec<String>,
     /// Where to connect: production, testnet, sim (the embedded simulator,
     /// with its test account) or a base URL such as ws://127.0.0.1:9400.
@@ -47,21 +50,6 @@ pub(crate) struct UserArgs {
     /// Stop after this long (e.g. 30s, 5m); default: until Ctrl-C or SIGTERM.
     #[arg(long, value_parser = crate::parse_duration)]
     duration: Option<Duration>,
-}
-
-fn parse_account(s: &str) -> anyhow::Result<PrivateAccount> {
-    Ok(match s {
-        "spot" => PrivateAccount::Spot,
-        "margin" => PrivateAccount::Margin,
-        "usdm" => PrivateAccount::UsdM,
-        "coinm" => PrivateAccount::CoinM,
-        other => match other.strip_prefix("isolated:") {
-            Some(sym) if !sym.is_empty() && sym.chars().all(|c| c.is_ascii_alphanumeric()) => {
-                PrivateAccount::IsolatedMargin(sym.to_ascii_uppercase())
-            }
-            _ => bail!("unknown account {other:?} (expected spot, margin, isolated:SYMBOL, usdm or coinm)"),
-        },
-    })
 }
 
 /// The credentials from the environment; the simulator's test account when
@@ -109,88 +97,58 @@ fn credentials(sim: bool, ed25519: bool) -> anyhow::Result<Credentials> {
     }
 }
 
-/// Where the private events come from.
-enum Source {
-    Binance(Box<BinancePrivateClient>),
-    Bybit(Box<BybitFeed>),
-}
-
-impl Source {
-    async fn next(&mut self) -> Option<Event> {
-        match self {
-            Source::Binance(c) => c.next().await,
-            Source::Bybit(f) => f.next().await,
-        }
-    }
-
-    async fn shutdown(&mut self) {
-        match self {
-            Source::Binance(c) => c.shutdown().await,
-            Source::Bybit(f) => f.shutdown().await,
-        }
-    }
-}
-
-fn sim_kind(a: &PrivateAccount) -> MarketKind {
-    match a {
-        PrivateAccount::UsdM => MarketKind::UsdM,
-        PrivateAccount::CoinM => MarketKind::CoinM,
-        _ => MarketKind::Spot,
-    }
-}
-
 pub(crate) async fn run_user(a: UserArgs) -> anyhow::Result<()> {
     let sim_env = a.env == Env::Sim;
-    let mut _sim = None;
-    let mut source = match a.venue {
-        VenueArg::Binance => {
-            let account = parse_account(&a.account)?;
-            let creds = credentials(sim_env, account == PrivateAccount::Spot)?;
-            let environment = match &a.env {
-                Env::Production => ferrofeed::binance::Environment::Production,
-                Env::Testnet => ferrofeed::binance::Environment::Testnet,
-                Env::Url(ws) => ferrofeed::binance::Environment::Custom { ws: ws.clone(), rest: rest_of(ws) },
-                Env::Sim => {
-                    let sim = Sim::start(SimConfig::single(MarketConfig::new(sim_kind(&account))))
-                        .await
-                        .context("starting the simulator")?;
-                    let h = sim.markets()[0].clone();
-                    eprintln!("{}", serde_json::json!({"sim": {"ws": h.ws_url(), "rest": h.rest_url()}}));
-                    _sim = Some(sim);
-                    ferrofeed::binance::Environment::Custom { ws: h.ws_url(), rest: h.rest_url() }
-                }
-            };
-            let mut c = BinancePrivateClient::new(creds, PrivateConfig { environment, ..PrivateConfig::default() });
-            c.open(account.clone()).await.with_context(|| format!("opening the {account:?} user stream"))?;
-            Source::Binance(Box::new(c))
-        }
-        VenueArg::Bybit => {
-            let creds = credentials(sim_env, false)?;
-            let environment = match &a.env {
-                Env::Production => BybitEnvironment::Production,
-                Env::Testnet => BybitEnvironment::Testnet,
-                Env::Url(ws) => BybitEnvironment::Custom { ws: ws.clone(), rest: rest_of(ws) },
-                Env::Sim => {
-                    let sim = Sim::start(SimConfig::single(MarketConfig::bybit(BybitCategory::Linear)))
-                        .await
-                        .context("starting the simulator")?;
-                    let h = sim.markets()[0].clone();
-                    eprintln!("{}", serde_json::json!({"sim": {"ws": h.ws_url(), "rest": h.rest_url()}}));
-                    _sim = Some(sim);
-                    BybitEnvironment::Custom { ws: h.ws_url(), rest: h.rest_url() }
-                }
-            };
-            let topics: Vec<String> = a.topics.iter().map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect();
-            if topics.is_empty() || topics.iter().any(|t| t.chars().any(|c| c.is_whitespace() || c.is_control())) {
-                bail!("--topics: give private topics such as order,execution,position,wallet");
-            }
-            let cfg = BybitConfig { environment, ..BybitConfig::default() };
-            let fc = BybitFeedConfig { client: cfg, private_category: Category::Linear, ..BybitFeedConfig::default() };
-            let mut f = BybitFeed::with_credentials(fc, Arc::new(creds), Arc::new(Clock::default()));
-            f.subscribe_private(&topics).await.context("subscribing the private topics")?;
-            Source::Bybit(Box::new(f))
+    let spec = registry::by_name(&a.venue)?;
+    let account = match &a.account {
+        Some(x) => x.clone(),
+        None => spec.accounts().first().context("the venue has no private accounts")?.to_string(),
+    };
+    let topics: Vec<String> = a.topics.iter().map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect();
+    if topics.iter().any(|t| t.chars().any(|c| c.is_whitespace() || c.is_control())) {
+        bail!("--topics: give private topics such as order,execution,position,wallet");
+    }
+    // The simulator's test account: an HMAC key unless the session needs an
+    // Ed25519 one (Binance spot's session.logon).
+    let test_creds = |ed25519: bool| {
+        if ed25519 {
+            Credentials::ed25519_seed(ferrofeed_sim::TEST_API_KEY, ferrofeed_sim::TEST_ED25519_SEED)
+        } else {
+            Credentials::hmac(ferrofeed_sim::TEST_API_KEY, ferrofeed_sim::TEST_HMAC_SECRET)
         }
     };
+    let hmac_ok = test_creds(false)
+        .ok()
+        .map(|c| spec.session(&account, &Environment::Production, Arc::new(c), Arc::new(Clock::default())));
+    let plan_market = match &hmac_ok {
+        Some(Ok(p)) => Some((p.market, false)),
+        _ => test_creds(true)
+            .ok()
+            .and_then(|c| {
+                spec.session(&account, &Environment::Production, Arc::new(c), Arc::new(Clock::default())).ok()
+            })
+            .map(|p| (p.market, true)),
+    };
+    let creds = credentials(sim_env, plan_market.is_some_and(|(_, ed)| ed))?;
+    let mut _sim = None;
+    let environment = match &a.env {
+        Env::Production => Environment::Production,
+        Env::Testnet => Environment::Testnet,
+        Env::Url(ws) => Environment::custom(ws),
+        Env::Sim => {
+            let (market, _) = plan_market.with_context(|| format!("{} has no account {account:?}", a.venue))?;
+            let sim = Sim::start(super::sim_config_for(&[market])?).await.context("starting the simulator")?;
+            let h = sim.markets()[0].clone();
+            eprintln!("{}", serde_json::json!({"sim": {"ws": h.ws_url(), "rest": h.rest_url()}}));
+            _sim = Some(sim);
+            Environment::Custom { ws: h.ws_url(), rest: h.rest_url() }
+        }
+    };
+    let mut source = PrivateClient::new(&a.venue, creds, PrivateConfig { environment, ..PrivateConfig::default() })?;
+    source
+        .open_with(&account, (!topics.is_empty()).then_some(topics))
+        .await
+        .with_context(|| format!("opening the {} {account} user stream", a.venue))?;
 
     let tty = std::io::stdout().is_terminal();
     let stdout = std::io::stdout();
@@ -229,18 +187,4 @@ pub(crate) async fn run_user(a: UserArgs) -> anyhow::Result<()> {
     drop(out);
     source.shutdown().await;
     result
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn accounts_parse_and_bad_ones_say_why() {
-        assert_eq!(parse_account("isolated:btcusdt").unwrap(), PrivateAccount::IsolatedMargin("BTCUSDT".into()));
-        assert_eq!(parse_account("usdm").unwrap(), PrivateAccount::UsdM);
-        for bad in ["", "futures", "isolated:", "isolated:BTC/USDT"] {
-            assert!(parse_account(bad).is_err(), "{bad}");
-        }
-    }
 }

@@ -423,7 +423,7 @@ type AckFuture = Pin<Box<dyn Future<Output = (Msg, Result<PublishAck, String>)> 
 /// use ferrofeed::feed::{Feed, FeedConfig};
 /// use ferrofeed::sink::nats::{NatsConfig, NatsSink};
 /// let mut feed = Feed::new(FeedConfig::default());
-/// feed.subscribe(ferrofeed::binance::Market::Spot, &["btcusdt@trade".into()]).await?;
+/// feed.subscribe(ferrofeed::venues::binance::spec::SPOT, &["btcusdt@trade".into()]).await?;
 /// let mut sink = NatsSink::connect(NatsConfig { url: "nats://127.0.0.1:4222".into(), ..NatsConfig::default() }).await?;
 /// while let Some(event) = feed.next().await {
 ///     sink.publish(&event);

@@ -152,6 +152,17 @@ enum Command {
     Close,
 }
 
+/// Why a command was not delivered without waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TryCommandError {
+    /// The command channel is full now; try again later.
+    #[error("the connection's command channel is full")]
+    Full,
+    /// The actor has ended.
+    #[error("the connection has closed")]
+    Closed,
+}
+
 /// The actor has ended; the command could not be delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the connection has closed")]
@@ -237,6 +248,25 @@ impl Connection {
     /// Removes streams from the desired set.
     pub async fn unsubscribe(&self, streams: Vec<String>) -> Result<(), ConnectionClosed> {
         self.cmds.send(Command::Unsubscribe(streams)).await.map_err(|_| ConnectionClosed)
+    }
+
+    /// Restarts streams (unsubscribe, then subscribe, as one pair of
+    /// commands) without waiting: `Err(TryCommandError::Full)` when the
+    /// command channel has no room for both now, so a consumer that is also
+    /// the only reader of the event queue never blocks on an actor that is
+    /// blocked on that queue. Nothing is sent unless both fit.
+    pub fn try_restart(&self, streams: Vec<String>) -> Result<(), TryCommandError> {
+        match self.cmds.try_reserve_many(2) {
+            Ok(mut permits) => {
+                if let (Some(a), Some(b)) = (permits.next(), permits.next()) {
+                    a.send(Command::Unsubscribe(streams.clone()));
+                    b.send(Command::Subscribe(streams));
+                }
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Full(())) => Err(TryCommandError::Full),
+            Err(mpsc::error::TrySendError::Closed(())) => Err(TryCommandError::Closed),
+        }
     }
 
     /// The current lifecycle state.

@@ -35,7 +35,9 @@ pub mod seq;
 pub mod transport;
 pub mod venue;
 
-pub use actor::{AttemptBudget, ConnSnapshot, Connection, ConnectionClosed, ConnectionConfig, SubState};
+pub use actor::{
+    AttemptBudget, ConnSnapshot, Connection, ConnectionClosed, ConnectionConfig, SubState, TryCommandError,
+};
 pub use backoff::{Backoff, BackoffConfig, BackoffConfigError};
 pub use entropy::{Entropy, Seeded};
 pub use event::{Event, EventKind, Missing, State};

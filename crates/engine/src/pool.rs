@@ -69,6 +69,10 @@ pub enum PoolError {
     /// A connection task has ended.
     #[error("a connection of the pool has closed")]
     Closed,
+    /// A connection's command channel is full now (a non-blocking request
+    /// only); try again later.
+    #[error("a connection of the pool is busy; try again")]
+    Busy,
 }
 
 #[derive(Debug)]
@@ -265,6 +269,31 @@ impl<T: Transport> Pool<T> {
             conn.subscribe(list).await.map_err(|_| PoolError::Closed)?;
         }
         Ok(())
+    }
+
+    /// [`Pool::resubscribe`] without waiting: each connection's pair of
+    /// commands is queued only if both fit now. `Err(PoolError::Busy)` when
+    /// a connection had no room (the others were still asked); ask again
+    /// later. For consumers that also drain the event queue, which must
+    /// never block on an actor that is itself blocked on that queue.
+    pub fn try_resubscribe(&mut self, streams: &[String]) -> Result<(), PoolError> {
+        let mut by_shard: HashMap<usize, Vec<String>> = HashMap::new();
+        for s in streams {
+            if let Some(&i) = self.owner.get(s)
+                && !by_shard.get(&i).is_some_and(|v| v.contains(s))
+            {
+                by_shard.entry(i).or_default().push(s.clone());
+            }
+        }
+        let mut result = Ok(());
+        for (i, list) in by_shard {
+            match self.shards[i].conn.try_restart(list) {
+                Ok(()) => {}
+                Err(crate::actor::TryCommandError::Full) => result = Err(PoolError::Busy),
+                Err(crate::actor::TryCommandError::Closed) => return Err(PoolError::Closed),
+            }
+        }
+        result
     }
 
     /// Open connections.

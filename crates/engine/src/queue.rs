@@ -55,7 +55,7 @@ impl Shared {
     }
 }
 
-type NextFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Option<Event>> + Send>>;
+type NextFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Option<Event>> + Send + Sync>>;
 
 /// The consumer's end. Also a `futures::Stream` of events.
 pub struct EventReceiver {

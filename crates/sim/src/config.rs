@@ -487,6 +487,26 @@ impl MarketConfig {
         }
     }
 
+    /// The market the venue `venue` names `market` (`binance`/`usdm`,
+    /// `bybit`/`linear`), with the venue's real limits and default symbols;
+    /// `None` if the simulator does not serve it.
+    pub fn named(venue: &str, market: &str) -> Option<MarketConfig> {
+        match venue {
+            "binance" => MarketKind::from_name(market).map(MarketConfig::new),
+            "bybit" => BybitCategory::ALL.into_iter().find(|c| c.name() == market).map(MarketConfig::bybit),
+            _ => None,
+        }
+    }
+
+    /// The venue's name and the market's name as the venue spells it
+    /// (`("binance", "usdm")`, `("bybit", "linear")`).
+    pub fn venue_market(&self) -> (&'static str, &'static str) {
+        match self.venue {
+            Venue::Binance => ("binance", self.kind.name()),
+            Venue::Bybit(c) => ("bybit", c.name()),
+        }
+    }
+
     /// The Bybit category, when it speaks Bybit.
     pub fn bybit_category(&self) -> Option<BybitCategory> {
         match self.venue {

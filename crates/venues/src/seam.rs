@@ -118,7 +118,7 @@ impl fmt::Display for Channel {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SeamError {
     /// The venue has no market of that name.
-    #[error("{venue} has no market {market:?} (its markets: {known})")]
+    #[error("unknown {venue} market {market:?}: {venue} has no market {market} (its markets: {known})")]
     UnknownMarket {
         /// The venue.
         venue: &'static str,
@@ -217,7 +217,7 @@ pub struct BookPlan {
 /// A venue's frame decoder for one market, with whatever state the venue
 /// needs between frames (the Bybit ticker merge, later a checksum). One
 /// per market and feed; frames of one market come through it in order.
-pub trait Decoder: Send + fmt::Debug {
+pub trait Decoder: Send + Sync + fmt::Debug {
     /// Decodes one data frame received at `received_ns` (ns since the
     /// epoch) into `out`. Frames the venue sends that the model has no type
     /// for become `unknown` events; malformed input is an error that keeps
@@ -260,6 +260,8 @@ pub enum SessionAuth {
         url_template: String,
         /// The header that carries the API key on token calls.
         key_header: &'static str,
+        /// The field of the create answer that holds the token.
+        token_field: &'static str,
         /// What an error body of an expired or unknown token contains
         /// (Binance `-1125`): the session replaces the token.
         expired_marker: &'static str,
@@ -388,7 +390,7 @@ impl<F> fmt::Debug for FnDecoder<F> {
 
 impl<F> Decoder for FnDecoder<F>
 where
-    F: FnMut(&str, i64, &mut Vec<Event>) -> Result<(), DecodeError> + Send,
+    F: FnMut(&str, i64, &mut Vec<Event>) -> Result<(), DecodeError> + Send + Sync,
 {
     fn decode(&mut self, frame: &str, received_ns: i64, out: &mut Vec<Event>) -> Result<(), DecodeError> {
         (self.0)(frame, received_ns, out)

@@ -27,6 +27,21 @@ pub const ROTATE_AFTER: Duration = Duration::from_secs(23 * 3600 + 50 * 60);
 /// The diff-stream speed local books subscribe (`@100ms`).
 pub const BOOK_SPEED: &str = "@100ms";
 
+impl From<Market> for MarketId {
+    fn from(m: Market) -> MarketId {
+        MarketId::new(Venue::Binance, market_type(m))
+    }
+}
+
+/// Binance spot.
+pub const SPOT: MarketId = MarketId::new(Venue::Binance, MarketType::Spot);
+/// Binance USDⓈ-M futures.
+pub const USDM: MarketId = MarketId::new(Venue::Binance, MarketType::UsdM);
+/// Binance COIN-M futures.
+pub const COINM: MarketId = MarketId::new(Venue::Binance, MarketType::CoinM);
+/// Binance options.
+pub const OPTIONS: MarketId = MarketId::new(Venue::Binance, MarketType::Options);
+
 /// Binance, as the registry lists it.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Binance;
@@ -173,6 +188,8 @@ impl VenueSpec for Binance {
 
     fn book_plan(&self, m: MarketType, symbol: &str, depth: u32) -> BookPlan {
         let mk = market(m);
+        // 0: the default, 1000 levels (the largest futures snapshot).
+        let depth = if depth == 0 { 1000 } else { depth };
         let (path, weight, _) = snapshot_request(mk, symbol, depth);
         BookPlan {
             stream: format!("{}@depth{BOOK_SPEED}", symbol.to_ascii_lowercase()),
@@ -244,6 +261,7 @@ impl VenueSpec for Binance {
                 keepalive: Duration::from_secs(30 * 60),
                 url_template: listen_key_url(&acct, env, "{token}"),
                 key_header: "X-MBX-APIKEY",
+                token_field: "listenKey",
                 expired_marker: "-1125",
                 expired_event: "listenKeyExpired",
             },
@@ -294,6 +312,11 @@ mod tests {
         }
         assert_eq!(b.symbol_of(MarketType::Spot, "!miniTicker@arr"), None);
         assert_eq!(b.book_plan(MarketType::Spot, "BTCUSDT", 1000).stream, "btcusdt@depth@100ms");
+        // Depth 0 is the venue's default: 1000-level REST snapshots.
+        let Recovery::Rest { path, .. } = b.book_plan(MarketType::UsdM, "BTCUSDT", 0).recovery else {
+            panic!("binance books recover over REST")
+        };
+        assert!(path.ends_with("limit=1000"), "{path}");
     }
 
     #[test]

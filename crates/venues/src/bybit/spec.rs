@@ -21,6 +21,21 @@ use crate::seam::{
 /// and positions, and the wallet (PROTOCOLS.md §5.5).
 pub const PRIVATE_TOPICS: [&str; 4] = ["order", "execution", "position", "wallet"];
 
+impl From<Category> for MarketId {
+    fn from(c: Category) -> MarketId {
+        MarketId::new(Venue::Bybit, c.market_type())
+    }
+}
+
+/// Bybit spot.
+pub const SPOT: MarketId = MarketId::new(Venue::Bybit, MarketType::Spot);
+/// Bybit linear contracts.
+pub const LINEAR: MarketId = MarketId::new(Venue::Bybit, MarketType::Linear);
+/// Bybit inverse contracts.
+pub const INVERSE: MarketId = MarketId::new(Venue::Bybit, MarketType::Inverse);
+/// Bybit options.
+pub const OPTION: MarketId = MarketId::new(Venue::Bybit, MarketType::Options);
+
 /// Bybit, as the registry lists it.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Bybit;
