@@ -270,7 +270,7 @@ fn error(code: i64, msg: &str, id: &Value) -> Bytes {
 
 /// Answers a control message (SUBSCRIBE, UNSUBSCRIBE, LIST_SUBSCRIPTIONS,
 /// SET_PROPERTY, GET_PROPERTY) with the venue's ack or error shapes, or a
-/// WS-API request (`crate::wsapi`).
+/// WS-API request (`crate::binance::wsapi`).
 async fn handle_text(hub: &Hub, id: u64, kind: ConnKind, text: &str, ctrl: &mpsc::Sender<Ctrl>) {
     let (frame, is_ack) = match kind {
         ConnKind::Stream => {
@@ -278,11 +278,11 @@ async fn handle_text(hub: &Hub, id: u64, kind: ConnKind, text: &str, ctrl: &mpsc
             (Some(f), ok)
         }
         ConnKind::WsApi => {
-            let (text, ok) = crate::wsapi::answer(hub, id, text);
+            let (text, ok) = crate::binance::wsapi::answer(hub, id, text);
             (Some(ws::encode(ws::op::TEXT, text.as_bytes())), ok)
         }
-        ConnKind::Bybit => crate::bybit::answer(hub, id, text),
-        ConnKind::BybitPrivate => crate::bybit_private::answer(hub, id, text),
+        ConnKind::Bybit => crate::bybit::public::answer(hub, id, text),
+        ConnKind::BybitPrivate => crate::bybit::private::answer(hub, id, text),
     };
     let delay = {
         let mut st = hub.lock();

@@ -19,9 +19,9 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 
 use crate::account::{Accounts, ListenKey, Scope};
+use crate::binance::topic::{self, Route, Topic};
 use crate::config::{MarketConfig, MarketKind};
 use crate::market::{Emit, Market};
-use crate::topic::{self, Route, Topic};
 use crate::ws;
 
 /// How a connection is killed.
@@ -67,7 +67,7 @@ pub(crate) enum ConnKind {
     WsApi,
     /// A Bybit v5 public stream (`/v5/public/<category>`).
     Bybit,
-    /// The Bybit v5 private stream (`/v5/private`, `crate::bybit_private`).
+    /// The Bybit v5 private stream (`/v5/private`, `crate::bybit::private`).
     BybitPrivate,
 }
 
@@ -249,7 +249,7 @@ pub(crate) struct HubState {
     /// Accounts, orders and listenKeys (the private side).
     pub accounts: Accounts,
     /// Bybit private connections' op log and id counters.
-    pub bybit_private: crate::bybit_private::PrivState,
+    pub bybit_private: crate::bybit::private::PrivState,
 }
 
 impl std::fmt::Debug for HubState {

@@ -46,20 +46,16 @@
 mod account;
 mod admin;
 mod auth;
+mod binance;
 mod bybit;
-mod bybit_private;
 mod config;
 mod conn;
 mod hub;
 mod load;
 mod market;
 mod orders;
-mod private;
-mod rest;
 mod server;
-mod topic;
 pub mod ws;
-mod wsapi;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -72,7 +68,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use account::{AccountView, BalanceView, ListenKeyView, OrderView, PositionView};
-pub use bybit_private::{BybitOp, BybitPrivateConn};
+pub use bybit::private::{BybitOp, BybitPrivateConn};
 pub use config::{
     AccountSpec, BybitCategory, Limits, LoadConfig, MarketConfig, MarketKind, SimConfig, SymbolSpec, TEST_API_KEY,
     TEST_ED25519_SEED, TEST_HMAC_SECRET, Timing, Venue,
@@ -311,8 +307,8 @@ impl MarketHandle {
             return BookView {
                 symbol: symbol.to_string(),
                 last_update_id: copy.last_update_id,
-                bids: bybit::level_strings(cat, &s.spec, &copy.bids),
-                asks: bybit::level_strings(cat, &s.spec, &copy.asks),
+                bids: bybit::encode::level_strings(cat, &s.spec, &copy.bids),
+                asks: bybit::encode::level_strings(cat, &s.spec, &copy.asks),
             };
         }
         let body = market.depth_body(copy, s, 0);
@@ -345,7 +341,7 @@ impl MarketHandle {
         let st = self.hub.lock();
         let s = st.market.symbol(symbol)?;
         if s.bybit.is_some() {
-            let copy = bybit::book_at(&st.market, symbol, update_id, depth)?;
+            let copy = bybit::book::book_at(&st.market, symbol, update_id, depth)?;
             return Some(Self::view(&st.market, s, symbol, &copy));
         }
         let mut copy = s.copy_at(update_id)?.clone();
@@ -476,7 +472,7 @@ impl MarketHandle {
     /// (the sockets stay open); returns how many subscriptions ended.
     pub fn terminate_user_streams(&self) -> usize {
         let mut st = self.hub.lock();
-        wsapi::terminate_all(&self.hub, &mut st)
+        binance::wsapi::terminate_all(&self.hub, &mut st)
     }
 
     /// Credits `amount` (a decimal, negative to debit) of `asset` to the account

@@ -12,8 +12,8 @@ use std::fmt::Write as _;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::binance::topic::{self, Topic};
 use crate::config::{BybitCategory, MarketKind, SymbolSpec, Timing};
-use crate::topic::{self, Topic};
 
 /// A payload produced for one stream.
 #[derive(Debug)]
@@ -152,7 +152,7 @@ pub(crate) struct Market {
     pub(crate) timing: Timing,
     stale_age_ms: u64,
     /// Bybit order-book topics (`orderbook.N.SYMBOL`): what each last sent.
-    pub(crate) bybit_books: HashMap<String, crate::bybit::BookTopic>,
+    pub(crate) bybit_books: HashMap<String, crate::bybit::book::BookTopic>,
     /// Bybit ticker topics: the fields each last sent.
     pub(crate) bybit_tickers: HashMap<String, BTreeMap<&'static str, String>>,
     /// Set on Bybit markets.
@@ -423,7 +423,7 @@ impl Market {
                     let all = tracked.contains("!forceOrder@arr");
                     if all || tracked.contains(&s.names.force) {
                         let p = match s.bybit {
-                            Some(cat) => crate::bybit::liquidation_payload(cat, s, &l, now_ms),
+                            Some(cat) => crate::bybit::encode::liquidation_payload(cat, s, &l, now_ms),
                             None => force_order_payload(kind, s, &l, now_ms),
                         };
                         if tracked.contains(&s.names.force) {
@@ -489,9 +489,9 @@ impl Market {
                 let Some(s) = self.by_lower_mut(sym) else { return vec![] };
                 kline_render(kind, s, iv, now_ms)
             }
-            Topic::BybitBook(sym, depth) => crate::bybit::render_book(self, sym, *depth, now_ms),
-            Topic::BybitTicker(sym) => crate::bybit::render_ticker(self, sym, now_ms),
-            Topic::BybitKline(sym, iv) => crate::bybit::render_kline(self, sym, iv, now_ms),
+            Topic::BybitBook(sym, depth) => crate::bybit::book::render_book(self, sym, *depth, now_ms),
+            Topic::BybitTicker(sym) => crate::bybit::ticker::render_ticker(self, sym, now_ms),
+            Topic::BybitKline(sym, iv) => crate::bybit::kline::render_kline(self, sym, iv, now_ms),
             _ => vec![],
         }
     }
@@ -961,7 +961,7 @@ fn inverse_turnover(spec: &SymbolSpec, price: i64, q: i64) -> i128 {
 }
 
 fn new_candle(iv: &str, now_ms: u64, last: i64, last_tid: i64) -> Candle {
-    let (open_time, close_time) = crate::bybit::kline_bounds(iv, now_ms).unwrap_or_else(|| {
+    let (open_time, close_time) = crate::bybit::kline::kline_bounds(iv, now_ms).unwrap_or_else(|| {
         let len = topic::interval_ms(iv);
         let open_time = now_ms - now_ms % len;
         (open_time, open_time + len - 1)
@@ -1025,7 +1025,7 @@ fn flush_window(
 
 fn trade_payload(kind: MarketKind, s: &SymbolState, price: i64, q: i64, buy: bool, now_ms: u64) -> String {
     if let Some(category) = s.bybit {
-        return crate::bybit::trade_payload(category, s, price, q, buy, now_ms);
+        return crate::bybit::encode::trade_payload(category, s, price, q, buy, now_ms);
     }
     let spec = &s.spec;
     let mut p = String::with_capacity(160);

@@ -13,9 +13,10 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::account::looks_like_listen_key;
+use crate::binance::rest;
+use crate::binance::topic::{self, Route};
 use crate::hub::{ConnKind, Hub, ListenSub};
-use crate::topic::{self, Route};
-use crate::{admin, conn, rest, ws};
+use crate::{admin, conn, ws};
 
 /// Largest REST request body read (form-encoded order parameters are small).
 const MAX_BODY: usize = 64 * 1024;
@@ -123,8 +124,8 @@ async fn route(req: Request<Incoming>, hub: Arc<Hub>) -> Resp {
         return admin::handle(req, hub).await;
     }
     if hub.cfg.bybit_category().is_some() {
-        // The Bybit markets serve only the order endpoint (`crate::bybit_private`).
-        if !crate::bybit_private::is_rest_path(&hub, &path) {
+        // The Bybit markets serve only the order endpoint (`crate::bybit::order`).
+        if !crate::bybit::order::is_rest_path(&hub, &path) {
             return json(StatusCode::NOT_FOUND, r#"{"retCode":10001,"retMsg":"Not found","result":{}}"#);
         }
         let (parts, body) = req.into_parts();
@@ -132,7 +133,7 @@ async fn route(req: Request<Incoming>, hub: Arc<Hub>) -> Resp {
             Ok(c) => c.to_bytes(),
             Err(_) => return json(StatusCode::PAYLOAD_TOO_LARGE, r#"{"retCode":10001,"retMsg":"body too large"}"#),
         };
-        return crate::bybit_private::rest(&Request::from_parts(parts, body), &hub);
+        return crate::bybit::order::rest(&Request::from_parts(parts, body), &hub);
     }
     if ![Method::GET, Method::POST, Method::PUT, Method::DELETE].contains(req.method()) {
         return venue_error(StatusCode::METHOD_NOT_ALLOWED, -1000, "Method not allowed.");
@@ -168,7 +169,7 @@ fn parse_ws_path(hub: &Hub, path: &str, q: Option<&str>) -> Option<WsTarget> {
         let p = path.trim_end_matches('/');
         let kind = if p == cat.path() {
             ConnKind::Bybit
-        } else if p == crate::bybit_private::PATH && cat == crate::config::BybitCategory::Linear {
+        } else if p == crate::bybit::private::PATH && cat == crate::config::BybitCategory::Linear {
             ConnKind::BybitPrivate
         } else {
             return None;

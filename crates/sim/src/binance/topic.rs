@@ -191,8 +191,8 @@ impl Topic {
                     2000
                 }
             }
-            Topic::BybitBook(_, depth) => crate::bybit::book_period_ms(*depth),
-            Topic::BybitKline(..) => crate::bybit::KLINE_PERIOD_MS,
+            Topic::BybitBook(_, depth) => crate::bybit::book::book_period_ms(*depth),
+            Topic::BybitKline(..) => crate::bybit::kline::KLINE_PERIOD_MS,
             Topic::BybitTicker(_) => {
                 if kind == MarketKind::Spot {
                     50

@@ -31,7 +31,7 @@ pub(crate) fn depth_weight(kind: MarketKind, limit: u32) -> u32 {
 }
 
 pub(crate) fn handle(req: &hyper::Request<Bytes>, hub: &Hub) -> Resp {
-    if let Some(r) = crate::private::handle(req, hub) {
+    if let Some(r) = crate::binance::private::handle(req, hub) {
         return r;
     }
     let kind = hub.kind();
