@@ -6,6 +6,7 @@
 //! the connection a slow consumer and it is reset, as the venue drops clients that
 //! cannot keep up.
 
+use std::any::Any;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -222,12 +223,20 @@ pub(crate) struct Faults {
     pub paused: bool,
 }
 
+/// A topic rendered on a timer (tickers, partial depth, order books, klines):
+/// the venue's own state of it and how it writes the next message(s).
+pub(crate) trait Render: Send + std::fmt::Debug {
+    /// The messages due now as (payload, id for ground truth); `venue` is the
+    /// market's venue state ([`HubState::venue`]).
+    fn render(&mut self, market: &mut Market, venue: &mut (dyn Any + Send), now_ms: u64) -> Vec<(String, Option<u64>)>;
+}
+
+/// A tracked topic rendered on a timer.
 #[derive(Debug)]
 pub(crate) struct Periodic {
-    pub topic: Topic,
+    pub topic: Box<dyn Render>,
     pub period_ms: u64,
     pub next_due: u64,
-    pub last_u: u64,
 }
 
 pub(crate) struct HubState {
@@ -248,8 +257,8 @@ pub(crate) struct HubState {
     pub fault_rng: ChaCha8Rng,
     /// Accounts, orders and listenKeys (the private side).
     pub accounts: Accounts,
-    /// Bybit private connections' op log and id counters.
-    pub bybit_private: crate::bybit::private::PrivState,
+    /// What the market's venue keeps besides the generator (its own type).
+    pub venue: Box<dyn Any + Send>,
 }
 
 impl std::fmt::Debug for HubState {
@@ -302,11 +311,14 @@ pub(crate) fn wall_ms() -> u64 {
 impl Hub {
     pub(crate) fn new(cfg: MarketConfig, seed: u64, addr: std::net::SocketAddr) -> Arc<Hub> {
         let now = wall_ms();
-        let mut market = Market::new(cfg.kind, &cfg.symbols, seed, &cfg.timing, now);
+        let (mut market, venue): (Market, Box<dyn Any + Send>) = match cfg.bybit_category() {
+            Some(cat) => (
+                crate::bybit::new_market(cat, cfg.kind, &cfg.symbols, seed, &cfg.timing, now),
+                Box::new(crate::bybit::BybitState::default()),
+            ),
+            None => (crate::binance::new_market(cfg.kind, &cfg.symbols, seed, &cfg.timing, now), Box::new(())),
+        };
         market.set_history(cfg.book_history);
-        if let Some(category) = cfg.bybit_category() {
-            market.set_bybit(category);
-        }
         let load_stream = cfg.load.as_ref().map(|l| format!("{}@trade", l.symbol.to_lowercase()));
         Arc::new(Hub {
             state: Mutex::new(HubState {
@@ -325,7 +337,7 @@ impl Hub {
                 load_stream,
                 fault_rng: ChaCha8Rng::seed_from_u64(seed ^ 0xfa17),
                 accounts: Accounts::new(&cfg.accounts, seed),
-                bybit_private: Default::default(),
+                venue,
             }),
             cfg,
             epoch: Instant::now(),
@@ -525,12 +537,12 @@ impl Hub {
         st.streams.entry(s.to_string()).or_default();
         if let Some(t) = topic::parse(self.kind(), s, |x| st.market.knows_lower(x)) {
             if let Topic::Kline(sym, iv) = &t {
-                st.market.ensure_candle(sym, iv, now);
+                st.market.ensure_candle(sym, iv, topic::bounds, now);
             }
             if let Some(period) = t.period_ms(self.kind()) {
                 let period_ms = self.cfg.timing.cadence(period).as_millis() as u64;
-                st.periodic
-                    .insert(s.to_string(), Periodic { topic: t, period_ms, next_due: now + period_ms, last_u: 0 });
+                let snapshot = Box::new(crate::binance::topic::Snapshot { topic: t, last_u: 0 });
+                st.periodic.insert(s.to_string(), Periodic { topic: snapshot, period_ms, next_due: now + period_ms });
             }
         }
     }
@@ -585,11 +597,17 @@ impl Hub {
         let mut out: Vec<Emit> = Vec::new();
         // Paused: no new book actions, but due windows still flush.
         let elapsed_ms = if st.faults.paused { 0 } else { elapsed_ms };
-        st.market.tick(now, elapsed_ms, &st.tracked, &mut out);
+        match self.cfg.bybit_category() {
+            Some(cat) => st.market.tick(&crate::bybit::encode::Encoder { cat }, now, elapsed_ms, &st.tracked, &mut out),
+            None => {
+                let enc = crate::binance::encode::Encoder { kind: self.kind() };
+                st.market.tick(&enc, now, elapsed_ms, &st.tracked, &mut out)
+            }
+        }
         for (name, p) in st.periodic.iter_mut() {
             if now >= p.next_due {
                 p.next_due = now + p.period_ms;
-                for (payload, id) in st.market.render(&p.topic, now, &mut p.last_u) {
+                for (payload, id) in p.topic.render(&mut st.market, st.venue.as_mut(), now) {
                     out.push(Emit { stream: name.clone(), payload, id });
                 }
             }

@@ -299,11 +299,17 @@ impl MarketHandle {
         let st = self.hub.lock();
         let s = st.market.symbol(symbol)?;
         let copy = s.copy(depth, 0);
-        Some(Self::view(&st.market, s, symbol, &copy))
+        Some(self.view(&st.market, s, symbol, &copy))
     }
 
-    fn view(market: &market::Market, s: &market::SymbolState, symbol: &str, copy: &market::BookCopy) -> BookView {
-        if let Some(cat) = s.bybit {
+    fn view(
+        &self,
+        market: &market::Market,
+        s: &market::SymbolState,
+        symbol: &str,
+        copy: &market::BookCopy,
+    ) -> BookView {
+        if let Some(cat) = self.hub.cfg.bybit_category() {
             return BookView {
                 symbol: symbol.to_string(),
                 last_update_id: copy.last_update_id,
@@ -311,7 +317,7 @@ impl MarketHandle {
                 asks: bybit::encode::level_strings(cat, &s.spec, &copy.asks),
             };
         }
-        let body = market.depth_body(copy, s, 0);
+        let body = binance::rest::depth_body(market, copy, s, 0);
         let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
         let side = |k: &str| -> Vec<[String; 2]> {
             v[k].as_array()
@@ -340,14 +346,15 @@ impl MarketHandle {
     pub fn book_at(&self, symbol: &str, update_id: u64, depth: usize) -> Option<BookView> {
         let st = self.hub.lock();
         let s = st.market.symbol(symbol)?;
-        if s.bybit.is_some() {
-            let copy = bybit::book::book_at(&st.market, symbol, update_id, depth)?;
-            return Some(Self::view(&st.market, s, symbol, &copy));
+        if let Some(cat) = self.hub.cfg.bybit_category() {
+            let books = &bybit::state(st.venue.as_ref())?.books;
+            let copy = bybit::book::book_at(books, cat, symbol, update_id, depth)?;
+            return Some(self.view(&st.market, s, symbol, &copy));
         }
         let mut copy = s.copy_at(update_id)?.clone();
         copy.bids.truncate(depth);
         copy.asks.truncate(depth);
-        Some(Self::view(&st.market, s, symbol, &copy))
+        Some(self.view(&st.market, s, symbol, &copy))
     }
 
     /// Drops each message of `stream` with probability `p` (0 stops), for

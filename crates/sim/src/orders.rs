@@ -211,7 +211,8 @@ pub(crate) fn place(hub: &Hub, st: &mut HubState, acct: usize, p: &Params) -> Re
         Vec::new()
     } else {
         let HubState { market, tracked, .. } = &mut *st;
-        market.user_take(&r.symbol, r.buy, planned, limit, now, tracked, &mut emits)
+        let enc = crate::binance::encode::Encoder { kind };
+        market.user_take(&enc, &r.symbol, r.buy, planned, limit, now, tracked, &mut emits)
     };
     for e in emits {
         hub.deliver(st, &e.stream, e.payload.as_bytes(), e.id, 1);

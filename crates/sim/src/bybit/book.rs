@@ -8,7 +8,7 @@
 //! `snapshot` (same `u`), in order before the topic's next delta. The restart
 //! fault makes the next message of a topic a `snapshot` with `u = 1`.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
 
 use crate::config::{BybitCategory, SymbolSpec};
@@ -144,13 +144,18 @@ fn book_payload_levels<'a>(
 /// The next message of `orderbook.<depth>.<sym>`, if there is one: a delta
 /// of what changed in the window (a snapshot on depth 1, which re-sends its
 /// unchanged book every 3 s with the same `u`), or the restart snapshot.
-pub(crate) fn render_book(m: &mut Market, sym: &str, depth: usize, now_ms: u64) -> Vec<(String, Option<u64>)> {
-    let Some(i) = m.symbol_index(sym) else { return vec![] };
-    let s = &m.symbols[i];
-    let Some(cat) = s.bybit else { return vec![] };
+pub(crate) fn render_book(
+    m: &Market,
+    books: &mut HashMap<String, BookTopic>,
+    cat: BybitCategory,
+    sym: &str,
+    depth: usize,
+    now_ms: u64,
+) -> Vec<(String, Option<u64>)> {
+    let Some(s) = m.symbol(sym) else { return vec![] };
     let name = book_topic(sym, depth);
     let resend_ms = m.timing.cadence(3000).as_millis() as u64;
-    let Some(t) = m.bybit_books.get_mut(&name) else { return vec![] };
+    let Some(t) = books.get_mut(&name) else { return vec![] };
     let (bids, asks) = top(s, depth);
     if t.restart {
         t.restart = false;
@@ -193,11 +198,17 @@ pub(crate) fn render_book(m: &mut Market, sym: &str, depth: usize, now_ms: u64) 
 /// The book a client of `orderbook.<d>.<symbol>` holds right after the
 /// message with `u`: the smallest tracked depth `d >= depth` whose history
 /// holds `u`, truncated to `depth`.
-pub(crate) fn book_at(m: &Market, symbol: &str, u: u64, depth: usize) -> Option<BookCopy> {
-    let ds = depths(m.bybit?);
+pub(crate) fn book_at(
+    books: &HashMap<String, BookTopic>,
+    cat: BybitCategory,
+    symbol: &str,
+    u: u64,
+    depth: usize,
+) -> Option<BookCopy> {
+    let ds = depths(cat);
     let max = *ds.last()?;
     ds.iter().filter(|d| **d >= depth.min(max)).find_map(|d| {
-        let mut c = m.bybit_books.get(&book_topic(symbol, *d))?.at(u)?.clone();
+        let mut c = books.get(&book_topic(symbol, *d))?.at(u)?.clone();
         c.bids.truncate(depth);
         c.asks.truncate(depth);
         Some(c)

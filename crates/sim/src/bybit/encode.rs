@@ -4,9 +4,41 @@
 use std::fmt::Write as _;
 
 use crate::config::{BybitCategory, SymbolSpec};
-use crate::market::{Liquidation, SymbolState, fmt_dec};
+use crate::market::{DepthDiff, Encode, Liquidation, SymbolState, fmt_dec};
 
 use super::option::option_model;
+
+/// Writes the generator's events for one Bybit market: `publicTrade` and
+/// `allLiquidation`. Bybit markets name no aggregate-trade, book-ticker or
+/// diff-depth stream (their order books are topics of their own), so those
+/// three are never called and write nothing.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Encoder {
+    /// The market's category.
+    pub cat: BybitCategory,
+}
+
+impl Encode for Encoder {
+    fn trade(&self, s: &SymbolState, price: i64, qty: i64, buy: bool, now_ms: u64) -> String {
+        trade_payload(self.cat, s, price, qty, buy, now_ms)
+    }
+
+    fn agg_trade(&self, _: &SymbolState, _: i64, _: i64, _: u64, _: bool, _: u64) -> String {
+        String::new()
+    }
+
+    fn book_ticker(&self, _: &SymbolState, _: u64) -> String {
+        String::new()
+    }
+
+    fn depth_diff(&self, _: &SymbolState, _: &DepthDiff<'_>, _: u64) -> String {
+        String::new()
+    }
+
+    fn liquidation(&self, s: &SymbolState, l: &Liquidation, now_ms: u64) -> String {
+        liquidation_payload(self.cat, s, l, now_ms)
+    }
+}
 
 /// A decimal as the venue writes it: linear and inverse keep the
 /// instrument's decimals (`"65114.20"`), spot and option trim trailing zeros

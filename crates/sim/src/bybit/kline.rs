@@ -64,13 +64,24 @@ pub(crate) fn kline_bounds(iv: &str, now_ms: u64) -> Option<(u64, u64)> {
     Some((start, end - 1))
 }
 
+/// [`kline_bounds`] as the generator's candle buckets (only Bybit intervals
+/// are ever tracked; anything else is a bucket of one millisecond).
+pub(crate) fn bucket(iv: &str, now_ms: u64) -> (u64, u64) {
+    kline_bounds(iv, now_ms).unwrap_or((now_ms, now_ms))
+}
+
 /// The next `kline.<iv>.<sym>` messages: the candles that closed since the
 /// last push (`confirm:true`, oldest first), if any, then the open one
 /// (`confirm:false`).
-pub(crate) fn render_kline(m: &mut Market, sym: &str, iv: &'static str, now_ms: u64) -> Vec<(String, Option<u64>)> {
+pub(crate) fn render_kline(
+    m: &mut Market,
+    cat: BybitCategory,
+    sym: &str,
+    iv: &'static str,
+    now_ms: u64,
+) -> Vec<(String, Option<u64>)> {
     let Some(i) = m.symbol_index(sym) else { return vec![] };
-    let Some(cat) = m.symbols[i].bybit else { return vec![] };
-    let Some((closed, open)) = m.candles(sym, iv, now_ms) else { return vec![] };
+    let Some((closed, open)) = m.candles(sym, iv, bucket, now_ms) else { return vec![] };
     let spec = &m.symbols[i].spec;
     let mut out = Vec::with_capacity(closed.len() + 1);
     for c in &closed {

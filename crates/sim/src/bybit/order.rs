@@ -22,8 +22,9 @@ use crate::market::Emit;
 use crate::orders::{apply_futures_fill, entry_price, unrealized};
 use crate::server::{Resp, json};
 
-use super::encode::js;
+use super::encode::{Encoder, js};
 use super::private::push;
+use super::{state, state_mut};
 
 /// The order endpoint.
 const CREATE: &str = "/v5/order/create";
@@ -271,7 +272,8 @@ fn place(hub: &Hub, st: &mut HubState, acct: usize, v: &Value) -> Result<(String
         Vec::new()
     } else {
         let HubState { market, tracked, .. } = &mut *st;
-        market.user_take(&symbol, buy, planned, limit, now, tracked, &mut emits)
+        let enc = Encoder { cat: hub.cfg.bybit_category().unwrap_or(BybitCategory::Linear) };
+        market.user_take(&enc, &symbol, buy, planned, limit, now, tracked, &mut emits)
     };
     for e in emits {
         hub.deliver(st, &e.stream, e.payload.as_bytes(), e.id, 1);
@@ -333,7 +335,8 @@ fn place(hub: &Hub, st: &mut HubState, acct: usize, v: &Value) -> Result<(String
         o.price = fills.last().map(|f| f.price).unwrap_or_else(|| st.market.symbol(&symbol).map_or(0, |s| s.mid()));
     }
     let mark = st.market.symbol(&symbol).map_or(price, |s| s.mid());
-    let seq_base = st.bybit_private.seq.max(st.market.symbol(&symbol).map_or(0, |s| s.update_id));
+    let seq = state(st.venue.as_ref()).map_or(0, |b| b.private.seq);
+    let seq_base = seq.max(st.market.symbol(&symbol).map_or(0, |s| s.update_id));
     let a = &mut st.accounts.list[acct];
     if !fills.is_empty() {
         a.update_ms = now;
@@ -355,11 +358,19 @@ fn place(hub: &Hub, st: &mut HubState, acct: usize, v: &Value) -> Result<(String
         msgs.push(("position", pos));
         msgs.push(("wallet", wallet_item(st, acct, &spec)));
     }
-    st.bybit_private.seq = seq_base + 2 + execs.len() as u64;
+    if let Some(b) = state_mut(st.venue.as_mut()) {
+        b.private.seq = seq_base + 2 + execs.len() as u64;
+    }
     let epoch_ms = hub.since_epoch_ms();
     for (topic, data) in msgs {
-        st.bybit_private.msg += 1;
-        let mid = format!("{:x}{}", st.bybit_private.msg, &uuid_of(st.bybit_private.msg, 0x1d)[8..]);
+        let n = match state_mut(st.venue.as_mut()) {
+            Some(b) => {
+                b.private.msg += 1;
+                b.private.msg
+            }
+            None => 0,
+        };
+        let mid = format!("{:x}{}", n, &uuid_of(n, 0x1d)[8..]);
         let payload = if topic == "execution" {
             format!("{{\"topic\":\"{topic}\",\"id\":{},\"creationTime\":{now},\"data\":[{data}]}}", js(&mid))
         } else {

@@ -19,6 +19,7 @@ use crate::hub::{ConnKind, Hub, HubState, KillMode, Session};
 use crate::ws;
 
 use super::encode::js;
+use super::{state, state_mut};
 
 /// The private WebSocket path.
 pub(crate) const PATH: &str = "/v5/private";
@@ -90,12 +91,15 @@ pub(crate) fn answer(hub: &Hub, conn: u64, text: &str) -> (Option<Bytes>, bool) 
     let cid = conn_id(hub, conn);
     let (op, ok, msg, frame) = respond(hub, conn, &cid, text);
     let mut st = hub.lock();
-    let log = st.bybit_private.ops.entry(conn).or_default();
-    if log.len() < LOG_OPS {
-        log.push(BybitOp { op, success: ok, ret_msg: msg });
-    }
-    while st.bybit_private.ops.len() > LOG_CONNS {
-        st.bybit_private.ops.pop_first();
+    if let Some(state) = state_mut(st.venue.as_mut()) {
+        let ops = &mut state.private.ops;
+        let log = ops.entry(conn).or_default();
+        if log.len() < LOG_OPS {
+            log.push(BybitOp { op, success: ok, ret_msg: msg });
+        }
+        while ops.len() > LOG_CONNS {
+            ops.pop_first();
+        }
     }
     (Some(ws::encode(ws::op::TEXT, frame.as_bytes())), ok)
 }
@@ -257,7 +261,9 @@ impl MarketHandle {
     /// success), its API key once authenticated, and its topics.
     pub fn bybit_private_conns(&self) -> Vec<BybitPrivateConn> {
         let st = self.hub.lock();
-        let mut ids: Vec<u64> = st.bybit_private.ops.keys().copied().collect();
+        let empty = BTreeMap::new();
+        let log = state(st.venue.as_ref()).map_or(&empty, |s| &s.private.ops);
+        let mut ids: Vec<u64> = log.keys().copied().collect();
         for (id, c) in &st.conns {
             if c.kind == ConnKind::BybitPrivate && !ids.contains(id) {
                 ids.push(*id);
@@ -275,7 +281,7 @@ impl MarketHandle {
                         .and_then(|s| st.accounts.list.get(s.account))
                         .map(|a| a.spec.api_key.clone()),
                     topics: c.map(|c| c.subs.clone()).unwrap_or_default(),
-                    ops: st.bybit_private.ops.get(&id).cloned().unwrap_or_default(),
+                    ops: log.get(&id).cloned().unwrap_or_default(),
                 }
             })
             .collect()

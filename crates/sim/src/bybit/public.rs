@@ -9,18 +9,46 @@ use bytes::Bytes;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::binance::topic::Topic;
-use crate::config::BybitCategory;
+use crate::config::{BybitCategory, MarketKind};
 use crate::hub::{Hub, HubState, KillMode, Periodic};
 use crate::ws;
 
-use super::book::{BookTopic, book_payload, depths};
+use super::book::{BookTopic, book_payload, book_period_ms, depths};
 use super::encode::{js, js_list};
-use super::kline::KLINE_INTERVALS;
+use super::kline::{self, KLINE_INTERVALS, KLINE_PERIOD_MS};
 use super::ticker::ticker_payload;
+use super::{Push, state_mut};
 
 /// Arguments per spot subscribe request.
 const SPOT_MAX_ARGS: usize = 10;
+
+/// A public topic the simulator feeds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Topic {
+    /// `publicTrade.<SYMBOL>` (upper-case symbol; option: the base coin).
+    Trade(String),
+    /// `orderbook.<depth>.<SYMBOL>`.
+    Book(String, usize),
+    /// `tickers.<SYMBOL>`.
+    Ticker(String),
+    /// `kline.<interval>.<SYMBOL>` (interval as the venue writes it: `1`, `60`, `D`, ...).
+    Kline(String, &'static str),
+    /// `allLiquidation.<SYMBOL>` (event-driven, from the generator).
+    Liquidation(String),
+}
+
+impl Topic {
+    /// Cadence (ms, before scaling) of the topics pushed on a timer; `None`
+    /// for the event-driven ones.
+    pub(crate) fn period_ms(&self, kind: MarketKind) -> Option<u64> {
+        match self {
+            Topic::Book(_, depth) => Some(book_period_ms(*depth)),
+            Topic::Kline(..) => Some(KLINE_PERIOD_MS),
+            Topic::Ticker(_) => Some(if kind == MarketKind::Spot { 50 } else { 100 }),
+            Topic::Trade(_) | Topic::Liquidation(_) => None,
+        }
+    }
+}
 
 /// Parses a public topic of `cat`; `None` is "handler not found". `known`
 /// checks a symbol, `known_base` an option base coin (`publicTrade.BTC`).
@@ -33,23 +61,23 @@ fn parse_topic(
     let (kind, rest) = name.split_once('.')?;
     let sym = |s: &str| (known(s)).then(|| s.to_string());
     match kind {
-        "publicTrade" if cat == BybitCategory::Option => known_base(rest).then(|| Topic::BybitTrade(rest.to_string())),
-        "publicTrade" => Some(Topic::BybitTrade(sym(rest)?)),
-        "tickers" => Some(Topic::BybitTicker(sym(rest)?)),
+        "publicTrade" if cat == BybitCategory::Option => known_base(rest).then(|| Topic::Trade(rest.to_string())),
+        "publicTrade" => Some(Topic::Trade(sym(rest)?)),
+        "tickers" => Some(Topic::Ticker(sym(rest)?)),
         "orderbook" => {
             let (d, s) = rest.split_once('.')?;
             let depth: usize = d.parse().ok().filter(|d| depths(cat).contains(d))?;
             if d != depth.to_string() {
                 return None;
             }
-            Some(Topic::BybitBook(sym(s)?, depth))
+            Some(Topic::Book(sym(s)?, depth))
         }
         "kline" if cat != BybitCategory::Option => {
             let (iv, s) = rest.split_once('.')?;
             let iv = KLINE_INTERVALS.iter().find(|k| **k == iv)?;
-            Some(Topic::BybitKline(sym(s)?, iv))
+            Some(Topic::Kline(sym(s)?, iv))
         }
-        "allLiquidation" if cat.is_futures() => Some(Topic::BybitLiquidation(sym(rest)?)),
+        "allLiquidation" if cat.is_futures() => Some(Topic::Liquidation(sym(rest)?)),
         _ => None,
     }
 }
@@ -303,30 +331,32 @@ impl Hub {
         if st.tracked.insert(name.to_string()) {
             st.streams.entry(name.to_string()).or_default();
             match topic {
-                Topic::BybitBook(sym, depth) => {
-                    if let Some(s) = st.market.symbol(sym) {
+                Topic::Book(sym, depth) => {
+                    if let (Some(s), Some(state)) = (st.market.symbol(sym), state_mut(st.venue.as_mut())) {
                         let t = BookTopic::new(s, *depth, name, now);
-                        st.market.bybit_books.insert(name.to_string(), t);
+                        state.books.insert(name.to_string(), t);
                     }
                 }
-                Topic::BybitKline(sym, iv) => st.market.ensure_candle(&sym.to_lowercase(), iv, now),
+                Topic::Kline(sym, iv) => st.market.ensure_candle(&sym.to_lowercase(), iv, kline::bucket, now),
                 _ => {}
             }
             if let Some(period) = topic.period_ms(self.kind()) {
                 let period_ms = self.cfg.timing.cadence(period).as_millis() as u64;
-                st.periodic
-                    .insert(name.to_string(), Periodic { topic: topic.clone(), period_ms, next_due: now, last_u: 0 });
+                let push = Box::new(Push { cat, topic: topic.clone() });
+                st.periodic.insert(name.to_string(), Periodic { topic: push, period_ms, next_due: now });
             }
         }
         match topic {
-            Topic::BybitBook(sym, _) => {
-                if let (Some(s), Some(t)) = (st.market.symbol(sym), st.market.bybit_books.get(name)) {
+            Topic::Book(sym, _) => {
+                let books = state_mut(st.venue.as_mut()).map(|b| &b.books);
+                if let (Some(s), Some(t)) = (st.market.symbol(sym), books.and_then(|b| b.get(name))) {
                     let p = book_payload(cat, &s.spec, name, "snapshot", t, now);
                     snapshots.push(ws::encode(ws::op::TEXT, p.as_bytes()));
                 }
             }
-            Topic::BybitTicker(sym) => {
-                if let (Some(s), Some(f)) = (st.market.symbol(sym), st.market.bybit_tickers.get(name))
+            Topic::Ticker(sym) => {
+                let tickers = state_mut(st.venue.as_mut()).map(|b| &b.tickers);
+                if let (Some(s), Some(f)) = (st.market.symbol(sym), tickers.and_then(|t| t.get(name)))
                     && !f.is_empty()
                 {
                     let p = ticker_payload(cat, sym, "snapshot", f, s.update_id, now);
@@ -357,7 +387,8 @@ impl Hub {
     pub(crate) fn bybit_restart(&self, symbol: Option<&str>) -> usize {
         let mut st = self.lock();
         let mut n = 0;
-        for (name, t) in st.market.bybit_books.iter_mut() {
+        let Some(state) = state_mut(st.venue.as_mut()) else { return 0 };
+        for (name, t) in state.books.iter_mut() {
             if symbol.is_none_or(|s| name.rsplit('.').next() == Some(s)) {
                 t.restart = true;
                 n += 1;
@@ -377,13 +408,13 @@ mod tests {
         let base = |b: &str| b == "BTC";
         let lin = BybitCategory::Linear;
         let p = |cat, name| parse_topic(cat, name, known, base);
-        assert_eq!(p(lin, "orderbook.50.BTCUSDT"), Some(Topic::BybitBook("BTCUSDT".into(), 50)));
-        assert_eq!(p(lin, "orderbook.1000.BTCUSDT"), Some(Topic::BybitBook("BTCUSDT".into(), 1000)));
-        assert_eq!(p(lin, "publicTrade.BTCUSDT"), Some(Topic::BybitTrade("BTCUSDT".into())));
-        assert_eq!(p(lin, "tickers.BTCUSDT"), Some(Topic::BybitTicker("BTCUSDT".into())));
-        assert_eq!(p(lin, "kline.D.BTCUSDT"), Some(Topic::BybitKline("BTCUSDT".into(), "D")));
-        assert_eq!(p(BybitCategory::Spot, "kline.1.BTCUSDT"), Some(Topic::BybitKline("BTCUSDT".into(), "1")));
-        assert_eq!(p(lin, "allLiquidation.BTCUSDT"), Some(Topic::BybitLiquidation("BTCUSDT".into())));
+        assert_eq!(p(lin, "orderbook.50.BTCUSDT"), Some(Topic::Book("BTCUSDT".into(), 50)));
+        assert_eq!(p(lin, "orderbook.1000.BTCUSDT"), Some(Topic::Book("BTCUSDT".into(), 1000)));
+        assert_eq!(p(lin, "publicTrade.BTCUSDT"), Some(Topic::Trade("BTCUSDT".into())));
+        assert_eq!(p(lin, "tickers.BTCUSDT"), Some(Topic::Ticker("BTCUSDT".into())));
+        assert_eq!(p(lin, "kline.D.BTCUSDT"), Some(Topic::Kline("BTCUSDT".into(), "D")));
+        assert_eq!(p(BybitCategory::Spot, "kline.1.BTCUSDT"), Some(Topic::Kline("BTCUSDT".into(), "1")));
+        assert_eq!(p(lin, "allLiquidation.BTCUSDT"), Some(Topic::Liquidation("BTCUSDT".into())));
         for bad in [
             "orderbook.500.BTCUSDT",
             "orderbook.050.BTCUSDT",
@@ -402,9 +433,9 @@ mod tests {
         }
         assert_eq!(p(BybitCategory::Spot, "allLiquidation.BTCUSDT"), None);
         let opt = BybitCategory::Option;
-        assert_eq!(p(opt, "publicTrade.BTC"), Some(Topic::BybitTrade("BTC".into())));
-        assert_eq!(p(opt, "orderbook.25.BTCUSDT"), Some(Topic::BybitBook("BTCUSDT".into(), 25)));
-        assert_eq!(p(opt, "orderbook.100.BTCUSDT"), Some(Topic::BybitBook("BTCUSDT".into(), 100)));
+        assert_eq!(p(opt, "publicTrade.BTC"), Some(Topic::Trade("BTC".into())));
+        assert_eq!(p(opt, "orderbook.25.BTCUSDT"), Some(Topic::Book("BTCUSDT".into(), 25)));
+        assert_eq!(p(opt, "orderbook.100.BTCUSDT"), Some(Topic::Book("BTCUSDT".into(), 100)));
         for bad in ["orderbook.1.BTCUSDT", "orderbook.50.BTCUSDT", "publicTrade.BTCUSDT", "publicTrade.ETH"] {
             assert_eq!(p(opt, bad), None, "{bad}");
         }

@@ -1,6 +1,6 @@
 //! Bybit tickers (`tickers.<SYMBOL>`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 use crate::config::BybitCategory;
@@ -117,12 +117,16 @@ pub(crate) fn ticker_payload(
 /// The next `tickers.<sym>` message: linear and inverse send a snapshot
 /// first, then deltas holding only the changed fields; spot and option send
 /// snapshots. Nothing when nothing changed.
-pub(crate) fn render_ticker(m: &mut Market, sym: &str, now_ms: u64) -> Vec<(String, Option<u64>)> {
-    let Some(i) = m.symbol_index(sym) else { return vec![] };
-    let s = &m.symbols[i];
-    let Some(cat) = s.bybit else { return vec![] };
+pub(crate) fn render_ticker(
+    m: &Market,
+    tickers: &mut HashMap<String, BTreeMap<&'static str, String>>,
+    cat: BybitCategory,
+    sym: &str,
+    now_ms: u64,
+) -> Vec<(String, Option<u64>)> {
+    let Some(s) = m.symbol(sym) else { return vec![] };
     let now = ticker_fields(cat, s, now_ms);
-    let last = m.bybit_tickers.entry(format!("tickers.{sym}")).or_default();
+    let last = tickers.entry(format!("tickers.{sym}")).or_default();
     if *last == now {
         return vec![];
     }
