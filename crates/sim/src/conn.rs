@@ -8,7 +8,6 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
-use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -258,23 +257,13 @@ async fn read_loop(
     }
 }
 
-fn reply(result: Value, id: &Value) -> Bytes {
-    let v = serde_json::json!({ "result": result, "id": id });
-    ws::encode(ws::op::TEXT, v.to_string().as_bytes())
-}
-
-fn error(code: i64, msg: &str, id: &Value) -> Bytes {
-    let v = serde_json::json!({ "error": { "code": code, "msg": msg }, "id": id });
-    ws::encode(ws::op::TEXT, v.to_string().as_bytes())
-}
-
 /// Answers a control message (SUBSCRIBE, UNSUBSCRIBE, LIST_SUBSCRIPTIONS,
 /// SET_PROPERTY, GET_PROPERTY) with the venue's ack or error shapes, or a
 /// WS-API request (`crate::binance::wsapi`).
 async fn handle_text(hub: &Hub, id: u64, kind: ConnKind, text: &str, ctrl: &mpsc::Sender<Ctrl>) {
     let (frame, is_ack) = match kind {
         ConnKind::Stream => {
-            let (f, ok) = answer(hub, id, text);
+            let (f, ok) = crate::binance::control::answer(hub, id, text);
             (Some(f), ok)
         }
         ConnKind::WsApi => {
@@ -303,83 +292,5 @@ async fn handle_text(hub: &Hub, id: u64, kind: ConnKind, text: &str, ctrl: &mpsc
             tokio::time::sleep(delay).await;
             let _ = ctrl.send(Ctrl::Frame(frame)).await;
         });
-    }
-}
-
-/// Returns (frame, success).
-fn answer(hub: &Hub, conn: u64, text: &str) -> (Bytes, bool) {
-    let v: Value = match serde_json::from_str(text) {
-        Ok(v) => v,
-        Err(e) => return (error(3, &format!("Invalid JSON: {e}"), &Value::Null), false),
-    };
-    let id = v.get("id").cloned().unwrap_or(Value::Null);
-    let id_ok = match &id {
-        Value::Null => true,
-        Value::Number(n) => n.is_u64() || n.is_i64(),
-        Value::String(s) => s.len() <= 36 && s.bytes().all(|b| b.is_ascii_alphanumeric()),
-        _ => false,
-    };
-    let col = text.len();
-    let Some(method) = v.get("method") else {
-        return (error(2, &format!("Invalid request: missing field `method` at line 1 column {col}"), &id), false);
-    };
-    if !id_ok {
-        return (error(2, "Invalid request: request ID must be an unsigned integer", &Value::Null), false);
-    }
-    let method = method.as_str().unwrap_or_default();
-    let params = v.get("params");
-    let strings =
-        || -> Option<Vec<String>> { params?.as_array()?.iter().map(|p| p.as_str().map(str::to_string)).collect() };
-    match method {
-        "SUBSCRIBE" | "UNSUBSCRIBE" => {
-            let Some(streams) = strings() else {
-                return (error(2, "Invalid request: invalid stream", &id), false);
-            };
-            if method == "SUBSCRIBE" && hub.take_reject() {
-                return (error(-1003, "Too many requests; subscription rejected by the simulator", &id), false);
-            }
-            let r = if method == "SUBSCRIBE" { hub.subscribe(conn, &streams) } else { hub.unsubscribe(conn, &streams) };
-            match r {
-                Ok(()) => (reply(Value::Null, &id), true),
-                Err((code, msg)) => (error(code, &msg, &id), false),
-            }
-        }
-        "LIST_SUBSCRIPTIONS" => (reply(Value::from(hub.list(conn)), &id), true),
-        "SET_PROPERTY" => {
-            let p = params.and_then(Value::as_array).cloned().unwrap_or_default();
-            if p.len() > 2 {
-                return (error(2, "Invalid request: too many parameters", &id), false);
-            }
-            match (p.first().and_then(Value::as_str), p.get(1)) {
-                (None, _) => (error(2, "Invalid request: property name must be a string", &id), false),
-                (Some("combined"), Some(Value::Bool(b))) => {
-                    hub.set_combined(conn, *b);
-                    (reply(Value::Null, &id), true)
-                }
-                (Some("combined"), _) => (error(1, "Invalid value type: expected Boolean", &id), false),
-                (Some(_), _) => (error(0, "Unknown property", &id), false),
-            }
-        }
-        "GET_PROPERTY" => {
-            let p = params.and_then(Value::as_array).cloned().unwrap_or_default();
-            if p.len() > 1 {
-                return (error(2, "Invalid request: too many parameters", &id), false);
-            }
-            match p.first().and_then(Value::as_str) {
-                None => (error(2, "Invalid request: property name must be a string", &id), false),
-                Some("combined") => (reply(Value::Bool(hub.combined(conn)), &id), true),
-                Some(_) => (error(0, "Unknown property", &id), false),
-            }
-        }
-        other => (
-            error(
-                2,
-                &format!(
-                    "Invalid request: unknown variant `{other}`, expected one of `SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, `GET_PROPERTY` at line 1 column {col}"
-                ),
-                &id,
-            ),
-            false,
-        ),
     }
 }

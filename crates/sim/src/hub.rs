@@ -19,8 +19,8 @@ use serde::Serialize;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 
-use crate::account::{Accounts, ListenKey, Scope};
-use crate::binance::topic::{self, Route, Topic};
+use crate::account::Accounts;
+use crate::binance::topic::Route;
 use crate::config::{MarketConfig, MarketKind};
 use crate::market::{Emit, Market};
 use crate::ws;
@@ -301,9 +301,6 @@ pub(crate) struct Registered {
     pub kind: ConnKind,
 }
 
-/// Why a subscribe request failed: (code, msg) as sent on the wire.
-pub(crate) type WireError = (i64, String);
-
 pub(crate) fn wall_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
@@ -467,90 +464,8 @@ impl Hub {
         }
     }
 
-    /// Whether a connection on `route` gets `stream`.
-    fn deliverable(&self, st: &HubState, route: Option<Route>, stream: &str) -> bool {
-        if st.load_stream.as_deref() == Some(stream) {
-            return true;
-        }
-        if !self.kind().is_routed() {
-            return true;
-        }
-        let Some(t) = topic::parse(self.kind(), stream, |s| st.market.knows_lower(s)) else {
-            return true;
-        };
-        match route {
-            None | Some(Route::Public) => t.route() == Route::Public,
-            Some(Route::Market) => t.route() == Route::Market,
-            Some(Route::Private) => false,
-        }
-    }
-
-    /// Adds streams to a connection, enforcing syntax and the stream cap.
-    pub(crate) fn subscribe(&self, id: u64, streams: &[String]) -> Result<(), WireError> {
-        if let Some(bad) = streams.iter().find(|s| !topic::is_well_formed(s)) {
-            let _ = bad;
-            return Err((2, "Invalid request: invalid stream".into()));
-        }
-        let mut guard = self.lock();
-        let st = &mut *guard;
-        let Some(conn) = st.conns.get(&id) else { return Ok(()) };
-        let route = conn.route;
-        let existing: HashSet<&String> = conn.subs.iter().collect();
-        let mut new: Vec<String> = Vec::new();
-        for s in streams {
-            if !existing.contains(s) && !new.contains(s) {
-                new.push(s.clone());
-            }
-        }
-        let total = conn.subs.len() + new.len();
-        if total > self.cfg.limits.max_streams_per_conn {
-            st.counters.over_cap_rejections += 1;
-            return Err((
-                2,
-                format!(
-                    "Invalid request: too many streams ({total} > {} per connection)",
-                    self.cfg.limits.max_streams_per_conn
-                ),
-            ));
-        }
-        let now = self.venue_ms(st);
-        for s in new {
-            if self.deliverable(st, route, &s) {
-                st.subs.entry(s.clone()).or_default().push(id);
-            }
-            self.track(st, &s, now);
-            if let Some(c) = st.conns.get_mut(&id) {
-                c.subs.push(s);
-            }
-        }
-        st.counters.max_streams_on_a_connection = st.counters.max_streams_on_a_connection.max(total as u64);
-        if st.load_stream.as_ref().is_some_and(|l| streams.contains(l)) {
-            self.load_wakeup.notify_one();
-        }
-        Ok(())
-    }
-
-    fn track(&self, st: &mut HubState, s: &str, now: u64) {
-        if !st.tracked.insert(s.to_string()) {
-            return;
-        }
-        st.streams.entry(s.to_string()).or_default();
-        if let Some(t) = topic::parse(self.kind(), s, |x| st.market.knows_lower(x)) {
-            if let Topic::Kline(sym, iv) = &t {
-                st.market.ensure_candle(sym, iv, topic::bounds, now);
-            }
-            if let Some(period) = t.period_ms(self.kind()) {
-                let period_ms = self.cfg.timing.cadence(period).as_millis() as u64;
-                let snapshot = Box::new(crate::binance::topic::Snapshot { topic: t, last_u: 0 });
-                st.periodic.insert(s.to_string(), Periodic { topic: snapshot, period_ms, next_due: now + period_ms });
-            }
-        }
-    }
-
-    pub(crate) fn unsubscribe(&self, id: u64, streams: &[String]) -> Result<(), WireError> {
-        if streams.iter().any(|s| !topic::is_well_formed(s)) {
-            return Err((2, "Invalid request: invalid stream".into()));
-        }
+    /// Removes streams from a connection's subscriptions.
+    pub(crate) fn unsubscribe(&self, id: u64, streams: &[String]) {
         let mut guard = self.lock();
         let st = &mut *guard;
         if let Some(c) = st.conns.get_mut(&id) {
@@ -561,7 +476,6 @@ impl Hub {
                 v.retain(|c| *c != id);
             }
         }
-        Ok(())
     }
 
     /// Consumes one "reject the next SUBSCRIBE" fault, if armed.
@@ -617,95 +531,8 @@ impl Hub {
         }
         if !st.accounts.listen_keys.is_empty() {
             let now = Instant::now();
-            self.expire_listen_keys(st, |_, k| k.expires <= now);
+            crate::binance::user::expire_listen_keys(self, st, |_, k| k.expires <= now);
         }
-    }
-
-    /// Queues a user event for every connection that reads `account` on `scope`:
-    /// listenKey connections get it bare (or in the combined envelope with the
-    /// key as stream name), WS-API subscriptions wrapped as
-    /// `{"subscriptionId":N,"event":{..}}`. Counted as produced either way.
-    pub(crate) fn deliver_user(&self, st: &mut HubState, account: usize, scope: &Scope, event: &str, payload: &str) {
-        if let Some(a) = st.accounts.list.get_mut(account) {
-            *a.events.entry(event.to_string()).or_default() += 1;
-        }
-        let now = self.since_epoch_ms();
-        let mut slow = Vec::new();
-        let mut queued = 0u64;
-        for (id, c) in &st.conns {
-            let mut frames: Vec<Bytes> = Vec::new();
-            for ls in &c.listen {
-                let Some(k) = st.accounts.listen_keys.get(&ls.key) else { continue };
-                if k.account != account || k.scope != *scope {
-                    continue;
-                }
-                if ls.events.as_ref().is_some_and(|ev| !ev.iter().any(|e| e == event)) {
-                    continue;
-                }
-                frames.push(listen_frame(c.combined, &ls.key, payload));
-            }
-            if *scope == Scope::Spot {
-                for sub in c.user_subs.iter().filter(|s| s.account == account) {
-                    let text = format!("{{\"subscriptionId\":{},\"event\":{payload}}}", sub.id);
-                    frames.push(ws::encode(ws::op::TEXT, text.as_bytes()));
-                }
-            }
-            if frames.is_empty() {
-                continue;
-            }
-            if c.shared.stalled_until_ms.load(Ordering::Relaxed) > now {
-                c.shared.dropped_while_stalled.fetch_add(frames.len() as u64, Ordering::Relaxed);
-                continue;
-            }
-            for f in frames {
-                match c.data_tx.try_send(f) {
-                    Ok(()) => queued += 1,
-                    Err(mpsc::error::TrySendError::Full(_)) => {
-                        slow.push(*id);
-                        break;
-                    }
-                    Err(mpsc::error::TrySendError::Closed(_)) => break,
-                }
-            }
-        }
-        if let Some(a) = st.accounts.list.get_mut(account) {
-            a.frames_queued += queued;
-        }
-        for id in slow {
-            st.counters.slow_consumer_resets += 1;
-            if let Some(c) = st.conns.get(&id) {
-                let _ = c.kill_tx.send(Some(KillMode::Reset));
-            }
-        }
-    }
-
-    /// Expires the listenKeys `which` selects: each connection reading one gets
-    /// `listenKeyExpired` (USD-M writes `E` as a string, as the venue does), then
-    /// nothing more for that key. Returns how many keys expired.
-    pub(crate) fn expire_listen_keys(&self, st: &mut HubState, which: impl Fn(&str, &ListenKey) -> bool) -> usize {
-        let keys: Vec<String> =
-            st.accounts.listen_keys.iter().filter(|(k, v)| which(k, v)).map(|(k, _)| k.clone()).collect();
-        let now = self.venue_ms(st);
-        for key in &keys {
-            let Some(lk) = st.accounts.listen_keys.remove(key) else { continue };
-            let e = if lk.scope == Scope::UsdM { format!("\"{now}\"") } else { now.to_string() };
-            let payload = format!("{{\"e\":\"listenKeyExpired\",\"E\":{e},\"listenKey\":\"{key}\"}}");
-            if let Some(a) = st.accounts.list.get_mut(lk.account) {
-                *a.events.entry("listenKeyExpired".into()).or_default() += 1;
-            }
-            let mut queued = 0;
-            for c in st.conns.values() {
-                for ls in c.listen.iter().filter(|l| l.key == *key) {
-                    if c.data_tx.try_send(listen_frame(c.combined, &ls.key, &payload)).is_ok() {
-                        queued += 1;
-                    }
-                }
-            }
-            if let Some(a) = st.accounts.list.get_mut(lk.account) {
-                a.frames_queued += queued;
-            }
-        }
-        keys.len()
     }
 
     /// Counts and fans out one payload (or a pre-encoded batch, see `deliver_frames`).
@@ -886,15 +713,5 @@ impl Hub {
             }
         });
         n
-    }
-}
-
-/// A user event frame for a listenKey connection.
-fn listen_frame(combined: bool, key: &str, payload: &str) -> Bytes {
-    if combined {
-        let text = format!("{{\"stream\":\"{key}\",\"data\":{payload}}}");
-        ws::encode(ws::op::TEXT, text.as_bytes())
-    } else {
-        ws::encode(ws::op::TEXT, payload.as_bytes())
     }
 }

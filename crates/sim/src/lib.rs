@@ -466,7 +466,7 @@ impl MarketHandle {
     /// it. Returns how many keys expired.
     pub fn expire_listen_key(&self, key: Option<&str>) -> usize {
         let mut st = self.hub.lock();
-        self.hub.expire_listen_keys(&mut st, |k, _| key.is_none_or(|x| x == k))
+        binance::user::expire_listen_keys(&self.hub, &mut st, |k, _| key.is_none_or(|x| x == k))
     }
 
     /// Kills every private connection (WS-API sessions and listenKey streams);
@@ -498,7 +498,7 @@ impl MarketHandle {
         }
         let mut st = self.hub.lock();
         let acct = self.account_index(&st, api_key)?;
-        orders::deposit(&self.hub, &mut st, acct, asset, if neg { -v } else { v });
+        binance::orders::deposit(&self.hub, &mut st, acct, asset, if neg { -v } else { v });
         Ok(())
     }
 

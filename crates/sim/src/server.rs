@@ -292,7 +292,7 @@ fn upgrade(mut req: Request<Incoming>, hub: Arc<Hub>) -> Resp {
     // handshake on, as on the venue.
     let reg = hub.register(path, target.route, target.combined, target.kind, target.listen);
     if !target.streams.is_empty() {
-        let _ = hub.subscribe(reg.id, &target.streams);
+        let _ = crate::binance::control::subscribe(&hub, reg.id, &target.streams);
     }
     tokio::spawn(async move {
         let id = reg.id;

@@ -1,10 +1,14 @@
 //! Binance's wire protocols for spot, USDⓈ-M, COIN-M and options: stream
 //! names, REST endpoints, the private REST endpoints and the spot WebSocket API.
 
+pub(crate) mod auth;
+pub(crate) mod control;
 pub(crate) mod encode;
+pub(crate) mod orders;
 pub(crate) mod private;
 pub(crate) mod rest;
 pub(crate) mod topic;
+pub(crate) mod user;
 pub(crate) mod wsapi;
 
 use crate::config::{MarketKind, SymbolSpec, Timing};

@@ -12,11 +12,11 @@ use bytes::Bytes;
 use hyper::{Method, Request, StatusCode};
 use tokio::time::Instant;
 
+use super::auth::{self, AuthError};
+use super::orders::{self, Params, Reject};
 use crate::account::{ListenKey, Scope};
-use crate::auth::{self, AuthError};
 use crate::config::MarketKind;
 use crate::hub::Hub;
-use crate::orders::{self, Params, Reject};
 use crate::server::{Resp, json, query, venue_error};
 
 fn err(status: u16, code: i64, msg: &str) -> Resp {

@@ -121,7 +121,7 @@ fn verify(req: &Request<Bytes>, hub: &Hub, now: u64) -> Result<usize, (i64, Stri
     }
     let mut payload = format!("{}{key}{}", ts_raw.unwrap_or(""), rw_raw.unwrap_or(""));
     payload.push_str(&String::from_utf8_lossy(req.body()));
-    verifier.verify(payload.as_bytes(), sig, false).map_err(|_: auth::AuthError| bad_sign())?;
+    verifier.verify(payload.as_bytes(), sig, false).map_err(|_: auth::BadSignature| bad_sign())?;
     Ok(acct)
 }
 
