@@ -164,11 +164,11 @@ async fn read_loop(
     let limits = &hub.cfg.limits;
     let opened = Instant::now();
     let lifetime_end = opened + limits.max_lifetime;
-    let bybit = matches!(kind, ConnKind::Bybit | ConnKind::BybitPrivate);
+    let client_pings = !kind.server_pings;
     let far = opened + Duration::from_secs(100 * 365 * 86400);
-    // Bybit: the client pings; the server only cuts idle connections.
-    let mut next_ping = if bybit { far } else { opened + limits.ping_interval };
-    let mut idle_deadline = if bybit { opened + limits.idle_timeout } else { far };
+    // When the client pings, the server only cuts idle connections.
+    let mut next_ping = if client_pings { far } else { opened + limits.ping_interval };
+    let mut idle_deadline = if client_pings { opened + limits.idle_timeout } else { far };
     let mut outstanding: VecDeque<(Bytes, Instant)> = VecDeque::new();
     let mut recent: VecDeque<Instant> = VecDeque::with_capacity(limits.max_incoming_msgs + 1);
     loop {
@@ -189,7 +189,7 @@ async fn read_loop(
                 };
                 if !matches!(msg, ClientMsg::Close(..)) {
                     let now = Instant::now();
-                    if bybit {
+                    if client_pings {
                         idle_deadline = now + limits.idle_timeout;
                     }
                     while recent.front().is_some_and(|t| now.duration_since(*t) >= limits.msg_window) {
@@ -257,22 +257,11 @@ async fn read_loop(
     }
 }
 
-/// Answers a control message (SUBSCRIBE, UNSUBSCRIBE, LIST_SUBSCRIPTIONS,
-/// SET_PROPERTY, GET_PROPERTY) with the venue's ack or error shapes, or a
-/// WS-API request (`crate::binance::wsapi`).
+/// Answers a text frame through the market's dialect (control messages,
+/// WebSocket-API requests, ops), counts it, and sends the reply (after the
+/// ack-delay fault, if set).
 async fn handle_text(hub: &Hub, id: u64, kind: ConnKind, text: &str, ctrl: &mpsc::Sender<Ctrl>) {
-    let (frame, is_ack) = match kind {
-        ConnKind::Stream => {
-            let (f, ok) = crate::binance::control::answer(hub, id, text);
-            (Some(f), ok)
-        }
-        ConnKind::WsApi => {
-            let (text, ok) = crate::binance::wsapi::answer(hub, id, text);
-            (Some(ws::encode(ws::op::TEXT, text.as_bytes())), ok)
-        }
-        ConnKind::Bybit => crate::bybit::public::answer(hub, id, text),
-        ConnKind::BybitPrivate => crate::bybit::private::answer(hub, id, text),
-    };
+    let (frame, is_ack) = hub.dialect.answer(hub, id, kind, text);
     let delay = {
         let mut st = hub.lock();
         st.counters.control_messages += 1;

@@ -20,8 +20,9 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 
 use crate::account::Accounts;
-use crate::binance::topic::Route;
 use crate::config::{MarketConfig, MarketKind};
+use crate::dialect::{Dialect, Envelope};
+use crate::load::LoadStream;
 use crate::market::{Emit, Market};
 use crate::ws;
 
@@ -59,17 +60,17 @@ pub(crate) struct ConnShared {
     pub drained: Notify,
 }
 
-/// What a connection speaks.
+/// What a connection is, as its market's dialect classified it at the upgrade.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ConnKind {
-    /// Market streams (`/ws`, `/stream`), possibly with listenKeys.
-    Stream,
-    /// The spot WebSocket API (`/ws-api/v3`).
-    WsApi,
-    /// A Bybit v5 public stream (`/v5/public/<category>`).
-    Bybit,
-    /// The Bybit v5 private stream (`/v5/private`, `crate::bybit::private`).
-    BybitPrivate,
+pub(crate) struct ConnKind {
+    /// The dialect's own tag: which handler answers its text frames, its route.
+    pub tag: u8,
+    /// Private (user data): killed by `kill_private`.
+    pub private: bool,
+    /// `true`: the server pings and closes the connection when no pong echoes
+    /// a ping in time; `false`: the client pings and the server closes
+    /// connections idle for `Limits::idle_timeout`.
+    pub server_pings: bool,
 }
 
 /// A listenKey a connection reads, with its optional `events=` filter.
@@ -99,7 +100,6 @@ pub(crate) struct UserSub {
 pub(crate) struct ConnEntry {
     /// Path and query it connected with.
     pub path: String,
-    pub route: Option<Route>,
     pub combined: bool,
     pub subs: Vec<String>,
     pub kind: ConnKind,
@@ -271,6 +271,12 @@ impl std::fmt::Debug for HubState {
 #[derive(Debug)]
 pub(crate) struct Hub {
     pub cfg: MarketConfig,
+    /// The wire protocol the market speaks.
+    pub dialect: &'static dyn Dialect,
+    /// The dialect's combined-stream envelope.
+    pub envelope: Option<Envelope>,
+    /// The pre-encoded load stream (`MarketConfig::load`), if the venue has one.
+    pub load: Option<LoadStream>,
     pub state: Mutex<HubState>,
     pub epoch: Instant,
     pub load_wakeup: Notify,
@@ -306,17 +312,17 @@ pub(crate) fn wall_ms() -> u64 {
 }
 
 impl Hub {
-    pub(crate) fn new(cfg: MarketConfig, seed: u64, addr: std::net::SocketAddr) -> Arc<Hub> {
+    pub(crate) fn new(
+        cfg: MarketConfig,
+        seed: u64,
+        addr: std::net::SocketAddr,
+        dialect: &'static dyn Dialect,
+    ) -> Arc<Hub> {
         let now = wall_ms();
-        let (mut market, venue): (Market, Box<dyn Any + Send>) = match cfg.bybit_category() {
-            Some(cat) => (
-                crate::bybit::new_market(cat, cfg.kind, &cfg.symbols, seed, &cfg.timing, now),
-                Box::new(crate::bybit::BybitState::default()),
-            ),
-            None => (crate::binance::new_market(cfg.kind, &cfg.symbols, seed, &cfg.timing, now), Box::new(())),
-        };
+        let mut market = dialect.market(&cfg, seed, now);
         market.set_history(cfg.book_history);
-        let load_stream = cfg.load.as_ref().map(|l| format!("{}@trade", l.symbol.to_lowercase()));
+        let load = cfg.load.as_ref().and_then(|l| dialect.load(l));
+        let load_stream = load.as_ref().map(|l| l.stream.clone());
         Arc::new(Hub {
             state: Mutex::new(HubState {
                 market,
@@ -334,8 +340,11 @@ impl Hub {
                 load_stream,
                 fault_rng: ChaCha8Rng::seed_from_u64(seed ^ 0xfa17),
                 accounts: Accounts::new(&cfg.accounts, seed),
-                venue,
+                venue: dialect.venue_state(),
             }),
+            dialect,
+            envelope: dialect.envelope(),
+            load,
             cfg,
             epoch: Instant::now(),
             load_wakeup: Notify::new(),
@@ -402,14 +411,7 @@ impl Hub {
         Ok(used + w)
     }
 
-    pub(crate) fn register(
-        &self,
-        path: String,
-        route: Option<Route>,
-        combined: bool,
-        kind: ConnKind,
-        listen: Vec<ListenSub>,
-    ) -> Registered {
+    pub(crate) fn register(&self, path: String, combined: bool, kind: ConnKind, listen: Vec<ListenSub>) -> Registered {
         let (data_tx, data_rx) = mpsc::channel(self.cfg.limits.outbound_queue.max(1));
         let (ctrl_tx, ctrl_rx) = mpsc::channel(256);
         let (kill_tx, kill_rx) = watch::channel(None);
@@ -423,7 +425,6 @@ impl Hub {
             id,
             ConnEntry {
                 path,
-                route,
                 combined,
                 subs: Vec::new(),
                 kind,
@@ -511,13 +512,7 @@ impl Hub {
         let mut out: Vec<Emit> = Vec::new();
         // Paused: no new book actions, but due windows still flush.
         let elapsed_ms = if st.faults.paused { 0 } else { elapsed_ms };
-        match self.cfg.bybit_category() {
-            Some(cat) => st.market.tick(&crate::bybit::encode::Encoder { cat }, now, elapsed_ms, &st.tracked, &mut out),
-            None => {
-                let enc = crate::binance::encode::Encoder { kind: self.kind() };
-                st.market.tick(&enc, now, elapsed_ms, &st.tracked, &mut out)
-            }
-        }
+        self.dialect.tick(&mut st.market, now, elapsed_ms, &st.tracked, &mut out);
         for (name, p) in st.periodic.iter_mut() {
             if now >= p.next_due {
                 p.next_due = now + p.period_ms;
@@ -531,7 +526,7 @@ impl Hub {
         }
         if !st.accounts.listen_keys.is_empty() {
             let now = Instant::now();
-            crate::binance::user::expire_listen_keys(self, st, |_, k| k.expires <= now);
+            self.dialect.expire_listen_keys(self, st, &|_, k| k.expires <= now);
         }
     }
 
@@ -571,15 +566,15 @@ impl Hub {
                 c.shared.dropped_while_stalled.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            let frame = if c.combined {
+            let frame = if let Some(env) = self.envelope.as_ref().filter(|_| c.combined) {
                 combined
                     .get_or_insert_with(|| {
                         let mut p = Vec::with_capacity(payload.len() + stream.len() + 24);
-                        p.extend_from_slice(b"{\"stream\":\"");
+                        p.extend_from_slice(env.head.as_bytes());
                         p.extend_from_slice(stream.as_bytes());
-                        p.extend_from_slice(b"\",\"data\":");
+                        p.extend_from_slice(env.mid.as_bytes());
                         p.extend_from_slice(payload);
-                        p.push(b'}');
+                        p.extend_from_slice(env.tail.as_bytes());
                         ws::encode(ws::op::TEXT, &p)
                     })
                     .clone()
@@ -626,10 +621,7 @@ impl Hub {
         let mut st = self.lock();
         let mut n = 0;
         for c in st.conns.values() {
-            if matches!(c.kind, ConnKind::WsApi | ConnKind::BybitPrivate)
-                || !c.listen.is_empty()
-                || c.route == Some(Route::Private)
-            {
+            if c.kind.private {
                 let _ = c.kill_tx.send(Some(mode));
                 n += 1;
             }
@@ -682,18 +674,9 @@ impl Hub {
     pub(crate) fn server_shutdown(self: &Arc<Self>) -> usize {
         let mut st = self.lock();
         let now = self.venue_ms(&st);
-        let raw = format!("{{\"e\":\"serverShutdown\",\"E\":{now}}}");
-        let comb = format!("{{\"stream\":\"!serverShutdown\",\"data\":{raw}}}");
         let mut n = 0;
-        let wrapped = format!("{{\"event\":{raw}}}");
         for c in st.conns.values() {
-            let p = if c.kind == ConnKind::WsApi {
-                &wrapped
-            } else if c.combined {
-                &comb
-            } else {
-                &raw
-            };
+            let p = self.dialect.shutdown_notice(c, now);
             if c.ctrl_tx.try_send(Ctrl::Frame(ws::encode(ws::op::TEXT, p.as_bytes()))).is_ok() {
                 n += 1;
             }

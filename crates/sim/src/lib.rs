@@ -50,6 +50,7 @@ mod binance;
 mod bybit;
 mod config;
 mod conn;
+mod dialect;
 mod hub;
 mod load;
 mod market;
@@ -75,7 +76,18 @@ pub use config::{
 };
 pub use hub::{ClosedConn, Counters, KillMode, StreamStats};
 
+use dialect::Dialect;
 use hub::Hub;
+
+/// The registry: which dialect speaks each venue. The only place that names
+/// both the core and the venue folders; a new venue is one folder and one
+/// line here.
+fn dialect(venue: Venue) -> &'static dyn Dialect {
+    match venue {
+        Venue::Binance => &binance::Binance,
+        Venue::Bybit(category) => bybit::dialect(category),
+    }
+}
 
 /// A running simulator: one HTTP/WebSocket server per market on loopback.
 #[derive(Debug)]
@@ -147,11 +159,12 @@ impl Sim {
         let mut tasks = Vec::new();
         for (i, mc) in cfg.markets.into_iter().enumerate() {
             let listener = TcpListener::bind(SocketAddr::new(cfg.bind, mc.port.unwrap_or(0))).await?;
-            let hub = Hub::new(mc, cfg.seed.wrapping_add(i as u64 * 7919), listener.local_addr()?);
+            let dialect = dialect(mc.venue);
+            let hub = Hub::new(mc, cfg.seed.wrapping_add(i as u64 * 7919), listener.local_addr()?, dialect);
             let handle = MarketHandle { hub: hub.clone() };
             tasks.push(tokio::spawn(server::serve(listener, hub.clone())));
             tasks.push(tokio::spawn(generate(hub.clone())));
-            if let Some(load) = hub.cfg.load.clone() {
+            if let Some(load) = hub.cfg.load.clone().filter(|_| hub.load.is_some()) {
                 tasks.push(tokio::spawn(load::run(hub.clone(), load)));
             }
             markets.push(handle);
@@ -242,7 +255,20 @@ impl MarketHandle {
     /// (every symbol when `None`) a restart snapshot with `u = 1`, as after a
     /// service restart. Returns how many topics are affected.
     pub fn bybit_restart(&self, symbol: Option<&str>) -> usize {
-        self.hub.bybit_restart(symbol)
+        bybit::public::restart(&self.hub, symbol)
+    }
+
+    /// Bybit linear markets: the private WebSocket URL, `ws://127.0.0.1:PORT/v5/private`.
+    pub fn bybit_private_url(&self) -> Option<String> {
+        (self.hub.cfg.bybit_category() == Some(BybitCategory::Linear))
+            .then(|| format!("ws://{}{}", self.addr(), bybit::private::PATH))
+    }
+
+    /// Every Bybit private connection still remembered (open ones and the
+    /// last closed ones), by id: the ops it sent in order (with the answer's
+    /// success), its API key once authenticated, and its topics.
+    pub fn bybit_private_conns(&self) -> Vec<BybitPrivateConn> {
+        bybit::private::conns(&self.hub)
     }
 
     /// `http://127.0.0.1:PORT`, the base for REST and `/admin`.
@@ -299,40 +325,16 @@ impl MarketHandle {
         let st = self.hub.lock();
         let s = st.market.symbol(symbol)?;
         let copy = s.copy(depth, 0);
-        Some(self.view(&st.market, s, symbol, &copy))
+        Some(self.view(s, symbol, &copy))
     }
 
-    fn view(
-        &self,
-        market: &market::Market,
-        s: &market::SymbolState,
-        symbol: &str,
-        copy: &market::BookCopy,
-    ) -> BookView {
-        if let Some(cat) = self.hub.cfg.bybit_category() {
-            return BookView {
-                symbol: symbol.to_string(),
-                last_update_id: copy.last_update_id,
-                bids: bybit::encode::level_strings(cat, &s.spec, &copy.bids),
-                asks: bybit::encode::level_strings(cat, &s.spec, &copy.asks),
-            };
-        }
-        let body = binance::rest::depth_body(market, copy, s, 0);
-        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-        let side = |k: &str| -> Vec<[String; 2]> {
-            v[k].as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|l| [l[0].as_str().unwrap_or("").to_string(), l[1].as_str().unwrap_or("").to_string()])
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
+    fn view(&self, s: &market::SymbolState, symbol: &str, copy: &market::BookCopy) -> BookView {
+        let levels = |l: &[(i64, i64)]| self.hub.dialect.book_levels(&self.hub.cfg, &s.spec, l);
         BookView {
             symbol: symbol.to_string(),
             last_update_id: copy.last_update_id,
-            bids: side("bids"),
-            asks: side("asks"),
+            bids: levels(&copy.bids),
+            asks: levels(&copy.asks),
         }
     }
 
@@ -346,15 +348,8 @@ impl MarketHandle {
     pub fn book_at(&self, symbol: &str, update_id: u64, depth: usize) -> Option<BookView> {
         let st = self.hub.lock();
         let s = st.market.symbol(symbol)?;
-        if let Some(cat) = self.hub.cfg.bybit_category() {
-            let books = &bybit::state(st.venue.as_ref())?.books;
-            let copy = bybit::book::book_at(books, cat, symbol, update_id, depth)?;
-            return Some(self.view(&st.market, s, symbol, &copy));
-        }
-        let mut copy = s.copy_at(update_id)?.clone();
-        copy.bids.truncate(depth);
-        copy.asks.truncate(depth);
-        Some(self.view(&st.market, s, symbol, &copy))
+        let copy = self.hub.dialect.book_at(&self.hub, &st, symbol, update_id, depth)?;
+        Some(self.view(s, symbol, &copy))
     }
 
     /// Drops each message of `stream` with probability `p` (0 stops), for
@@ -466,7 +461,7 @@ impl MarketHandle {
     /// it. Returns how many keys expired.
     pub fn expire_listen_key(&self, key: Option<&str>) -> usize {
         let mut st = self.hub.lock();
-        binance::user::expire_listen_keys(&self.hub, &mut st, |k, _| key.is_none_or(|x| x == k))
+        self.hub.dialect.expire_listen_keys(&self.hub, &mut st, &|k, _| key.is_none_or(|x| x == k))
     }
 
     /// Kills every private connection (WS-API sessions and listenKey streams);
@@ -479,7 +474,7 @@ impl MarketHandle {
     /// (the sockets stay open); returns how many subscriptions ended.
     pub fn terminate_user_streams(&self) -> usize {
         let mut st = self.hub.lock();
-        binance::wsapi::terminate_all(&self.hub, &mut st)
+        self.hub.dialect.terminate_user_streams(&self.hub, &mut st)
     }
 
     /// Credits `amount` (a decimal, negative to debit) of `asset` to the account
@@ -498,7 +493,7 @@ impl MarketHandle {
         }
         let mut st = self.hub.lock();
         let acct = self.account_index(&st, api_key)?;
-        binance::orders::deposit(&self.hub, &mut st, acct, asset, if neg { -v } else { v });
+        self.hub.dialect.deposit(&self.hub, &mut st, acct, asset, if neg { -v } else { v });
         Ok(())
     }
 
@@ -586,6 +581,140 @@ impl MarketHandle {
             events: a.events.clone(),
             frames_queued: a.frames_queued,
             listen_keys: keys,
+        }
+    }
+}
+
+#[cfg(test)]
+mod layering {
+    //! The no-cycle rule of issue 17: the core never names a venue folder;
+    //! only this file (the registry) names both.
+
+    /// Every core module, by source.
+    const CORE: &[(&str, &str)] = &[
+        ("account.rs", include_str!("account.rs")),
+        ("admin.rs", include_str!("admin.rs")),
+        ("auth.rs", include_str!("auth.rs")),
+        ("config.rs", include_str!("config.rs")),
+        ("conn.rs", include_str!("conn.rs")),
+        ("dialect.rs", include_str!("dialect.rs")),
+        ("hub.rs", include_str!("hub.rs")),
+        ("load.rs", include_str!("load.rs")),
+        ("market.rs", include_str!("market.rs")),
+        ("orders.rs", include_str!("orders.rs")),
+        ("server.rs", include_str!("server.rs")),
+        ("ws.rs", include_str!("ws.rs")),
+    ];
+
+    /// The venue folders.
+    const VENUES: [&str; 2] = ["binance", "bybit"];
+
+    /// The tokens of `src` without comments: identifiers, `::`, and single
+    /// punctuation characters.
+    fn tokens(src: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for line in src.lines() {
+            let code = line.split("//").next().unwrap_or("");
+            let mut chars = code.chars().peekable();
+            while let Some(c) = chars.next() {
+                if c.is_alphanumeric() || c == '_' {
+                    let mut w = c.to_string();
+                    while let Some(&n) = chars.peek().filter(|n| n.is_alphanumeric() || **n == '_') {
+                        w.push(n);
+                        chars.next();
+                    }
+                    out.push(w);
+                } else if c == ':' && chars.peek() == Some(&':') {
+                    chars.next();
+                    out.push("::".into());
+                } else if !c.is_whitespace() {
+                    out.push(c.to_string());
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether `src` names module `venue` of this crate: a `crate::venue` or
+    /// `super::venue` path, `venue` inside a `use crate::{..}` group, or a
+    /// `mod venue` (comments ignored).
+    fn names(src: &str, venue: &str) -> bool {
+        let t = tokens(src);
+        for (i, w) in t.iter().enumerate() {
+            let next = |k: usize| t.get(i + k).map(String::as_str);
+            if (w == "crate" || w == "super") && next(1) == Some("::") {
+                if next(2) == Some(venue) {
+                    return true;
+                }
+                if w == "crate" && next(2) == Some("{") {
+                    let mut depth = 0;
+                    for tok in &t[i + 2..] {
+                        match tok.as_str() {
+                            "{" => depth += 1,
+                            "}" => depth -= 1,
+                            x if x == venue => return true,
+                            _ => {}
+                        }
+                        if depth == 0 {
+                            break;
+                        }
+                    }
+                }
+            }
+            if w == "mod" && next(1) == Some(venue) {
+                return true;
+            }
+        }
+        false
+    }
+
+    #[test]
+    fn the_checker_sees_every_way_of_naming_a_venue() {
+        assert!(names("use crate::binance::topic::Topic;", "binance"));
+        assert!(names("let x = crate :: bybit :: dialect(c);", "bybit"));
+        assert!(names("use crate::{ws, bybit::public};", "bybit"));
+        assert!(names("use crate::{hub::{Hub}, binance};", "binance"));
+        assert!(names("use super::binance::paths;", "binance"));
+        assert!(names("pub(crate) mod bybit;", "bybit"));
+        assert!(names("#[allow(unused_imports)]\nuse crate::binance as _;", "binance"));
+        assert!(!names("let l = Limits::binance(kind); // crate::binance", "binance"));
+        assert!(!names("cfg.bybit_category(); MarketConfig::bybit(c)", "bybit"));
+    }
+
+    #[test]
+    fn core_modules_do_not_name_the_venue_folders() {
+        for (file, src) in CORE {
+            for venue in VENUES {
+                assert!(!names(src, venue), "core module {file} names the venue folder `{venue}`");
+            }
+        }
+    }
+
+    #[test]
+    fn every_core_module_is_checked() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .expect("src")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_file())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|f| f.ends_with(".rs") && f != "lib.rs")
+            .collect();
+        files.sort();
+        let listed: Vec<String> = CORE.iter().map(|(f, _)| f.to_string()).collect();
+        assert_eq!(files, listed, "a core module is missing from CORE (or a folder module sits in src/)");
+    }
+
+    #[test]
+    fn venue_folders_do_not_name_each_other() {
+        for venue in VENUES {
+            let dir = format!("{}/src/{venue}", env!("CARGO_MANIFEST_DIR"));
+            for e in std::fs::read_dir(&dir).expect("venue folder").filter_map(|e| e.ok()) {
+                let src = std::fs::read_to_string(e.path()).expect("source");
+                for other in VENUES.iter().filter(|o| **o != venue) {
+                    assert!(!names(&src, other), "{}/{} names `{other}`", venue, e.file_name().to_string_lossy());
+                }
+            }
         }
     }
 }

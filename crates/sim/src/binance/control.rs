@@ -132,7 +132,7 @@ pub(crate) fn subscribe(hub: &Hub, id: u64, streams: &[String]) -> Result<(), Wi
     let mut guard = hub.lock();
     let st = &mut *guard;
     let Some(conn) = st.conns.get(&id) else { return Ok(()) };
-    let route = conn.route;
+    let route = super::paths::route_of(conn.kind.tag);
     let existing: HashSet<&String> = conn.subs.iter().collect();
     let mut new: Vec<String> = Vec::new();
     for s in streams {

@@ -12,7 +12,9 @@ use hyper::header::HeaderValue;
 use crate::config::MarketKind;
 use crate::hub::Hub;
 use crate::market::{BookCopy, Market, SymbolState, fmt_dec};
-use crate::server::{Resp, json, query, venue_error};
+use crate::server::{Resp, json, query};
+
+use super::venue_error;
 
 use super::encode::{dec_p, dec_q, levels_json};
 

@@ -13,13 +13,11 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::MarketHandle;
-use crate::config::BybitCategory;
-use crate::hub::{ConnKind, Hub, HubState, KillMode, Session};
+use crate::hub::{Hub, HubState, KillMode, Session};
 use crate::ws;
 
 use super::encode::js;
-use super::{state, state_mut};
+use super::{PRIVATE, state, state_mut};
 
 /// The private WebSocket path.
 pub(crate) const PATH: &str = "/v5/private";
@@ -223,10 +221,7 @@ pub(crate) fn push(st: &mut HubState, now_epoch_ms: u64, acct: usize, topic: &st
     let mut queued = 0;
     let mut slow = Vec::new();
     for (id, c) in &st.conns {
-        if c.kind != ConnKind::BybitPrivate
-            || c.session.is_none_or(|s| s.account != acct)
-            || !c.subs.iter().any(|s| s == topic)
-        {
+        if c.kind.tag != PRIVATE || c.session.is_none_or(|s| s.account != acct) || !c.subs.iter().any(|s| s == topic) {
             continue;
         }
         if c.shared.stalled_until_ms.load(std::sync::atomic::Ordering::Relaxed) > now_epoch_ms {
@@ -250,42 +245,34 @@ pub(crate) fn push(st: &mut HubState, now_epoch_ms: u64, acct: usize, topic: &st
     }
 }
 
-impl MarketHandle {
-    /// Bybit linear markets: the private WebSocket URL, `ws://127.0.0.1:PORT/v5/private`.
-    pub fn bybit_private_url(&self) -> Option<String> {
-        (self.hub.cfg.bybit_category() == Some(BybitCategory::Linear)).then(|| format!("ws://{}{PATH}", self.addr()))
-    }
-
-    /// Every Bybit private connection still remembered (open ones and the
-    /// last closed ones), by id: the ops it sent in order (with the answer's
-    /// success), its API key once authenticated, and its topics.
-    pub fn bybit_private_conns(&self) -> Vec<BybitPrivateConn> {
-        let st = self.hub.lock();
-        let empty = BTreeMap::new();
-        let log = state(st.venue.as_ref()).map_or(&empty, |s| &s.private.ops);
-        let mut ids: Vec<u64> = log.keys().copied().collect();
-        for (id, c) in &st.conns {
-            if c.kind == ConnKind::BybitPrivate && !ids.contains(id) {
-                ids.push(*id);
-            }
+/// Every private connection still remembered (open ones and the last closed
+/// ones), by id: the ops it sent in order (with the answer's success), its API
+/// key once authenticated, and its topics. Nothing on other venues' markets.
+pub(crate) fn conns(hub: &Hub) -> Vec<BybitPrivateConn> {
+    let st = hub.lock();
+    let Some(log) = state(st.venue.as_ref()).map(|s| &s.private.ops) else { return Vec::new() };
+    let mut ids: Vec<u64> = log.keys().copied().collect();
+    for (id, c) in &st.conns {
+        if c.kind.tag == PRIVATE && !ids.contains(id) {
+            ids.push(*id);
         }
-        ids.sort_unstable();
-        ids.into_iter()
-            .map(|id| {
-                let c = st.conns.get(&id);
-                BybitPrivateConn {
-                    conn: id,
-                    open: c.is_some(),
-                    api_key: c
-                        .and_then(|c| c.session)
-                        .and_then(|s| st.accounts.list.get(s.account))
-                        .map(|a| a.spec.api_key.clone()),
-                    topics: c.map(|c| c.subs.clone()).unwrap_or_default(),
-                    ops: log.get(&id).cloned().unwrap_or_default(),
-                }
-            })
-            .collect()
     }
+    ids.sort_unstable();
+    ids.into_iter()
+        .map(|id| {
+            let c = st.conns.get(&id);
+            BybitPrivateConn {
+                conn: id,
+                open: c.is_some(),
+                api_key: c
+                    .and_then(|c| c.session)
+                    .and_then(|s| st.accounts.list.get(s.account))
+                    .map(|a| a.spec.api_key.clone()),
+                topics: c.map(|c| c.subs.clone()).unwrap_or_default(),
+                ops: log.get(&id).cloned().unwrap_or_default(),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -170,7 +170,7 @@ pub(crate) fn answer(hub: &Hub, conn: u64, text: &str) -> (Option<Bytes>, bool) 
                 return (frame(reply(cat, false, "args size >10", &cid, rid, op)), false);
             }
             if op == "unsubscribe" {
-                hub.bybit_unsubscribe(conn, &args);
+                hub.unsubscribe(conn, &args);
                 let r = match cat {
                     BybitCategory::Option => option_reply(true, None, &cid, &[], &args),
                     BybitCategory::Spot => reply(cat, true, "unsubscribe", &cid, rid, op),
@@ -178,7 +178,7 @@ pub(crate) fn answer(hub: &Hub, conn: u64, text: &str) -> (Option<Bytes>, bool) 
                 };
                 return (frame(r), true);
             }
-            hub.bybit_subscribe(cat, conn, &args, &cid, rid)
+            subscribe(hub, cat, conn, &args, &cid, rid)
         }
         _ => (fail("error:invalid op", rid, op, &[]), false),
     }
@@ -201,201 +201,182 @@ fn queue_data(st: &mut HubState, conn: u64, frames: Vec<Bytes>) {
     }
 }
 
-impl Hub {
-    fn bybit_subscribe(
-        &self,
-        cat: BybitCategory,
-        conn: u64,
-        args: &[String],
-        cid: &str,
-        rid: Option<&str>,
-    ) -> (Option<Bytes>, bool) {
-        let mut guard = self.lock();
-        let st = &mut *guard;
-        let now = self.venue_ms(st);
-        let limits = &self.cfg.limits;
-        let held: HashSet<String> = st.conns.get(&conn).map(|c| c.subs.iter().cloned().collect()).unwrap_or_default();
-        let mut chars: usize = held.iter().map(String::len).sum();
-        let mut count = held.len();
-        let option = cat == BybitCategory::Option;
-        let mut added: Vec<String> = Vec::new();
-        let mut added_set: HashSet<String> = HashSet::new();
-        let mut errors: Vec<String> = Vec::new();
-        let mut failed: Vec<String> = Vec::new();
-        let mut succeeded: Vec<String> = Vec::new();
-        let mut snapshots: Vec<Bytes> = Vec::new();
-        if !option {
-            // The whole request is refused when its new topics would take the
-            // connection over the character limit.
-            let mut fresh: HashSet<&str> = HashSet::new();
-            let extra: usize =
-                args.iter().filter(|a| !held.contains(*a) && fresh.insert(a.as_str())).map(String::len).sum();
-            if chars.saturating_add(extra) > limits.max_topic_chars {
-                st.counters.args_limit_refusals += 1;
-                let msg = format!("error:args length exceeds {}", limits.max_topic_chars);
-                let r = reply(cat, false, &msg, cid, rid, "subscribe");
-                return (Some(ws::encode(ws::op::TEXT, r.as_bytes())), false);
-            }
+fn subscribe(
+    hub: &Hub,
+    cat: BybitCategory,
+    conn: u64,
+    args: &[String],
+    cid: &str,
+    rid: Option<&str>,
+) -> (Option<Bytes>, bool) {
+    let mut guard = hub.lock();
+    let st = &mut *guard;
+    let now = hub.venue_ms(st);
+    let limits = &hub.cfg.limits;
+    let held: HashSet<String> = st.conns.get(&conn).map(|c| c.subs.iter().cloned().collect()).unwrap_or_default();
+    let mut chars: usize = held.iter().map(String::len).sum();
+    let mut count = held.len();
+    let option = cat == BybitCategory::Option;
+    let mut added: Vec<String> = Vec::new();
+    let mut added_set: HashSet<String> = HashSet::new();
+    let mut errors: Vec<String> = Vec::new();
+    let mut failed: Vec<String> = Vec::new();
+    let mut succeeded: Vec<String> = Vec::new();
+    let mut snapshots: Vec<Bytes> = Vec::new();
+    if !option {
+        // The whole request is refused when its new topics would take the
+        // connection over the character limit.
+        let mut fresh: HashSet<&str> = HashSet::new();
+        let extra: usize =
+            args.iter().filter(|a| !held.contains(*a) && fresh.insert(a.as_str())).map(String::len).sum();
+        if chars.saturating_add(extra) > limits.max_topic_chars {
+            st.counters.args_limit_refusals += 1;
+            let msg = format!("error:args length exceeds {}", limits.max_topic_chars);
+            let r = reply(cat, false, &msg, cid, rid, "subscribe");
+            return (Some(ws::encode(ws::op::TEXT, r.as_bytes())), false);
         }
-        let (mut over_count, mut over_chars) = (false, false);
-        for name in args {
-            if held.contains(name) || added_set.contains(name) {
-                if option {
-                    succeeded.push(name.clone());
-                } else {
-                    errors.push(format!("error:already subscribed,topic:{name}"));
-                }
-                continue;
+    }
+    let (mut over_count, mut over_chars) = (false, false);
+    for name in args {
+        if held.contains(name) || added_set.contains(name) {
+            if option {
+                succeeded.push(name.clone());
+            } else {
+                errors.push(format!("error:already subscribed,topic:{name}"));
             }
-            let market = &st.market;
-            let Some(topic) = parse_topic(
-                cat,
-                name,
-                |s| market.symbol(s).is_some(),
-                |b| market.symbols.iter().any(|s| s.spec.base == b),
-            ) else {
-                errors.push(format!("error:handler not found,topic:{name}"));
+            continue;
+        }
+        let market = &st.market;
+        let Some(topic) =
+            parse_topic(cat, name, |s| market.symbol(s).is_some(), |b| market.symbols.iter().any(|s| s.spec.base == b))
+        else {
+            errors.push(format!("error:handler not found,topic:{name}"));
+            failed.push(name.clone());
+            continue;
+        };
+        if option {
+            if count >= limits.max_streams_per_conn {
+                over_count = true;
                 failed.push(name.clone());
                 continue;
-            };
-            if option {
-                if count >= limits.max_streams_per_conn {
-                    over_count = true;
-                    failed.push(name.clone());
-                    continue;
-                }
-                if chars.saturating_add(name.len()) > limits.max_topic_chars {
-                    over_chars = true;
-                    failed.push(name.clone());
-                    continue;
-                }
             }
-            self.bybit_track(st, cat, name, &topic, now, &mut snapshots);
-            st.subs.entry(name.clone()).or_default().push(conn);
-            count += 1;
-            chars += name.len();
-            added.push(name.clone());
-            added_set.insert(name.clone());
-            succeeded.push(name.clone());
+            if chars.saturating_add(name.len()) > limits.max_topic_chars {
+                over_chars = true;
+                failed.push(name.clone());
+                continue;
+            }
         }
-        if over_count {
-            st.counters.over_cap_rejections += 1;
-        }
-        if over_chars {
-            st.counters.args_limit_refusals += 1;
-        }
-        if let Some(c) = st.conns.get_mut(&conn) {
-            c.subs.extend(added.iter().cloned());
-            let n = c.subs.len() as u64;
-            st.counters.max_streams_on_a_connection = st.counters.max_streams_on_a_connection.max(n);
-        }
-        let (text, ok) = if option {
-            (option_reply(failed.is_empty(), None, cid, &failed, &succeeded), failed.is_empty())
-        } else {
-            let ok = errors.is_empty();
-            let msg = if !ok {
-                let mut m = errors.iter().take(MAX_JOINED_ERRORS).cloned().collect::<Vec<_>>().join(";");
-                if errors.len() > MAX_JOINED_ERRORS {
-                    m.push_str(";...");
-                }
-                m
-            } else if cat == BybitCategory::Spot {
-                "subscribe".to_string()
-            } else {
-                String::new()
-            };
-            (reply(cat, ok, &msg, cid, rid, "subscribe"), ok)
-        };
-        let ack = ws::encode(ws::op::TEXT, text.as_bytes());
-        if st.faults.ack_delay.is_zero() {
-            snapshots.insert(0, ack);
-            queue_data(st, conn, snapshots);
-            (None, ok)
-        } else {
-            queue_data(st, conn, snapshots);
-            (Some(ack), ok)
-        }
+        track(hub, st, cat, name, &topic, now, &mut snapshots);
+        st.subs.entry(name.clone()).or_default().push(conn);
+        count += 1;
+        chars += name.len();
+        added.push(name.clone());
+        added_set.insert(name.clone());
+        succeeded.push(name.clone());
     }
+    if over_count {
+        st.counters.over_cap_rejections += 1;
+    }
+    if over_chars {
+        st.counters.args_limit_refusals += 1;
+    }
+    if let Some(c) = st.conns.get_mut(&conn) {
+        c.subs.extend(added.iter().cloned());
+        let n = c.subs.len() as u64;
+        st.counters.max_streams_on_a_connection = st.counters.max_streams_on_a_connection.max(n);
+    }
+    let (text, ok) = if option {
+        (option_reply(failed.is_empty(), None, cid, &failed, &succeeded), failed.is_empty())
+    } else {
+        let ok = errors.is_empty();
+        let msg = if !ok {
+            let mut m = errors.iter().take(MAX_JOINED_ERRORS).cloned().collect::<Vec<_>>().join(";");
+            if errors.len() > MAX_JOINED_ERRORS {
+                m.push_str(";...");
+            }
+            m
+        } else if cat == BybitCategory::Spot {
+            "subscribe".to_string()
+        } else {
+            String::new()
+        };
+        (reply(cat, ok, &msg, cid, rid, "subscribe"), ok)
+    };
+    let ack = ws::encode(ws::op::TEXT, text.as_bytes());
+    if st.faults.ack_delay.is_zero() {
+        snapshots.insert(0, ack);
+        queue_data(st, conn, snapshots);
+        (None, ok)
+    } else {
+        queue_data(st, conn, snapshots);
+        (Some(ack), ok)
+    }
+}
 
-    /// Starts feeding a topic if nobody did yet, and adds what a new
-    /// subscriber gets first (the topic's current view) to `snapshots`.
-    fn bybit_track(
-        &self,
-        st: &mut HubState,
-        cat: BybitCategory,
-        name: &str,
-        topic: &Topic,
-        now: u64,
-        snapshots: &mut Vec<Bytes>,
-    ) {
-        if st.tracked.insert(name.to_string()) {
-            st.streams.entry(name.to_string()).or_default();
-            match topic {
-                Topic::Book(sym, depth) => {
-                    if let (Some(s), Some(state)) = (st.market.symbol(sym), state_mut(st.venue.as_mut())) {
-                        let t = BookTopic::new(s, *depth, name, now);
-                        state.books.insert(name.to_string(), t);
-                    }
-                }
-                Topic::Kline(sym, iv) => st.market.ensure_candle(&sym.to_lowercase(), iv, kline::bucket, now),
-                _ => {}
-            }
-            if let Some(period) = topic.period_ms(self.kind()) {
-                let period_ms = self.cfg.timing.cadence(period).as_millis() as u64;
-                let push = Box::new(Push { cat, topic: topic.clone() });
-                st.periodic.insert(name.to_string(), Periodic { topic: push, period_ms, next_due: now });
-            }
-        }
+/// Starts feeding a topic if nobody did yet, and adds what a new
+/// subscriber gets first (the topic's current view) to `snapshots`.
+fn track(
+    hub: &Hub,
+    st: &mut HubState,
+    cat: BybitCategory,
+    name: &str,
+    topic: &Topic,
+    now: u64,
+    snapshots: &mut Vec<Bytes>,
+) {
+    if st.tracked.insert(name.to_string()) {
+        st.streams.entry(name.to_string()).or_default();
         match topic {
-            Topic::Book(sym, _) => {
-                let books = state_mut(st.venue.as_mut()).map(|b| &b.books);
-                if let (Some(s), Some(t)) = (st.market.symbol(sym), books.and_then(|b| b.get(name))) {
-                    let p = book_payload(cat, &s.spec, name, "snapshot", t, now);
-                    snapshots.push(ws::encode(ws::op::TEXT, p.as_bytes()));
+            Topic::Book(sym, depth) => {
+                if let (Some(s), Some(state)) = (st.market.symbol(sym), state_mut(st.venue.as_mut())) {
+                    let t = BookTopic::new(s, *depth, name, now);
+                    state.books.insert(name.to_string(), t);
                 }
             }
-            Topic::Ticker(sym) => {
-                let tickers = state_mut(st.venue.as_mut()).map(|b| &b.tickers);
-                if let (Some(s), Some(f)) = (st.market.symbol(sym), tickers.and_then(|t| t.get(name)))
-                    && !f.is_empty()
-                {
-                    let p = ticker_payload(cat, sym, "snapshot", f, s.update_id, now);
-                    snapshots.push(ws::encode(ws::op::TEXT, p.as_bytes()));
-                }
-            }
+            Topic::Kline(sym, iv) => st.market.ensure_candle(&sym.to_lowercase(), iv, kline::bucket, now),
             _ => {}
         }
-    }
-
-    fn bybit_unsubscribe(&self, conn: u64, args: &[String]) {
-        let mut guard = self.lock();
-        let st = &mut *guard;
-        let gone: HashSet<&String> = args.iter().collect();
-        if let Some(c) = st.conns.get_mut(&conn) {
-            c.subs.retain(|s| !gone.contains(s));
+        if let Some(period) = topic.period_ms(hub.kind()) {
+            let period_ms = hub.cfg.timing.cadence(period).as_millis() as u64;
+            let push = Box::new(Push { cat, topic: topic.clone() });
+            st.periodic.insert(name.to_string(), Periodic { topic: push, period_ms, next_due: now });
         }
-        for a in gone {
-            if let Some(v) = st.subs.get_mut(a) {
-                v.retain(|c| *c != conn);
+    }
+    match topic {
+        Topic::Book(sym, _) => {
+            let books = state_mut(st.venue.as_mut()).map(|b| &b.books);
+            if let (Some(s), Some(t)) = (st.market.symbol(sym), books.and_then(|b| b.get(name))) {
+                let p = book_payload(cat, &s.spec, name, "snapshot", t, now);
+                snapshots.push(ws::encode(ws::op::TEXT, p.as_bytes()));
             }
         }
-    }
-
-    /// Makes the next message of every order-book topic of `symbol` (all
-    /// symbols when `None`) a restart snapshot with `u = 1`. Returns how many
-    /// topics are affected.
-    pub(crate) fn bybit_restart(&self, symbol: Option<&str>) -> usize {
-        let mut st = self.lock();
-        let mut n = 0;
-        let Some(state) = state_mut(st.venue.as_mut()) else { return 0 };
-        for (name, t) in state.books.iter_mut() {
-            if symbol.is_none_or(|s| name.rsplit('.').next() == Some(s)) {
-                t.restart = true;
-                n += 1;
+        Topic::Ticker(sym) => {
+            let tickers = state_mut(st.venue.as_mut()).map(|b| &b.tickers);
+            if let (Some(s), Some(f)) = (st.market.symbol(sym), tickers.and_then(|t| t.get(name)))
+                && !f.is_empty()
+            {
+                let p = ticker_payload(cat, sym, "snapshot", f, s.update_id, now);
+                snapshots.push(ws::encode(ws::op::TEXT, p.as_bytes()));
             }
         }
-        n
+        _ => {}
     }
+}
+
+/// Makes the next message of every order-book topic of `symbol` (all
+/// symbols when `None`) a restart snapshot with `u = 1`. Returns how many
+/// topics are affected.
+pub(crate) fn restart(hub: &Hub, symbol: Option<&str>) -> usize {
+    let mut st = hub.lock();
+    let mut n = 0;
+    let Some(state) = state_mut(st.venue.as_mut()) else { return 0 };
+    for (name, t) in state.books.iter_mut() {
+        if symbol.is_none_or(|s| name.rsplit('.').next() == Some(s)) {
+            t.restart = true;
+            n += 1;
+        }
+    }
+    n
 }
 
 #[cfg(test)]
