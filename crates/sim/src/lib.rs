@@ -18,22 +18,34 @@
 //!
 //! # Layout
 //!
+//! A venue-neutral core and one folder per venue. Core modules never name a
+//! venue folder (the `layering` tests check it); each folder implements
+//! `dialect::Dialect`, and the registry in this file maps a [`Venue`] to it,
+//! one line per venue.
+//!
+//! Core:
 //! - `config`: markets, symbols, limits and timings (every venue duration is configurable).
-//! - `market`: the seeded generator with one true book per symbol and the payloads derived from it.
-//! - `topic`: stream-name syntax and the topics the simulator feeds.
-//! - `hub`: one market's shared state: connections, subscriptions, faults, counters.
-//! - `server`: HTTP on each market's port: upgrades on the venue's paths, REST, `/admin`.
+//! - `dialect`: the `Dialect` trait, the seam between the core and a venue.
+//! - `market`: the seeded generator with one true book per symbol, its history and candles;
+//!   the venue names its streams and writes the payloads (`Encode`).
+//! - `hub`: one market's shared state: connections, subscriptions, timer topics, faults,
+//!   counters, and the venue's own state.
+//! - `server`: HTTP on each market's port: upgrades, REST (both through the dialect), `/admin`.
 //! - `conn`: one WebSocket connection's reader and writer.
 //! - `ws`: the server side of RFC 6455 (handshake key, frame codec).
-//! - `rest`, `admin`: the REST endpoints and the admin API.
-//! - `auth`: signature (HMAC-SHA256, Ed25519) and timestamp/recvWindow checks.
+//! - `admin`: the admin API; `load`: the pre-encoded, sequenced load stream.
+//! - `auth`: signature verification (HMAC-SHA256, Ed25519).
 //! - `account`: accounts, balances, positions, orders, listenKeys, event counters.
-//! - `orders`: LIMIT/MARKET orders filled against the true book, and the user events.
-//! - `private`: listenKey and signed order REST endpoints; `wsapi`: the spot WebSocket API.
-//! - `load`: the pre-encoded, sequenced load stream.
-//! - `bybit`: Bybit v5 public WebSocket (ops, acks, errors, topic limits, `publicTrade`, `orderbook`, `tickers`,
-//!   `kline`, `allLiquidation`).
-//! - `bybit_private`: Bybit v5 private WebSocket (`auth`, `order`/`execution`/`position`/`wallet`) and `POST /v5/order/create`.
+//! - `orders`: fill accounting (balances, one-way positions, fees).
+//!
+//! Venues:
+//! - `binance`: stream names and payloads (`topic`, `encode`), paths (`paths`), control
+//!   messages (`control`), REST (`rest`), listenKey and signed endpoints (`private`, `orders`,
+//!   `user`, `auth`), the spot WebSocket API (`wsapi`), the load stream's template (`load`).
+//! - `bybit`: Bybit v5 public WebSocket (`public`: ops, acks, errors, topic limits; `book`,
+//!   `ticker`, `kline`, `option`, `encode`: `publicTrade`, `orderbook`, `tickers`, `kline`,
+//!   `allLiquidation`) and the private side on the linear port (`private`: `auth`,
+//!   `order`/`execution`/`position`/`wallet`; `order`: `POST /v5/order/create`).
 //!
 //! # Independence
 //!
