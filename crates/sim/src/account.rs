@@ -193,11 +193,6 @@ impl Accounts {
     }
 }
 
-/// Whether a path segment has the shape of a listenKey rather than a stream name.
-pub(crate) fn looks_like_listen_key(s: &str) -> bool {
-    s.len() >= 32 && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric())
-}
-
 /// Parses a non-negative decimal into an integer with `decimals` fraction
 /// digits; `Err(true)` when it has more (non-zero) digits than that, `Err(false)`
 /// when it is not a decimal at all.

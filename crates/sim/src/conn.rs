@@ -8,7 +8,6 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
-use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -165,11 +164,11 @@ async fn read_loop(
     let limits = &hub.cfg.limits;
     let opened = Instant::now();
     let lifetime_end = opened + limits.max_lifetime;
-    let bybit = matches!(kind, ConnKind::Bybit | ConnKind::BybitPrivate);
+    let client_pings = !kind.server_pings;
     let far = opened + Duration::from_secs(100 * 365 * 86400);
-    // Bybit: the client pings; the server only cuts idle connections.
-    let mut next_ping = if bybit { far } else { opened + limits.ping_interval };
-    let mut idle_deadline = if bybit { opened + limits.idle_timeout } else { far };
+    // When the client pings, the server only cuts idle connections.
+    let mut next_ping = if client_pings { far } else { opened + limits.ping_interval };
+    let mut idle_deadline = if client_pings { opened + limits.idle_timeout } else { far };
     let mut outstanding: VecDeque<(Bytes, Instant)> = VecDeque::new();
     let mut recent: VecDeque<Instant> = VecDeque::with_capacity(limits.max_incoming_msgs + 1);
     loop {
@@ -190,7 +189,7 @@ async fn read_loop(
                 };
                 if !matches!(msg, ClientMsg::Close(..)) {
                     let now = Instant::now();
-                    if bybit {
+                    if client_pings {
                         idle_deadline = now + limits.idle_timeout;
                     }
                     while recent.front().is_some_and(|t| now.duration_since(*t) >= limits.msg_window) {
@@ -258,32 +257,11 @@ async fn read_loop(
     }
 }
 
-fn reply(result: Value, id: &Value) -> Bytes {
-    let v = serde_json::json!({ "result": result, "id": id });
-    ws::encode(ws::op::TEXT, v.to_string().as_bytes())
-}
-
-fn error(code: i64, msg: &str, id: &Value) -> Bytes {
-    let v = serde_json::json!({ "error": { "code": code, "msg": msg }, "id": id });
-    ws::encode(ws::op::TEXT, v.to_string().as_bytes())
-}
-
-/// Answers a control message (SUBSCRIBE, UNSUBSCRIBE, LIST_SUBSCRIPTIONS,
-/// SET_PROPERTY, GET_PROPERTY) with the venue's ack or error shapes, or a
-/// WS-API request (`crate::wsapi`).
+/// Answers a text frame through the market's dialect (control messages,
+/// WebSocket-API requests, ops), counts it, and sends the reply (after the
+/// ack-delay fault, if set).
 async fn handle_text(hub: &Hub, id: u64, kind: ConnKind, text: &str, ctrl: &mpsc::Sender<Ctrl>) {
-    let (frame, is_ack) = match kind {
-        ConnKind::Stream => {
-            let (f, ok) = answer(hub, id, text);
-            (Some(f), ok)
-        }
-        ConnKind::WsApi => {
-            let (text, ok) = crate::wsapi::answer(hub, id, text);
-            (Some(ws::encode(ws::op::TEXT, text.as_bytes())), ok)
-        }
-        ConnKind::Bybit => crate::bybit::answer(hub, id, text),
-        ConnKind::BybitPrivate => crate::bybit_private::answer(hub, id, text),
-    };
+    let (frame, is_ack) = hub.dialect.answer(hub, id, kind, text);
     let delay = {
         let mut st = hub.lock();
         st.counters.control_messages += 1;
@@ -303,83 +281,5 @@ async fn handle_text(hub: &Hub, id: u64, kind: ConnKind, text: &str, ctrl: &mpsc
             tokio::time::sleep(delay).await;
             let _ = ctrl.send(Ctrl::Frame(frame)).await;
         });
-    }
-}
-
-/// Returns (frame, success).
-fn answer(hub: &Hub, conn: u64, text: &str) -> (Bytes, bool) {
-    let v: Value = match serde_json::from_str(text) {
-        Ok(v) => v,
-        Err(e) => return (error(3, &format!("Invalid JSON: {e}"), &Value::Null), false),
-    };
-    let id = v.get("id").cloned().unwrap_or(Value::Null);
-    let id_ok = match &id {
-        Value::Null => true,
-        Value::Number(n) => n.is_u64() || n.is_i64(),
-        Value::String(s) => s.len() <= 36 && s.bytes().all(|b| b.is_ascii_alphanumeric()),
-        _ => false,
-    };
-    let col = text.len();
-    let Some(method) = v.get("method") else {
-        return (error(2, &format!("Invalid request: missing field `method` at line 1 column {col}"), &id), false);
-    };
-    if !id_ok {
-        return (error(2, "Invalid request: request ID must be an unsigned integer", &Value::Null), false);
-    }
-    let method = method.as_str().unwrap_or_default();
-    let params = v.get("params");
-    let strings =
-        || -> Option<Vec<String>> { params?.as_array()?.iter().map(|p| p.as_str().map(str::to_string)).collect() };
-    match method {
-        "SUBSCRIBE" | "UNSUBSCRIBE" => {
-            let Some(streams) = strings() else {
-                return (error(2, "Invalid request: invalid stream", &id), false);
-            };
-            if method == "SUBSCRIBE" && hub.take_reject() {
-                return (error(-1003, "Too many requests; subscription rejected by the simulator", &id), false);
-            }
-            let r = if method == "SUBSCRIBE" { hub.subscribe(conn, &streams) } else { hub.unsubscribe(conn, &streams) };
-            match r {
-                Ok(()) => (reply(Value::Null, &id), true),
-                Err((code, msg)) => (error(code, &msg, &id), false),
-            }
-        }
-        "LIST_SUBSCRIPTIONS" => (reply(Value::from(hub.list(conn)), &id), true),
-        "SET_PROPERTY" => {
-            let p = params.and_then(Value::as_array).cloned().unwrap_or_default();
-            if p.len() > 2 {
-                return (error(2, "Invalid request: too many parameters", &id), false);
-            }
-            match (p.first().and_then(Value::as_str), p.get(1)) {
-                (None, _) => (error(2, "Invalid request: property name must be a string", &id), false),
-                (Some("combined"), Some(Value::Bool(b))) => {
-                    hub.set_combined(conn, *b);
-                    (reply(Value::Null, &id), true)
-                }
-                (Some("combined"), _) => (error(1, "Invalid value type: expected Boolean", &id), false),
-                (Some(_), _) => (error(0, "Unknown property", &id), false),
-            }
-        }
-        "GET_PROPERTY" => {
-            let p = params.and_then(Value::as_array).cloned().unwrap_or_default();
-            if p.len() > 1 {
-                return (error(2, "Invalid request: too many parameters", &id), false);
-            }
-            match p.first().and_then(Value::as_str) {
-                None => (error(2, "Invalid request: property name must be a string", &id), false),
-                Some("combined") => (reply(Value::Bool(hub.combined(conn)), &id), true),
-                Some(_) => (error(0, "Unknown property", &id), false),
-            }
-        }
-        other => (
-            error(
-                2,
-                &format!(
-                    "Invalid request: unknown variant `{other}`, expected one of `SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, `GET_PROPERTY` at line 1 column {col}"
-                ),
-                &id,
-            ),
-            false,
-        ),
     }
 }

@@ -6,6 +6,7 @@
 //! the connection a slow consumer and it is reset, as the venue drops clients that
 //! cannot keep up.
 
+use std::any::Any;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,10 +19,11 @@ use serde::Serialize;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 
-use crate::account::{Accounts, ListenKey, Scope};
+use crate::account::Accounts;
 use crate::config::{MarketConfig, MarketKind};
+use crate::dialect::{Dialect, Envelope};
+use crate::load::LoadStream;
 use crate::market::{Emit, Market};
-use crate::topic::{self, Route, Topic};
 use crate::ws;
 
 /// How a connection is killed.
@@ -58,17 +60,17 @@ pub(crate) struct ConnShared {
     pub drained: Notify,
 }
 
-/// What a connection speaks.
+/// What a connection is, as its market's dialect classified it at the upgrade.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ConnKind {
-    /// Market streams (`/ws`, `/stream`), possibly with listenKeys.
-    Stream,
-    /// The spot WebSocket API (`/ws-api/v3`).
-    WsApi,
-    /// A Bybit v5 public stream (`/v5/public/<category>`).
-    Bybit,
-    /// The Bybit v5 private stream (`/v5/private`, `crate::bybit_private`).
-    BybitPrivate,
+pub(crate) struct ConnKind {
+    /// The dialect's own tag: which handler answers its text frames, its route.
+    pub tag: u8,
+    /// Private (user data): killed by `kill_private`.
+    pub private: bool,
+    /// `true`: the server pings and closes the connection when no pong echoes
+    /// a ping in time; `false`: the client pings and the server closes
+    /// connections idle for `Limits::idle_timeout`.
+    pub server_pings: bool,
 }
 
 /// A listenKey a connection reads, with its optional `events=` filter.
@@ -98,7 +100,6 @@ pub(crate) struct UserSub {
 pub(crate) struct ConnEntry {
     /// Path and query it connected with.
     pub path: String,
-    pub route: Option<Route>,
     pub combined: bool,
     pub subs: Vec<String>,
     pub kind: ConnKind,
@@ -222,12 +223,20 @@ pub(crate) struct Faults {
     pub paused: bool,
 }
 
+/// A topic rendered on a timer (tickers, partial depth, order books, klines):
+/// the venue's own state of it and how it writes the next message(s).
+pub(crate) trait Render: Send + std::fmt::Debug {
+    /// The messages due now as (payload, id for ground truth); `venue` is the
+    /// market's venue state ([`HubState::venue`]).
+    fn render(&mut self, market: &mut Market, venue: &mut (dyn Any + Send), now_ms: u64) -> Vec<(String, Option<u64>)>;
+}
+
+/// A tracked topic rendered on a timer.
 #[derive(Debug)]
 pub(crate) struct Periodic {
-    pub topic: Topic,
+    pub topic: Box<dyn Render>,
     pub period_ms: u64,
     pub next_due: u64,
-    pub last_u: u64,
 }
 
 pub(crate) struct HubState {
@@ -248,8 +257,8 @@ pub(crate) struct HubState {
     pub fault_rng: ChaCha8Rng,
     /// Accounts, orders and listenKeys (the private side).
     pub accounts: Accounts,
-    /// Bybit private connections' op log and id counters.
-    pub bybit_private: crate::bybit_private::PrivState,
+    /// What the market's venue keeps besides the generator (its own type).
+    pub venue: Box<dyn Any + Send>,
 }
 
 impl std::fmt::Debug for HubState {
@@ -262,6 +271,12 @@ impl std::fmt::Debug for HubState {
 #[derive(Debug)]
 pub(crate) struct Hub {
     pub cfg: MarketConfig,
+    /// The wire protocol the market speaks.
+    pub dialect: &'static dyn Dialect,
+    /// The dialect's combined-stream envelope.
+    pub envelope: Option<Envelope>,
+    /// The pre-encoded load stream (`MarketConfig::load`), if the venue has one.
+    pub load: Option<LoadStream>,
     pub state: Mutex<HubState>,
     pub epoch: Instant,
     pub load_wakeup: Notify,
@@ -292,22 +307,22 @@ pub(crate) struct Registered {
     pub kind: ConnKind,
 }
 
-/// Why a subscribe request failed: (code, msg) as sent on the wire.
-pub(crate) type WireError = (i64, String);
-
 pub(crate) fn wall_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 impl Hub {
-    pub(crate) fn new(cfg: MarketConfig, seed: u64, addr: std::net::SocketAddr) -> Arc<Hub> {
+    pub(crate) fn new(
+        cfg: MarketConfig,
+        seed: u64,
+        addr: std::net::SocketAddr,
+        dialect: &'static dyn Dialect,
+    ) -> Arc<Hub> {
         let now = wall_ms();
-        let mut market = Market::new(cfg.kind, &cfg.symbols, seed, &cfg.timing, now);
+        let mut market = dialect.market(&cfg, seed, now);
         market.set_history(cfg.book_history);
-        if let Some(category) = cfg.bybit_category() {
-            market.set_bybit(category);
-        }
-        let load_stream = cfg.load.as_ref().map(|l| format!("{}@trade", l.symbol.to_lowercase()));
+        let load = cfg.load.as_ref().and_then(|l| dialect.load(l));
+        let load_stream = load.as_ref().map(|l| l.stream.clone());
         Arc::new(Hub {
             state: Mutex::new(HubState {
                 market,
@@ -325,8 +340,11 @@ impl Hub {
                 load_stream,
                 fault_rng: ChaCha8Rng::seed_from_u64(seed ^ 0xfa17),
                 accounts: Accounts::new(&cfg.accounts, seed),
-                bybit_private: Default::default(),
+                venue: dialect.venue_state(),
             }),
+            dialect,
+            envelope: dialect.envelope(),
+            load,
             cfg,
             epoch: Instant::now(),
             load_wakeup: Notify::new(),
@@ -393,14 +411,7 @@ impl Hub {
         Ok(used + w)
     }
 
-    pub(crate) fn register(
-        &self,
-        path: String,
-        route: Option<Route>,
-        combined: bool,
-        kind: ConnKind,
-        listen: Vec<ListenSub>,
-    ) -> Registered {
+    pub(crate) fn register(&self, path: String, combined: bool, kind: ConnKind, listen: Vec<ListenSub>) -> Registered {
         let (data_tx, data_rx) = mpsc::channel(self.cfg.limits.outbound_queue.max(1));
         let (ctrl_tx, ctrl_rx) = mpsc::channel(256);
         let (kill_tx, kill_rx) = watch::channel(None);
@@ -414,7 +425,6 @@ impl Hub {
             id,
             ConnEntry {
                 path,
-                route,
                 combined,
                 subs: Vec::new(),
                 kind,
@@ -455,90 +465,8 @@ impl Hub {
         }
     }
 
-    /// Whether a connection on `route` gets `stream`.
-    fn deliverable(&self, st: &HubState, route: Option<Route>, stream: &str) -> bool {
-        if st.load_stream.as_deref() == Some(stream) {
-            return true;
-        }
-        if !self.kind().is_routed() {
-            return true;
-        }
-        let Some(t) = topic::parse(self.kind(), stream, |s| st.market.knows_lower(s)) else {
-            return true;
-        };
-        match route {
-            None | Some(Route::Public) => t.route() == Route::Public,
-            Some(Route::Market) => t.route() == Route::Market,
-            Some(Route::Private) => false,
-        }
-    }
-
-    /// Adds streams to a connection, enforcing syntax and the stream cap.
-    pub(crate) fn subscribe(&self, id: u64, streams: &[String]) -> Result<(), WireError> {
-        if let Some(bad) = streams.iter().find(|s| !topic::is_well_formed(s)) {
-            let _ = bad;
-            return Err((2, "Invalid request: invalid stream".into()));
-        }
-        let mut guard = self.lock();
-        let st = &mut *guard;
-        let Some(conn) = st.conns.get(&id) else { return Ok(()) };
-        let route = conn.route;
-        let existing: HashSet<&String> = conn.subs.iter().collect();
-        let mut new: Vec<String> = Vec::new();
-        for s in streams {
-            if !existing.contains(s) && !new.contains(s) {
-                new.push(s.clone());
-            }
-        }
-        let total = conn.subs.len() + new.len();
-        if total > self.cfg.limits.max_streams_per_conn {
-            st.counters.over_cap_rejections += 1;
-            return Err((
-                2,
-                format!(
-                    "Invalid request: too many streams ({total} > {} per connection)",
-                    self.cfg.limits.max_streams_per_conn
-                ),
-            ));
-        }
-        let now = self.venue_ms(st);
-        for s in new {
-            if self.deliverable(st, route, &s) {
-                st.subs.entry(s.clone()).or_default().push(id);
-            }
-            self.track(st, &s, now);
-            if let Some(c) = st.conns.get_mut(&id) {
-                c.subs.push(s);
-            }
-        }
-        st.counters.max_streams_on_a_connection = st.counters.max_streams_on_a_connection.max(total as u64);
-        if st.load_stream.as_ref().is_some_and(|l| streams.contains(l)) {
-            self.load_wakeup.notify_one();
-        }
-        Ok(())
-    }
-
-    fn track(&self, st: &mut HubState, s: &str, now: u64) {
-        if !st.tracked.insert(s.to_string()) {
-            return;
-        }
-        st.streams.entry(s.to_string()).or_default();
-        if let Some(t) = topic::parse(self.kind(), s, |x| st.market.knows_lower(x)) {
-            if let Topic::Kline(sym, iv) = &t {
-                st.market.ensure_candle(sym, iv, now);
-            }
-            if let Some(period) = t.period_ms(self.kind()) {
-                let period_ms = self.cfg.timing.cadence(period).as_millis() as u64;
-                st.periodic
-                    .insert(s.to_string(), Periodic { topic: t, period_ms, next_due: now + period_ms, last_u: 0 });
-            }
-        }
-    }
-
-    pub(crate) fn unsubscribe(&self, id: u64, streams: &[String]) -> Result<(), WireError> {
-        if streams.iter().any(|s| !topic::is_well_formed(s)) {
-            return Err((2, "Invalid request: invalid stream".into()));
-        }
+    /// Removes streams from a connection's subscriptions.
+    pub(crate) fn unsubscribe(&self, id: u64, streams: &[String]) {
         let mut guard = self.lock();
         let st = &mut *guard;
         if let Some(c) = st.conns.get_mut(&id) {
@@ -549,7 +477,6 @@ impl Hub {
                 v.retain(|c| *c != id);
             }
         }
-        Ok(())
     }
 
     /// Consumes one "reject the next SUBSCRIBE" fault, if armed.
@@ -585,11 +512,11 @@ impl Hub {
         let mut out: Vec<Emit> = Vec::new();
         // Paused: no new book actions, but due windows still flush.
         let elapsed_ms = if st.faults.paused { 0 } else { elapsed_ms };
-        st.market.tick(now, elapsed_ms, &st.tracked, &mut out);
+        self.dialect.tick(&mut st.market, now, elapsed_ms, &st.tracked, &mut out);
         for (name, p) in st.periodic.iter_mut() {
             if now >= p.next_due {
                 p.next_due = now + p.period_ms;
-                for (payload, id) in st.market.render(&p.topic, now, &mut p.last_u) {
+                for (payload, id) in p.topic.render(&mut st.market, st.venue.as_mut(), now) {
                     out.push(Emit { stream: name.clone(), payload, id });
                 }
             }
@@ -599,95 +526,8 @@ impl Hub {
         }
         if !st.accounts.listen_keys.is_empty() {
             let now = Instant::now();
-            self.expire_listen_keys(st, |_, k| k.expires <= now);
+            self.dialect.expire_listen_keys(self, st, &|_, k| k.expires <= now);
         }
-    }
-
-    /// Queues a user event for every connection that reads `account` on `scope`:
-    /// listenKey connections get it bare (or in the combined envelope with the
-    /// key as stream name), WS-API subscriptions wrapped as
-    /// `{"subscriptionId":N,"event":{..}}`. Counted as produced either way.
-    pub(crate) fn deliver_user(&self, st: &mut HubState, account: usize, scope: &Scope, event: &str, payload: &str) {
-        if let Some(a) = st.accounts.list.get_mut(account) {
-            *a.events.entry(event.to_string()).or_default() += 1;
-        }
-        let now = self.since_epoch_ms();
-        let mut slow = Vec::new();
-        let mut queued = 0u64;
-        for (id, c) in &st.conns {
-            let mut frames: Vec<Bytes> = Vec::new();
-            for ls in &c.listen {
-                let Some(k) = st.accounts.listen_keys.get(&ls.key) else { continue };
-                if k.account != account || k.scope != *scope {
-                    continue;
-                }
-                if ls.events.as_ref().is_some_and(|ev| !ev.iter().any(|e| e == event)) {
-                    continue;
-                }
-                frames.push(listen_frame(c.combined, &ls.key, payload));
-            }
-            if *scope == Scope::Spot {
-                for sub in c.user_subs.iter().filter(|s| s.account == account) {
-                    let text = format!("{{\"subscriptionId\":{},\"event\":{payload}}}", sub.id);
-                    frames.push(ws::encode(ws::op::TEXT, text.as_bytes()));
-                }
-            }
-            if frames.is_empty() {
-                continue;
-            }
-            if c.shared.stalled_until_ms.load(Ordering::Relaxed) > now {
-                c.shared.dropped_while_stalled.fetch_add(frames.len() as u64, Ordering::Relaxed);
-                continue;
-            }
-            for f in frames {
-                match c.data_tx.try_send(f) {
-                    Ok(()) => queued += 1,
-                    Err(mpsc::error::TrySendError::Full(_)) => {
-                        slow.push(*id);
-                        break;
-                    }
-                    Err(mpsc::error::TrySendError::Closed(_)) => break,
-                }
-            }
-        }
-        if let Some(a) = st.accounts.list.get_mut(account) {
-            a.frames_queued += queued;
-        }
-        for id in slow {
-            st.counters.slow_consumer_resets += 1;
-            if let Some(c) = st.conns.get(&id) {
-                let _ = c.kill_tx.send(Some(KillMode::Reset));
-            }
-        }
-    }
-
-    /// Expires the listenKeys `which` selects: each connection reading one gets
-    /// `listenKeyExpired` (USD-M writes `E` as a string, as the venue does), then
-    /// nothing more for that key. Returns how many keys expired.
-    pub(crate) fn expire_listen_keys(&self, st: &mut HubState, which: impl Fn(&str, &ListenKey) -> bool) -> usize {
-        let keys: Vec<String> =
-            st.accounts.listen_keys.iter().filter(|(k, v)| which(k, v)).map(|(k, _)| k.clone()).collect();
-        let now = self.venue_ms(st);
-        for key in &keys {
-            let Some(lk) = st.accounts.listen_keys.remove(key) else { continue };
-            let e = if lk.scope == Scope::UsdM { format!("\"{now}\"") } else { now.to_string() };
-            let payload = format!("{{\"e\":\"listenKeyExpired\",\"E\":{e},\"listenKey\":\"{key}\"}}");
-            if let Some(a) = st.accounts.list.get_mut(lk.account) {
-                *a.events.entry("listenKeyExpired".into()).or_default() += 1;
-            }
-            let mut queued = 0;
-            for c in st.conns.values() {
-                for ls in c.listen.iter().filter(|l| l.key == *key) {
-                    if c.data_tx.try_send(listen_frame(c.combined, &ls.key, &payload)).is_ok() {
-                        queued += 1;
-                    }
-                }
-            }
-            if let Some(a) = st.accounts.list.get_mut(lk.account) {
-                a.frames_queued += queued;
-            }
-        }
-        keys.len()
     }
 
     /// Counts and fans out one payload (or a pre-encoded batch, see `deliver_frames`).
@@ -726,15 +566,15 @@ impl Hub {
                 c.shared.dropped_while_stalled.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            let frame = if c.combined {
+            let frame = if let Some(env) = self.envelope.as_ref().filter(|_| c.combined) {
                 combined
                     .get_or_insert_with(|| {
                         let mut p = Vec::with_capacity(payload.len() + stream.len() + 24);
-                        p.extend_from_slice(b"{\"stream\":\"");
+                        p.extend_from_slice(env.head.as_bytes());
                         p.extend_from_slice(stream.as_bytes());
-                        p.extend_from_slice(b"\",\"data\":");
+                        p.extend_from_slice(env.mid.as_bytes());
                         p.extend_from_slice(payload);
-                        p.push(b'}');
+                        p.extend_from_slice(env.tail.as_bytes());
                         ws::encode(ws::op::TEXT, &p)
                     })
                     .clone()
@@ -781,10 +621,7 @@ impl Hub {
         let mut st = self.lock();
         let mut n = 0;
         for c in st.conns.values() {
-            if matches!(c.kind, ConnKind::WsApi | ConnKind::BybitPrivate)
-                || !c.listen.is_empty()
-                || c.route == Some(Route::Private)
-            {
+            if c.kind.private {
                 let _ = c.kill_tx.send(Some(mode));
                 n += 1;
             }
@@ -837,18 +674,9 @@ impl Hub {
     pub(crate) fn server_shutdown(self: &Arc<Self>) -> usize {
         let mut st = self.lock();
         let now = self.venue_ms(&st);
-        let raw = format!("{{\"e\":\"serverShutdown\",\"E\":{now}}}");
-        let comb = format!("{{\"stream\":\"!serverShutdown\",\"data\":{raw}}}");
         let mut n = 0;
-        let wrapped = format!("{{\"event\":{raw}}}");
         for c in st.conns.values() {
-            let p = if c.kind == ConnKind::WsApi {
-                &wrapped
-            } else if c.combined {
-                &comb
-            } else {
-                &raw
-            };
+            let p = self.dialect.shutdown_notice(c, now);
             if c.ctrl_tx.try_send(Ctrl::Frame(ws::encode(ws::op::TEXT, p.as_bytes()))).is_ok() {
                 n += 1;
             }
@@ -868,15 +696,5 @@ impl Hub {
             }
         });
         n
-    }
-}
-
-/// A user event frame for a listenKey connection.
-fn listen_frame(combined: bool, key: &str, payload: &str) -> Bytes {
-    if combined {
-        let text = format!("{{\"stream\":\"{key}\",\"data\":{payload}}}");
-        ws::encode(ws::op::TEXT, text.as_bytes())
-    } else {
-        ws::encode(ws::op::TEXT, payload.as_bytes())
     }
 }

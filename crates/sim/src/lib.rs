@@ -18,22 +18,34 @@
 //!
 //! # Layout
 //!
+//! A venue-neutral core and one folder per venue. Core modules never name a
+//! venue folder (the `layering` tests check it); each folder implements
+//! `dialect::Dialect`, and the registry in this file maps a [`Venue`] to it,
+//! one line per venue.
+//!
+//! Core:
 //! - `config`: markets, symbols, limits and timings (every venue duration is configurable).
-//! - `market`: the seeded generator with one true book per symbol and the payloads derived from it.
-//! - `topic`: stream-name syntax and the topics the simulator feeds.
-//! - `hub`: one market's shared state: connections, subscriptions, faults, counters.
-//! - `server`: HTTP on each market's port: upgrades on the venue's paths, REST, `/admin`.
+//! - `dialect`: the `Dialect` trait, the seam between the core and a venue.
+//! - `market`: the seeded generator with one true book per symbol, its history and candles;
+//!   the venue names its streams and writes the payloads (`Encode`).
+//! - `hub`: one market's shared state: connections, subscriptions, timer topics, faults,
+//!   counters, and the venue's own state.
+//! - `server`: HTTP on each market's port: upgrades, REST (both through the dialect), `/admin`.
 //! - `conn`: one WebSocket connection's reader and writer.
 //! - `ws`: the server side of RFC 6455 (handshake key, frame codec).
-//! - `rest`, `admin`: the REST endpoints and the admin API.
-//! - `auth`: signature (HMAC-SHA256, Ed25519) and timestamp/recvWindow checks.
+//! - `admin`: the admin API; `load`: the pre-encoded, sequenced load stream.
+//! - `auth`: signature verification (HMAC-SHA256, Ed25519).
 //! - `account`: accounts, balances, positions, orders, listenKeys, event counters.
-//! - `orders`: LIMIT/MARKET orders filled against the true book, and the user events.
-//! - `private`: listenKey and signed order REST endpoints; `wsapi`: the spot WebSocket API.
-//! - `load`: the pre-encoded, sequenced load stream.
-//! - `bybit`: Bybit v5 public WebSocket (ops, acks, errors, topic limits, `publicTrade`, `orderbook`, `tickers`,
-//!   `kline`, `allLiquidation`).
-//! - `bybit_private`: Bybit v5 private WebSocket (`auth`, `order`/`execution`/`position`/`wallet`) and `POST /v5/order/create`.
+//! - `orders`: fill accounting (balances, one-way positions, fees).
+//!
+//! Venues:
+//! - `binance`: stream names and payloads (`topic`, `encode`), paths (`paths`), control
+//!   messages (`control`), REST (`rest`), listenKey and signed endpoints (`private`, `orders`,
+//!   `user`, `auth`), the spot WebSocket API (`wsapi`), the load stream's template (`load`).
+//! - `bybit`: Bybit v5 public WebSocket (`public`: ops, acks, errors, topic limits; `book`,
+//!   `ticker`, `kline`, `option`, `encode`: `publicTrade`, `orderbook`, `tickers`, `kline`,
+//!   `allLiquidation`) and the private side on the linear port (`private`: `auth`,
+//!   `order`/`execution`/`position`/`wallet`; `order`: `POST /v5/order/create`).
 //!
 //! # Independence
 //!
@@ -46,20 +58,17 @@
 mod account;
 mod admin;
 mod auth;
+mod binance;
 mod bybit;
-mod bybit_private;
 mod config;
 mod conn;
+mod dialect;
 mod hub;
 mod load;
 mod market;
 mod orders;
-mod private;
-mod rest;
 mod server;
-mod topic;
 pub mod ws;
-mod wsapi;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -72,14 +81,25 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use account::{AccountView, BalanceView, ListenKeyView, OrderView, PositionView};
-pub use bybit_private::{BybitOp, BybitPrivateConn};
+pub use bybit::private::{BybitOp, BybitPrivateConn};
 pub use config::{
     AccountSpec, BybitCategory, Limits, LoadConfig, MarketConfig, MarketKind, SimConfig, SymbolSpec, TEST_API_KEY,
     TEST_ED25519_SEED, TEST_HMAC_SECRET, Timing, Venue,
 };
 pub use hub::{ClosedConn, Counters, KillMode, StreamStats};
 
+use dialect::Dialect;
 use hub::Hub;
+
+/// The registry: which dialect speaks each venue. The only place that names
+/// both the core and the venue folders; a new venue is one folder and one
+/// line here.
+fn dialect(venue: Venue) -> &'static dyn Dialect {
+    match venue {
+        Venue::Binance => &binance::Binance,
+        Venue::Bybit(category) => bybit::dialect(category),
+    }
+}
 
 /// A running simulator: one HTTP/WebSocket server per market on loopback.
 #[derive(Debug)]
@@ -151,11 +171,12 @@ impl Sim {
         let mut tasks = Vec::new();
         for (i, mc) in cfg.markets.into_iter().enumerate() {
             let listener = TcpListener::bind(SocketAddr::new(cfg.bind, mc.port.unwrap_or(0))).await?;
-            let hub = Hub::new(mc, cfg.seed.wrapping_add(i as u64 * 7919), listener.local_addr()?);
+            let dialect = dialect(mc.venue);
+            let hub = Hub::new(mc, cfg.seed.wrapping_add(i as u64 * 7919), listener.local_addr()?, dialect);
             let handle = MarketHandle { hub: hub.clone() };
             tasks.push(tokio::spawn(server::serve(listener, hub.clone())));
             tasks.push(tokio::spawn(generate(hub.clone())));
-            if let Some(load) = hub.cfg.load.clone() {
+            if let Some(load) = hub.cfg.load.clone().filter(|_| hub.load.is_some()) {
                 tasks.push(tokio::spawn(load::run(hub.clone(), load)));
             }
             markets.push(handle);
@@ -246,7 +267,20 @@ impl MarketHandle {
     /// (every symbol when `None`) a restart snapshot with `u = 1`, as after a
     /// service restart. Returns how many topics are affected.
     pub fn bybit_restart(&self, symbol: Option<&str>) -> usize {
-        self.hub.bybit_restart(symbol)
+        bybit::public::restart(&self.hub, symbol)
+    }
+
+    /// Bybit linear markets: the private WebSocket URL, `ws://127.0.0.1:PORT/v5/private`.
+    pub fn bybit_private_url(&self) -> Option<String> {
+        (self.hub.cfg.bybit_category() == Some(BybitCategory::Linear))
+            .then(|| format!("ws://{}{}", self.addr(), bybit::private::PATH))
+    }
+
+    /// Every Bybit private connection still remembered (open ones and the
+    /// last closed ones), by id: the ops it sent in order (with the answer's
+    /// success), its API key once authenticated, and its topics.
+    pub fn bybit_private_conns(&self) -> Vec<BybitPrivateConn> {
+        bybit::private::conns(&self.hub)
     }
 
     /// `http://127.0.0.1:PORT`, the base for REST and `/admin`.
@@ -303,34 +337,16 @@ impl MarketHandle {
         let st = self.hub.lock();
         let s = st.market.symbol(symbol)?;
         let copy = s.copy(depth, 0);
-        Some(Self::view(&st.market, s, symbol, &copy))
+        Some(self.view(s, symbol, &copy))
     }
 
-    fn view(market: &market::Market, s: &market::SymbolState, symbol: &str, copy: &market::BookCopy) -> BookView {
-        if let Some(cat) = s.bybit {
-            return BookView {
-                symbol: symbol.to_string(),
-                last_update_id: copy.last_update_id,
-                bids: bybit::level_strings(cat, &s.spec, &copy.bids),
-                asks: bybit::level_strings(cat, &s.spec, &copy.asks),
-            };
-        }
-        let body = market.depth_body(copy, s, 0);
-        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-        let side = |k: &str| -> Vec<[String; 2]> {
-            v[k].as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|l| [l[0].as_str().unwrap_or("").to_string(), l[1].as_str().unwrap_or("").to_string()])
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
+    fn view(&self, s: &market::SymbolState, symbol: &str, copy: &market::BookCopy) -> BookView {
+        let levels = |l: &[(i64, i64)]| self.hub.dialect.book_levels(&self.hub.cfg, &s.spec, l);
         BookView {
             symbol: symbol.to_string(),
             last_update_id: copy.last_update_id,
-            bids: side("bids"),
-            asks: side("asks"),
+            bids: levels(&copy.bids),
+            asks: levels(&copy.asks),
         }
     }
 
@@ -344,14 +360,8 @@ impl MarketHandle {
     pub fn book_at(&self, symbol: &str, update_id: u64, depth: usize) -> Option<BookView> {
         let st = self.hub.lock();
         let s = st.market.symbol(symbol)?;
-        if s.bybit.is_some() {
-            let copy = bybit::book_at(&st.market, symbol, update_id, depth)?;
-            return Some(Self::view(&st.market, s, symbol, &copy));
-        }
-        let mut copy = s.copy_at(update_id)?.clone();
-        copy.bids.truncate(depth);
-        copy.asks.truncate(depth);
-        Some(Self::view(&st.market, s, symbol, &copy))
+        let copy = self.hub.dialect.book_at(&self.hub, &st, symbol, update_id, depth)?;
+        Some(self.view(s, symbol, &copy))
     }
 
     /// Drops each message of `stream` with probability `p` (0 stops), for
@@ -463,7 +473,7 @@ impl MarketHandle {
     /// it. Returns how many keys expired.
     pub fn expire_listen_key(&self, key: Option<&str>) -> usize {
         let mut st = self.hub.lock();
-        self.hub.expire_listen_keys(&mut st, |k, _| key.is_none_or(|x| x == k))
+        self.hub.dialect.expire_listen_keys(&self.hub, &mut st, &|k, _| key.is_none_or(|x| x == k))
     }
 
     /// Kills every private connection (WS-API sessions and listenKey streams);
@@ -476,7 +486,7 @@ impl MarketHandle {
     /// (the sockets stay open); returns how many subscriptions ended.
     pub fn terminate_user_streams(&self) -> usize {
         let mut st = self.hub.lock();
-        wsapi::terminate_all(&self.hub, &mut st)
+        self.hub.dialect.terminate_user_streams(&self.hub, &mut st)
     }
 
     /// Credits `amount` (a decimal, negative to debit) of `asset` to the account
@@ -495,7 +505,7 @@ impl MarketHandle {
         }
         let mut st = self.hub.lock();
         let acct = self.account_index(&st, api_key)?;
-        orders::deposit(&self.hub, &mut st, acct, asset, if neg { -v } else { v });
+        self.hub.dialect.deposit(&self.hub, &mut st, acct, asset, if neg { -v } else { v });
         Ok(())
     }
 
@@ -583,6 +593,140 @@ impl MarketHandle {
             events: a.events.clone(),
             frames_queued: a.frames_queued,
             listen_keys: keys,
+        }
+    }
+}
+
+#[cfg(test)]
+mod layering {
+    //! The no-cycle rule of issue 17: the core never names a venue folder;
+    //! only this file (the registry) names both.
+
+    /// Every core module, by source.
+    const CORE: &[(&str, &str)] = &[
+        ("account.rs", include_str!("account.rs")),
+        ("admin.rs", include_str!("admin.rs")),
+        ("auth.rs", include_str!("auth.rs")),
+        ("config.rs", include_str!("config.rs")),
+        ("conn.rs", include_str!("conn.rs")),
+        ("dialect.rs", include_str!("dialect.rs")),
+        ("hub.rs", include_str!("hub.rs")),
+        ("load.rs", include_str!("load.rs")),
+        ("market.rs", include_str!("market.rs")),
+        ("orders.rs", include_str!("orders.rs")),
+        ("server.rs", include_str!("server.rs")),
+        ("ws.rs", include_str!("ws.rs")),
+    ];
+
+    /// The venue folders.
+    const VENUES: [&str; 2] = ["binance", "bybit"];
+
+    /// The tokens of `src` without comments: identifiers, `::`, and single
+    /// punctuation characters.
+    fn tokens(src: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for line in src.lines() {
+            let code = line.split("//").next().unwrap_or("");
+            let mut chars = code.chars().peekable();
+            while let Some(c) = chars.next() {
+                if c.is_alphanumeric() || c == '_' {
+                    let mut w = c.to_string();
+                    while let Some(&n) = chars.peek().filter(|n| n.is_alphanumeric() || **n == '_') {
+                        w.push(n);
+                        chars.next();
+                    }
+                    out.push(w);
+                } else if c == ':' && chars.peek() == Some(&':') {
+                    chars.next();
+                    out.push("::".into());
+                } else if !c.is_whitespace() {
+                    out.push(c.to_string());
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether `src` names module `venue` of this crate: a `crate::venue` or
+    /// `super::venue` path, `venue` inside a `use crate::{..}` group, or a
+    /// `mod venue` (comments ignored).
+    fn names(src: &str, venue: &str) -> bool {
+        let t = tokens(src);
+        for (i, w) in t.iter().enumerate() {
+            let next = |k: usize| t.get(i + k).map(String::as_str);
+            if (w == "crate" || w == "super") && next(1) == Some("::") {
+                if next(2) == Some(venue) {
+                    return true;
+                }
+                if w == "crate" && next(2) == Some("{") {
+                    let mut depth = 0;
+                    for tok in &t[i + 2..] {
+                        match tok.as_str() {
+                            "{" => depth += 1,
+                            "}" => depth -= 1,
+                            x if x == venue => return true,
+                            _ => {}
+                        }
+                        if depth == 0 {
+                            break;
+                        }
+                    }
+                }
+            }
+            if w == "mod" && next(1) == Some(venue) {
+                return true;
+            }
+        }
+        false
+    }
+
+    #[test]
+    fn the_checker_sees_every_way_of_naming_a_venue() {
+        assert!(names("use crate::binance::topic::Topic;", "binance"));
+        assert!(names("let x = crate :: bybit :: dialect(c);", "bybit"));
+        assert!(names("use crate::{ws, bybit::public};", "bybit"));
+        assert!(names("use crate::{hub::{Hub}, binance};", "binance"));
+        assert!(names("use super::binance::paths;", "binance"));
+        assert!(names("pub(crate) mod bybit;", "bybit"));
+        assert!(names("#[allow(unused_imports)]\nuse crate::binance as _;", "binance"));
+        assert!(!names("let l = Limits::binance(kind); // crate::binance", "binance"));
+        assert!(!names("cfg.bybit_category(); MarketConfig::bybit(c)", "bybit"));
+    }
+
+    #[test]
+    fn core_modules_do_not_name_the_venue_folders() {
+        for (file, src) in CORE {
+            for venue in VENUES {
+                assert!(!names(src, venue), "core module {file} names the venue folder `{venue}`");
+            }
+        }
+    }
+
+    #[test]
+    fn every_core_module_is_checked() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .expect("src")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_file())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|f| f.ends_with(".rs") && f != "lib.rs")
+            .collect();
+        files.sort();
+        let listed: Vec<String> = CORE.iter().map(|(f, _)| f.to_string()).collect();
+        assert_eq!(files, listed, "a core module is missing from CORE (or a folder module sits in src/)");
+    }
+
+    #[test]
+    fn venue_folders_do_not_name_each_other() {
+        for venue in VENUES {
+            let dir = format!("{}/src/{venue}", env!("CARGO_MANIFEST_DIR"));
+            for e in std::fs::read_dir(&dir).expect("venue folder").filter_map(|e| e.ok()) {
+                let src = std::fs::read_to_string(e.path()).expect("source");
+                for other in VENUES.iter().filter(|o| **o != venue) {
+                    assert!(!names(&src, other), "{}/{} names `{other}`", venue, e.file_name().to_string_lossy());
+                }
+            }
         }
     }
 }

@@ -1,8 +1,9 @@
-//! Load mode: sequenced trade frames built from a pre-encoded template.
+//! Load mode: sequenced frames patched into a pre-encoded template.
 //!
-//! Each frame is a valid Binance trade payload; only the fixed-width digits of
-//! the trade id (the sequence number) and of `E`/`T` (send time in µs) are
-//! patched in place, so the sender is never the bottleneck (PERF_NOTES.md).
+//! The market's dialect writes the template once (Binance: a valid trade
+//! payload); only the fixed-width digits of the sequence number and of the
+//! send time (µs) are patched in place, so the sender is never the bottleneck
+//! (PERF_NOTES.md).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,37 +16,49 @@ use crate::config::LoadConfig;
 use crate::hub::{Hub, KillMode};
 use crate::ws;
 
-const TIME_DIGITS: usize = 16;
-const ID_DIGITS: usize = 13;
+/// Digits of the send time (µs) in a template.
+pub(crate) const TIME_DIGITS: usize = 16;
+/// Digits of the sequence number in a template.
+pub(crate) const ID_DIGITS: usize = 13;
 
 /// A pre-encoded frame with the offsets of its variable digits.
 #[derive(Debug, Clone)]
-struct Template {
+pub(crate) struct Template {
     bytes: Vec<u8>,
     time_at: [usize; 2],
     id_at: usize,
 }
 
+/// A venue's load stream: its name and its templates for raw and combined
+/// subscribers.
+#[derive(Debug, Clone)]
+pub(crate) struct LoadStream {
+    /// The stream name clients subscribe to.
+    pub stream: String,
+    /// The frame for raw subscribers.
+    pub raw: Template,
+    /// The frame for combined-stream subscribers.
+    pub combined: Template,
+}
+
 impl Template {
-    fn new(symbol: &str, stream: &str, combined: bool) -> Template {
-        let t = "1".repeat(TIME_DIGITS);
-        let i = "2".repeat(ID_DIGITS);
-        let payload = format!(
-            "{{\"e\":\"trade\",\"E\":{t},\"s\":\"{symbol}\",\"t\":{i},\"p\":\"100.00000000\",\"q\":\"1.00000000\",\"T\":{t},\"m\":true,\"M\":true}}"
-        );
-        let payload = if combined { format!("{{\"stream\":\"{stream}\",\"data\":{payload}}}") } else { payload };
+    /// Encodes `payload` as a text frame. The sequence number is the
+    /// `ID_DIGITS` digits right after the first `id_key`, the send time the
+    /// `TIME_DIGITS` digits right after the first of each of `time_keys`.
+    pub(crate) fn new(payload: &str, id_key: &str, time_keys: [&str; 2]) -> Template {
         let bytes = ws::encode(ws::op::TEXT, payload.as_bytes()).to_vec();
         let find = |pat: &str, from: usize| -> usize {
             let p = pat.as_bytes();
             (from..bytes.len() - p.len()).find(|&k| &bytes[k..k + p.len()] == p).unwrap_or(0)
         };
-        let e = find("\"E\":", 0) + 4;
-        let id = find("\"t\":", 0) + 4;
-        let tt = find("\"T\":", 0) + 4;
+        let e = find(time_keys[0], 0) + time_keys[0].len();
+        let id = find(id_key, 0) + id_key.len();
+        let tt = find(time_keys[1], 0) + time_keys[1].len();
         Template { time_at: [e, tt], id_at: id, bytes }
     }
 
-    fn append(&self, out: &mut Vec<u8>, id: u64, time_us: u64) {
+    /// Appends the frame with sequence number `id` sent at `time_us`.
+    pub(crate) fn append(&self, out: &mut Vec<u8>, id: u64, time_us: u64) {
         let start = out.len();
         out.extend_from_slice(&self.bytes);
         let f = &mut out[start..];
@@ -67,11 +80,10 @@ fn wall_us() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
 }
 
-/// Produces the load stream until `messages` frames were produced.
+/// Produces the market's load stream ([`Hub::load`]) until `messages` frames
+/// were produced.
 pub(crate) async fn run(hub: Arc<Hub>, cfg: LoadConfig) {
-    let stream = format!("{}@trade", cfg.symbol.to_lowercase());
-    let raw = Template::new(&cfg.symbol, &stream, false);
-    let comb = Template::new(&cfg.symbol, &stream, true);
+    let Some(LoadStream { stream, raw, combined: comb }) = hub.load.clone() else { return };
     let mut stop = hub.shutdown.subscribe();
     // Wait for the first subscriber.
     loop {
@@ -196,25 +208,5 @@ pub(crate) async fn run(hub: Arc<Hub>, cfg: LoadConfig) {
                 st.counters.slow_consumer_resets += 1;
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn template_patches_id_and_time_into_valid_json() {
-        let t = Template::new("LOADUSDT", "loadusdt@trade", true);
-        let mut out = Vec::new();
-        t.append(&mut out, 1_000_000_000_042, 1_763_000_000_123_456);
-        // Skip the 2-byte frame header (payload < 126 bytes) or 4-byte one.
-        let hdr = if out[1] == 126 { 4 } else { 2 };
-        let v: serde_json::Value = serde_json::from_slice(&out[hdr..]).unwrap();
-        assert_eq!(v["stream"], "loadusdt@trade");
-        assert_eq!(v["data"]["t"], 1_000_000_000_042u64);
-        assert_eq!(v["data"]["E"], 1_763_000_000_123_456u64);
-        assert_eq!(v["data"]["T"], 1_763_000_000_123_456u64);
-        assert_eq!(v["data"]["p"], "100.00000000");
     }
 }

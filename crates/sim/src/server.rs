@@ -1,5 +1,7 @@
-//! The HTTP side of one market's port: WebSocket upgrades on the venue's paths,
-//! the REST endpoints, and the `/admin` API.
+//! The HTTP side of one market's port: WebSocket upgrades (routed, refused,
+//! admitted and answered by the market's dialect, the handshake and the
+//! connection-attempt limit checked here), the venue's REST endpoints (the
+//! dialect's) and the `/admin` API.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -8,14 +10,13 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::account::looks_like_listen_key;
-use crate::hub::{ConnKind, Hub, ListenSub};
-use crate::topic::{self, Route};
-use crate::{admin, conn, rest, ws};
+use crate::dialect::Refusal;
+use crate::hub::Hub;
+use crate::{admin, conn, ws};
 
 /// Largest REST request body read (form-encoded order parameters are small).
 const MAX_BODY: usize = 64 * 1024;
@@ -28,11 +29,6 @@ pub(crate) fn json(status: StatusCode, body: impl Into<Bytes>) -> Resp {
     *r.status_mut() = status;
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
-}
-
-/// `{"code":..,"msg":..}`, the venue's REST error body.
-pub(crate) fn venue_error(status: StatusCode, code: i64, msg: &str) -> Resp {
-    json(status, serde_json::json!({ "code": code, "msg": msg }).to_string())
 }
 
 /// Parses a query string into pairs (percent-decoding `%2F`-style escapes).
@@ -122,165 +118,31 @@ async fn route(req: Request<Incoming>, hub: Arc<Hub>) -> Resp {
     if path.starts_with("/admin") {
         return admin::handle(req, hub).await;
     }
-    if hub.cfg.bybit_category().is_some() {
-        // The Bybit markets serve only the order endpoint (`crate::bybit_private`).
-        if !crate::bybit_private::is_rest_path(&hub, &path) {
-            return json(StatusCode::NOT_FOUND, r#"{"retCode":10001,"retMsg":"Not found","result":{}}"#);
-        }
-        let (parts, body) = req.into_parts();
-        let body = match http_body_util::BodyExt::collect(http_body_util::Limited::new(body, MAX_BODY)).await {
-            Ok(c) => c.to_bytes(),
-            Err(_) => return json(StatusCode::PAYLOAD_TOO_LARGE, r#"{"retCode":10001,"retMsg":"body too large"}"#),
-        };
-        return crate::bybit_private::rest(&Request::from_parts(parts, body), &hub);
-    }
-    if ![Method::GET, Method::POST, Method::PUT, Method::DELETE].contains(req.method()) {
-        return venue_error(StatusCode::METHOD_NOT_ALLOWED, -1000, "Method not allowed.");
+    if let Some(r) = hub.dialect.rest_precheck(&hub, req.method(), &path) {
+        return r;
     }
     let (parts, body) = req.into_parts();
     let body = match http_body_util::BodyExt::collect(http_body_util::Limited::new(body, MAX_BODY)).await {
         Ok(c) => c.to_bytes(),
-        Err(_) => return venue_error(StatusCode::PAYLOAD_TOO_LARGE, -1000, "Request body too large or unreadable."),
+        Err(_) => return hub.dialect.body_too_large(),
     };
-    rest::handle(&Request::from_parts(parts, body), &hub)
-}
-
-/// What a WebSocket path asks for.
-struct WsTarget {
-    route: Option<Route>,
-    combined: bool,
-    streams: Vec<String>,
-    kind: ConnKind,
-    listen: Vec<ListenSub>,
-}
-
-impl WsTarget {
-    fn streams(route: Option<Route>, combined: bool, streams: Vec<String>) -> WsTarget {
-        WsTarget { route, combined, streams, kind: ConnKind::Stream, listen: Vec::new() }
-    }
-}
-
-/// Where listenKeys are read: spot/margin and COIN-M `/ws/<key>` and
-/// `/stream?streams=<key>`; USD-M only on the `/private` route, which also
-/// takes `?listenKey=<k>[&events=A/B]` (repeatable).
-fn parse_ws_path(hub: &Hub, path: &str, q: Option<&str>) -> Option<WsTarget> {
-    if let Some(cat) = hub.cfg.bybit_category() {
-        let p = path.trim_end_matches('/');
-        let kind = if p == cat.path() {
-            ConnKind::Bybit
-        } else if p == crate::bybit_private::PATH && cat == crate::config::BybitCategory::Linear {
-            ConnKind::BybitPrivate
-        } else {
-            return None;
-        };
-        return Some(WsTarget { kind, ..WsTarget::streams(None, false, vec![]) });
-    }
-    let mut t = parse_ws_streams(hub, path, q)?;
-    let keys_here = match hub.kind() {
-        crate::config::MarketKind::Spot | crate::config::MarketKind::CoinM => true,
-        crate::config::MarketKind::UsdM => t.route == Some(Route::Private),
-        crate::config::MarketKind::Options => false,
-    };
-    if t.kind != ConnKind::Stream {
-        return Some(t);
-    }
-    let (keys, streams): (Vec<String>, Vec<String>) =
-        std::mem::take(&mut t.streams).into_iter().partition(|s| looks_like_listen_key(s));
-    t.streams = streams;
-    if keys_here {
-        t.listen = keys.into_iter().map(|key| ListenSub { key, events: None }).collect();
-        if t.route == Some(Route::Private) {
-            for (k, v) in query(q) {
-                match k.as_str() {
-                    "listenKey" if !v.is_empty() => t.listen.push(ListenSub { key: v, events: None }),
-                    "events" => {
-                        if let Some(last) = t.listen.last_mut() {
-                            last.events = Some(v.split('/').filter(|e| !e.is_empty()).map(str::to_string).collect());
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
-    }
-    Some(t)
-}
-
-fn parse_ws_streams(hub: &Hub, path: &str, q: Option<&str>) -> Option<WsTarget> {
-    if hub.kind() == crate::config::MarketKind::Spot && path.trim_end_matches('/') == "/ws-api/v3" {
-        return Some(WsTarget { kind: ConnKind::WsApi, ..WsTarget::streams(None, false, vec![]) });
-    }
-    let mut rest = path;
-    let mut route = None;
-    if hub.kind().is_routed() {
-        for (prefix, r) in [("/public", Route::Public), ("/market", Route::Market), ("/private", Route::Private)] {
-            if let Some(x) = rest.strip_prefix(prefix) {
-                rest = x;
-                route = Some(r);
-            }
-        }
-    }
-    let rest = rest.trim_end_matches('/');
-    if rest.is_empty() && route.is_some() {
-        return Some(WsTarget::streams(route, false, vec![]));
-    }
-    if rest == "/ws" {
-        return Some(WsTarget::streams(route, false, vec![]));
-    }
-    if let Some(s) = rest.strip_prefix("/ws/") {
-        return Some(WsTarget::streams(
-            route,
-            false,
-            s.split('/').filter(|x| !x.is_empty()).map(str::to_string).collect(),
-        ));
-    }
-    if rest == "/stream" {
-        let streams = query(q)
-            .into_iter()
-            .filter(|(k, _)| k == "streams")
-            .flat_map(|(_, v)| v.split('/').filter(|x| !x.is_empty()).map(str::to_string).collect::<Vec<_>>())
-            .collect();
-        return Some(WsTarget::streams(route, true, streams));
-    }
-    None
+    hub.dialect.rest(&hub, &Request::from_parts(parts, body))
 }
 
 fn upgrade(mut req: Request<Incoming>, hub: Arc<Hub>) -> Resp {
-    let Some(target) = parse_ws_path(&hub, req.uri().path(), req.uri().query()) else {
-        return venue_error(StatusCode::NOT_FOUND, -1000, "Not found.");
+    let Some(mut target) = hub.dialect.route(&hub, req.uri().path(), req.uri().query()) else {
+        return hub.dialect.refuse(&hub, Refusal::NotFound);
     };
     let key = req.headers().get("sec-websocket-key").map(|k| k.as_bytes().to_vec());
     let version_ok = req.headers().get("sec-websocket-version").is_some_and(|v| v.as_bytes() == b"13");
     let Some(key) = key.filter(|_| version_ok) else {
-        return venue_error(StatusCode::BAD_REQUEST, -1000, "Bad WebSocket handshake.");
+        return hub.dialect.refuse(&hub, Refusal::BadHandshake);
     };
     if !hub.admit_attempt() {
-        let mut r = venue_error(
-            StatusCode::TOO_MANY_REQUESTS,
-            -1003,
-            &format!(
-                "Too many connection attempts; current limit is {} per {} seconds.",
-                hub.cfg.limits.max_conn_attempts,
-                hub.cfg.limits.conn_attempt_window.as_secs()
-            ),
-        );
-        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return hub.dialect.refuse(&hub, Refusal::TooManyAttempts);
+    }
+    if let Some(r) = hub.dialect.admit(&hub, &target) {
         return r;
-    }
-    if target.streams.iter().any(|s| !topic::is_well_formed(s)) {
-        return venue_error(StatusCode::BAD_REQUEST, 2, "Invalid request: invalid stream");
-    }
-    if target.streams.len() > hub.cfg.limits.max_streams_per_conn {
-        hub.lock().counters.over_cap_rejections += 1;
-        return venue_error(
-            StatusCode::BAD_REQUEST,
-            2,
-            &format!(
-                "Invalid request: too many streams ({} > {})",
-                target.streams.len(),
-                hub.cfg.limits.max_streams_per_conn
-            ),
-        );
     }
     let on_upgrade = hyper::upgrade::on(&mut req);
     let path = match req.uri().query() {
@@ -289,10 +151,9 @@ fn upgrade(mut req: Request<Incoming>, hub: Arc<Hub>) -> Resp {
     };
     // Register before answering 101: streams named in the URL are live from the
     // handshake on, as on the venue.
-    let reg = hub.register(path, target.route, target.combined, target.kind, target.listen);
-    if !target.streams.is_empty() {
-        let _ = hub.subscribe(reg.id, &target.streams);
-    }
+    let listen = std::mem::take(&mut target.listen);
+    let reg = hub.register(path, target.combined, target.kind, listen);
+    hub.dialect.opened(&hub, reg.id, &target);
     tokio::spawn(async move {
         let id = reg.id;
         let parts = match on_upgrade.await.map(|u| u.downcast::<TokioIo<TcpStream>>()) {

@@ -12,12 +12,14 @@ use bytes::Bytes;
 use hyper::{Method, Request, StatusCode};
 use tokio::time::Instant;
 
+use super::auth::{self, AuthError};
+use super::orders::{self, Params, Reject};
 use crate::account::{ListenKey, Scope};
-use crate::auth::{self, AuthError};
 use crate::config::MarketKind;
 use crate::hub::Hub;
-use crate::orders::{self, Params, Reject};
-use crate::server::{Resp, json, query, venue_error};
+use crate::server::{Resp, json, query};
+
+use super::venue_error;
 
 fn err(status: u16, code: i64, msg: &str) -> Resp {
     venue_error(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST), code, msg)

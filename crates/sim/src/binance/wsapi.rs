@@ -9,8 +9,8 @@
 
 use serde_json::{Map, Value};
 
+use super::auth::{self, AuthError};
 use crate::account::Obj;
-use crate::auth::{self, AuthError};
 use crate::hub::{Hub, HubState, Session, UserSub};
 
 /// Most user-data subscriptions one session may hold at once.

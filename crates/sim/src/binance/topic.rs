@@ -4,7 +4,15 @@
 //! is acknowledged and then stays silent; only a syntactically invalid name gets
 //! `{"error":{"code":2,"msg":"Invalid request: invalid stream"}}`.
 
-use crate::config::MarketKind;
+use std::any::Any;
+
+use crate::config::{MarketKind, SymbolSpec};
+use crate::hub::Render;
+use crate::market::{Market, Names};
+
+use super::encode::{
+    avg_price_payload, kline_render, mark_price_payload, mini_ticker_payload, partial_payload, ticker_payload,
+};
 
 /// A stream the simulator can feed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,16 +38,6 @@ pub(crate) enum Topic {
     AllForceOrder,
     OptionTrade(String),
     OptionTicker(String),
-    /// Bybit `publicTrade.<SYMBOL>` (upper-case symbol).
-    BybitTrade(String),
-    /// Bybit `orderbook.<depth>.<SYMBOL>`.
-    BybitBook(String, usize),
-    /// Bybit `tickers.<SYMBOL>`.
-    BybitTicker(String),
-    /// Bybit `kline.<interval>.<SYMBOL>` (interval as the venue writes it: `1`, `60`, `D`, ...).
-    BybitKline(String, &'static str),
-    /// Bybit `allLiquidation.<SYMBOL>` (event-driven, from the generator).
-    BybitLiquidation(String),
 }
 
 /// Which USD-M/options route serves a topic.
@@ -67,6 +65,32 @@ pub(crate) fn interval_ms(i: &str) -> u64 {
         "d" => 86_400_000,
         "w" => 7 * 86_400_000,
         _ => 30 * 86_400_000,
+    }
+}
+
+/// The bucket of a kline interval holding `now_ms`: aligned on the epoch
+/// (`1w` on the epoch's weekday, `1M` 30 days).
+pub(crate) fn bounds(iv: &str, now_ms: u64) -> (u64, u64) {
+    let len = interval_ms(iv);
+    let open_time = now_ms - now_ms % len;
+    (open_time, open_time + len - 1)
+}
+
+/// The stream names of a symbol's generated events on a Binance market
+/// (options publish their trades on `<symbol>@optionTrade`; `@trade` also
+/// turns them on).
+pub(crate) fn names(kind: MarketKind, spec: &SymbolSpec) -> Names {
+    let lower = spec.name.to_lowercase();
+    let trade = format!("{lower}@trade");
+    let option_trade = format!("{lower}@optionTrade");
+    Names {
+        trade: if kind == MarketKind::Options { option_trade.clone() } else { trade.clone() },
+        trade_watch: vec![trade.clone(), option_trade],
+        user_trade: trade,
+        agg: Some(format!("{lower}@aggTrade")),
+        book_ticker: Some(format!("{lower}@bookTicker")),
+        depth: depth_speeds(kind).iter().map(|(sfx, _)| format!("{lower}@depth{sfx}")).collect(),
+        force: format!("{lower}@forceOrder"),
     }
 }
 
@@ -191,15 +215,6 @@ impl Topic {
                     2000
                 }
             }
-            Topic::BybitBook(_, depth) => crate::bybit::book_period_ms(*depth),
-            Topic::BybitKline(..) => crate::bybit::KLINE_PERIOD_MS,
-            Topic::BybitTicker(_) => {
-                if kind == MarketKind::Spot {
-                    50
-                } else {
-                    100
-                }
-            }
             Topic::MarkPrice(_, fast) | Topic::AllMarkPrice(fast) => {
                 if *fast {
                     1000
@@ -209,6 +224,74 @@ impl Topic {
             }
             _ => return None,
         })
+    }
+}
+
+/// A snapshot-style topic (tickers, klines, partial depth, mark prices, ...)
+/// rendered on its timer, with its own previous final update id (the partial
+/// depth's `pu`).
+#[derive(Debug)]
+pub(crate) struct Snapshot {
+    /// What it renders.
+    pub topic: Topic,
+    /// The last update id it sent.
+    pub last_u: u64,
+}
+
+impl Render for Snapshot {
+    fn render(&mut self, m: &mut Market, _venue: &mut (dyn Any + Send), now_ms: u64) -> Vec<(String, Option<u64>)> {
+        render(m, &self.topic, now_ms, &mut self.last_u)
+    }
+}
+
+fn render(m: &mut Market, topic: &Topic, now_ms: u64, last_u: &mut u64) -> Vec<(String, Option<u64>)> {
+    let kind = m.kind;
+    match topic {
+        Topic::Partial(sym, levels, _) => {
+            let Some(s) = m.by_lower(sym) else { return vec![] };
+            let p = partial_payload(kind, s, *levels, now_ms, last_u);
+            vec![(p, Some(s.update_id))]
+        }
+        Topic::Ticker(sym) | Topic::OptionTicker(sym) => {
+            m.by_lower(sym).map(|s| vec![(ticker_payload(kind, s, now_ms, None), None)]).unwrap_or_default()
+        }
+        Topic::Rolling(sym, w) => {
+            m.by_lower(sym).map(|s| vec![(ticker_payload(kind, s, now_ms, Some(w)), None)]).unwrap_or_default()
+        }
+        Topic::MiniTicker(sym) => {
+            m.by_lower(sym).map(|s| vec![(mini_ticker_payload(kind, s, now_ms), None)]).unwrap_or_default()
+        }
+        Topic::AllMiniTicker => {
+            let mut p = String::from("[");
+            for (i, s) in m.symbols.iter().enumerate() {
+                if i > 0 {
+                    p.push(',');
+                }
+                p.push_str(&mini_ticker_payload(kind, s, now_ms));
+            }
+            p.push(']');
+            vec![(p, None)]
+        }
+        Topic::AvgPrice(sym) => m.by_lower(sym).map(|s| vec![(avg_price_payload(s, now_ms), None)]).unwrap_or_default(),
+        Topic::MarkPrice(sym, _) => {
+            m.by_lower(sym).map(|s| vec![(mark_price_payload(kind, s, now_ms), None)]).unwrap_or_default()
+        }
+        Topic::AllMarkPrice(_) => {
+            let mut p = String::from("[");
+            for (i, s) in m.symbols.iter().enumerate() {
+                if i > 0 {
+                    p.push(',');
+                }
+                p.push_str(&mark_price_payload(kind, s, now_ms));
+            }
+            p.push(']');
+            vec![(p, None)]
+        }
+        Topic::Kline(sym, iv) => {
+            let Some(s) = m.by_lower_mut(sym) else { return vec![] };
+            kline_render(kind, s, iv, now_ms)
+        }
+        _ => vec![],
     }
 }
 

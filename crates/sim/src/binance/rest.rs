@@ -3,13 +3,20 @@
 //! venue's per-minute budget (429 and `-1003` when exceeded). The private
 //! endpoints (listenKeys, orders) are in `private`.
 
+use std::fmt::Write as _;
+
 use bytes::Bytes;
 use hyper::StatusCode;
 use hyper::header::HeaderValue;
 
 use crate::config::MarketKind;
 use crate::hub::Hub;
-use crate::server::{Resp, json, query, venue_error};
+use crate::market::{BookCopy, Market, SymbolState, fmt_dec};
+use crate::server::{Resp, json, query};
+
+use super::venue_error;
+
+use super::encode::{dec_p, dec_q, levels_json};
 
 /// Request weight of a depth snapshot (spot: 5/25/50/250; futures: 2/5/10/20).
 pub(crate) fn depth_weight(kind: MarketKind, limit: u32) -> u32 {
@@ -31,7 +38,7 @@ pub(crate) fn depth_weight(kind: MarketKind, limit: u32) -> u32 {
 }
 
 pub(crate) fn handle(req: &hyper::Request<Bytes>, hub: &Hub) -> Resp {
-    if let Some(r) = crate::private::handle(req, hub) {
+    if let Some(r) = crate::binance::private::handle(req, hub) {
         return r;
     }
     let kind = hub.kind();
@@ -53,7 +60,7 @@ pub(crate) fn handle(req: &hyper::Request<Bytes>, hub: &Hub) -> Resp {
         "/exchangeInfo" => {
             let st = hub.lock();
             let w = if kind == MarketKind::Spot { 20 } else { 1 };
-            (w, Ok(st.market.exchange_info(hub.venue_ms(&st), hub.cfg.limits.rest_weight_limit)))
+            (w, Ok(exchange_info(&st.market, hub.venue_ms(&st), hub.cfg.limits.rest_weight_limit)))
         }
         "/depth" => {
             let max = if kind == MarketKind::Spot { 5000 } else { 1000 };
@@ -145,5 +152,85 @@ fn depth(hub: &Hub, symbol: Option<&str>, limit: u32) -> Result<String, Resp> {
         }
         _ => s.copy(limit as usize, now),
     };
-    Ok(st.market.depth_body(&copy, s, now))
+    Ok(depth_body(&st.market, &copy, s, now))
+}
+
+/// The REST `depth` body for `symbol` (upper case) with `limit` levels.
+pub(crate) fn depth_body(m: &Market, copy: &BookCopy, s: &SymbolState, now_ms: u64) -> String {
+    let mut p = String::with_capacity(64 + 40 * (copy.bids.len() + copy.asks.len()));
+    let _ = write!(p, "{{\"lastUpdateId\":{}", copy.last_update_id);
+    if m.kind.is_derivative() {
+        let _ = write!(p, ",\"E\":{now_ms},\"T\":{}", now_ms.saturating_sub(3));
+    }
+    p.push_str(",\"bids\":");
+    levels_json(&mut p, m.kind, &s.spec, copy.bids.iter().copied());
+    p.push_str(",\"asks\":");
+    levels_json(&mut p, m.kind, &s.spec, copy.asks.iter().copied());
+    p.push('}');
+    p
+}
+
+/// `exchangeInfo` body.
+pub(crate) fn exchange_info(m: &Market, now_ms: u64, weight_limit: u32) -> String {
+    let kind = m.kind;
+    let mut syms = Vec::new();
+    for s in &m.symbols {
+        let spec = &s.spec;
+        let mut tick = String::new();
+        fmt_dec(&mut tick, 1, spec.price_decimals, dec_p(kind, spec));
+        let mut step = String::new();
+        fmt_dec(&mut step, 1, spec.qty_decimals, dec_q(kind, spec));
+        let filters = serde_json::json!([
+            {"filterType": "PRICE_FILTER", "minPrice": tick, "maxPrice": "1000000.00000000", "tickSize": tick},
+            {"filterType": "LOT_SIZE", "minQty": step, "maxQty": "9000000.00000000", "stepSize": step},
+        ]);
+        let mut v = serde_json::json!({
+            "symbol": spec.name,
+            "status": "TRADING",
+            "baseAsset": spec.base,
+            "quoteAsset": spec.quote,
+            "baseAssetPrecision": 8,
+            "quoteAssetPrecision": 8,
+            "filters": filters,
+        });
+        if let Some(o) = v.as_object_mut() {
+            match kind {
+                MarketKind::Spot => {
+                    o.insert("orderTypes".into(), serde_json::json!(["LIMIT", "MARKET"]));
+                    o.insert("isSpotTradingAllowed".into(), true.into());
+                }
+                MarketKind::UsdM | MarketKind::CoinM => {
+                    let perp = spec.name.ends_with("_PERP") || kind == MarketKind::UsdM;
+                    o.insert("pair".into(), format!("{}{}", spec.base, spec.quote).into());
+                    o.insert("contractType".into(), if perp { "PERPETUAL" } else { "CURRENT_QUARTER" }.into());
+                    o.insert("pricePrecision".into(), spec.price_decimals.into());
+                    o.insert("quantityPrecision".into(), spec.qty_decimals.into());
+                    o.insert("marginAsset".into(), if kind == MarketKind::UsdM { "USDT" } else { &spec.base }.into());
+                    if kind == MarketKind::CoinM {
+                        o.insert("contractSize".into(), if spec.base == "BTC" { 100 } else { 10 }.into());
+                        o.insert("contractStatus".into(), "TRADING".into());
+                    }
+                }
+                MarketKind::Options => {
+                    o.insert("underlying".into(), format!("{}USDT", spec.base).into());
+                    let side = if spec.name.ends_with('C') { "CALL" } else { "PUT" };
+                    o.insert("side".into(), side.into());
+                    let strike = spec.name.split('-').nth(2).unwrap_or("0");
+                    o.insert("strikePrice".into(), strike.into());
+                    o.insert("unit".into(), 1.into());
+                }
+            }
+        }
+        syms.push(v);
+    }
+    let info = serde_json::json!({
+        "timezone": "UTC",
+        "serverTime": now_ms,
+        "rateLimits": [
+            {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": weight_limit},
+        ],
+        "exchangeFilters": [],
+        if kind == MarketKind::Options { "optionSymbols" } else { "symbols" }: syms,
+    });
+    info.to_string()
 }
