@@ -378,6 +378,16 @@ pub trait VenueSpec: Send + Sync + fmt::Debug {
     fn accounts(&self) -> &'static [&'static str];
 }
 
+/// `symbol` trimmed, if it is one a stream name can carry (ASCII letters,
+/// digits, `-` and `_`); the venue then spells its case.
+pub fn stream_symbol(symbol: &str) -> Result<&str, SeamError> {
+    let s = symbol.trim();
+    if s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return Err(SeamError::Symbol(symbol.to_string()));
+    }
+    Ok(s)
+}
+
 /// A boxed decoder that applies one function per frame, for venues whose
 /// decoder keeps no state.
 pub struct FnDecoder<F>(pub F);

@@ -75,11 +75,7 @@ fn route_of_name(r: Route) -> Option<BinanceRoute> {
 }
 
 fn valid(symbol: &str) -> Result<String, SeamError> {
-    let s = symbol.trim();
-    if s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        return Err(SeamError::Symbol(symbol.to_string()));
-    }
-    Ok(s.to_ascii_lowercase())
+    Ok(crate::seam::stream_symbol(symbol)?.to_ascii_lowercase())
 }
 
 /// Parses a Binance account name: `spot`, `margin`, `isolated:<SYMBOL>`,

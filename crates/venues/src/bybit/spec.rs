@@ -51,11 +51,7 @@ fn category(m: MarketType) -> Category {
 }
 
 fn valid(symbol: &str) -> Result<String, SeamError> {
-    let s = symbol.trim();
-    if s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        return Err(SeamError::Symbol(symbol.to_string()));
-    }
-    Ok(s.to_ascii_uppercase())
+    Ok(crate::seam::stream_symbol(symbol)?.to_ascii_uppercase())
 }
 
 /// The depth a category serves closest to `depth`: the requested one if the
