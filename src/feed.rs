@@ -34,6 +34,7 @@ use ferrofeed_model::event::{Event, EventKind, Gap, Missing as ModelMissing, Unk
 use ferrofeed_venues::seam::{Channel, Decoder, MarketId};
 use futures_util::Stream;
 
+use crate::Error;
 use crate::books::{BookConfig, Books};
 use crate::client::{Client, ClientConfig, ClientError, Registry};
 use crate::session::PrivateClient;
@@ -273,7 +274,7 @@ impl FeedBuilder {
     /// Builds the feed and subscribes everything asked for. Must be called
     /// inside a tokio runtime. An unknown market or a channel a market does
     /// not serve is an error, and nothing is subscribed.
-    pub async fn build(self) -> Result<Feed, ClientError> {
+    pub async fn build(self) -> Result<Feed, Error> {
         let mut plan: Vec<(MarketId, Option<String>, String)> = Vec::new();
         for w in &self.wants {
             match w {
@@ -408,8 +409,8 @@ impl Feed {
 
     /// Loads the instrument registry of `market` (subscriptions to symbols
     /// it does not list are then refused before anything is sent).
-    pub async fn load_instruments(&mut self, market: impl Into<MarketId>) -> Result<usize, ClientError> {
-        self.client.load_instruments(market).await
+    pub async fn load_instruments(&mut self, market: impl Into<MarketId>) -> Result<usize, Error> {
+        Ok(self.client.load_instruments(market).await?)
     }
 
     /// Installs a registry built elsewhere.
@@ -420,7 +421,7 @@ impl Feed {
     /// Subscribes streams as the venue spells them (`btcusdt@trade`,
     /// `publicTrade.BTCUSDT`); their frames are decoded into market-data
     /// events.
-    pub async fn subscribe(&mut self, market: impl Into<MarketId>, streams: &[String]) -> Result<(), ClientError> {
+    pub async fn subscribe(&mut self, market: impl Into<MarketId>, streams: &[String]) -> Result<(), Error> {
         let market = market.into();
         let spec = Client::spec(market)?;
         self.client.subscribe(market, streams).await?;
@@ -437,7 +438,7 @@ impl Feed {
         market: impl Into<MarketId>,
         channel: &Channel,
         symbol: &str,
-    ) -> Result<String, ClientError> {
+    ) -> Result<String, Error> {
         let market = market.into();
         let stream = Client::stream_name(market, channel, symbol)?;
         self.subscribe(market, std::slice::from_ref(&stream)).await?;
@@ -447,7 +448,7 @@ impl Feed {
     /// Drops one reference to each stream subscribed with
     /// [`Feed::subscribe`]; unreferenced streams stop being decoded and are
     /// unsubscribed.
-    pub async fn unsubscribe(&mut self, market: impl Into<MarketId>, streams: &[String]) -> Result<(), ClientError> {
+    pub async fn unsubscribe(&mut self, market: impl Into<MarketId>, streams: &[String]) -> Result<(), Error> {
         let market = market.into();
         let mine: Vec<String> =
             streams.iter().filter(|s| self.raw.contains_key(&(market, (*s).clone()))).cloned().collect();
@@ -466,10 +467,10 @@ impl Feed {
 
     /// Keeps a local book of `symbol`: `book_snapshot` once in sync,
     /// `book_update` per diff, `book_resync` when sync is lost.
-    pub async fn track_book(&mut self, market: impl Into<MarketId>, symbol: &str) -> Result<(), ClientError> {
+    pub async fn track_book(&mut self, market: impl Into<MarketId>, symbol: &str) -> Result<(), Error> {
         let market = market.into();
         let stream = self.books.track(&mut self.client, market, symbol)?;
-        self.client.subscribe(market, &[stream]).await
+        Ok(self.client.subscribe(market, &[stream]).await?)
     }
 
     /// The next event; `None` once the client has shut down.
@@ -705,5 +706,41 @@ impl Stream for Feed {
                 Poll::Pending => return Poll::Pending,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrofeed_venues::{binance, bybit};
+
+    #[tokio::test]
+    async fn a_builder_refuses_what_a_market_does_not_serve_and_subscribes_nothing() {
+        let err = Feed::builder()
+            .subscribe(binance::spec::SPOT, Channel::Trades, "BTCUSDT")
+            .subscribe(bybit::spec::SPOT, Channel::AggTrades, "BTCUSDT")
+            .build()
+            .await
+            .expect_err("bybit has no aggregated trades");
+        assert!(err.to_string().contains("bybit:spot has no agg_trades channel"), "{err}");
+        assert!(matches!(err.client(), Some(ClientError::Seam(_))), "{err:?}");
+        let err = Feed::builder().subscribe(binance::spec::SPOT, Channel::Trades, "BTC USDT").build().await;
+        assert!(err.is_err_and(|e| e.to_string().contains("invalid symbol")));
+        // Nothing connects until something is subscribed.
+        let feed = Feed::builder().build().await.expect("empty feed");
+        assert_eq!((feed.client().active_shards(), feed.client().subscriptions().len()), (0, 0));
+    }
+
+    #[test]
+    fn engine_status_translates_once_for_every_venue() {
+        let gap = status_kind(EngineKind::Gap { stream: "s".into(), from: 3, to: 5, missing: Missing::Count(3) });
+        assert_eq!(
+            gap,
+            Some(EventKind::Gap(Gap { stream: "s".into(), missing: ModelMissing::Range { from: 3, to: 5 } }))
+        );
+        let unknown = status_kind(EngineKind::Gap { stream: "s".into(), from: 0, to: 0, missing: Missing::Unknown });
+        assert!(matches!(unknown, Some(EventKind::Gap(Gap { missing: ModelMissing::Unknown { .. }, .. }))));
+        assert_eq!(status_kind(EngineKind::Rotated), None);
+        assert_eq!(status_kind(EngineKind::StateChanged(State::Active)), None);
     }
 }

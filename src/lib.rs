@@ -63,3 +63,69 @@ pub use ferrofeed_model as model;
 #[cfg(feature = "sim")]
 pub use ferrofeed_sim as sim;
 pub use ferrofeed_venues as venues;
+
+/// The one error of the top-level API ([`feed::Feed`], [`session::PrivateClient`]):
+/// opaque, with the layer's own `thiserror` error as its source and
+/// accessors for callers that need to tell them apart.
+#[derive(Debug)]
+pub struct Error(ErrorInner);
+
+#[derive(Debug, thiserror::Error)]
+enum ErrorInner {
+    #[error(transparent)]
+    Client(#[from] client::ClientError),
+    #[error(transparent)]
+    Private(#[from] session::PrivateError),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.0 {
+            ErrorInner::Client(e) => Some(e),
+            ErrorInner::Private(e) => Some(e),
+        }
+    }
+}
+
+impl Error {
+    /// The connection manager's error (unknown venue or market, a refused
+    /// subscription, a REST failure), if that is what this is.
+    pub fn client(&self) -> Option<&client::ClientError> {
+        match &self.0 {
+            ErrorInner::Client(e) => Some(e),
+            ErrorInner::Private(_) => None,
+        }
+    }
+
+    /// A private session's error, if that is what this is.
+    pub fn private(&self) -> Option<&session::PrivateError> {
+        match &self.0 {
+            ErrorInner::Private(e) => Some(e),
+            ErrorInner::Client(_) => None,
+        }
+    }
+}
+
+impl From<client::ClientError> for Error {
+    fn from(e: client::ClientError) -> Error {
+        Error(ErrorInner::Client(e))
+    }
+}
+
+impl From<session::PrivateError> for Error {
+    fn from(e: session::PrivateError) -> Error {
+        Error(ErrorInner::Private(e))
+    }
+}
+
+impl From<ferrofeed_venues::seam::SeamError> for Error {
+    fn from(e: ferrofeed_venues::seam::SeamError) -> Error {
+        Error(ErrorInner::Client(client::ClientError::Seam(e)))
+    }
+}

@@ -182,7 +182,7 @@ impl std::fmt::Debug for PrivateClient {
 impl PrivateClient {
     /// A client for the accounts behind `creds` on `venue` (`binance`,
     /// `bybit`). Must be called inside a tokio runtime.
-    pub fn new(venue: &str, creds: Credentials, cfg: PrivateConfig) -> Result<PrivateClient, PrivateError> {
+    pub fn new(venue: &str, creds: Credentials, cfg: PrivateConfig) -> Result<PrivateClient, crate::Error> {
         let venue = registry::by_name(venue)?;
         let (tx, rx) = queue(cfg.queue_capacity, Overflow::Block);
         // Tokens are checked every minute; each is kept alive on its venue's
@@ -230,9 +230,9 @@ impl PrivateClient {
 
     /// Measures the venue's clock offset against `account`'s server time
     /// (where the venue signs with it).
-    pub async fn sync_time(&self, account: &str) -> Result<i64, PrivateError> {
+    pub async fn sync_time(&self, account: &str) -> Result<i64, crate::Error> {
         let plan = self.plan(account)?;
-        self.measure(&plan).await
+        Ok(self.measure(&plan).await?)
     }
 
     async fn measure(&self, plan: &SessionPlan) -> Result<i64, PrivateError> {
@@ -281,13 +281,17 @@ impl PrivateClient {
     /// `spot`, `usdm`, `isolated:BTCUSDT`, `linear`, ...): measures the
     /// clock where the venue signs with it, creates a token where the venue
     /// uses one, and connects. Events arrive from [`PrivateClient::next`].
-    pub async fn open(&mut self, account: &str) -> Result<(), PrivateError> {
+    pub async fn open(&mut self, account: &str) -> Result<(), crate::Error> {
         self.open_with(account, None).await
     }
 
     /// [`PrivateClient::open`] with other streams or topics than the
     /// venue's default set (Bybit: `order.linear`, ...).
-    pub async fn open_with(&mut self, account: &str, streams: Option<Vec<String>>) -> Result<(), PrivateError> {
+    pub async fn open_with(&mut self, account: &str, streams: Option<Vec<String>>) -> Result<(), crate::Error> {
+        Ok(self.open_inner(account, streams).await?)
+    }
+
+    async fn open_inner(&mut self, account: &str, streams: Option<Vec<String>>) -> Result<(), PrivateError> {
         if self.open.values().any(|o| o.account == account) {
             return Err(PrivateError::AlreadyOpen(account.to_string()));
         }
@@ -396,7 +400,7 @@ impl PrivateClient {
         o.conn.close().await;
         self.stats.listen_keys_replaced += 1;
         let streams = Some(o.plan.streams.clone());
-        if let Err(e) = self.open_with(&account, streams).await {
+        if let Err(e) = self.open_inner(&account, streams).await {
             let msg = self.scrub(&format!("replacing the expired token of {account}: {e}"));
             self.out.push_back(Event {
                 kind: EventKind::GaveUp { reason: msg },

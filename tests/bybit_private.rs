@@ -224,3 +224,42 @@ async fn a_bad_secret_gives_one_auth_failed_and_no_reconnect_loop() {
     assert_eq!(conns[0].ops.first().map(|o| o.op.as_str()), Some("auth"));
     assert!(conns[0].api_key.is_none());
 }
+
+/// A private session inside a `Feed`: public trades and the account's orders
+/// come out of one stream, and shutting the feed down closes the session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_session_joins_the_feed_stream() {
+    use ferrofeed::feed::Feed;
+    use ferrofeed::venues::{Channel, bybit};
+    let (_sim, h) = start().await;
+    let mut session = client(&h, TEST_HMAC_SECRET);
+    session.open("linear").await.expect("open");
+    let mut feed = Feed::builder()
+        .url(bybit::spec::LINEAR, Environment::Custom { ws: h.ws_url(), rest: h.rest_url() })
+        .subscribe(bybit::spec::LINEAR, Channel::Trades, "BTCUSDT")
+        .private(session)
+        .build()
+        .await
+        .expect("feed");
+    subscribed(&h, &["order", "execution", "position", "wallet"]).await;
+    let id = place(&h, "Buy", "0.01").await;
+    let (mut trades, mut order) = (0, false);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while trades == 0 || !order {
+        let ev = tokio::time::timeout_at(deadline, feed.next())
+            .await
+            .unwrap_or_else(|_| panic!("trades {trades}, order {order}"))
+            .expect("feed open");
+        match ev.kind {
+            Kind::Trade(_) => trades += 1,
+            Kind::OrderUpdate(o) if o.order_id == id => order = true,
+            _ => {}
+        }
+    }
+    feed.shutdown().await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while h.bybit_private_conns().iter().any(|c| c.open) {
+        assert!(tokio::time::Instant::now() < deadline, "the private connection was not closed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
