@@ -154,8 +154,8 @@ type Key = (MarketId, String);
 pub struct Books {
     cfg: BookConfig,
     books: HashMap<Key, Book>,
-    /// (market, stream) → symbol.
-    streams: HashMap<Key, String>,
+    /// market → stream → symbol (looked up by `&str` on the hot path).
+    streams: HashMap<MarketId, HashMap<String, String>>,
     rest: HashMap<MarketId, RestSource>,
     decoders: HashMap<MarketId, Box<dyn Decoder>>,
     http: RestClient,
@@ -259,7 +259,7 @@ impl Books {
         }
         self.decoders.entry(market).or_insert_with(|| spec.decoder(market.market));
         let stream = plan.stream.clone();
-        self.streams.insert((market, stream.clone()), symbol.clone());
+        self.streams.entry(market).or_default().insert(stream.clone(), symbol.clone());
         let sync_cfg = self.cfg.sync;
         self.books.entry((market, symbol)).or_insert_with(|| Book {
             sync: BookSync::new(plan.sequencing, sync_cfg),
@@ -304,7 +304,7 @@ impl Books {
 
     /// The symbol whose book `stream` of `market` feeds, if tracked.
     pub fn stream_symbol(&self, market: MarketId, stream: &str) -> Option<&str> {
-        self.streams.get(&(market, stream.to_string())).map(String::as_str)
+        self.streams.get(&market).and_then(|m| m.get(stream)).map(String::as_str)
     }
 
     /// The stream of `symbol`'s book.
@@ -319,7 +319,7 @@ impl Books {
         let Some(market) = market else { return };
         match &ev.kind {
             EngineKind::Data { stream, payload, received, .. } => {
-                let Some(symbol) = self.streams.get(&(market, stream.clone())).cloned() else { return };
+                let Some(symbol) = self.stream_symbol(market, stream).map(str::to_string) else { return };
                 let key = (market, symbol);
                 if let Some(b) = self.books.get_mut(&key) {
                     b.conn = Some(ev.conn);
@@ -362,7 +362,7 @@ impl Books {
                 }
             }
             EngineKind::Gap { stream, .. } => {
-                if let Some(symbol) = self.streams.get(&(market, stream.clone())).cloned() {
+                if let Some(symbol) = self.stream_symbol(market, stream).map(str::to_string) {
                     // Lost data the sequence numbers may not show; a gap inside
                     // a live stream is also caught by the book's own chain check.
                     self.invalidate(

@@ -315,9 +315,9 @@ pub struct Feed {
     rx: EventReceiver,
     books: Books,
     decoders: HashMap<MarketId, Box<dyn Decoder>>,
-    /// Streams decoded into market-data events: references per (market,
-    /// stream), from [`Feed::subscribe`].
-    raw: HashMap<(MarketId, String), u32>,
+    /// Streams decoded into market-data events: references per market and
+    /// stream, from [`Feed::subscribe`] (looked up by `&str` on the hot path).
+    raw: HashMap<MarketId, HashMap<String, u32>>,
     out: VecDeque<Event>,
     scratch: Vec<Event>,
     stats: SharedStats,
@@ -427,7 +427,7 @@ impl Feed {
         self.client.subscribe(market, streams).await?;
         self.decoders.entry(market).or_insert_with(|| spec.decoder(market.market));
         for s in streams {
-            *self.raw.entry((market, s.clone())).or_default() += 1;
+            *self.raw.entry(market).or_default().entry(s.clone()).or_default() += 1;
         }
         Ok(())
     }
@@ -450,19 +450,24 @@ impl Feed {
     /// unsubscribed.
     pub async fn unsubscribe(&mut self, market: impl Into<MarketId>, streams: &[String]) -> Result<(), Error> {
         let market = market.into();
-        let mine: Vec<String> =
-            streams.iter().filter(|s| self.raw.contains_key(&(market, (*s).clone()))).cloned().collect();
+        let mine: Vec<String> = streams.iter().filter(|s| self.is_raw(market, s)).cloned().collect();
         self.client.unsubscribe(market, &mine).await?;
+        let Some(refs) = self.raw.get_mut(&market) else { return Ok(()) };
         for s in mine {
-            if let Some(n) = self.raw.get_mut(&(market, s.clone())) {
+            if let Some(n) = refs.get_mut(&s) {
                 *n -= 1;
                 if *n == 0 {
-                    self.raw.remove(&(market, s.clone()));
+                    refs.remove(&s);
                     self.stats.lock().streams.remove(&(market, s));
                 }
             }
         }
         Ok(())
+    }
+
+    /// Whether `stream` of `market` was subscribed through the feed.
+    fn is_raw(&self, market: MarketId, stream: &str) -> bool {
+        self.raw.get(&market).is_some_and(|m| m.contains_key(stream))
     }
 
     /// Keeps a local book of `symbol`: `book_snapshot` once in sync,
@@ -506,6 +511,18 @@ impl Feed {
             return;
         };
         let venue = market.venue_name();
+        let received_ns = match &ev.kind {
+            EngineKind::Data { received, .. } => ns(*received),
+            _ => now_ns(),
+        };
+        let tracked = match &ev.kind {
+            EngineKind::Data { stream, .. } | EngineKind::Gap { stream, .. } => {
+                self.books.stream_symbol(market, stream).is_some()
+            }
+            EngineKind::Disconnected { .. } => !self.books.is_empty(),
+            _ => false,
+        };
+        let raw = matches!(&ev.kind, EngineKind::Data { stream, .. } if self.is_raw(market, stream));
         {
             let mut st = self.stats.lock();
             let conn = st
@@ -514,9 +531,15 @@ impl Feed {
                 .or_insert_with(|| ConnStats::new(Some(market), State::Connecting, ev.epoch));
             conn.epoch = conn.epoch.max(ev.epoch);
             match &ev.kind {
-                EngineKind::Data { payload, .. } => {
+                EngineKind::Data { payload, stream, .. } => {
                     conn.messages += 1;
                     conn.bytes += payload.len() as u64;
+                    // Only streams someone subscribed get an entry.
+                    if tracked || raw {
+                        let s = st.streams.entry((market, stream.clone())).or_default();
+                        s.messages += 1;
+                        s.last_ns = received_ns;
+                    }
                 }
                 EngineKind::Gap { .. } => {
                     conn.gaps += 1;
@@ -532,25 +555,6 @@ impl Feed {
                 _ => {}
             }
         }
-        let received_ns = match &ev.kind {
-            EngineKind::Data { received, .. } => ns(*received),
-            _ => now_ns(),
-        };
-        let tracked = match &ev.kind {
-            EngineKind::Data { stream, .. } | EngineKind::Gap { stream, .. } => {
-                self.books.stream_symbol(market, stream).is_some()
-            }
-            EngineKind::Disconnected { .. } => !self.books.is_empty(),
-            _ => false,
-        };
-        if let EngineKind::Data { stream, .. } = &ev.kind
-            && (tracked || self.raw.contains_key(&(market, stream.clone())))
-        {
-            let mut st = self.stats.lock();
-            let s = st.streams.entry((market, stream.clone())).or_default();
-            s.messages += 1;
-            s.last_ns = received_ns;
-        }
         // Status first: a gap or a disconnect precedes the book's resync.
         let symbol = match &ev.kind {
             EngineKind::Gap { stream, .. } | EngineKind::SubscriptionFailed { stream, .. } => {
@@ -558,7 +562,11 @@ impl Feed {
             }
             _ => None,
         };
-        if let Some(kind) = status_kind(ev.kind.clone()) {
+        let status = match &ev.kind {
+            EngineKind::Data { .. } | EngineKind::StateChanged(_) | EngineKind::Rotated => None,
+            other => status_kind(other.clone()),
+        };
+        if let Some(kind) = status {
             self.out.push_back(Event {
                 kind,
                 venue: market.venue,
@@ -573,8 +581,8 @@ impl Feed {
             self.book_stats();
             self.out.extend(self.scratch.drain(..));
         }
-        if let EngineKind::Data { stream, payload, .. } = &ev.kind
-            && self.raw.contains_key(&(market, stream.clone()))
+        if raw
+            && let EngineKind::Data { stream, payload, .. } = &ev.kind
             && let Some(d) = self.decoders.get_mut(&market)
         {
             let before = self.scratch.len();
