@@ -6,7 +6,7 @@ use std::path::Path;
 use ferrofeed_model::Decimal;
 use ferrofeed_model::event::{Event, EventKind, Level, MarketType, Side, Venue};
 use ferrofeed_venues::binance::Market;
-use ferrofeed_venues::binance::normalize::{DecodeError, decode, decode_rest_snapshot};
+use ferrofeed_venues::binance::normalize::{DecodeError, decode, decode_into, decode_rest_snapshot};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures/");
 const RX: i64 = 1_700_000_000_123_456_789;
@@ -134,6 +134,10 @@ fn every_fixture_decodes_to_its_type() {
             if rel.ends_with(".jsonl") { text.lines().filter(|l| !l.trim().is_empty()).collect() } else { vec![&text] };
         assert!(!frames.is_empty(), "{rel}");
         for frame in frames {
+            // The feed's path (decode_into, appending) gives what decode gives.
+            let mut into = vec![];
+            let appended = decode_into(market, frame, RX, &mut into).map(|()| into);
+            assert_eq!(appended, decode(market, frame, RX), "{rel}");
             match want {
                 "rest" => {
                     let e = decode_rest_snapshot(market, "SYM", frame, RX).unwrap_or_else(|e| panic!("{rel}: {e}"));

@@ -69,6 +69,18 @@ pub fn decode(market: Market, frame: &str, received_ns: i64) -> Result<Vec<Event
     decode_general(cx, frame)
 }
 
+/// [`decode`] into `out`: the hot path (one trade, depth diff or book
+/// ticker per frame) appends without allocating a `Vec` per frame.
+pub fn decode_into(market: Market, frame: &str, received_ns: i64, out: &mut Vec<Event>) -> Result<(), DecodeError> {
+    let cx = Cx { market, received_ns, frame, stream: None };
+    if let Some(event) = cx.fast(frame) {
+        out.push(event);
+        return Ok(());
+    }
+    out.extend(decode_general(cx, frame)?);
+    Ok(())
+}
+
 /// [`decode`] without its hot path: every frame through the general decoder.
 fn decode_general(cx: Cx<'_>, frame: &str) -> Result<Vec<Event>, DecodeError> {
     let malformed = |reason: String| DecodeError::Malformed { reason, payload: frame.to_owned() };

@@ -177,8 +177,7 @@ impl VenueSpec for Binance {
     fn decoder(&self, m: MarketType) -> Box<dyn Decoder> {
         let mk = market(m);
         Box::new(FnDecoder(move |frame: &str, received_ns: i64, out: &mut Vec<Event>| {
-            out.extend(normalize::decode(mk, frame, received_ns)?);
-            Ok(())
+            normalize::decode_into(mk, frame, received_ns, out)
         }))
     }
 
