@@ -81,6 +81,10 @@ pub struct BookConfig {
     /// A resubscribe whose snapshot has not arrived after this long is sent
     /// again.
     pub snapshot_timeout: Duration,
+    /// The longest a venue's rate-limit answer (429/418 with `Retry-After`)
+    /// pauses a market's snapshot fetches; without a `Retry-After`, the
+    /// pause is 60 s or this, whichever is shorter.
+    pub max_retry_after: Duration,
 }
 
 impl Default for BookConfig {
@@ -93,6 +97,7 @@ impl Default for BookConfig {
             retry_initial: Duration::from_millis(250),
             retry_max: Duration::from_secs(10),
             snapshot_timeout: Duration::from_secs(5),
+            max_retry_after: Duration::from_secs(600),
         }
     }
 }
@@ -177,9 +182,6 @@ fn now_ns() -> i64 {
 fn ns(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
 }
-
-/// The longest pause a `Retry-After` can impose on snapshot fetches.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 
 /// The model event a book machine's verdict publishes, given the book after
 /// it (`None` while out of sync): `book_snapshot` (`publish_depth` levels per
@@ -589,8 +591,9 @@ impl Books {
                     self.stats.rate_limited += 1;
                     // A venue's Retry-After is capped: a huge or hostile value
                     // must not pause recovery for years (or overflow).
-                    let wait = Duration::from_secs(retry_after.unwrap_or(60)).min(MAX_RETRY_AFTER);
-                    self.paused_until.insert(key.0, tokio::time::Instant::now() + wait);
+                    let wait = Duration::from_secs(retry_after.unwrap_or(60)).min(self.cfg.max_retry_after);
+                    let now = tokio::time::Instant::now();
+                    self.paused_until.insert(key.0, now.checked_add(wait).unwrap_or(now));
                 }
                 tracing::warn!(market = %key.0, symbol = %key.1, error = %e, "snapshot fetch failed");
                 self.failed(&key, &mut sev);

@@ -67,6 +67,10 @@ pub struct PrivateConfig {
     pub queue_capacity: usize,
     /// Seed for reconnect jitter.
     pub seed: Option<u64>,
+    /// How long a request, or the authentication of a new socket, may go
+    /// unanswered before it is reported (a request) or the socket is given
+    /// up and reconnected (authentication).
+    pub ack_timeout: Duration,
 }
 
 impl Default for PrivateConfig {
@@ -78,6 +82,7 @@ impl Default for PrivateConfig {
             keepalive: None,
             queue_capacity: 4096,
             seed: None,
+            ack_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -317,6 +322,7 @@ impl PrivateClient {
         cc.seed = self.cfg.seed;
         cc.id = id;
         cc.queue_capacity = self.cfg.queue_capacity;
+        cc.ack_timeout = self.cfg.ack_timeout;
         let conn = Connection::spawn_with(
             self.transport.clone(),
             plan.rules.clone(),

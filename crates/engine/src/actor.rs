@@ -1128,7 +1128,16 @@ impl<T: Transport> Actor<T> {
                 .chain(candidate.as_ref())
                 .flat_map(|l| l.requests.values().filter(|r| !r.overdue).map(|r| r.at + ack_timeout))
                 .min();
+            // An auth request is answered or the socket is given up: a venue
+            // that never answers would otherwise hold the connection in
+            // Authenticating for ever (pings keep the idle timer quiet).
+            let auth_due = (!link.authed).then(|| link.opened + ack_timeout);
+            let cand_auth_due = candidate.as_ref().filter(|c| !c.authed).map(|c| c.opened + ack_timeout);
             let cand_idle = candidate.as_ref().map(|c| c.last_rx + hb.idle_timeout);
+            let cand_idle = match (cand_idle, cand_auth_due) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let cand_ping = candidate.as_ref().and_then(|c| c.next_ping);
             let far = Instant::now() + Duration::from_secs(365 * 86400);
             tokio::select! {
@@ -1246,11 +1255,15 @@ impl<T: Transport> Actor<T> {
                 },
                 _ = sleep_until(wake.unwrap_or(far)), if wake.is_some() => {},
                 _ = sleep_until(idle_at) => break End::Lost(format!("no frame for {:?}: connection stale", hb.idle_timeout)),
+                _ = sleep_until(auth_due.unwrap_or(far)), if auth_due.is_some() => {
+                    break End::Lost(format!("authentication unanswered after {ack_timeout:?}"));
+                },
                 _ = sleep_until(link.next_ping.unwrap_or(far)), if link.next_ping.is_some() => {
                     link.queue_ping(&hb);
                 },
                 _ = sleep_until(cand_idle.unwrap_or(far)), if cand_idle.is_some() => {
-                    // The replacement went silent: drop it and try again later.
+                    // The replacement went silent (or its authentication went
+                    // unanswered): drop it and try again later.
                     candidate = None;
                     held.clear();
                     switch_deadline = None;

@@ -49,7 +49,8 @@ pub enum RestError {
         status: u16,
         /// The body, as text.
         body: String,
-        /// `Retry-After` in seconds, when sent (429, 418).
+        /// `Retry-After` in seconds, when sent as a number (429, 418); a number
+        /// too large for `u64` reads as `u64::MAX` (see [`retry_after_secs`]).
         retry_after: Option<u64>,
     },
 }
@@ -63,6 +64,18 @@ impl RestError {
             _ => true,
         }
     }
+}
+
+/// Seconds from a `Retry-After` value: delta-seconds, saturating instead of
+/// failing on a number too large for `u64`; `None` for an HTTP date or
+/// anything else (the caller then waits its own default). Callers still cap
+/// what they wait: the venue's number is input, not an instruction.
+pub fn retry_after_secs(v: &str) -> Option<u64> {
+    let v = v.trim();
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(v.parse().unwrap_or(u64::MAX))
 }
 
 /// An HTTPS/HTTP GET client.
@@ -123,7 +136,7 @@ impl RestClient {
                 .map_err(|e| RestError::Transport { url: url.into(), msg: e.to_string() })?;
             let status = resp.status().as_u16();
             let retry_after =
-                resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+                resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(retry_after_secs);
             let body = resp
                 .into_body()
                 .collect()
@@ -144,5 +157,20 @@ impl RestClient {
         tokio::time::timeout(self.timeout, fut)
             .await
             .map_err(|_| RestError::Timeout { url: url.into(), after: self.timeout })?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_numbers_saturating_and_nothing_else() {
+        assert_eq!(retry_after_secs("120"), Some(120));
+        assert_eq!(retry_after_secs(" 7 "), Some(7));
+        assert_eq!(retry_after_secs("99999999999999999999999999"), Some(u64::MAX));
+        assert_eq!(retry_after_secs("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(retry_after_secs("-5"), None);
+        assert_eq!(retry_after_secs(""), None);
     }
 }

@@ -131,7 +131,24 @@ pub(crate) async fn handle<B>(req: Request<B>, hub: Arc<Hub>) -> Resp {
             }
             ok(serde_json::json!({ "ok": true }))
         }
+        (Method::POST, "/admin/auth") => match num("ignore") {
+            Some(Ok(n)) if n >= 0.0 => {
+                m.ignore_auth(n as u64);
+                ok(serde_json::json!({ "ok": true }))
+            }
+            Some(Ok(_)) => bad("ignore must be >= 0"),
+            Some(Err(e)) => bad(&e),
+            None => bad("parameter 'ignore' is required"),
+        },
         (Method::POST, "/admin/snapshots") => {
+            match num("rate_limit") {
+                Some(Ok(n)) if n >= 0.0 => {
+                    m.rate_limit_snapshots(n as u64, get("retry_after"));
+                }
+                Some(Ok(_)) => return bad("counts must be >= 0"),
+                Some(Err(e)) => return bad(&e),
+                None => {}
+            }
             for (k, f) in [
                 ("fail", MarketHandle::fail_snapshots as fn(&MarketHandle, u64)),
                 ("stale", MarketHandle::stale_snapshots),

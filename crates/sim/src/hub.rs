@@ -218,6 +218,13 @@ pub(crate) struct Faults {
     pub reject_acks: u64,
     pub rest_fail: u64,
     pub rest_stale: u64,
+    /// The next this many REST snapshots are answered 429 with
+    /// `rest_retry_after` as the `Retry-After` header (any text).
+    pub rest_rate_limited: u64,
+    pub rest_retry_after: Option<String>,
+    /// The next this many authentication requests (Binance `session.logon`,
+    /// Bybit `auth`) get no answer at all.
+    pub ignore_auth: u64,
     pub refuse: bool,
     pub clock_offset_ms: i64,
     pub paused: bool,
@@ -312,6 +319,18 @@ pub(crate) fn wall_ms() -> u64 {
 }
 
 impl Hub {
+    /// Whether this authentication request goes unanswered (the
+    /// `ignore_auth` fault), counting it down.
+    pub(crate) fn swallow_auth(&self) -> bool {
+        let mut st = self.lock();
+        if st.faults.ignore_auth > 0 {
+            st.faults.ignore_auth -= 1;
+            true
+        } else {
+            false
+        }
+    }
+
     pub(crate) fn new(
         cfg: MarketConfig,
         seed: u64,

@@ -418,6 +418,22 @@ impl MarketHandle {
         self.hub.lock().faults.rest_fail = n;
     }
 
+    /// Answers the next `n` REST depth snapshots with HTTP 429 and
+    /// `Retry-After: <retry_after>` (sent as given, whatever it says: a
+    /// hostile or broken venue's value), or no such header with `None`.
+    pub fn rate_limit_snapshots(&self, n: u64, retry_after: Option<&str>) {
+        let mut st = self.hub.lock();
+        st.faults.rest_rate_limited = n;
+        st.faults.rest_retry_after = retry_after.map(str::to_string);
+    }
+
+    /// Leaves the next `n` authentication requests (Binance WS-API
+    /// `session.logon`, Bybit private `auth`) unanswered: no success, no
+    /// error, the socket kept open.
+    pub fn ignore_auth(&self, n: u64) {
+        self.hub.lock().faults.ignore_auth = n;
+    }
+
     /// Serves the next `n` REST depth snapshots from a stale copy of the book.
     pub fn stale_snapshots(&self, n: u64) {
         self.hub.lock().faults.rest_stale = n;

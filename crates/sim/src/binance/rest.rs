@@ -123,6 +123,19 @@ fn depth(hub: &Hub, symbol: Option<&str>, limit: u32) -> Result<String, Resp> {
         ));
     };
     let mut st = hub.lock();
+    if st.faults.rest_rate_limited > 0 {
+        st.faults.rest_rate_limited -= 1;
+        st.counters.snapshots_failed_by_fault += 1;
+        let mut r = venue_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            -1003,
+            "Too many requests; current limit of IP(127.0.0.1) is reached.",
+        );
+        if let Some(v) = st.faults.rest_retry_after.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+            r.headers_mut().insert("retry-after", v);
+        }
+        return Err(r);
+    }
     if st.faults.rest_fail > 0 {
         st.faults.rest_fail -= 1;
         st.counters.snapshots_failed_by_fault += 1;

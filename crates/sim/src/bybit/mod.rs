@@ -179,7 +179,14 @@ impl Dialect for Bybit {
     }
 
     fn answer(&self, hub: &Hub, conn: u64, kind: ConnKind, text: &str) -> (Option<Bytes>, bool) {
-        if kind.tag == PRIVATE { private::answer(hub, conn, text) } else { public::answer(hub, conn, text) }
+        if kind.tag == PRIVATE {
+            if text.contains("\"auth\"") && hub.swallow_auth() {
+                return (None, true);
+            }
+            private::answer(hub, conn, text)
+        } else {
+            public::answer(hub, conn, text)
+        }
     }
 
     /// Bybit has no shutdown notice; the simulator's fault sends the same

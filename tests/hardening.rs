@@ -1,0 +1,145 @@
+//! Regression tests of issue 18 ("nothing lost, nothing stuck"), each named
+//! after what it pins, against the simulator over real sockets with the
+//! shipped venue rules.
+
+use std::time::{Duration, Instant};
+
+use ferrofeed::books::BookConfig;
+use ferrofeed::client::{ClientConfig, Environment};
+use ferrofeed::engine::BackoffConfig;
+use ferrofeed::feed::Feed;
+use ferrofeed::model::event::EventKind;
+use ferrofeed::session::{PrivateClient, PrivateConfig};
+use ferrofeed::venues::auth::Credentials;
+use ferrofeed::venues::binance::spec::SPOT;
+use ferrofeed_sim::{
+    BybitCategory, MarketConfig, MarketHandle, MarketKind, Sim, SimConfig, TEST_API_KEY, TEST_ED25519_SEED,
+    TEST_HMAC_SECRET,
+};
+
+async fn spot() -> (Sim, MarketHandle) {
+    let mut m = MarketConfig::new(MarketKind::Spot);
+    m.symbols.truncate(1);
+    m.timing.actions_per_sec = 200.0;
+    let sim = Sim::start(SimConfig::single(m)).await.expect("sim");
+    let h = sim.markets()[0].clone();
+    (sim, h)
+}
+
+fn client() -> ClientConfig {
+    ClientConfig {
+        backoff: BackoffConfig {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+            ..BackoffConfig::default()
+        },
+        seed: Some(5),
+        ..ClientConfig::default()
+    }
+}
+
+/// Waits for the next `book_snapshot` (the book back in sync); panics after 30 s.
+async fn until_synced(feed: &mut Feed, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(Instant::now() < deadline, "{what}: the book did not come back");
+        let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(200), feed.next()).await else { continue };
+        if matches!(ev.kind, EventKind::BookSnapshot(_)) {
+            return;
+        }
+    }
+}
+
+/// A venue's `Retry-After` is input, not an instruction: a value too large
+/// for any clock (u64::MAX seconds, or more digits than a u64 holds), an HTTP
+/// date or garbage neither panics the feed nor pauses recovery beyond
+/// `BookConfig::max_retry_after`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_retry_after_never_panics_and_pauses_no_longer_than_the_cap() {
+    let (_sim, h) = spot().await;
+    let symbol = h.config().symbols[0].name.clone();
+    h.rate_limit_snapshots(1, Some("18446744073709551615"));
+    let books = BookConfig {
+        max_retry_after: Duration::from_millis(500),
+        retry_initial: Duration::from_millis(50),
+        ..BookConfig::default()
+    };
+    let mut feed = Feed::builder()
+        .client_config(client())
+        .url(SPOT, Environment::Custom { ws: h.ws_url(), rest: h.rest_url() })
+        .book_config(books)
+        .book(SPOT, &symbol)
+        .build()
+        .await
+        .expect("feed");
+    until_synced(&mut feed, "u64::MAX").await;
+    let stream = feed.books().stream_of(SPOT, &symbol).expect("tracked").to_string();
+    for (i, value) in ["99999999999999999999999999999", "Wed, 21 Oct 2015 07:28:00 GMT", "soon"].into_iter().enumerate()
+    {
+        // Lose a diff: the book resyncs, and its snapshot is refused with
+        // this Retry-After.
+        h.rate_limit_snapshots(1, Some(value));
+        h.drop_next(&stream, 1);
+        until_synced(&mut feed, value).await;
+        assert_eq!(feed.books().fetch_stats().rate_limited, i as u64 + 2, "{value}");
+    }
+    let st = feed.books().fetch_stats();
+    assert_eq!(st.rate_limited, 4, "{st:?}");
+    assert_eq!(h.stats().counters.snapshots_failed_by_fault, 4);
+    feed.shutdown().await;
+}
+
+/// Opens `account` on `venue` with the simulator's test key while the
+/// simulator ignores the first authentication: the connection must give the
+/// unanswered socket up after `ack_timeout` (a `disconnected` saying so) and
+/// authenticate on the next one, never hang in Authenticating.
+async fn unanswered_auth_is_given_up(h: &MarketHandle, venue: &str, account: &str, creds: Credentials) {
+    let cfg = PrivateConfig {
+        environment: Environment::Custom { ws: h.ws_url(), rest: h.rest_url() },
+        backoff: BackoffConfig {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+            ..BackoffConfig::default()
+        },
+        ack_timeout: Duration::from_millis(500),
+        seed: Some(3),
+        ..PrivateConfig::default()
+    };
+    h.ignore_auth(1);
+    let mut c = PrivateClient::new(venue, creds, cfg).expect("venue");
+    c.open(account).await.expect("open");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    let mut given_up = false;
+    loop {
+        assert!(Instant::now() < deadline, "{venue}: {seen:?}");
+        let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(200), c.next()).await else { continue };
+        match &ev.kind {
+            EventKind::Disconnected { reason } if reason.contains("authentication unanswered") => given_up = true,
+            EventKind::Connected | EventKind::Reconnected if given_up => break,
+            EventKind::Connected | EventKind::Reconnected => panic!("{venue}: active before the unanswered auth"),
+            EventKind::AuthFailed { msg } => panic!("{venue}: an unanswered auth is not a refusal: {msg}"),
+            _ => {}
+        }
+        seen.push(ev.kind.type_name());
+    }
+    assert!(c.is_active(account));
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_session_logon_is_given_up_and_retried() {
+    let (_sim, h) = spot().await;
+    let creds = Credentials::ed25519_seed(TEST_API_KEY, TEST_ED25519_SEED).expect("creds");
+    unanswered_auth_is_given_up(&h, "binance", "spot", creds).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_bybit_auth_is_given_up_and_retried() {
+    let mut m = MarketConfig::bybit(BybitCategory::Linear);
+    m.symbols.truncate(1);
+    let sim = Sim::start(SimConfig::single(m)).await.expect("sim");
+    let h = sim.markets()[0].clone();
+    let creds = Credentials::hmac(TEST_API_KEY, TEST_HMAC_SECRET).expect("creds");
+    unanswered_auth_is_given_up(&h, "bybit", "linear", creds).await;
+}
