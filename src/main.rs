@@ -315,10 +315,22 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         "h" => n * 3600.0,
         _ => return Err(format!("invalid duration unit {unit:?} in {s:?}: use ms, s, m or h")),
     };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("invalid duration {s:?}"));
+    // Past a century, adding it to a clock could overflow; nobody means it.
+    if !secs.is_finite() || !(0.0..=MAX_DURATION_SECS).contains(&secs) {
+        return Err(format!("invalid duration {s:?}: expected 0 to {MAX_DURATION_SECS} seconds"));
     }
-    Ok(Duration::from_secs_f64(secs))
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration {s:?}: {e}"))
+}
+
+/// The longest duration an argument may give (100 years).
+const MAX_DURATION_SECS: f64 = 100.0 * 365.0 * 86_400.0;
+
+/// Seconds as a positive, finite number no larger than a day (`bench`).
+pub(crate) fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 86_400.0 => Ok(v),
+        _ => Err(format!("expected a number of seconds above 0 and at most 86400, got {s:?}")),
+    }
 }
 
 /// A `--markets` entry: `venue:market`, `venue-market`, or a bare market of
@@ -528,6 +540,11 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("5parsecs").is_err());
+        // Finite but beyond any clock: an error, not a panic.
+        assert!(parse_duration("1e300").is_err() && parse_duration("1e300h").is_err());
+        assert!(parse_duration("inf").is_err() && parse_duration("NaN").is_err());
+        assert!(parse_seconds("inf").is_err() && parse_seconds("0").is_err() && parse_seconds("1e9").is_err());
+        assert_eq!(parse_seconds("2.5"), Ok(2.5));
     }
 
     #[test]

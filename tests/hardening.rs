@@ -143,3 +143,17 @@ async fn an_unanswered_bybit_auth_is_given_up_and_retried() {
     let creds = Credentials::hmac(TEST_API_KEY, TEST_HMAC_SECRET).expect("creds");
     unanswered_auth_is_given_up(&h, "bybit", "linear", creds).await;
 }
+
+/// A duration no clock can hold is a usage error (exit 2), not a panic.
+#[test]
+fn a_duration_beyond_any_clock_is_a_usage_error() {
+    for d in ["99999999999999999999999h", "inf", "1e400"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferrofeed"))
+            .args(["stream", "--env", "sim", "--trades", "BTCUSDT", "--duration", d])
+            .output()
+            .expect("runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{d}: {err}");
+        assert!(err.contains("invalid duration") && !err.contains("panicked"), "{d}: {err}");
+    }
+}

@@ -119,7 +119,7 @@ pub(crate) struct LatencyArgs {
     #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=5_000_000))]
     rate: u64,
     /// Seconds of traffic per reader.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, value_parser = crate::parse_seconds)]
     seconds: f64,
     #[command(flatten)]
     common: Common,
@@ -129,7 +129,7 @@ pub(crate) struct LatencyArgs {
 #[derive(Debug, Args)]
 pub(crate) struct BookArgs {
     /// Seconds to apply diffs (and as long again for top-20 reads).
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 2.0, value_parser = crate::parse_seconds)]
     seconds: f64,
     /// Levels per side in the starting book.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(20..=100_000))]

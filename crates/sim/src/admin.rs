@@ -14,6 +14,16 @@ fn ok(v: serde_json::Value) -> Resp {
     json(StatusCode::OK, v.to_string())
 }
 
+/// The longest duration an admin call may ask for (about 11.6 days): beyond
+/// it a deadline could overflow the clock.
+const MAX_ADMIN_SECS: f64 = 1e6;
+
+/// A duration of `v` seconds, if `v` is finite, not negative and at most
+/// [`MAX_ADMIN_SECS`].
+fn duration(v: f64) -> Option<Duration> {
+    (v.is_finite() && (0.0..=MAX_ADMIN_SECS).contains(&v)).then(|| Duration::from_secs_f64(v))
+}
+
 fn bad(msg: &str) -> Resp {
     json(StatusCode::BAD_REQUEST, serde_json::json!({ "error": msg }).to_string())
 }
@@ -86,12 +96,15 @@ pub(crate) async fn handle<B>(req: Request<B>, hub: Arc<Hub>) -> Resp {
             ok(serde_json::json!({ "killed": n }))
         }
         (Method::POST, "/admin/stall") => {
-            let secs = match num("seconds") {
-                Some(Ok(s)) if s >= 0.0 => s,
+            let d = match num("seconds") {
+                Some(Ok(s)) => match duration(s) {
+                    Some(d) => d,
+                    None => return bad("seconds must be between 0 and 1e6"),
+                },
                 Some(Err(e)) => return bad(&e),
-                _ => return bad("parameter 'seconds' is required and must be >= 0"),
+                None => return bad("parameter 'seconds' is required and must be >= 0"),
             };
-            ok(serde_json::json!({ "stalled": m.stall(conn, Duration::from_secs_f64(secs)) }))
+            ok(serde_json::json!({ "stalled": m.stall(conn, d) }))
         }
         (Method::POST, "/admin/drop") => {
             let Some(stream) = get("stream") else { return bad("parameter 'stream' is required") };
@@ -117,8 +130,10 @@ pub(crate) async fn handle<B>(req: Request<B>, hub: Arc<Hub>) -> Resp {
         (Method::POST, "/admin/acks") => {
             if let Some(d) = num("delay_ms") {
                 match d {
-                    Ok(d) if d >= 0.0 => m.set_ack_delay(Duration::from_secs_f64(d / 1000.0)),
-                    Ok(_) => return bad("delay_ms must be >= 0"),
+                    Ok(d) if duration(d / 1000.0).is_some() => {
+                        m.set_ack_delay(duration(d / 1000.0).unwrap_or_default())
+                    }
+                    Ok(_) => return bad("delay_ms must be between 0 and 1e9"),
                     Err(e) => return bad(&e),
                 }
             }
@@ -164,9 +179,9 @@ pub(crate) async fn handle<B>(req: Request<B>, hub: Arc<Hub>) -> Resp {
         }
         (Method::POST, "/admin/kill_every") => {
             let secs = match num("seconds") {
-                Some(Ok(s)) if s >= 0.0 => s,
+                Some(Ok(s)) if duration(s).is_some() => s,
                 Some(Err(e)) => return bad(&e),
-                _ => return bad("parameter 'seconds' is required and must be >= 0"),
+                _ => return bad("parameter 'seconds' is required and must be between 0 and 1e6"),
             };
             let jitter = match num("jitter") {
                 None => 0.0,
@@ -177,7 +192,8 @@ pub(crate) async fn handle<B>(req: Request<B>, hub: Arc<Hub>) -> Resp {
             if secs == 0.0 {
                 m.kill_every(None, mode);
             } else {
-                m.kill_every(Some((Duration::from_secs_f64(secs), Duration::from_secs_f64(jitter))), mode);
+                let (period, spread) = (duration(secs).unwrap_or_default(), duration(jitter).unwrap_or_default());
+                m.kill_every(Some((period, spread)), mode);
             }
             ok(serde_json::json!({ "ok": true }))
         }

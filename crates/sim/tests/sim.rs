@@ -823,3 +823,34 @@ async fn drop_probability_drops_a_share_of_messages_that_still_count_as_produced
     }
     assert_eq!(holes, 0);
 }
+
+/// Admin numbers that no clock can hold (infinity, 1e300 seconds, a huge
+/// delay) are refused with 400; before, `inf` panicked the admin task. The
+/// simulator goes on serving, and the new faults answer as documented.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_durations_beyond_any_clock_are_refused_not_panicked_on() {
+    let (_sim, m) = start(busy(MarketKind::Spot)).await;
+    for path in [
+        "/admin/stall?seconds=inf",
+        "/admin/stall?seconds=1e300",
+        "/admin/stall?seconds=-1",
+        "/admin/kill_every?seconds=inf",
+        "/admin/kill_every?seconds=1e300&jitter=1",
+        "/admin/acks?delay_ms=inf",
+        "/admin/acks?delay_ms=1e300",
+        "/admin/auth?ignore=x",
+    ] {
+        let (s, body) = http(m.addr(), "POST", path).await;
+        assert_eq!(s, 400, "{path}: {body}");
+    }
+    let (s, _) = http(m.addr(), "POST", "/admin/stall?seconds=0.01").await;
+    assert_eq!(s, 200);
+    let (s, _) = http(m.addr(), "POST", "/admin/auth?ignore=1").await;
+    assert_eq!(s, 200);
+    let (s, _) = http(m.addr(), "POST", "/admin/snapshots?rate_limit=1&retry_after=99999999999999999999999").await;
+    assert_eq!(s, 200);
+    let (s, _) = http(m.addr(), "GET", "/api/v3/depth?symbol=BTCUSDT").await;
+    assert_eq!(s, 429, "the rate-limit fault answers 429");
+    let (s, _) = http(m.addr(), "GET", "/api/v3/depth?symbol=BTCUSDT").await;
+    assert_eq!(s, 200, "once, then the book again");
+}
