@@ -425,6 +425,7 @@ impl PrivateClient {
             RestError::Url { url, msg } => RestError::Url { url: self.scrub(&url), msg: self.scrub(&msg) },
             RestError::Transport { url, msg } => RestError::Transport { url: self.scrub(&url), msg: self.scrub(&msg) },
             RestError::Timeout { url, after } => RestError::Timeout { url: self.scrub(&url), after },
+            RestError::TooLarge { url, limit } => RestError::TooLarge { url: self.scrub(&url), limit },
             RestError::Status { url, status, body, retry_after } => {
                 RestError::Status { url: self.scrub(&url), status, body: self.scrub(&body), retry_after }
             }

@@ -157,3 +157,18 @@ fn a_duration_beyond_any_clock_is_a_usage_error() {
         assert!(err.contains("invalid duration") && !err.contains("panicked"), "{d}: {err}");
     }
 }
+
+/// A REST answer larger than the client's cap is an error, not a buffer that
+/// grows with whatever the server sends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_answers_over_the_byte_cap_are_refused_not_buffered() {
+    use ferrofeed::engine::{RestClient, RestError};
+    let (_sim, h) = spot().await;
+    let symbol = h.config().symbols[0].name.clone();
+    let url = format!("{}/api/v3/depth?symbol={symbol}&limit=1000", h.rest_url());
+    let body = RestClient::default().get(&url, 1, None).await.expect("under the default cap");
+    assert!(body.len() > 1024, "the snapshot is {} bytes", body.len());
+    let err = RestClient::default().with_max_body(1024).get(&url, 1, None).await.expect_err("over the cap");
+    assert!(matches!(err, RestError::TooLarge { limit: 1024, .. }), "{err}");
+    assert!(!err.is_retryable());
+}

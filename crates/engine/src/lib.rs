@@ -44,6 +44,6 @@ pub use event::{Event, EventKind, Missing, State};
 pub use pacer::WeightBudget;
 pub use pool::{Pool, PoolConfig, PoolError};
 pub use queue::{EventReceiver, EventSender, Overflow, ReceiverGone, queue};
-pub use rest::{RestClient, RestError, retry_after_secs};
+pub use rest::{MAX_BODY, RestClient, RestError, retry_after_secs};
 pub use transport::{ConnectSpec, Native, Transport, TransportError, WsMsg, WsStream};
 pub use venue::{ClientPing, ConnLimits, Heartbeat, Inbound, RequestOp, Seq, SeqKind, VenueRules};

@@ -40,6 +40,14 @@ pub enum RestError {
         /// The timeout.
         after: Duration,
     },
+    /// The body is larger than the client's cap; what arrived is dropped.
+    #[error("the answer of {url} is larger than {limit} bytes; not read")]
+    TooLarge {
+        /// The URL.
+        url: String,
+        /// The cap ([`RestClient::with_max_body`]).
+        limit: usize,
+    },
     /// The venue answered with an error status.
     #[error("{url} answered {status}: {body}")]
     Status {
@@ -59,7 +67,7 @@ impl RestError {
     /// Whether trying again later may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            RestError::Url { .. } => false,
+            RestError::Url { .. } | RestError::TooLarge { .. } => false,
             RestError::Status { status, .. } => *status == 429 || *status >= 500,
             _ => true,
         }
@@ -83,7 +91,12 @@ pub fn retry_after_secs(v: &str) -> Option<u64> {
 pub struct RestClient {
     client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>,
     timeout: Duration,
+    max_body: usize,
 }
+
+/// The largest answer body a client reads by default: 64 MiB (Binance spot's
+/// full `exchangeInfo` is the largest known answer, around 20 MiB).
+pub const MAX_BODY: usize = 64 << 20;
 
 impl Default for RestClient {
     fn default() -> RestClient {
@@ -96,7 +109,14 @@ impl RestClient {
     pub fn new(timeout: Duration) -> RestClient {
         let https =
             hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots().https_or_http().enable_http1().build();
-        RestClient { client: Client::builder(TokioExecutor::new()).build(https), timeout }
+        RestClient { client: Client::builder(TokioExecutor::new()).build(https), timeout, max_body: MAX_BODY }
+    }
+
+    /// The same client with another cap on answer bodies (bytes): a larger
+    /// answer is an error, not a buffer that grows with it.
+    pub fn with_max_body(mut self, max_body: usize) -> RestClient {
+        self.max_body = max_body;
+        self
     }
 
     /// GETs `url` after charging `weight` to `budget`; returns the body of a 2xx answer.
@@ -137,11 +157,17 @@ impl RestClient {
             let status = resp.status().as_u16();
             let retry_after =
                 resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(retry_after_secs);
-            let body = resp
-                .into_body()
+            let limit = self.max_body;
+            let body = http_body_util::Limited::new(resp.into_body(), limit)
                 .collect()
                 .await
-                .map_err(|e| RestError::Transport { url: url.into(), msg: e.to_string() })?
+                .map_err(|e| {
+                    if e.is::<http_body_util::LengthLimitError>() {
+                        RestError::TooLarge { url: url.into(), limit }
+                    } else {
+                        RestError::Transport { url: url.into(), msg: e.to_string() }
+                    }
+                })?
                 .to_bytes();
             if (200..300).contains(&status) {
                 Ok(body)
