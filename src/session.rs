@@ -260,13 +260,14 @@ impl PrivateClient {
         method: &str,
         key: Option<&SecretString>,
     ) -> Result<Option<SecretString>, PrivateError> {
-        let SessionAuth::Token { rest, path, token_in_query, key_header, token_field, .. } = auth else {
+        let SessionAuth::Token { rest, path, token_param, key_header, token_field, .. } = auth else {
             return Ok(None);
         };
         let mut url = format!("{rest}{path}");
-        if let (Some(k), true) = (key, *token_in_query) {
+        if let (Some(k), Some(param)) = (key, token_param) {
             url.push(if url.contains('?') { '&' } else { '?' });
-            url.push_str("listenKey=");
+            url.push_str(param);
+            url.push('=');
             url.push_str(k.expose_secret());
         }
         let headers = [(*key_header, self.creds.api_key())];
@@ -305,19 +306,20 @@ impl PrivateClient {
             plan.streams = s;
         }
         self.measure(&plan).await?;
-        let token = match &plan.auth {
-            SessionAuth::InBand => None,
+        // A token's URL is built here and handed to the connection only: the
+        // plan kept for the session holds no secret.
+        let (token, url) = match &plan.auth {
+            SessionAuth::InBand => (None, plan.url.clone()),
             SessionAuth::Token { url_template, .. } => {
                 let url_template = url_template.clone();
                 let key = self.token_call(&plan.auth, "POST", None).await?;
                 self.stats.listen_keys_created += 1;
-                let k = key.as_ref().map(|k| k.expose_secret().to_string()).unwrap_or_default();
-                plan.url = url_template.replace("{token}", &k);
-                key
+                let url = url_template.replace("{token}", key.as_ref().map_or("", |k| k.expose_secret()));
+                (key, url)
             }
         };
         let id = self.ids.fetch_add(1, Ordering::Relaxed);
-        let mut cc = ConnectionConfig::new(ConnectSpec::new(plan.url.clone()));
+        let mut cc = ConnectionConfig::new(ConnectSpec::new(url));
         cc.backoff = self.cfg.backoff.clone();
         cc.seed = self.cfg.seed;
         cc.id = id;

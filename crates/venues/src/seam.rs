@@ -252,8 +252,10 @@ pub enum SessionAuth {
         /// The path that creates (POST), keeps alive (PUT) and deletes
         /// (DELETE) the token.
         path: String,
-        /// Whether keep-alives and deletes name the token in the query.
-        token_in_query: bool,
+        /// The query parameter that names the token on keep-alives and
+        /// deletes (Binance margin: `listenKey`); `None`: the token is not
+        /// named (it is per API key).
+        token_param: Option<&'static str>,
         /// How often it is kept alive.
         keepalive: Duration,
         /// The WebSocket URL with `{token}` where the token goes.
@@ -276,8 +278,9 @@ pub enum SessionAuth {
 pub struct SessionPlan {
     /// The market its events are reported under (for items that name none).
     pub market: MarketId,
-    /// The WebSocket URL (for [`SessionAuth::Token`], once the token is known:
-    /// see its `url_template`).
+    /// The WebSocket URL (empty for [`SessionAuth::Token`]: the session
+    /// builds it from `url_template` once the token is known, and keeps it
+    /// nowhere in plain text).
     pub url: String,
     /// The engine rules of the connection.
     pub rules: Arc<dyn VenueRules>,

@@ -252,7 +252,7 @@ impl VenueSpec for Binance {
             auth: SessionAuth::Token {
                 rest: rest_base(&acct, env),
                 path,
-                token_in_query: matches!(acct, Account::Margin | Account::IsolatedMargin(_)),
+                token_param: matches!(acct, Account::Margin | Account::IsolatedMargin(_)).then_some("listenKey"),
                 keepalive: Duration::from_secs(30 * 60),
                 url_template: listen_key_url(&acct, env, "{token}"),
                 key_header: "X-MBX-APIKEY",
