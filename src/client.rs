@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use ferrofeed_engine::{
     AttemptBudget, BackoffConfig, ConnSnapshot, ConnectSpec, ConnectionConfig, EventReceiver, EventSender, Native,
-    Overflow, Pool, PoolConfig, PoolError, RestClient, RestError, WeightBudget, queue,
+    Overflow, Pool, PoolConfig, PoolError, RestClient, RestError, WeightBudget, queue_bounded,
 };
 pub use ferrofeed_venues::instruments::{Instrument, Registry, RegistryError, UnknownSymbol};
 use ferrofeed_venues::registry;
@@ -81,8 +81,11 @@ pub struct ClientConfig {
     pub max_streams_per_conn: Option<usize>,
     /// Connections per pool (`None`: unlimited).
     pub max_connections_per_pool: Option<usize>,
-    /// Events buffered for the consumer across all connections.
+    /// Events buffered for the consumer across all connections…
     pub queue_capacity: usize,
+    /// …and their bytes (frame text plus a fixed overhead per event;
+    /// default 16 MiB), whichever bound is reached first.
+    pub queue_bytes: usize,
     /// What happens when that buffer is full.
     pub overflow: Overflow,
     /// Reconnect schedule of every connection.
@@ -110,6 +113,7 @@ impl Default for ClientConfig {
             max_streams_per_conn: None,
             max_connections_per_pool: None,
             queue_capacity: 65_536,
+            queue_bytes: ferrofeed_engine::DEFAULT_QUEUE_BYTES,
             overflow: Overflow::Block,
             backoff: BackoffConfig::default(),
             attempt_limit: None,
@@ -157,7 +161,7 @@ pub struct Client {
 impl Client {
     /// A client and the merged stream of its events.
     pub fn new(cfg: ClientConfig) -> (Client, EventReceiver) {
-        let (events, rx) = queue(cfg.queue_capacity, cfg.overflow);
+        let (events, rx) = queue_bounded(cfg.queue_capacity, cfg.queue_bytes, cfg.overflow);
         let client = Client {
             cfg,
             transport: Native::new(),
@@ -433,6 +437,11 @@ impl Client {
     /// The pools' stream assignment: `(pool name, streams per connection)`.
     pub fn assignment(&self) -> Vec<(String, Vec<Vec<String>>)> {
         self.pools_of(None).map(|p| (p.name().to_string(), p.assignment())).collect()
+    }
+
+    /// Bytes the merged queue holds for the consumer at most.
+    pub fn queue_bytes(&self) -> usize {
+        self.cfg.queue_bytes
     }
 
     /// Events the merged queue holds for the consumer at most.

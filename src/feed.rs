@@ -29,7 +29,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ferrofeed_engine::{Event as EngineEvent, EventKind as EngineKind, EventReceiver, Missing, Overflow, State};
+use ferrofeed_engine::{
+    Event as EngineEvent, EventKind as EngineKind, EventReceiver, Missing, Overflow, RecoveryStats, State,
+};
 use ferrofeed_model::event::{Event, EventKind, Gap, Missing as ModelMissing, UnknownExtent};
 use ferrofeed_venues::seam::{Channel, Decoder, MarketId};
 use futures_util::Stream;
@@ -71,6 +73,10 @@ pub struct ConnStats {
     pub reconnects: u64,
     /// Gaps reported on its streams.
     pub gaps: u64,
+    /// Repeated messages it dropped (rotation overlaps, venue re-sends).
+    pub duplicates: u64,
+    /// Data frames for streams it did not subscribe, dropped.
+    pub unsolicited: u64,
     /// Streams it holds.
     pub streams: usize,
     /// Client messages sent in the venue's current window, and the limit.
@@ -87,6 +93,8 @@ impl ConnStats {
             bytes: 0,
             reconnects: 0,
             gaps: 0,
+            duplicates: 0,
+            unsolicited: 0,
             streams: 0,
             msgs_in_window: (0, 0),
         }
@@ -138,6 +146,10 @@ pub struct FeedStats {
     pub queue: BTreeMap<String, (usize, usize)>,
     /// Per queue: events it dropped (drop-oldest policy).
     pub queue_dropped: BTreeMap<String, u64>,
+    /// Per queue: bytes waiting now, the most ever waiting, and the budget.
+    pub queue_bytes: BTreeMap<String, (usize, usize, usize)>,
+    /// Per market: time from a lost socket to the first data on the next.
+    pub recovery: BTreeMap<Source, RecoveryStats>,
     /// REST weight per market: used in the current window (when readable), limit.
     pub rest_weight: Vec<(Source, Option<u32>, u32)>,
     /// Connection attempts per venue and host: used (when readable), limit.
@@ -256,6 +268,13 @@ impl FeedBuilder {
     pub fn queue(mut self, capacity: usize, overflow: Overflow) -> FeedBuilder {
         self.cfg.client.queue_capacity = capacity;
         self.cfg.client.overflow = overflow;
+        self
+    }
+
+    /// The event queue's byte budget (default 16 MiB): it holds at most this
+    /// many bytes of frames as well as at most its capacity in events.
+    pub fn queue_bytes(mut self, bytes: usize) -> FeedBuilder {
+        self.cfg.client.queue_bytes = bytes;
         self
     }
 
@@ -633,18 +652,25 @@ impl Feed {
         let rl = self.client.rate_limit_stats();
         let f = self.books.fetch_stats();
         let mut st = self.stats.lock();
+        st.recovery.clear();
         for s in snaps {
             let market = self.client.market_of_conn(s.id);
             let venue = market.map_or("", MarketId::venue_name);
+            if let Some(m) = market {
+                st.recovery.entry(m).or_default().merge(&s.recovery);
+            }
             let c = st.conns.entry((venue, s.id)).or_insert_with(|| ConnStats::new(market, s.state, s.epoch));
             c.state = s.state;
             c.epoch = s.epoch;
             c.reconnects = s.reconnects;
+            c.duplicates = s.duplicates;
+            c.unsolicited = s.unsolicited;
             c.streams = s.streams.len();
             c.msgs_in_window = (s.msgs_in_window, s.msg_limit);
         }
         st.queue.insert("public".into(), (self.rx.len(), self.client.queue_capacity()));
         st.queue_dropped.insert("public".into(), self.rx.dropped());
+        st.queue_bytes.insert("public".into(), (self.rx.bytes(), self.rx.peak_bytes(), self.rx.max_bytes()));
         st.rest_weight = rl.rest_weight;
         st.attempts = rl.attempts;
         st.snapshot_requests = (f.requests, f.failures, f.rate_limited);

@@ -16,7 +16,10 @@
 //! | `ferrofeed_connection_bytes_total{...}` | counter | bytes of data frames |
 //! | `ferrofeed_connection_reconnects_total{...}` | counter | sockets opened after the first |
 //! | `ferrofeed_connection_gaps_total{...}` | counter | gaps reported on its streams |
+//! | `ferrofeed_connection_duplicates_total{...}` | counter | repeated messages dropped (rotation overlaps, venue re-sends) |
+//! | `ferrofeed_connection_unsolicited_total{...}` | counter | data frames for streams it did not subscribe, dropped |
 //! | `ferrofeed_connection_streams{...}` | gauge | streams held |
+//! | `ferrofeed_recovery_seconds{venue,market}` | histogram | time from a lost socket to the first data on the next |
 //! | `ferrofeed_ratelimit_messages_used{...}` / `_limit` | gauge | client messages in the venue's current window |
 //! | `ferrofeed_stream_messages_total{venue,market,stream}` | counter | data frames per stream |
 //! | `ferrofeed_stream_last_message_age_seconds{...}` | gauge | time since the stream's last frame |
@@ -28,6 +31,7 @@
 //! | `ferrofeed_decode_errors_total` | counter | frames that could not be decoded |
 //! | `ferrofeed_queue_depth{queue}` / `ferrofeed_queue_capacity{queue}` | gauge | engine events waiting for the consumer (`queue="public"`: every venue's market data) |
 //! | `ferrofeed_queue_dropped_total{queue}` | counter | events the queue dropped (drop-oldest policy) |
+//! | `ferrofeed_queue_bytes{queue}` / `_peak_bytes` / `_max_bytes` | gauge | bytes waiting now, the most ever, and the byte budget |
 //! | `ferrofeed_rest_weight_used{venue,market}` / `_limit` | gauge | REST weight in the current window |
 //! | `ferrofeed_connection_attempts_used{venue,host}` / `_limit` | gauge | connection attempts in the current window |
 //! | `ferrofeed_snapshot_requests_total`, `ferrofeed_snapshot_failures_total`, `ferrofeed_snapshot_rate_limited_total` | counter | REST book snapshots |
@@ -135,7 +139,36 @@ pub fn render(stats: &FeedStats) -> String {
         "Gaps reported on the connection's streams.",
         &|c| c.gaps,
     );
+    per_conn(
+        &mut o,
+        "ferrofeed_connection_duplicates_total",
+        "counter",
+        "Repeated messages dropped (rotation overlaps, venue re-sends).",
+        &|c| c.duplicates,
+    );
+    per_conn(
+        &mut o,
+        "ferrofeed_connection_unsolicited_total",
+        "counter",
+        "Data frames for streams the connection did not subscribe, dropped.",
+        &|c| c.unsolicited,
+    );
     per_conn(&mut o, "ferrofeed_connection_streams", "gauge", "Streams the connection holds.", &|c| c.streams as u64);
+    o.head("ferrofeed_recovery_seconds", "histogram", "Time from a lost socket to the first data on the next.");
+    for (m, r) in &stats.recovery {
+        let (venue, market) = (m.venue_name(), m.name());
+        let mut cum = 0;
+        for (i, n) in r.buckets.iter().enumerate() {
+            cum += n;
+            let le = match ferrofeed_engine::recovery::RECOVERY_BUCKETS_MS.get(i) {
+                Some(ms) => format!("{}", *ms as f64 / 1000.0),
+                None => "+Inf".to_string(),
+            };
+            o.line("ferrofeed_recovery_seconds_bucket", &[("venue", venue), ("market", market), ("le", &le)], cum);
+        }
+        o.line("ferrofeed_recovery_seconds_sum", &[("venue", venue), ("market", market)], r.sum.as_secs_f64());
+        o.line("ferrofeed_recovery_seconds_count", &[("venue", venue), ("market", market)], r.count);
+    }
     per_conn(
         &mut o,
         "ferrofeed_ratelimit_messages_used",
@@ -212,6 +245,18 @@ pub fn render(stats: &FeedStats) -> String {
     o.head("ferrofeed_queue_dropped_total", "counter", "Events the queue dropped (drop-oldest policy).");
     for (queue, n) in &stats.queue_dropped {
         o.line("ferrofeed_queue_dropped_total", &[("queue", queue)], n);
+    }
+    o.head("ferrofeed_queue_bytes", "gauge", "Bytes of engine events waiting for the consumer.");
+    for (queue, b) in &stats.queue_bytes {
+        o.line("ferrofeed_queue_bytes", &[("queue", queue)], b.0);
+    }
+    o.head("ferrofeed_queue_peak_bytes", "gauge", "The most bytes ever waiting in the queue.");
+    for (queue, b) in &stats.queue_bytes {
+        o.line("ferrofeed_queue_peak_bytes", &[("queue", queue)], b.1);
+    }
+    o.head("ferrofeed_queue_max_bytes", "gauge", "The queue's byte budget.");
+    for (queue, b) in &stats.queue_bytes {
+        o.line("ferrofeed_queue_max_bytes", &[("queue", queue)], b.2);
     }
 
     o.head("ferrofeed_rest_weight_used", "gauge", "REST request weight spent in the current window.");

@@ -172,3 +172,69 @@ async fn rest_answers_over_the_byte_cap_are_refused_not_buffered() {
     assert!(matches!(err, RestError::TooLarge { limit: 1024, .. }), "{err}");
     assert!(!err.is_retryable());
 }
+
+/// The next event satisfying `want`, skipping others; panics after 30 s (a
+/// hang guard, not a timing bound) or if `forbid` matches first.
+async fn until_event(
+    feed: &mut Feed,
+    what: &str,
+    want: impl Fn(&EventKind) -> bool,
+    forbid: impl Fn(&EventKind) -> bool,
+) -> EventKind {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(Instant::now() < deadline, "{what}: not within 30 s");
+        let Ok(next) = tokio::time::timeout(Duration::from_millis(200), feed.next()).await else { continue };
+        let ev = next.expect("the feed ended");
+        assert!(!forbid(&ev.kind), "{what}: {:?}", ev.kind);
+        if want(&ev.kind) {
+            return ev.kind;
+        }
+    }
+}
+
+/// A session that reached Active and delivered data is no failed attempt:
+/// with a budget of one failed attempt, a feed whose socket the venue kills
+/// again and again (each time after data flowed) keeps reconnecting instead
+/// of giving up, and the time from each loss to the first data on the new
+/// socket is measured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_that_delivered_data_does_not_count_as_a_failed_attempt() {
+    use ferrofeed::venues::Channel;
+    use ferrofeed_sim::KillMode;
+    let (_sim, h) = spot().await;
+    let symbol = h.config().symbols[0].name.clone();
+    let mut cfg = client();
+    // Old behaviour: the second loss exhausted this budget (the first used
+    // the immediate retry), and the feed gave up.
+    cfg.backoff.max_attempts = Some(1);
+    cfg.backoff.initial = Duration::from_secs(1);
+    let mut feed = Feed::builder()
+        .client_config(cfg)
+        .url(SPOT, Environment::Custom { ws: h.ws_url(), rest: h.rest_url() })
+        .subscribe(SPOT, Channel::Trades, &symbol)
+        .build()
+        .await
+        .expect("feed");
+    let gave_up = |k: &EventKind| matches!(k, EventKind::GaveUp { .. });
+    let trade = |k: &EventKind| matches!(k, EventKind::Trade(_));
+    until_event(&mut feed, "first trade", trade, gave_up).await;
+    const KILLS: u64 = 4;
+    for i in 0..KILLS {
+        assert!(h.kill_all(KillMode::Reset) >= 1);
+        let what = format!("kill {i}");
+        until_event(&mut feed, &what, |k| matches!(k, EventKind::Reconnected), gave_up).await;
+        until_event(&mut feed, &what, trade, gave_up).await;
+    }
+    feed.refresh_stats();
+    let stats = feed.stats();
+    let st = stats.lock();
+    let r = st.recovery.get(&SPOT).expect("recoveries measured for the market");
+    assert_eq!(r.count, KILLS, "one recovery per loss: {r:?}");
+    assert!(r.quantile(0.5).is_some() && r.max >= r.quantile(0.5).unwrap_or_default());
+    let text = ferrofeed::metrics::render(&st);
+    assert!(
+        text.contains(&format!("ferrofeed_recovery_seconds_count{{venue=\"binance\",market=\"spot\"}} {KILLS}")),
+        "{text}"
+    );
+}

@@ -32,7 +32,7 @@ use crate::backoff::{Backoff, BackoffConfig, BackoffConfigError};
 use crate::entropy::Seeded;
 use crate::event::{Event, EventKind, State};
 use crate::pacer::Pacer;
-use crate::queue::{EventReceiver, EventSender, Overflow, queue};
+use crate::queue::{EventReceiver, EventSender, Overflow, queue_bounded};
 use crate::seq::{SeqTracker, Verdict};
 use crate::transport::{ConnectSpec, Transport, TransportError, WsMsg, WsStream};
 use crate::venue::{ClientPing, Inbound, RequestOp, VenueRules, batches};
@@ -70,6 +70,8 @@ pub struct ConnectionConfig {
     pub backoff: BackoffConfig,
     /// Events buffered for the consumer.
     pub queue_capacity: usize,
+    /// Bytes buffered for the consumer (see [`crate::queue::event_bytes`]).
+    pub queue_bytes: usize,
     /// What happens when that buffer is full.
     pub overflow: Overflow,
     /// Rotate to a fresh socket after this long (before the venue's lifetime limit).
@@ -90,12 +92,14 @@ pub struct ConnectionConfig {
 }
 
 impl ConnectionConfig {
-    /// Defaults: Binance-sane backoff, 65,536 events, block when full, rotation at 23 h 50 min.
+    /// Defaults: Binance-sane backoff, 65,536 events or 16 MiB, block when
+    /// full, rotation at 23 h 50 min.
     pub fn new(spec: ConnectSpec) -> ConnectionConfig {
         ConnectionConfig {
             spec,
             backoff: BackoffConfig::default(),
             queue_capacity: 65_536,
+            queue_bytes: crate::queue::DEFAULT_QUEUE_BYTES,
             overflow: Overflow::Block,
             rotate_after: Some(Duration::from_secs(23 * 3600 + 50 * 60)),
             close_timeout: Duration::from_secs(1),
@@ -143,6 +147,13 @@ pub struct ConnSnapshot {
     pub msgs_in_window: usize,
     /// The venue's limit for that window.
     pub msg_limit: usize,
+    /// Repeated messages dropped (rotation overlaps, venue re-sends).
+    pub duplicates: u64,
+    /// Data frames for streams this connection did not subscribe, dropped
+    /// (the first on each socket is also reported as an error event).
+    pub unsolicited: u64,
+    /// Time from each lost socket to the first data on the next.
+    pub recovery: crate::recovery::RecoveryStats,
 }
 
 #[derive(Debug)]
@@ -184,7 +195,7 @@ impl Connection {
         cfg: ConnectionConfig,
         streams: Vec<String>,
     ) -> Result<(Connection, EventReceiver), BackoffConfigError> {
-        let (tx, rx) = queue(cfg.queue_capacity, cfg.overflow);
+        let (tx, rx) = queue_bounded(cfg.queue_capacity, cfg.queue_bytes, cfg.overflow);
         let conn = Connection::spawn_with(transport, venue, cfg, streams, tx)?;
         Ok((conn, rx))
     }
@@ -214,7 +225,14 @@ impl Connection {
             reconnects: 0,
             msgs_in_window: 0,
             msg_limit: venue.limits().max_msgs,
+            duplicates: 0,
+            unsolicited: 0,
+            recovery: Default::default(),
         };
+        let mut seq = SeqTracker::default();
+        for s in &desired {
+            seq.track(s);
+        }
         let (state_tx, state_rx) = watch::channel(snapshot);
         let actor = Actor {
             // Each connection draws its own jitter: a shared seed must not make a
@@ -231,10 +249,14 @@ impl Connection {
             desired,
             next_id: 0,
             epoch: 0,
-            seq: SeqTracker::default(),
+            seq,
             backoff,
             state: state_tx,
             ever_active: false,
+            lost_at: None,
+            session_active: false,
+            session_data: false,
+            unsolicited_epoch: 0,
         };
         let task = tokio::spawn(actor.run());
         Ok(Connection { cmds: cmd_tx, state: state_rx, task: Some(task) })
@@ -312,8 +334,11 @@ struct Buffered {
     payload: String,
 }
 
-/// Candidate messages held before a forced switch.
-const CANDIDATE_BUFFER: usize = 100_000;
+/// Candidate messages held before a forced switch: at most this many…
+const CANDIDATE_BUFFER: usize = 16_384;
+/// …and at most this many bytes of frames (whichever comes first). A forced
+/// switch delivers what is held; the sequence tracker reports any gap.
+pub const CANDIDATE_BUFFER_BYTES: usize = 8 << 20;
 
 /// How a session ended.
 #[derive(Debug)]
@@ -411,6 +436,14 @@ struct Actor<T: Transport> {
     entropy: Seeded,
     state: watch::Sender<ConnSnapshot>,
     ever_active: bool,
+    /// When the last socket was lost, until data flows on a new one.
+    lost_at: Option<Instant>,
+    /// The current session reached Active.
+    session_active: bool,
+    /// The current session delivered data.
+    session_data: bool,
+    /// The socket whose unsolicited data was last reported.
+    unsolicited_epoch: u64,
 }
 
 /// What handling one message asks the session to do.
@@ -462,6 +495,7 @@ impl<T: Transport> Actor<T> {
                 for x in s {
                     if !self.desired.contains(&x) {
                         self.set_sub(&x, Some(SubState::Pending));
+                        self.seq.track(&x);
                         self.desired.push(x);
                     }
                 }
@@ -507,7 +541,10 @@ impl<T: Transport> Actor<T> {
                     self.epoch += 1;
                     if self.ever_active {
                         self.state.send_modify(|s| s.reconnects += 1);
+                        self.seq.new_socket();
                     }
+                    self.session_active = false;
+                    self.session_data = false;
                     let url = spec.url.clone();
                     self.state.send_modify(|s| {
                         s.epoch = self.epoch;
@@ -516,7 +553,15 @@ impl<T: Transport> Actor<T> {
                     let link = self.new_link(ws, false, carried);
                     match self.session(link).await {
                         End::Closed | End::ConsumerGone | End::AuthFailed => break 'outer,
-                        End::Lost(reason) => reason,
+                        End::Lost(reason) => {
+                            // A session that reached Active and delivered data
+                            // was no failed attempt: retry at once (the shared
+                            // attempt budget still bounds the venue's load).
+                            if self.session_active && self.session_data {
+                                self.backoff.reset();
+                            }
+                            reason
+                        }
                     }
                 }
                 Err(e) if !e.is_retryable() => {
@@ -527,6 +572,7 @@ impl<T: Transport> Actor<T> {
                 Err(e) => e.to_string(),
             };
             let epoch = self.epoch;
+            self.lost_at.get_or_insert_with(Instant::now);
             if !self.emit(epoch, EventKind::Disconnected { reason }).await {
                 break;
             }
@@ -550,6 +596,10 @@ impl<T: Transport> Actor<T> {
     /// streams the URL carries.
     fn connect_spec(&self) -> (ConnectSpec, Vec<String>) {
         let mut spec = self.cfg.spec.clone();
+        // The venue's frame limit, unless the configuration is stricter.
+        let max = self.venue.max_frame_bytes();
+        spec.max_frame_bytes = spec.max_frame_bytes.min(max);
+        spec.max_message_bytes = spec.max_message_bytes.min(max);
         let (url, preset) = self.venue.connect_url(&spec.url, &self.desired);
         spec.url = url;
         (spec, self.desired[..preset.min(self.desired.len())].to_vec())
@@ -662,6 +712,7 @@ impl<T: Transport> Actor<T> {
             return true; // it reports when it takes over
         }
         self.set_state(State::Active);
+        self.session_active = true;
         let used = link.pacer.used();
         self.state.send_modify(|s| s.msgs_in_window = used);
         let reconnected = self.ever_active;
@@ -671,17 +722,22 @@ impl<T: Transport> Actor<T> {
             return false;
         }
         if reconnected {
-            // Streams whose sequence the tracker cannot follow (no numbers, or
-            // none seen yet) may have lost data during the outage without any
-            // way to tell: say so once per stream rather than stay silent.
             // Sequenced streams report exact gaps with their next message.
-            let unsequenced: Vec<String> =
-                self.desired.iter().filter(|s| self.seq.last(s).is_none()).cloned().collect();
-            for stream in unsequenced {
-                let gap = EventKind::Gap { stream, from: 0, to: 0, missing: crate::event::Missing::Unknown };
-                if !self.emit(link.epoch, gap).await {
-                    return false;
-                }
+            return self.unsequenced_gaps(link.epoch).await;
+        }
+        true
+    }
+
+    /// Streams whose sequence the tracker cannot follow (no numbers, or none
+    /// seen yet) may have lost data across a socket change without any way
+    /// to tell: say so once per stream (a gap of unknown extent) rather than
+    /// stay silent. `false` when the consumer has gone.
+    async fn unsequenced_gaps(&mut self, epoch: u64) -> bool {
+        let unsequenced: Vec<String> = self.desired.iter().filter(|s| self.seq.last(s).is_none()).cloned().collect();
+        for stream in unsequenced {
+            let gap = EventKind::Gap { stream, from: 0, to: 0, missing: crate::event::Missing::Unknown };
+            if !self.emit(epoch, gap).await {
+                return false;
             }
         }
         true
@@ -717,6 +773,7 @@ impl<T: Transport> Actor<T> {
                 }
                 self.desired.retain(|s| !failed.contains(s));
                 for s in &failed {
+                    self.seq.forget(s);
                     self.set_sub(s, Some(SubState::Failed));
                 }
                 let mut ok = true;
@@ -980,7 +1037,7 @@ impl<T: Transport> Actor<T> {
                     };
                 }
                 let stream = stream.into_owned();
-                if !self.deliver(epoch, stream, seq, text).await {
+                if !self.deliver(epoch, stream, seq, text, false).await {
                     return Flow::End(End::ConsumerGone);
                 }
                 return Flow::Continue;
@@ -993,18 +1050,48 @@ impl<T: Transport> Actor<T> {
     }
 
     /// Runs a data message through the sequence tracker and queues it.
+    /// `overlap`: held rotation data, expected to repeat delivered numbers.
     /// `false` when the consumer has gone.
-    async fn deliver(&mut self, epoch: u64, stream: String, seq: Option<crate::venue::Seq>, payload: String) -> bool {
-        if let Some(s) = seq {
-            match self.seq.check(&stream, s) {
-                Verdict::Deliver => {}
-                Verdict::Duplicate => return true,
-                Verdict::Gap { from, to, missing } => {
-                    if !self.emit(epoch, EventKind::Gap { stream: stream.clone(), from, to, missing }).await {
-                        return false;
-                    }
+    async fn deliver(
+        &mut self,
+        epoch: u64,
+        stream: String,
+        seq: Option<crate::venue::Seq>,
+        payload: String,
+        overlap: bool,
+    ) -> bool {
+        match self.seq.judge(&stream, seq, overlap) {
+            Verdict::Deliver => {}
+            Verdict::Duplicate => {
+                let n = self.seq.duplicates();
+                self.state.send_modify(|s| s.duplicates = n);
+                return true;
+            }
+            Verdict::Gap { from, to, missing } => {
+                if !self.emit(epoch, EventKind::Gap { stream: stream.clone(), from, to, missing }).await {
+                    return false;
                 }
             }
+            Verdict::Unsolicited => {
+                // Not ours (never subscribed, or unsubscribed and still in
+                // flight): no state is made for it. Counted; the first of
+                // each socket is reported with its frame.
+                self.state.send_modify(|s| s.unsolicited += 1);
+                if self.unsolicited_epoch == epoch {
+                    return true;
+                }
+                self.unsolicited_epoch = epoch;
+                let msg = format!(
+                    "data for stream {stream:?}, which this connection did not subscribe, dropped \
+                     (further ones on this socket are only counted)"
+                );
+                return self.emit(epoch, EventKind::Error { msg, raw: payload }).await;
+            }
+        }
+        self.session_data = true;
+        if let Some(at) = self.lost_at.take() {
+            let took = at.elapsed();
+            self.state.send_modify(|s| s.recovery.record(took));
         }
         self.emit(epoch, EventKind::Data { stream, payload, seq, received: SystemTime::now() }).await
     }
@@ -1049,6 +1136,7 @@ impl<T: Transport> Actor<T> {
         let mut rotate_at = self.cfg.rotate_after.map(|d| link.opened + d);
         let mut stable_at = Some(link.opened + self.backoff.config().reset_after);
         let mut held: VecDeque<Buffered> = VecDeque::new();
+        let mut held_bytes = 0usize;
         let mut switch_deadline: Option<Instant> = None;
         let mut cand_unsequenced = false;
         let mut cand_carried: Vec<String> = Vec::new();
@@ -1074,7 +1162,9 @@ impl<T: Transport> Actor<T> {
             if ready && switch_deadline.is_none() {
                 switch_deadline = Some(Instant::now() + SWITCH_TIMEOUT);
             }
-            let forced = switch_deadline.is_some_and(|d| Instant::now() >= d) || held.len() >= CANDIDATE_BUFFER;
+            let forced = switch_deadline.is_some_and(|d| Instant::now() >= d)
+                || held.len() >= CANDIDATE_BUFFER
+                || held_bytes >= CANDIDATE_BUFFER_BYTES;
             let joined = if held.is_empty() { cand_unsequenced } else { self.overlapped(&held) };
             if ready && (forced || self.desired.is_empty() || joined) {
                 let Some(mut new) = candidate.take() else { continue };
@@ -1082,8 +1172,9 @@ impl<T: Transport> Actor<T> {
                 cand_unsequenced = false;
                 let epoch = new.epoch;
                 let mut gone = false;
+                held_bytes = 0;
                 while let Some(b) = held.pop_front() {
-                    if !self.deliver(epoch, b.stream, Some(b.seq), b.payload).await {
+                    if !self.deliver(epoch, b.stream, Some(b.seq), b.payload, true).await {
                         gone = true;
                         break;
                     }
@@ -1110,6 +1201,12 @@ impl<T: Transport> Actor<T> {
                 rotate_at = self.cfg.rotate_after.map(|d| link.opened + d);
                 stable_at = None;
                 if !self.emit(link.epoch, EventKind::Rotated).await {
+                    break End::ConsumerGone;
+                }
+                // Without sequence numbers nothing tells where the old
+                // socket's unread frames and the new socket's first ones
+                // meet: what may be lost or repeated is said, not hidden.
+                if !self.unsequenced_gaps(link.epoch).await {
                     break End::ConsumerGone;
                 }
                 continue;
@@ -1148,7 +1245,7 @@ impl<T: Transport> Actor<T> {
                         let mut uniq = Vec::new();
                         for x in new { if !uniq.contains(&x) { uniq.push(x); } }
                         self.desired.extend(uniq.iter().cloned());
-                        for x in &uniq { self.set_sub(x, Some(SubState::Pending)); }
+                        for x in &uniq { self.set_sub(x, Some(SubState::Pending)); self.seq.track(x); }
                         for l in std::iter::once(&mut link).chain(candidate.as_mut()) {
                             if !l.authed { continue; }
                             for batch in batches(self.venue.as_ref(), &uniq, self.next_id + 1) {
@@ -1229,11 +1326,15 @@ impl<T: Transport> Actor<T> {
                     c.last_rx = Instant::now();
                     match self.on_msg(c, m, false).await {
                         Flow::Continue | Flow::Rotate => {}
-                        Flow::Candidate(b) => held.push_back(b),
+                        Flow::Candidate(b) => {
+                            held_bytes += b.payload.len();
+                            held.push_back(b);
+                        }
                         Flow::Unsequenced => cand_unsequenced = true,
                         Flow::End(End::Lost(_)) => {
                             candidate = None;
                             held.clear();
+                            held_bytes = 0;
                             switch_deadline = None;
                             cand_unsequenced = false;
                             rotate_at = Some(Instant::now() + Duration::from_secs(1));
@@ -1266,6 +1367,7 @@ impl<T: Transport> Actor<T> {
                     // unanswered): drop it and try again later.
                     candidate = None;
                     held.clear();
+                    held_bytes = 0;
                     switch_deadline = None;
                     cand_unsequenced = false;
                     rotate_at = Some(Instant::now() + Duration::from_secs(1));

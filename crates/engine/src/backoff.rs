@@ -6,9 +6,13 @@
 //! `[capped · (1 − jitter), capped]`. Jitter therefore still applies at the cap
 //! (many connections dropped together do not come back in lockstep), and a
 //! delay never exceeds `max`. The "immediate" first retry is a uniform draw in
-//! `[0, initial · jitter]`, so a pool whose connections all drop at once does not
-//! reconnect in one burst. The actor calls [`Backoff::reset`] once a
-//! connection has been stable for [`BackoffConfig::reset_after`].
+//! `[0, min(initial · jitter, 100 ms)]`, so a pool whose connections all drop
+//! at once does not reconnect in one burst, yet recovery stays fast. The
+//! actor calls [`Backoff::reset`] once a connection has been stable for
+//! [`BackoffConfig::reset_after`], and after any session that reached Active
+//! and delivered data: backoff grows only across attempts that fail to
+//! connect, authenticate or subscribe (the shared attempt budget still
+//! bounds how often a venue sees a connection).
 
 use std::time::Duration;
 
@@ -25,7 +29,8 @@ pub struct BackoffConfig {
     pub factor: f64,
     /// Fraction of the delay drawn at random, in `[0, 1]`.
     pub jitter: f64,
-    /// Retry almost at once (within `initial · jitter`) after a connection drops.
+    /// Retry almost at once (within `initial · jitter`, at most
+    /// [`IMMEDIATE_JITTER_MAX`]) after a connection drops.
     pub immediate_first: bool,
     /// A connection up this long resets the backoff.
     pub reset_after: Duration,
@@ -48,6 +53,11 @@ impl Default for BackoffConfig {
         }
     }
 }
+
+/// The longest an "immediate" retry waits: enough spread for a pool's
+/// connections not to reconnect in one burst, short enough that recovery
+/// after a lost session is immediate in practice.
+pub const IMMEDIATE_JITTER_MAX: Duration = Duration::from_millis(100);
 
 /// Why a configuration was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -124,7 +134,7 @@ impl Backoff {
         self.attempts += 1;
         let k = match (self.cfg.immediate_first, n) {
             (true, 0) => {
-                let spread = self.cfg.initial.as_secs_f64() * self.cfg.jitter;
+                let spread = (self.cfg.initial.as_secs_f64() * self.cfg.jitter).min(IMMEDIATE_JITTER_MAX.as_secs_f64());
                 return Some(Duration::from_secs_f64(spread * entropy.unit()));
             }
             (true, n) => n - 1,
@@ -153,13 +163,13 @@ mod tests {
         let mut b = Backoff::new(BackoffConfig::default()).unwrap();
         let mut e = Seeded::new(1);
         let d0 = b.next_delay(&mut e).unwrap();
-        assert!(d0 <= Duration::from_millis(500), "first retry within initial·jitter: {d0:?}");
+        assert!(d0 <= IMMEDIATE_JITTER_MAX, "first retry within min(initial·jitter, 100 ms): {d0:?}");
         let d1 = b.next_delay(&mut e).unwrap();
         assert!(d1 >= Duration::from_millis(500) && d1 <= Duration::from_secs(1), "{d1:?}");
         let d2 = b.next_delay(&mut e).unwrap();
         assert!(d2 >= Duration::from_secs(1) && d2 <= Duration::from_secs(2), "{d2:?}");
         b.reset();
-        assert!(b.next_delay(&mut e).unwrap() <= Duration::from_millis(500));
+        assert!(b.next_delay(&mut e).unwrap() <= IMMEDIATE_JITTER_MAX);
     }
 
     #[test]
@@ -236,7 +246,8 @@ mod tests {
                         given += 1;
                         prop_assert!(d <= cfg.max);
                         if cfg.immediate_first && i == 0 {
-                            prop_assert!(d.as_secs_f64() <= cfg.initial.as_secs_f64() * cfg.jitter + 1e-9);
+                            let spread = (cfg.initial.as_secs_f64() * cfg.jitter).min(IMMEDIATE_JITTER_MAX.as_secs_f64());
+                            prop_assert!(d.as_secs_f64() <= spread + 1e-9);
                             continue;
                         }
                         let k = if cfg.immediate_first { i as u32 - 1 } else { i as u32 };

@@ -2,6 +2,15 @@
 //! explicit policy when full: block the actor (lossless: the socket stops being
 //! read and TCP pushes back), or drop the oldest events and report what was
 //! dropped as `Gap` events ahead of the next delivery.
+//!
+//! The queue is bounded in events and in bytes (frame text and strings an
+//! event carries, plus [`EVENT_OVERHEAD`] each), whichever is reached first;
+//! one event larger than the byte budget still passes an empty queue (the
+//! venue's frame-size limit bounds it). Under `DropOldest`, error and
+//! unknown-frame events are dropped like data (a flood of malformed frames
+//! must not grow the queue), and are reported as one coalesced error event
+//! counting them. Lifecycle events (connected, gaps, disconnects…) are never
+//! dropped; there are a handful per socket change.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,18 +40,88 @@ struct Dropped {
     countable: bool,
 }
 
+/// Error and unknown-frame events dropped since the last report.
+#[derive(Debug, Default)]
+struct DroppedNotes {
+    conn: u64,
+    epoch: u64,
+    count: u64,
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     buf: VecDeque<Event>,
+    /// Bytes of the events in `buf`, as [`event_bytes`] counts them.
+    bytes: usize,
+    peak_bytes: usize,
     dropped: BTreeMap<String, Dropped>,
+    notes: Option<DroppedNotes>,
     rx_alive: bool,
     senders: usize,
+}
+
+impl Inner {
+    fn push(&mut self, ev: Event) {
+        self.bytes += event_bytes(&ev);
+        self.peak_bytes = self.peak_bytes.max(self.bytes);
+        self.buf.push_back(ev);
+    }
+
+    fn pop(&mut self) -> Option<Event> {
+        let ev = self.buf.pop_front()?;
+        self.bytes -= event_bytes(&ev);
+        Some(ev)
+    }
+
+    /// The next report of drops, if any: gaps first, then dropped notes.
+    fn drop_report(&mut self) -> Option<Event> {
+        if let Some(stream) = self.dropped.keys().next().cloned() {
+            let d = self.dropped.remove(&stream).unwrap_or_default();
+            let missing = if d.countable { Missing::Count(d.count) } else { Missing::Unknown };
+            return Some(Event {
+                conn: d.conn,
+                epoch: d.epoch,
+                kind: EventKind::Gap { stream, from: d.from, to: d.to, missing },
+            });
+        }
+        let n = self.notes.take()?;
+        let msg = format!("{} error or unknown-frame events dropped: the event queue was full", n.count);
+        Some(Event { conn: n.conn, epoch: n.epoch, kind: EventKind::Error { msg, raw: String::new() } })
+    }
+}
+
+/// Bytes an event is charged beyond the strings it carries (its struct and
+/// the queue slot).
+pub const EVENT_OVERHEAD: usize = 128;
+
+/// Default byte budget of a queue: 16 MiB.
+pub const DEFAULT_QUEUE_BYTES: usize = 16 << 20;
+
+/// What an event costs against the byte budget.
+pub fn event_bytes(ev: &Event) -> usize {
+    EVENT_OVERHEAD
+        + match &ev.kind {
+            EventKind::Data { stream, payload, .. } => stream.len() + payload.len(),
+            EventKind::Error { msg, raw } => msg.len() + raw.len(),
+            EventKind::Unknown { raw } => raw.len(),
+            EventKind::Disconnected { reason } | EventKind::GaveUp { reason } => reason.len(),
+            EventKind::Gap { stream, .. } => stream.len(),
+            EventKind::SubscriptionFailed { stream, msg, .. } => stream.len() + msg.len(),
+            EventKind::AuthFailed { msg } => msg.len(),
+            EventKind::Connected | EventKind::Reconnected | EventKind::Rotated | EventKind::StateChanged(_) => 0,
+        }
+}
+
+/// Whether a full `DropOldest` queue may drop the event.
+fn evictable(ev: &Event) -> bool {
+    matches!(ev.kind, EventKind::Data { .. } | EventKind::Error { .. } | EventKind::Unknown { .. })
 }
 
 #[derive(Debug)]
 struct Shared {
     inner: Mutex<Inner>,
     cap: usize,
+    max_bytes: usize,
     policy: Overflow,
     readable: Notify,
     writable: Notify,
@@ -52,6 +131,23 @@ struct Shared {
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether an event of `size` bytes fits now.
+    fn fits(&self, g: &Inner, size: usize) -> bool {
+        g.buf.len() < self.cap && (g.buf.is_empty() || g.bytes + size <= self.max_bytes)
+    }
+
+    /// Drop-oldest: evicts the oldest droppable events until `size` fits
+    /// (or only lifecycle events are left), counting what it dropped.
+    fn make_room(&self, g: &mut Inner, size: usize) {
+        while !self.fits(g, size) {
+            let Some(i) = g.buf.iter().position(evictable) else { return };
+            let Some(old) = g.buf.remove(i) else { return };
+            g.bytes -= event_bytes(&old);
+            account(g, old);
+            self.dropped_total.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -87,11 +183,18 @@ impl Clone for EventSender {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReceiverGone;
 
-/// A queue of `cap` events (at least 1) with `policy`.
+/// A queue of `cap` events (at least 1) and [`DEFAULT_QUEUE_BYTES`] with `policy`.
 pub fn queue(cap: usize, policy: Overflow) -> (EventSender, EventReceiver) {
+    queue_bounded(cap, DEFAULT_QUEUE_BYTES, policy)
+}
+
+/// A queue of at most `cap` events (at least 1) and `max_bytes` bytes (see
+/// [`event_bytes`]) with `policy`.
+pub fn queue_bounded(cap: usize, max_bytes: usize, policy: Overflow) -> (EventSender, EventReceiver) {
     let s = Arc::new(Shared {
         inner: Mutex::new(Inner { rx_alive: true, senders: 1, ..Inner::default() }),
         cap: cap.max(1),
+        max_bytes,
         policy,
         readable: Notify::new(),
         writable: Notify::new(),
@@ -103,11 +206,12 @@ pub fn queue(cap: usize, policy: Overflow) -> (EventSender, EventReceiver) {
 impl EventSender {
     /// Queues an event according to the policy.
     pub async fn send(&self, ev: Event) -> Result<(), ReceiverGone> {
+        let size = event_bytes(&ev);
         let mut ev = Some(ev);
         // Fast path (the common case): room in the queue, no waiter registration.
         // Only a sender that may have to wait registers for `writable`, before
         // it checks again, so no wake-up is missed.
-        if self.try_push(&mut ev)? {
+        if self.try_push(&mut ev, size)? {
             return Ok(());
         }
         loop {
@@ -119,18 +223,13 @@ impl EventSender {
                 if !g.rx_alive {
                     return Err(ReceiverGone);
                 }
-                if g.buf.len() < self.s.cap {
-                    g.buf.push_back(ev.take().expect("event present until pushed"));
-                    drop(g);
-                    self.s.readable.notify_one();
-                    return Ok(());
-                }
                 if self.s.policy == Overflow::DropOldest {
-                    if let Some(old) = g.buf.pop_front() {
-                        account(&mut g, old);
-                        self.s.dropped_total.fetch_add(1, Ordering::Relaxed);
-                    }
-                    g.buf.push_back(ev.take().expect("event present until pushed"));
+                    self.s.make_room(&mut g, size);
+                }
+                if self.s.fits(&g, size) || self.s.policy == Overflow::DropOldest {
+                    // Drop-oldest pushes even when only lifecycle events are
+                    // left (they are never dropped, and few).
+                    g.push(ev.take().expect("event present until pushed"));
                     drop(g);
                     self.s.readable.notify_one();
                     return Ok(());
@@ -144,13 +243,13 @@ impl EventSender {
 impl EventSender {
     /// Pushes if the queue has room or the policy drops; `Ok(false)` when the
     /// sender must wait (the event stays in `ev`).
-    fn try_push(&self, ev: &mut Option<Event>) -> Result<bool, ReceiverGone> {
+    fn try_push(&self, ev: &mut Option<Event>, size: usize) -> Result<bool, ReceiverGone> {
         let mut g = self.s.lock();
         if !g.rx_alive {
             return Err(ReceiverGone);
         }
-        if g.buf.len() < self.s.cap {
-            g.buf.push_back(ev.take().expect("event present until pushed"));
+        if self.s.fits(&g, size) {
+            g.push(ev.take().expect("event present until pushed"));
             drop(g);
             self.s.readable.notify_one();
             return Ok(true);
@@ -159,18 +258,16 @@ impl EventSender {
     }
 }
 
+/// Records a dropped event for the next drop report.
 fn account(g: &mut Inner, old: Event) {
     let (stream, seq) = match &old.kind {
         EventKind::Data { stream, seq, .. } => (stream.clone(), *seq),
-        // Status events are never silently lost: keep them by putting them back in front.
         _ => {
-            g.buf.push_front(old);
-            // Make room by dropping the oldest data event instead.
-            if let Some(i) = g.buf.iter().position(|e| matches!(e.kind, EventKind::Data { .. }))
-                && let Some(d) = g.buf.remove(i)
-            {
-                account(g, d);
-            }
+            // An error or unknown frame: counted, reported as one event.
+            let n = g.notes.get_or_insert_with(DroppedNotes::default);
+            n.conn = old.conn;
+            n.epoch = n.epoch.max(old.epoch);
+            n.count += 1;
             return;
         }
     };
@@ -213,16 +310,10 @@ impl EventReceiver {
     /// event. `Err(())` when empty and no sender is left (the end).
     fn try_pop(s: &Shared) -> Result<Option<Event>, ()> {
         let mut g = s.lock();
-        if let Some(stream) = g.dropped.keys().next().cloned() {
-            let d = g.dropped.remove(&stream).unwrap_or_default();
-            let missing = if d.countable { Missing::Count(d.count) } else { Missing::Unknown };
-            return Ok(Some(Event {
-                conn: d.conn,
-                epoch: d.epoch,
-                kind: EventKind::Gap { stream, from: d.from, to: d.to, missing },
-            }));
+        if let Some(report) = g.drop_report() {
+            return Ok(Some(report));
         }
-        if let Some(ev) = g.buf.pop_front() {
+        if let Some(ev) = g.pop() {
             drop(g);
             // Cheap when nobody waits (one atomic store of a permit).
             s.writable.notify_one();
@@ -245,16 +336,10 @@ impl EventReceiver {
             wait.as_mut().enable();
             {
                 let mut g = this_s.lock();
-                if let Some(stream) = g.dropped.keys().next().cloned() {
-                    let d = g.dropped.remove(&stream).unwrap_or_default();
-                    let missing = if d.countable { Missing::Count(d.count) } else { Missing::Unknown };
-                    return Some(Event {
-                        conn: d.conn,
-                        epoch: d.epoch,
-                        kind: EventKind::Gap { stream, from: d.from, to: d.to, missing },
-                    });
+                if let Some(report) = g.drop_report() {
+                    return Some(report);
                 }
-                if let Some(ev) = g.buf.pop_front() {
+                if let Some(ev) = g.pop() {
                     drop(g);
                     this_s.writable.notify_one();
                     return Some(ev);
@@ -280,6 +365,21 @@ impl EventReceiver {
     /// Whether no event is waiting.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Bytes of the events waiting (see [`event_bytes`]).
+    pub fn bytes(&self) -> usize {
+        self.s.lock().bytes
+    }
+
+    /// The most bytes ever waiting at once.
+    pub fn peak_bytes(&self) -> usize {
+        self.s.lock().peak_bytes
+    }
+
+    /// The byte budget.
+    pub fn max_bytes(&self) -> usize {
+        self.s.max_bytes
     }
 }
 
@@ -370,6 +470,54 @@ mod tests {
         }
         assert!(kinds.contains(&EventKind::Connected), "{kinds:?}");
         assert!(kinds.iter().any(|k| matches!(k, EventKind::Gap { .. })), "{kinds:?}");
+    }
+
+    fn junk(n: usize) -> Event {
+        Event { conn: 0, epoch: 1, kind: EventKind::Error { msg: "invalid JSON".into(), raw: "x".repeat(n) } }
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_errors_is_bounded_and_reported_as_one_count() {
+        let (tx, mut rx) = queue_bounded(1000, 64 * 1024, Overflow::DropOldest);
+        tx.send(Event { conn: 0, epoch: 1, kind: EventKind::Connected }).await.unwrap();
+        for _ in 0..10_000 {
+            tx.send(junk(1000)).await.unwrap();
+        }
+        assert!(rx.bytes() <= 64 * 1024, "{} bytes", rx.bytes());
+        assert!(rx.peak_bytes() <= 64 * 1024 + event_bytes(&junk(1000)));
+        let kept = rx.len() as u64 - 1;
+        assert_eq!(rx.dropped(), 10_000 - kept, "only real drops are counted");
+        drop(tx);
+        let first = rx.recv().await.unwrap();
+        let EventKind::Error { msg, .. } = first.kind else { panic!("{first:?}") };
+        assert!(msg.starts_with(&format!("{} error", 10_000 - kept)), "{msg}");
+        assert_eq!(rx.recv().await.unwrap().kind, EventKind::Connected, "lifecycle events are kept");
+        let mut n = 0;
+        while let Some(e) = rx.recv().await {
+            assert!(matches!(e.kind, EventKind::Error { .. }));
+            n += 1;
+        }
+        assert_eq!(n, kept);
+    }
+
+    #[tokio::test]
+    async fn block_waits_for_bytes_too() {
+        let (tx, mut rx) = queue_bounded(1000, 4 * event_bytes(&junk(100)), Overflow::Block);
+        let producer = tokio::spawn(async move {
+            for _ in 0..50 {
+                tx.send(junk(100)).await.unwrap();
+            }
+        });
+        for _ in 0..50 {
+            rx.recv().await.unwrap();
+            assert!(rx.len() <= 4);
+        }
+        producer.await.unwrap();
+        // One event larger than the whole budget still passes an empty queue.
+        let (tx, mut rx) = queue_bounded(10, 10, Overflow::Block);
+        tx.send(junk(1000)).await.unwrap();
+        assert!(rx.recv().await.is_some());
+        assert_eq!(rx.peak_bytes(), event_bytes(&junk(1000)));
     }
 
     #[tokio::test]

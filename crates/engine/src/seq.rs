@@ -1,5 +1,9 @@
-//! Sequence tracking per stream, across reconnects: every jump becomes a gap,
-//! every repeat (reconnect or rotation overlap) is suppressed.
+//! Sequence tracking per subscribed stream, across reconnects: every jump
+//! becomes a gap, every repeat (rotation overlap, a venue's re-send) is
+//! dropped and counted, and a sequence that restarts (a venue-side id reset,
+//! or one bogus huge id) is followed after a gap of unknown extent instead of
+//! silencing the stream. Only streams the connection subscribed have state:
+//! data for any other name is [`Verdict::Unsolicited`].
 
 use std::collections::HashMap;
 
@@ -11,7 +15,8 @@ use crate::venue::{RESTART_WINDOW, Seq, SeqKind};
 pub enum Verdict {
     /// In order: deliver.
     Deliver,
-    /// Already delivered (overlap after a reconnect or rotation): drop silently.
+    /// Already delivered (overlap after a rotation, a venue's re-send): drop,
+    /// counted in [`SeqTracker::duplicates`].
     Duplicate,
     /// Deliver, but messages were lost before it.
     Gap {
@@ -22,58 +27,141 @@ pub enum Verdict {
         /// How many.
         missing: Missing,
     },
+    /// A stream nobody subscribed to: no state is kept for it.
+    Unsolicited,
 }
 
-/// Last sequence number seen per stream.
+#[derive(Debug, Default, Clone)]
+struct Track {
+    /// The last number delivered.
+    last: Option<u64>,
+    /// On a new socket, nothing delivered there yet: a step back cannot be
+    /// a re-send (a fresh socket starts with new data), so it is a restart.
+    fresh: bool,
+    /// Live duplicates in a row.
+    dup_run: u32,
+}
+
+/// Live messages (not a rotation's overlap) judged duplicates in a row
+/// after which the stream is taken as restarted: a venue re-sends a few
+/// messages at most, so a long run means the last number was bogus (one
+/// huge id) or the sequence restarted within the window.
+pub const DUPLICATE_RUN_RESTART: u32 = 64;
+
+/// Last sequence number seen per subscribed stream.
 #[derive(Debug, Default, Clone)]
 pub struct SeqTracker {
-    last: HashMap<String, u64>,
+    streams: HashMap<String, Track>,
+    duplicates: u64,
 }
 
 impl SeqTracker {
-    /// Judges `seq` on `stream` and records it.
-    pub fn check(&mut self, stream: &str, seq: Seq) -> Verdict {
-        let Some(last) = self.last.get_mut(stream) else {
-            self.last.insert(stream.to_string(), seq.last);
-            return Verdict::Deliver;
-        };
-        if seq.kind == SeqKind::Reset {
-            *last = seq.last;
-            return Verdict::Deliver;
+    /// Starts tracking a subscribed stream (no-op when tracked already).
+    pub fn track(&mut self, stream: &str) {
+        if !self.streams.contains_key(stream) {
+            self.streams.insert(stream.to_string(), Track::default());
         }
-        if seq.kind == SeqKind::Restartable && seq.last.saturating_add(RESTART_WINDOW) < *last {
-            // Too far back for a re-send: the venue restarted the sequence
-            // and its reset message was lost.
-            *last = seq.last;
-            return Verdict::Gap { from: 1, to: seq.first.saturating_sub(1), missing: Missing::Unknown };
-        }
-        if seq.last <= *last {
-            return Verdict::Duplicate;
-        }
-        if seq.kind == SeqKind::Ordered {
-            *last = seq.last;
-            return Verdict::Deliver;
-        }
-        let verdict = match seq.prev {
-            // Chained ids (futures depth `pu`): the link must match exactly.
-            Some(prev) if prev == *last => Verdict::Deliver,
-            Some(_) if seq.first <= *last => Verdict::Deliver, // overlapping re-send
-            Some(_) => Verdict::Gap { from: *last + 1, to: seq.first.saturating_sub(1), missing: Missing::Unknown },
-            None if seq.first <= *last + 1 => Verdict::Deliver,
-            None => Verdict::Gap { from: *last + 1, to: seq.first - 1, missing: Missing::Count(seq.first - 1 - *last) },
-        };
-        *last = seq.last;
-        verdict
+    }
+
+    /// Whether `stream` is subscribed (tracked).
+    pub fn is_tracked(&self, stream: &str) -> bool {
+        self.streams.contains_key(stream)
     }
 
     /// Forgets a stream (after an unsubscribe), so a later subscription starts fresh.
     pub fn forget(&mut self, stream: &str) {
-        self.last.remove(stream);
+        self.streams.remove(stream);
+    }
+
+    /// A new socket replaces a lost one: on every stream, a number lower
+    /// than the last delivered, as its first message there, is a restart.
+    pub fn new_socket(&mut self) {
+        for t in self.streams.values_mut() {
+            t.fresh = true;
+        }
+    }
+
+    /// Judges `seq` on `stream`, tracking the stream if it is not yet
+    /// (for callers that do not subscribe, such as replays and tests).
+    pub fn check(&mut self, stream: &str, seq: Seq) -> Verdict {
+        self.track(stream);
+        self.judge(stream, Some(seq), false)
+    }
+
+    /// Judges a live message on a subscribed stream: [`Verdict::Unsolicited`]
+    /// when `stream` is not tracked; unsequenced messages (`None`) are
+    /// delivered. With `overlap`, the message is a re-send expected to
+    /// repeat delivered numbers (a rotation candidate's held data): a step
+    /// back is a duplicate, never a restart.
+    pub fn judge(&mut self, stream: &str, seq: Option<Seq>, overlap: bool) -> Verdict {
+        let Some(t) = self.streams.get_mut(stream) else { return Verdict::Unsolicited };
+        let Some(seq) = seq else { return Verdict::Deliver };
+        let fresh = std::mem::take(&mut t.fresh);
+        let Some(last) = t.last else {
+            t.last = Some(seq.last);
+            return Verdict::Deliver;
+        };
+        if seq.kind == SeqKind::Reset {
+            t.last = Some(seq.last);
+            return Verdict::Deliver;
+        }
+        // Back at all as the first message of a new socket, too far back for
+        // a re-send (consecutive numbers only: ordered ones step by any
+        // amount), or duplicates for too long: the venue restarted the
+        // sequence (its reset message, if it has one, was lost), or the last
+        // number was bogus. Follow the new sequence after a gap of unknown
+        // extent.
+        let far = seq.kind != SeqKind::Ordered && seq.last.saturating_add(RESTART_WINDOW) < last;
+        let stuck = seq.last <= last && t.dup_run + 1 >= DUPLICATE_RUN_RESTART;
+        if !overlap && ((fresh && seq.last < last) || far || stuck) {
+            t.last = Some(seq.last);
+            t.dup_run = 0;
+            return Verdict::Gap { from: 1, to: seq.first.saturating_sub(1), missing: Missing::Unknown };
+        }
+        if seq.last <= last {
+            if !overlap {
+                t.dup_run += 1;
+            }
+            self.duplicates += 1;
+            return Verdict::Duplicate;
+        }
+        t.dup_run = 0;
+        t.last = Some(seq.last);
+        if seq.kind == SeqKind::Ordered {
+            return Verdict::Deliver;
+        }
+        let next = last.saturating_add(1);
+        match seq.prev {
+            // Chained ids (futures depth `pu`): the link must match exactly.
+            Some(prev) if prev == last => Verdict::Deliver,
+            Some(_) if seq.first <= last => Verdict::Deliver, // overlapping re-send
+            Some(_) => Verdict::Gap { from: next, to: seq.first.saturating_sub(1), missing: Missing::Unknown },
+            None if seq.first <= next => Verdict::Deliver,
+            None => {
+                let to = seq.first - 1;
+                Verdict::Gap { from: next, to, missing: Missing::Count(to - last) }
+            }
+        }
     }
 
     /// The last sequence number seen on `stream`.
     pub fn last(&self, stream: &str) -> Option<u64> {
-        self.last.get(stream).copied()
+        self.streams.get(stream).and_then(|t| t.last)
+    }
+
+    /// Repeats dropped so far.
+    pub fn duplicates(&self) -> u64 {
+        self.duplicates
+    }
+
+    /// Streams tracked.
+    pub fn len(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// Whether no stream is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.streams.is_empty()
     }
 }
 
@@ -129,8 +217,62 @@ mod tests {
         // The venue restarted at u = 1 and that snapshot was lost.
         assert_eq!(t.check("o", r(3)), Verdict::Gap { from: 1, to: 2, missing: Missing::Unknown });
         assert_eq!(t.check("o", r(4)), Verdict::Deliver);
-        // Counted streams never restart: far back is still a duplicate.
+        // Counted streams restart the same way: far back is no re-send.
         assert_eq!(t.check("c", Seq::range(5000, 5000)), Verdict::Deliver);
-        assert_eq!(t.check("c", Seq::range(3, 3)), Verdict::Duplicate);
+        assert!(matches!(t.check("c", Seq::range(3, 3)), Verdict::Gap { missing: Missing::Unknown, .. }));
+    }
+
+    #[test]
+    fn a_new_socket_stepping_back_is_a_restart_not_a_silenced_stream() {
+        let mut t = SeqTracker::default();
+        assert_eq!(t.check("t", Seq::single(500)), Verdict::Deliver);
+        assert_eq!(t.check("t", Seq::single(501)), Verdict::Deliver);
+        t.new_socket();
+        // The venue restarted its ids while the socket was down.
+        assert_eq!(
+            t.judge("t", Some(Seq::single(3)), false),
+            Verdict::Gap { from: 1, to: 2, missing: Missing::Unknown }
+        );
+        assert_eq!(t.judge("t", Some(Seq::single(4)), false), Verdict::Deliver);
+        // Only the first message of a socket may step back that little.
+        assert_eq!(t.judge("t", Some(Seq::single(2)), false), Verdict::Duplicate);
+        assert_eq!(t.duplicates(), 1);
+    }
+
+    #[test]
+    fn one_huge_id_does_not_silence_the_stream() {
+        let mut t = SeqTracker::default();
+        assert_eq!(t.check("t", Seq::single(1000)), Verdict::Deliver);
+        let v = t.check("t", Seq::single(u64::MAX));
+        assert!(matches!(v, Verdict::Gap { from: 1001, .. }), "{v:?}");
+        // No overflow at the top of the range, and the real ids come back.
+        assert_eq!(t.check("t", Seq::single(u64::MAX)), Verdict::Duplicate);
+        assert!(matches!(t.check("t", Seq::single(1001)), Verdict::Gap { missing: Missing::Unknown, .. }));
+        assert_eq!(t.check("t", Seq::single(1002)), Verdict::Deliver);
+        // A rotation's held re-sends may step far back: duplicates, not restarts.
+        assert_eq!(t.judge("t", Some(Seq::single(1)), true), Verdict::Duplicate);
+        // Ordered numbers step by any amount: a bogus huge one is left after
+        // a run of duplicates.
+        assert_eq!(t.check("o", Seq::ordered(5_000_000)), Verdict::Deliver);
+        assert_eq!(t.check("o", Seq::ordered(4_000_000)), Verdict::Duplicate, "far back, yet within its kind");
+        assert!(matches!(t.check("o", Seq::ordered(u64::MAX)), Verdict::Deliver));
+        for i in 1..DUPLICATE_RUN_RESTART as u64 {
+            assert_eq!(t.check("o", Seq::ordered(5_000_000 + i)), Verdict::Duplicate);
+        }
+        let v = t.check("o", Seq::ordered(5_000_100));
+        assert!(matches!(v, Verdict::Gap { missing: Missing::Unknown, .. }), "{v:?}");
+        assert_eq!(t.check("o", Seq::ordered(5_000_101)), Verdict::Deliver);
+    }
+
+    #[test]
+    fn only_subscribed_streams_have_state() {
+        let mut t = SeqTracker::default();
+        t.track("a");
+        assert_eq!(t.judge("b", Some(Seq::single(1)), false), Verdict::Unsolicited);
+        assert_eq!(t.judge("b", None, false), Verdict::Unsolicited);
+        assert_eq!(t.judge("a", None, false), Verdict::Deliver);
+        assert_eq!(t.len(), 1);
+        t.forget("a");
+        assert!(t.is_empty());
     }
 }

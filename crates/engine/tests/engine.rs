@@ -576,23 +576,30 @@ async fn backoff_delays_on_the_paused_clock_obey_the_policy() {
 }
 
 /// Streams without sequence numbers rotate too (taken from the old socket until
-/// the new one delivers).
+/// the new one delivers), and each switch says that frames may be lost or
+/// repeated there: one gap of unknown extent per unsequenced stream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unsequenced_streams_rotate_as_well() {
+async fn unsequenced_streams_rotate_with_an_unknown_gap() {
     let (_sim, sim) = start(market()).await;
     let mut cfg = config(&sim);
     cfg.rotate_after = Some(Duration::from_millis(400));
     let (conn, mut rx) = connect(&sim, Binance::default(), cfg, &["btcusdt@bookTicker"]);
     let mut rotations = 0;
+    let mut gaps = 0;
     let mut most = 0;
-    while rotations < 3 {
+    while rotations < 3 || gaps < rotations {
         match next(&mut rx).await.kind {
-            EventKind::Rotated => rotations += 1,
+            EventKind::Rotated => {
+                assert_eq!(gaps, rotations, "one gap per rotation");
+                rotations += 1;
+            }
+            EventKind::Gap { stream, missing: Missing::Unknown, .. } if stream == "btcusdt@bookTicker" => gaps += 1,
             EventKind::Data { .. } | EventKind::Connected => {}
             other => panic!("{other:?}"),
         }
         most = most.max(sim.connections().len());
     }
+    assert_eq!(gaps, rotations);
     assert!(most <= 2);
     assert!(conn.close().await);
 }

@@ -83,8 +83,10 @@ pub enum SeqKind {
     Restartable,
 }
 
-/// How far back a [`SeqKind::Restartable`] number may step and still be
-/// taken as a re-sent (duplicate) message; further back is a restart.
+/// How far back a sequence number may step on a live socket and still be
+/// taken as a re-sent (duplicate) message; further back is a restart (of any
+/// kind of sequence: a [`SeqKind::Restartable`] stream's lost reset message,
+/// or a venue-side id reset, or one bogus huge id before it).
 pub const RESTART_WINDOW: u64 = 1000;
 
 /// Sequence information a venue reads from a data frame.
@@ -234,7 +236,16 @@ pub trait VenueRules: Send + Sync + std::fmt::Debug + 'static {
     }
     /// Classifies one incoming text frame.
     fn classify<'a>(&self, frame: &'a str) -> Inbound<'a>;
+    /// The largest frame (and message) this venue is expected to send; a
+    /// larger one ends the socket (reported as a disconnect, then a gap)
+    /// before it is buffered. Default: [`DEFAULT_MAX_FRAME_BYTES`].
+    fn max_frame_bytes(&self) -> usize {
+        DEFAULT_MAX_FRAME_BYTES
+    }
 }
+
+/// The default of [`VenueRules::max_frame_bytes`]: 1 MiB.
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 1 << 20;
 
 /// Splits `streams` into request batches within `limits`: at most
 /// `max_streams_per_request` each, and at most `max_request_bytes` when encoded.

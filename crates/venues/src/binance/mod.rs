@@ -207,6 +207,12 @@ impl VenueRules for BinanceRules {
         (url, n)
     }
 
+    /// All-market arrays (`!ticker@arr`, about 3,000 symbols on spot) are
+    /// the largest frames, near 1 MiB: 4 MiB leaves room to grow.
+    fn max_frame_bytes(&self) -> usize {
+        4 << 20
+    }
+
     fn classify<'a>(&self, frame: &'a str) -> Inbound<'a> {
         match classify_fast(frame) {
             Some(inbound) => inbound,

@@ -405,6 +405,12 @@ impl VenueRules for BybitRules {
         }
     }
 
+    /// The largest public frames are `orderbook.1000` snapshots (about
+    /// 60 kB) and batched option tickers: 1 MiB is ample.
+    fn max_frame_bytes(&self) -> usize {
+        1 << 20
+    }
+
     fn encode_subscribe(&self, id: u64, streams: &[String]) -> String {
         BybitRules::request("subscribe", id, streams)
     }
