@@ -238,3 +238,34 @@ async fn a_session_that_delivered_data_does_not_count_as_a_failed_attempt() {
         "{text}"
     );
 }
+
+/// A consumer that reads nothing for 10 s while trades arrive at 50k msgs/s
+/// costs at most the queue's byte budget plus the documented allowance in
+/// resident memory, under both policies, and what the stall lost is
+/// reported (a gap) rather than hidden. Measured in a process of its own
+/// (`ferrofeed bench stall`), so other tests do not disturb its RSS.
+#[test]
+fn a_stalled_consumer_stays_within_the_byte_budget_under_both_policies() {
+    for policy in ["block", "drop-oldest"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferrofeed"))
+            .args(["bench", "stall", "--rate", "50000", "--stall", "10s", "--queue-mib", "4", "--no-pin", "--json"])
+            .args(["--policy", policy])
+            .output()
+            .expect("runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{policy}: {text} {}", String::from_utf8_lossy(&out.stderr));
+        let r: serde_json::Value = serde_json::from_str(text.trim()).expect("one JSON report");
+        let num = |k: &str| r[k].as_f64().unwrap_or_else(|| panic!("{policy}: no {k} in {r}"));
+        assert_eq!(num("queue_max_bytes"), (4u64 << 20) as f64);
+        assert!(num("queue_peak_bytes") >= num("queue_max_bytes") / 2.0, "{policy}: the stall filled the queue: {r}");
+        assert!(num("queue_peak_bytes") <= num("queue_max_bytes"), "{policy}: {r}");
+        assert_eq!(r["within_budget"], true, "{policy}: {r}");
+        assert!(num("trades_before") > 0.0 && num("trades_after") > 0.0, "{policy}: data flows again: {r}");
+        assert!(num("gap_events") >= 1.0, "{policy}: the loss is reported: {r}");
+        if policy == "block" {
+            assert_eq!(num("queue_dropped"), 0.0, "{r}");
+        } else {
+            assert!(num("queue_dropped") > 0.0, "{r}");
+        }
+    }
+}

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use ferrofeed::client::{ClientConfig, Environment, MarketId};
-use ferrofeed::engine::{ConnectSpec, Native, Transport, WsMsg, WsStream};
+use ferrofeed::engine::{ConnectSpec, Native, Overflow, Transport, WsMsg, WsStream};
 use ferrofeed::feed::{Feed, FeedConfig};
 use ferrofeed::model::Decimal;
 use ferrofeed::model::event::{EventKind, Level};
@@ -86,6 +86,19 @@ pub(crate) enum BenchCmd {
     ///   ferrofeed bench scale --streams 2000 --hold 1s --json
     #[command(verbatim_doc_comment)]
     Scale(ScaleArgs),
+    /// A stalled consumer: trades at --rate, read for a second, then not
+    /// read at all for --stall, then read again. Reports this process's
+    /// resident memory before and at its peak during the stall, the event
+    /// queue's bytes against its budget, and what the stall cost (gaps,
+    /// drops, reconnects: the simulator resets a consumer too slow to keep
+    /// up, as Binance does). `within_budget`: the growth stayed within the
+    /// queue's byte budget plus the fixed allowance (docs: README, "Memory").
+    ///
+    /// Examples:
+    ///   ferrofeed bench stall --rate 50000 --stall 10s --policy block
+    ///   ferrofeed bench stall --policy drop-oldest --queue-mib 4 --json
+    #[command(verbatim_doc_comment)]
+    Stall(StallArgs),
 }
 
 /// Options every simulator-backed bench shares.
@@ -156,6 +169,33 @@ pub(crate) struct ScaleArgs {
     common: Common,
 }
 
+/// `bench stall`.
+#[derive(Debug, Args)]
+pub(crate) struct StallArgs {
+    /// Trade frames per second.
+    #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    rate: u64,
+    /// How long the consumer reads nothing, e.g. `10s`.
+    #[arg(long, default_value = "10s", value_parser = crate::parse_duration)]
+    stall: Duration,
+    /// The queue's policy when full.
+    #[arg(long, value_enum, default_value = "block")]
+    policy: StallPolicy,
+    /// The event queue's byte budget, MiB.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    queue_mib: u64,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// `--policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+enum StallPolicy {
+    Block,
+    DropOldest,
+}
+
 /// Runs one benchmark.
 pub(crate) async fn run(cmd: BenchCmd) -> anyhow::Result<()> {
     // The measurements run on their own runtimes in their own threads.
@@ -164,6 +204,7 @@ pub(crate) async fn run(cmd: BenchCmd) -> anyhow::Result<()> {
         BenchCmd::Latency(a) => latency(&a),
         BenchCmd::Book(a) => book(&a),
         BenchCmd::Scale(a) => scale(&a),
+        BenchCmd::Stall(a) => stall(&a),
     })
     .await
     .context("the benchmark thread panicked")?
@@ -643,6 +684,145 @@ fn latency(a: &LatencyArgs) -> anyhow::Result<()> {
     }
     if rep.lost > 0 || rep.reference_lost > 0 {
         bail!("lost {} (reference {})", rep.lost, rep.reference_lost);
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------ stall
+
+/// Memory a stalled consumer may cost beyond the queue's byte budget: the
+/// socket's read buffer and one frame (the venue's frame cap, 4 MiB on
+/// Binance), the runtime's and allocator's slack.
+pub(crate) const STALL_ALLOWANCE_MIB: f64 = 12.0;
+
+#[derive(Debug, Serialize)]
+struct StallReport {
+    rate: u64,
+    stall_s: f64,
+    policy: StallPolicy,
+    queue_max_bytes: usize,
+    queue_peak_bytes: usize,
+    rss_before_mib: f64,
+    rss_peak_mib: f64,
+    rss_growth_mib: f64,
+    allowance_mib: f64,
+    within_budget: bool,
+    trades_before: u64,
+    trades_after: u64,
+    gap_events: u64,
+    queue_dropped: u64,
+    reconnects: u64,
+    pinned: bool,
+}
+
+fn stall(a: &StallArgs) -> anyhow::Result<()> {
+    let pin = can_pin(a.common.no_pin);
+    if pin {
+        pin_self();
+    }
+    let stall_s = a.stall.as_secs_f64();
+    // A second of warm-up, the stall, and up to 3 s of reading afterwards.
+    let n = ((a.rate as f64) * (stall_s + 4.0)).round() as u64;
+    let sim_args = vec!["--load-messages".into(), n.to_string(), "--load-rate".into(), a.rate.to_string()];
+    let sim = SimProcess::start(&sim_args, pin)?;
+    let queue_bytes = usize::try_from(a.queue_mib << 20).context("--queue-mib")?;
+    let rt = runtime()?;
+    let rep = rt.block_on(async {
+        let overflow = match a.policy {
+            StallPolicy::Block => Overflow::Block,
+            StallPolicy::DropOldest => Overflow::DropOldest,
+        };
+        let mut client = ClientConfig { environment: sim.env(), seed: Some(1), ..ClientConfig::default() };
+        client.overflow = overflow;
+        client.queue_bytes = queue_bytes;
+        let mut feed = Feed::new(FeedConfig { client, ..FeedConfig::default() });
+        feed.subscribe(load_market()?, &[LOAD_STREAM.to_string()]).await.context("subscribing")?;
+        let (mut before, mut after, mut gaps) = (0u64, 0u64, 0u64);
+        let warm = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < warm {
+            match tokio::time::timeout(STALL, feed.next()).await {
+                Ok(Some(ev)) if matches!(ev.kind, EventKind::Trade(_)) => before += 1,
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => bail!("the load stream did not flow"),
+            }
+        }
+        let rss_before = status_mib("VmRSS:");
+        reset_peak_rss();
+        let mut queue_peak = 0;
+        let end = tokio::time::Instant::now() + a.stall;
+        // The consumer reads nothing; the connection's task runs on.
+        while tokio::time::Instant::now() < end {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            feed.refresh_stats();
+            let st = feed.stats();
+            let q = st.lock().queue_bytes.get("public").copied().unwrap_or_default();
+            queue_peak = queue_peak.max(q.1);
+        }
+        let rss_peak = status_mib("VmHWM:").max(status_mib("VmRSS:"));
+        let resume = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < resume {
+            match tokio::time::timeout(Duration::from_secs(1), feed.next()).await {
+                Ok(Some(ev)) => match ev.kind {
+                    EventKind::Trade(_) => after += 1,
+                    EventKind::Gap(_) => gaps += 1,
+                    _ => {}
+                },
+                Ok(None) | Err(_) => break,
+            }
+        }
+        feed.refresh_stats();
+        let st = feed.stats();
+        let (dropped, reconnects) = {
+            let s = st.lock();
+            (s.queue_dropped.get("public").copied().unwrap_or(0), s.conns.values().map(|c| c.reconnects).sum())
+        };
+        feed.shutdown().await;
+        let growth = (rss_peak - rss_before).max(0.0);
+        let round = |x: f64| (x * 10.0).round() / 10.0;
+        Ok(StallReport {
+            rate: a.rate,
+            stall_s,
+            policy: a.policy,
+            queue_max_bytes: queue_bytes,
+            queue_peak_bytes: queue_peak,
+            rss_before_mib: round(rss_before),
+            rss_peak_mib: round(rss_peak),
+            rss_growth_mib: round(growth),
+            allowance_mib: STALL_ALLOWANCE_MIB,
+            within_budget: growth <= a.queue_mib as f64 + STALL_ALLOWANCE_MIB,
+            trades_before: before,
+            trades_after: after,
+            gap_events: gaps,
+            queue_dropped: dropped,
+            reconnects,
+            pinned: pin,
+        })
+    })?;
+    drop(rt);
+    drop(sim);
+    if a.common.json {
+        println!("{}", serde_json::to_string(&rep)?);
+    } else {
+        println!(
+            "{:?} policy, {} msgs/s, stalled {} s: RSS {} -> {} MiB (+{} MiB; budget {} + {} MiB: {}), \
+             queue peak {} of {} bytes; trades {} before, {} after; {} gaps, {} dropped, {} reconnects",
+            rep.policy,
+            rep.rate,
+            rep.stall_s,
+            rep.rss_before_mib,
+            rep.rss_peak_mib,
+            rep.rss_growth_mib,
+            a.queue_mib,
+            rep.allowance_mib,
+            if rep.within_budget { "within" } else { "OVER" },
+            rep.queue_peak_bytes,
+            rep.queue_max_bytes,
+            rep.trades_before,
+            rep.trades_after,
+            rep.gap_events,
+            rep.queue_dropped,
+            rep.reconnects
+        );
     }
     Ok(())
 }
