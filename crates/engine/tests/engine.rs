@@ -1,19 +1,18 @@
-//! The connection engine against the simulator over real sockets on 127.0.0.1:
-//! exact loss accounting through a kill storm, half-open detection, ping duty,
+//! The connection engine against the simulator over real sockets on 127.0.0.1,
+//! with the shipped Binance spot rules (`ferrofeed_venues::binance`): exact
+//! loss accounting through a kill storm, half-open detection, ping duty,
 //! retries and giving up, make-before-break rotation, slow consumers, shutdown.
 //! Timings are measured and printed, never asserted.
-
-mod common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::binance::Binance;
 use ferrofeed_engine::{
     BackoffConfig, ConnectSpec, Connection, ConnectionConfig, Event, EventKind, EventReceiver, Missing, Native,
     Overflow, State,
 };
 use ferrofeed_sim::{KillMode, LoadConfig, MarketConfig, MarketHandle, MarketKind, Sim, SimConfig};
+use ferrofeed_venues::binance::{BinanceRules as Binance, Market};
 
 const WAIT: Duration = Duration::from_secs(20);
 const LOAD: &str = "loadusdt@trade";
@@ -33,7 +32,8 @@ async fn start(m: MarketConfig) -> (Sim, MarketHandle) {
 }
 
 fn config(m: &MarketHandle) -> ConnectionConfig {
-    let mut c = ConnectionConfig::new(ConnectSpec::new(format!("{}/stream", m.ws_url())));
+    // The shipped rules build `/stream?streams=…` from the base.
+    let mut c = ConnectionConfig::new(ConnectSpec::new(m.ws_url()));
     c.backoff = BackoffConfig {
         initial: Duration::from_millis(20),
         max: Duration::from_millis(200),
@@ -41,6 +41,11 @@ fn config(m: &MarketHandle) -> ConnectionConfig {
     };
     c.seed = Some(7);
     c
+}
+
+/// The shipped Binance spot rules.
+fn binance() -> Binance {
+    Binance::new(Market::Spot)
 }
 
 fn connect(_m: &MarketHandle, venue: Binance, cfg: ConnectionConfig, streams: &[&str]) -> (Connection, EventReceiver) {
@@ -75,7 +80,7 @@ async fn kill_storm_loses_nothing_silently_and_delivers_no_duplicates() {
     let mut m = market();
     m.load = Some(LoadConfig::new(N, Some(25_000)));
     let (_sim, sim) = start(m).await;
-    let (conn, mut rx) = connect(&sim, Binance::default(), config(&sim), &[LOAD]);
+    let (conn, mut rx) = connect(&sim, binance(), config(&sim), &[LOAD]);
     sim.kill_every(Some((Duration::from_secs(2), Duration::from_secs(1))), KillMode::Reset);
 
     let (mut delivered, mut gap_total, mut reconnects) = (0u64, 0u64, 0u64);
@@ -123,7 +128,8 @@ async fn kill_storm_loses_nothing_silently_and_delivers_no_duplicates() {
 async fn half_open_socket_is_detected_and_replaced() {
     let (_sim, sim) = start(market()).await;
     let idle = Duration::from_millis(800);
-    let venue = Binance { idle_timeout: idle, ..Binance::default() };
+    let mut venue = binance();
+    venue.idle_timeout = idle;
     let (conn, mut rx) = connect(&sim, venue, config(&sim), &["btcusdt@trade"]);
     wait_for(&mut rx, "connected", |k| *k == EventKind::Connected).await;
     wait_for(&mut rx, "data", |k| matches!(k, EventKind::Data { .. })).await;
@@ -150,7 +156,7 @@ async fn every_server_ping_is_answered_with_its_payload() {
     m.limits.pong_timeout = Duration::from_millis(150); // 60 s / 400
     m.limits.msg_window = Duration::from_micros(2500); // 1 s / 400: pongs count against it
     let (_sim, sim) = start(m).await;
-    let (conn, mut rx) = connect(&sim, Binance::default(), config(&sim), &["btcusdt@trade"]);
+    let (conn, mut rx) = connect(&sim, binance(), config(&sim), &["btcusdt@trade"]);
     wait_for(&mut rx, "connected", |k| *k == EventKind::Connected).await;
     let until = Instant::now() + Duration::from_millis(1500); // 10 min / 400
     while Instant::now() < until {
@@ -179,7 +185,7 @@ async fn gives_up_after_exactly_the_configured_retries() {
     sim.refuse_connections(true);
     let mut cfg = config(&sim);
     cfg.backoff.max_attempts = Some(4);
-    let (_conn, mut rx) = connect(&sim, Binance::default(), cfg, &["btcusdt@trade"]);
+    let (_conn, mut rx) = connect(&sim, binance(), cfg, &["btcusdt@trade"]);
     let mut disconnects = 0;
     let reason = loop {
         match next(&mut rx).await.kind {
@@ -204,7 +210,7 @@ async fn rotation_before_the_lifetime_limit_loses_nothing() {
     let (_sim, sim) = start(m).await;
     let mut cfg = config(&sim);
     cfg.rotate_after = Some(Duration::from_millis(900));
-    let (conn, mut rx) = connect(&sim, Binance::default(), cfg, &[LOAD, "btcusdt@trade"]);
+    let (conn, mut rx) = connect(&sim, binance(), cfg, &[LOAD, "btcusdt@trade"]);
     let watcher = {
         let sim = sim.clone();
         tokio::spawn(async move {
@@ -252,7 +258,7 @@ async fn server_shutdown_notice_rotates_without_loss() {
     let mut m = market();
     m.timing.shutdown_grace = Duration::from_secs(3);
     let (_sim, sim) = start(m).await;
-    let (conn, mut rx) = connect(&sim, Binance::default(), config(&sim), &["btcusdt@trade"]);
+    let (conn, mut rx) = connect(&sim, binance(), config(&sim), &["btcusdt@trade"]);
     wait_for(&mut rx, "data", |k| matches!(k, EventKind::Data { .. })).await;
     assert_eq!(sim.server_shutdown(), 1);
     loop {
@@ -276,7 +282,7 @@ async fn slow_consumer_with_drop_oldest_stays_bounded_and_reports_drops() {
     let mut cfg = config(&sim);
     cfg.queue_capacity = 10_000;
     cfg.overflow = Overflow::DropOldest;
-    let (conn, mut rx) = connect(&sim, Binance::default(), cfg, &[LOAD]);
+    let (conn, mut rx) = connect(&sim, binance(), cfg, &[LOAD]);
     wait_for(&mut rx, "data", |k| matches!(k, EventKind::Data { .. })).await;
     let mut delivered = 1u64;
     for _ in 0..100 {
@@ -317,7 +323,7 @@ async fn slow_consumer_with_block_policy_reports_the_venues_drop_as_a_gap() {
     let (_sim, sim) = start(m).await;
     let mut cfg = config(&sim);
     cfg.queue_capacity = 1_000;
-    let (conn, mut rx) = connect(&sim, Binance::default(), cfg, &[LOAD]);
+    let (conn, mut rx) = connect(&sim, binance(), cfg, &[LOAD]);
     wait_for(&mut rx, "data", |k| matches!(k, EventKind::Data { .. })).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(rx.len() <= 1_000);
@@ -345,7 +351,7 @@ async fn slow_consumer_with_block_policy_reports_the_venues_drop_as_a_gap() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_become_events_and_the_connection_goes_on() {
     let (_sim, sim) = start(market()).await;
-    let (conn, mut rx) = connect(&sim, Binance::default(), config(&sim), &["btcusdt@trade"]);
+    let (conn, mut rx) = connect(&sim, binance(), config(&sim), &["btcusdt@trade"]);
     wait_for(&mut rx, "data", |k| matches!(k, EventKind::Data { .. })).await;
     sim.drop_next("btcusdt@trade", 3);
     let g = wait_for(&mut rx, "gap", |k| matches!(k, EventKind::Gap { .. })).await;
@@ -374,13 +380,13 @@ async fn faults_become_events_and_the_connection_goes_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_and_drop_end_the_connection_with_code_1000() {
     let (_sim, sim) = start(market()).await;
-    let (conn, mut rx) = connect(&sim, Binance::default(), config(&sim), &["btcusdt@trade"]);
+    let (conn, mut rx) = connect(&sim, binance(), config(&sim), &["btcusdt@trade"]);
     wait_for(&mut rx, "connected", |k| *k == EventKind::Connected).await;
     let t = Instant::now();
     assert!(conn.close().await, "joined without abort");
     println!("close took {:?}", t.elapsed());
     while let Ok(Some(_)) = tokio::time::timeout(WAIT, rx.recv()).await {}
-    let (conn2, mut rx2) = connect(&sim, Binance::default(), config(&sim), &["btcusdt@trade"]);
+    let (conn2, mut rx2) = connect(&sim, binance(), config(&sim), &["btcusdt@trade"]);
     wait_for(&mut rx2, "connected", |k| *k == EventKind::Connected).await;
     drop(conn2);
     while let Ok(Some(_)) = tokio::time::timeout(WAIT, rx2.recv()).await {}
@@ -395,7 +401,10 @@ async fn close_and_drop_end_the_connection_with_code_1000() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscriptions_are_restored_after_a_reconnect_within_the_message_limit() {
     let (_sim, sim) = start(market()).await;
-    let venue = Binance { max_streams_per_request: 2, ..Binance::default() };
+    let mut venue = binance();
+    venue.max_streams_per_request = 2;
+    // Every stream by SUBSCRIBE message (none in the URL), so the pacing shows.
+    venue.max_url_bytes = 0;
     let streams = [
         "btcusdt@trade",
         "btcusdt@aggTrade",
@@ -499,7 +508,7 @@ async fn connects_through_http_connect_and_socks5_proxies() {
         let mut cfg = config(&sim);
         cfg.spec.proxy = Some(proxy.clone());
         cfg.spec.headers.push(("User-Agent".into(), "ferrofeed-test".into()));
-        let (conn, mut rx) = connect(&sim, Binance::default(), cfg, &["btcusdt@trade"]);
+        let (conn, mut rx) = connect(&sim, binance(), cfg, &["btcusdt@trade"]);
         wait_for(&mut rx, "data through the proxy", |k| matches!(k, EventKind::Data { .. })).await;
         assert_eq!(tunnels.load(std::sync::atomic::Ordering::SeqCst), 1, "{proxy}");
         assert!(conn.close().await);
@@ -519,7 +528,7 @@ async fn a_shared_attempt_budget_keeps_a_reconnect_storm_under_the_venue_limit()
     for _ in 0..8 {
         let mut cfg = config(&sim);
         cfg.attempts = Some(budget.clone());
-        conns.push(connect(&sim, Binance::default(), cfg, &["btcusdt@trade"]));
+        conns.push(connect(&sim, binance(), cfg, &["btcusdt@trade"]));
     }
     for (_, rx) in conns.iter_mut() {
         wait_for(rx, "connected", |k| *k == EventKind::Connected).await;
@@ -550,7 +559,7 @@ async fn backoff_delays_on_the_paused_clock_obey_the_policy() {
     cfg.backoff.max_attempts = Some(9);
     let policy = cfg.backoff.clone();
     let (_conn, mut rx) =
-        Connection::spawn(Native::new(), Arc::new(Binance::default()), cfg, vec!["btcusdt@trade".into()]).unwrap();
+        Connection::spawn(Native::new(), Arc::new(binance()), cfg, vec!["btcusdt@trade".into()]).unwrap();
     let mut at = Vec::new();
     loop {
         match rx.recv().await.expect("alive").kind {
@@ -583,7 +592,7 @@ async fn unsequenced_streams_rotate_with_an_unknown_gap() {
     let (_sim, sim) = start(market()).await;
     let mut cfg = config(&sim);
     cfg.rotate_after = Some(Duration::from_millis(400));
-    let (conn, mut rx) = connect(&sim, Binance::default(), cfg, &["btcusdt@bookTicker"]);
+    let (conn, mut rx) = connect(&sim, binance(), cfg, &["btcusdt@bookTicker"]);
     let mut rotations = 0;
     let mut gaps = 0;
     let mut most = 0;
@@ -612,7 +621,10 @@ async fn an_unanswered_subscribe_is_reported_and_does_not_block_activation() {
     sim.set_ack_delay(Duration::from_secs(60));
     let mut cfg = config(&sim);
     cfg.ack_timeout = Duration::from_millis(300);
-    let (conn, mut rx) = connect(&sim, Binance::default(), cfg, &["btcusdt@trade"]);
+    // Subscribed by message (a stream in the URL needs no answer).
+    let mut venue = binance();
+    venue.max_url_bytes = 0;
+    let (conn, mut rx) = connect(&sim, venue, cfg, &["btcusdt@trade"]);
     let mut saw_error = false;
     loop {
         match next(&mut rx).await.kind {

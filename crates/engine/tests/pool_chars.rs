@@ -9,11 +9,11 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::bybit::Bybit;
 use ferrofeed_engine::{
     BackoffConfig, ConnectSpec, ConnectionConfig, EventKind, EventReceiver, Native, Overflow, Pool, PoolConfig,
     PoolError, queue,
 };
+use ferrofeed_venues::bybit::{BybitRules, Category};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -102,7 +102,11 @@ fn pool(url: &str, max_connections: Option<usize>) -> (Pool<Native>, EventReceiv
         max: Duration::from_millis(50),
         ..BackoffConfig::default()
     };
-    let venue = Bybit { max_stream_chars: Some(BUDGET), ..Bybit::default() };
+    // The shipped public rules, with a small budget to make sharding visible.
+    let mut venue = BybitRules::public(Category::Linear);
+    venue.max_stream_chars = Some(BUDGET);
+    // The option category's count cap; characters bind first here.
+    venue.max_streams = 2000;
     let cfg = PoolConfig { name: "test:chars".into(), connection: cc, max_streams_per_conn: None, max_connections };
     let (tx, rx) = queue(4096, Overflow::Block);
     (Pool::new(Native::new(), Arc::new(venue), cfg, tx, Arc::new(AtomicU64::new(0))), rx)
@@ -224,7 +228,9 @@ async fn without_a_character_budget_the_count_cap_alone_shards() {
     let (url, _seen) = server().await;
     let mut cc = ConnectionConfig::new(ConnectSpec::new(&url));
     cc.seed = Some(5);
-    let venue = Bybit { max_stream_chars: None, max_streams: 10, ..Bybit::default() };
+    let mut venue = BybitRules::public(Category::Linear);
+    venue.max_stream_chars = None;
+    venue.max_streams = 10;
     let cfg =
         PoolConfig { name: "test:count".into(), connection: cc, max_streams_per_conn: None, max_connections: None };
     let (tx, mut rx) = queue(4096, Overflow::Block);

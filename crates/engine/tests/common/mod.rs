@@ -4,6 +4,5 @@
 
 #![allow(dead_code)]
 
-pub mod binance;
 pub mod bybit;
 pub mod deribit;
