@@ -204,7 +204,9 @@ async fn a_thousand_books_resyncing_at_once_stay_under_the_rest_weight_limit() {
 
     let mut out = Vec::new();
     let mut reconnects = 0;
-    let mut sync_all = async |round: &str, books: &mut Books, reconnects: &mut u32| {
+    // Pumps events until every book is in sync and at least `min_resyncs`
+    // resyncs happened in all.
+    let mut sync_all = async |round: &str, books: &mut Books, reconnects: &mut u32, min_resyncs: u64| {
         let t = Instant::now();
         loop {
             tokio::select! {
@@ -217,20 +219,20 @@ async fn a_thousand_books_resyncing_at_once_stay_under_the_rest_weight_limit() {
                 f = books.next_fetch() => books.on_fetch(f, &mut out),
             }
             out.clear();
-            if symbols.iter().all(|s| books.book(SPOT, s).is_some()) {
+            let resyncs = || symbols.iter().filter_map(|s| books.book_stats(SPOT, s)).map(|b| b.resyncs).sum::<u64>();
+            if symbols.iter().all(|s| books.book(SPOT, s).is_some()) && resyncs() >= min_resyncs {
                 eprintln!("{round}: 1000 books in sync after {:?}; {:?}", t.elapsed(), books.fetch_stats());
                 return;
             }
             assert!(t.elapsed() < Duration::from_secs(120), "{round}: stuck; {:?}", books.fetch_stats());
         }
     };
-    sync_all("initial sync", &mut books, &mut reconnects).await;
+    sync_all("initial sync", &mut books, &mut reconnects, 0).await;
     let first = books.fetch_stats();
     // Every stream loses data at once: the socket stays open but sends nothing
     // for a second.
     m.stall(None, Duration::from_millis(1500));
-    tokio::time::sleep(Duration::from_millis(1600)).await;
-    sync_all("mass resync", &mut books, &mut reconnects).await;
+    sync_all("mass resync", &mut books, &mut reconnects, 900).await;
     let st = books.fetch_stats();
     let resyncs: u64 = symbols.iter().map(|s| books.book_stats(SPOT, s).expect("tracked").resyncs).sum();
     assert!(resyncs >= 900, "only {resyncs} books lost sync");

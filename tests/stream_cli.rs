@@ -96,13 +96,26 @@ fn stream_prints_documented_events_and_serves_moving_metrics() {
     let reader =
         std::thread::spawn(move || BufReader::new(stdout).lines().map(|l| l.expect("utf-8")).collect::<Vec<_>>());
 
-    std::thread::sleep(Duration::from_millis(1500));
-    let a = prometheus_parse::Scrape::parse(get(&url).lines().map(|l| Ok(l.to_string()))).expect("Prometheus text");
-    std::thread::sleep(Duration::from_millis(1500));
-    let b = prometheus_parse::Scrape::parse(get(&url).lines().map(|l| Ok(l.to_string()))).expect("Prometheus text");
-    let trades = |s| metric(s, "ferrofeed_events_total", Some(("type", "trade")));
+    let scrape =
+        || prometheus_parse::Scrape::parse(get(&url).lines().map(|l| Ok(l.to_string()))).expect("Prometheus text");
+    let trades = |s: &prometheus_parse::Scrape| metric(s, "ferrofeed_events_total", Some(("type", "trade")));
+    let msgs =
+        |s: &prometheus_parse::Scrape| metric(s, "ferrofeed_stream_messages_total", Some(("stream", "btcusdt@trade")));
+    let synced = |s: &prometheus_parse::Scrape| metric(s, "ferrofeed_book_synced", Some(("symbol", "ETHUSDT")));
+    // Scrape until the counters have moved and the book is in sync (a hang
+    // guard of 20 s, not a timing bound).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let until = |ok: &dyn Fn(&prometheus_parse::Scrape) -> bool| loop {
+        let s = scrape();
+        if ok(&s) {
+            return s;
+        }
+        assert!(std::time::Instant::now() < deadline, "metrics never got there");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let a = until(&|s| trades(s) > 0.0 && msgs(s) > 0.0);
+    let b = until(&|s| trades(s) > trades(&a) && msgs(s) > msgs(&a) && synced(s) == 1.0);
     assert!(trades(&b) > trades(&a) && trades(&a) > 0.0, "trade counter moves: {} -> {}", trades(&a), trades(&b));
-    let msgs = |s| metric(s, "ferrofeed_stream_messages_total", Some(("stream", "btcusdt@trade")));
     assert!(msgs(&b) > msgs(&a));
     assert_eq!(metric(&b, "ferrofeed_connection_up", None), 2.0, "one connection per market, both up");
     assert_eq!(metric(&b, "ferrofeed_book_synced", Some(("symbol", "ETHUSDT"))), 1.0);

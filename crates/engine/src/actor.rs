@@ -1184,6 +1184,7 @@ impl<T: Transport> Actor<T> {
                 }
                 std::mem::swap(&mut link, &mut new);
                 link.candidate = false;
+                self.seq.switched();
                 // `new` is now the old socket: close it without blocking the new one.
                 let close_timeout = self.cfg.close_timeout;
                 tokio::spawn(async move {

@@ -40,6 +40,9 @@ struct Track {
     fresh: bool,
     /// Live duplicates in a row.
     dup_run: u32,
+    /// After a rotation: the new socket may trail the old one, so its
+    /// messages repeat delivered numbers until it catches up.
+    catching_up: bool,
 }
 
 /// Live messages (not a rotation's overlap) judged duplicates in a row
@@ -81,6 +84,16 @@ impl SeqTracker {
         }
     }
 
+    /// A rotation switched to a new socket that overlaps the old one: on
+    /// every stream, its messages are re-sends (never restarts) until one
+    /// passes the last delivered number.
+    pub fn switched(&mut self) {
+        for t in self.streams.values_mut() {
+            t.catching_up = true;
+            t.fresh = false;
+        }
+    }
+
     /// Judges `seq` on `stream`, tracking the stream if it is not yet
     /// (for callers that do not subscribe, such as replays and tests).
     pub fn check(&mut self, stream: &str, seq: Seq) -> Verdict {
@@ -97,6 +110,7 @@ impl SeqTracker {
         let Some(t) = self.streams.get_mut(stream) else { return Verdict::Unsolicited };
         let Some(seq) = seq else { return Verdict::Deliver };
         let fresh = std::mem::take(&mut t.fresh);
+        let overlap = overlap || t.catching_up;
         let Some(last) = t.last else {
             t.last = Some(seq.last);
             return Verdict::Deliver;
@@ -126,6 +140,7 @@ impl SeqTracker {
             return Verdict::Duplicate;
         }
         t.dup_run = 0;
+        t.catching_up = false;
         t.last = Some(seq.last);
         if seq.kind == SeqKind::Ordered {
             return Verdict::Deliver;
@@ -237,6 +252,18 @@ mod tests {
         // Only the first message of a socket may step back that little.
         assert_eq!(t.judge("t", Some(Seq::single(2)), false), Verdict::Duplicate);
         assert_eq!(t.duplicates(), 1);
+        // A rotation's new socket may trail the old one by any amount: its
+        // repeats are duplicates until it catches up, however many.
+        for id in 5..2000 {
+            assert_eq!(t.check("t", Seq::single(id)), Verdict::Deliver);
+        }
+        t.switched();
+        for id in 1..1999 {
+            assert_eq!(t.judge("t", Some(Seq::single(id)), false), Verdict::Duplicate, "{id}");
+        }
+        assert_eq!(t.judge("t", Some(Seq::single(2000)), false), Verdict::Deliver);
+        // Caught up: live rules again.
+        assert!(matches!(t.judge("t", Some(Seq::single(3)), false), Verdict::Gap { .. }));
     }
 
     #[test]

@@ -285,10 +285,14 @@ async fn slow_consumer_with_drop_oldest_stays_bounded_and_reports_drops() {
     let (conn, mut rx) = connect(&sim, binance(), cfg, &[LOAD]);
     wait_for(&mut rx, "data", |k| matches!(k, EventKind::Data { .. })).await;
     let mut delivered = 1u64;
-    for _ in 0..100 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    // The consumer stalls until the queue has overflowed well past its bound.
+    let deadline = Instant::now() + WAIT;
+    while rx.dropped() < 20_000 {
+        assert!(Instant::now() < deadline, "the queue never overflowed");
         assert!(rx.len() <= 10_000, "queue bound held: {}", rx.len());
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    assert!(rx.len() <= 10_000, "queue bound held: {}", rx.len());
     let dropped = rx.dropped();
     assert!(dropped > 0);
     let mut gap_total = 0;
@@ -325,7 +329,13 @@ async fn slow_consumer_with_block_policy_reports_the_venues_drop_as_a_gap() {
     cfg.queue_capacity = 1_000;
     let (conn, mut rx) = connect(&sim, binance(), cfg, &[LOAD]);
     wait_for(&mut rx, "data", |k| matches!(k, EventKind::Data { .. })).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The consumer stalls until the venue gives up on the socket it cannot write to.
+    let deadline = Instant::now() + WAIT;
+    while sim.stats().counters.slow_consumer_resets == 0 {
+        assert!(Instant::now() < deadline, "the venue never reset the slow socket");
+        assert!(rx.len() <= 1_000);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(rx.len() <= 1_000);
     assert_eq!(rx.dropped(), 0, "block never drops locally");
     let (mut delivered, mut gap_total, mut last) = (1u64, 0u64, FIRST_ID);
@@ -390,7 +400,12 @@ async fn close_and_drop_end_the_connection_with_code_1000() {
     wait_for(&mut rx2, "connected", |k| *k == EventKind::Connected).await;
     drop(conn2);
     while let Ok(Some(_)) = tokio::time::timeout(WAIT, rx2.recv()).await {}
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The simulator records a close once its side of the socket has ended.
+    let deadline = Instant::now() + WAIT;
+    while sim.stats().counters.client_close_codes.get(&1000) != Some(&2) || !sim.connections().is_empty() {
+        assert!(Instant::now() < deadline, "{:?}", sim.stats().counters);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let c = sim.stats().counters;
     assert_eq!(c.client_close_codes.get(&1000), Some(&2), "{c:?}");
     assert_eq!(sim.connections().len(), 0);
