@@ -49,6 +49,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations, missing_docs)]
 
+pub mod audit;
 pub mod books;
 pub mod client;
 pub mod feed;

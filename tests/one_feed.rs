@@ -8,12 +8,13 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use ferrofeed::audit::IdLedger;
 use ferrofeed::books::BookConfig;
 use ferrofeed::client::{ClientConfig, Environment, MarketId};
 use ferrofeed::engine::BackoffConfig;
 use ferrofeed::feed::Feed;
 use ferrofeed::model::Decimal;
-use ferrofeed::model::event::{EventKind, Level, Missing};
+use ferrofeed::model::event::{EventKind, Level};
 use ferrofeed::venues::{Channel, binance, bybit};
 use ferrofeed_sim::{BybitCategory, KillMode, MarketConfig, MarketHandle, MarketKind, Sim, SimConfig};
 
@@ -26,48 +27,6 @@ fn levels(v: &[[String; 2]]) -> Vec<Level> {
             qty: q.parse::<Decimal>().expect("sim qty"),
         })
         .collect()
-}
-
-/// One trade stream's accounting.
-#[derive(Debug, Default)]
-struct Trades {
-    /// The first and last delivered ids.
-    first: Option<u64>,
-    last: Option<u64>,
-    delivered: u64,
-    /// Ranges a counted `gap` reported.
-    gaps: Vec<(u64, u64)>,
-    /// Unknown-extent gaps reported so far, and the count when the last
-    /// trade was delivered.
-    unknown: u64,
-    unknown_at_last: u64,
-    /// Lost ids inside a counted gap, and across an unknown-extent gap.
-    in_gaps: u64,
-    across_unknown: u64,
-    unreported: Vec<(u64, u64)>,
-}
-
-impl Trades {
-    fn on_trade(&mut self, id: u64, what: &str) {
-        if let Some(prev) = self.last {
-            assert!(id > prev, "{what}: trade {id} after {prev}: order not kept");
-            if id > prev + 1 {
-                let (from, to) = (prev + 1, id - 1);
-                if self.gaps.iter().any(|(a, b)| *a <= from && to <= *b) {
-                    self.in_gaps += to - from + 1;
-                } else if self.unknown > self.unknown_at_last {
-                    self.across_unknown += to - from + 1;
-                } else {
-                    self.unreported.push((from, to));
-                }
-            }
-        } else {
-            self.first = Some(id);
-        }
-        self.delivered += 1;
-        self.last = Some(id);
-        self.unknown_at_last = self.unknown;
-    }
 }
 
 /// One book's checks.
@@ -137,7 +96,7 @@ async fn one_feed_three_markets_kills_exact_accounting_and_true_books() {
     let markets =
         [market(binance::spec::SPOT, &spot), market(binance::spec::USDM, &usdm), market(bybit::spec::LINEAR, &linear)];
 
-    let mut trades: BTreeMap<MarketId, Trades> = markets.iter().map(|m| (m.id, Trades::default())).collect();
+    let mut trades: BTreeMap<MarketId, IdLedger> = markets.iter().map(|m| (m.id, IdLedger::default())).collect();
     let mut books: BTreeMap<MarketId, BookLog> = markets.iter().map(|m| (m.id, BookLog::default())).collect();
     let mut reconnects: BTreeMap<MarketId, u64> = BTreeMap::new();
     // 0..=2: kill market `phase` once its book has been checked enough;
@@ -189,7 +148,7 @@ async fn one_feed_three_markets_kills_exact_accounting_and_true_books() {
                 }
             }
             _ => {
-                if markets.iter().all(|m| trades[&m.id].last == end.get(&m.id).copied()) {
+                if markets.iter().all(|m| trades[&m.id].range().1 == end.get(&m.id).copied()) {
                     break;
                 }
             }
@@ -200,16 +159,18 @@ async fn one_feed_three_markets_kills_exact_accounting_and_true_books() {
         match &ev.kind {
             EventKind::Trade(t) => {
                 let n: u64 = t.trade_id.parse().expect("numeric trade id");
-                trades.get_mut(&id).expect("subscribed market").on_trade(n, &what);
+                let ledger = trades.get_mut(&id).expect("subscribed market");
+                assert!(
+                    ledger.range().1.is_none_or(|last| n > last),
+                    "{what}: trade {n} after {:?}: order not kept",
+                    ledger.range().1
+                );
+                ledger.on_id(n, &[]);
             }
             EventKind::Gap(g) => {
                 let m = markets.iter().find(|m| m.id == id).expect("market");
                 if g.stream == m.trades {
-                    let t = trades.get_mut(&id).expect("market");
-                    match g.missing {
-                        Missing::Range { from, to } => t.gaps.push((from, to)),
-                        Missing::Unknown { .. } => t.unknown += 1,
-                    }
+                    trades.get_mut(&id).expect("market").gap(&g.missing);
                 }
             }
             EventKind::Reconnected => *reconnects.entry(id).or_default() += 1,
@@ -250,8 +211,9 @@ async fn one_feed_three_markets_kills_exact_accounting_and_true_books() {
         }
     }
     for m in &markets {
-        let t = &trades[&m.id];
         let stats = m.handle.stream_stats(&m.trades).expect("produced");
+        let t = trades.get_mut(&m.id).expect("market");
+        t.finish(stats.first_id, stats.last_id, &[]);
         println!(
             "{}: produced {} (ids {:?}..={:?}); delivered {}, in counted gaps {}, across unknown-extent gaps {}; \
              book checked {} times, {} resyncs; {} reconnects",
@@ -266,8 +228,9 @@ async fn one_feed_three_markets_kills_exact_accounting_and_true_books() {
             books[&m.id].resyncs,
             reconnects.get(&m.id).copied().unwrap_or(0)
         );
-        assert!(t.unreported.is_empty(), "{}: ids lost without a gap: {:?}", m.id, t.unreported);
-        assert_eq!(t.first, stats.first_id, "{}: the first trade produced was delivered", m.id);
+        assert!(t.silent_spans.is_empty(), "{}: ids lost without a gap: {:?}", m.id, t.silent_spans);
+        assert_eq!(t.range().0, stats.first_id, "{}: the first trade produced was delivered", m.id);
+        assert_eq!(t.duplicates, 0, "{}: {t:?}", m.id);
         assert_eq!(t.delivered + t.in_gaps + t.across_unknown, stats.produced, "{}: {t:?}", m.id);
         assert!(books[&m.id].resyncs >= 1 && books[&m.id].snapshots_after_kill >= 1, "{}: {:?}", m.id, books[&m.id]);
     }

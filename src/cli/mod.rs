@@ -2,6 +2,7 @@
 //! library (it parses arguments, starts things, prints).
 
 pub(crate) mod bench;
+pub(crate) mod chaos;
 pub(crate) mod demo;
 pub(crate) mod record;
 pub(crate) mod signal;

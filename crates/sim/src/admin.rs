@@ -24,6 +24,17 @@ fn duration(v: f64) -> Option<Duration> {
     (v.is_finite() && (0.0..=MAX_ADMIN_SECS).contains(&v)).then(|| Duration::from_secs_f64(v))
 }
 
+/// A frame count: absent is `default`; else a whole number from 0 to
+/// [`crate::MAX_FLOOD_FRAMES`].
+fn frame_count(v: Option<Result<f64, String>>, default: u64) -> Result<u64, String> {
+    match v {
+        None => Ok(default.min(crate::MAX_FLOOD_FRAMES)),
+        Some(Ok(c)) if c.fract() == 0.0 && (0.0..=crate::MAX_FLOOD_FRAMES as f64).contains(&c) => Ok(c as u64),
+        Some(Ok(_)) => Err(format!("counts must be whole numbers between 0 and {}", crate::MAX_FLOOD_FRAMES)),
+        Some(Err(e)) => Err(e),
+    }
+}
+
 fn bad(msg: &str) -> Resp {
     json(StatusCode::BAD_REQUEST, serde_json::json!({ "error": msg }).to_string())
 }
@@ -196,6 +207,47 @@ pub(crate) async fn handle<B>(req: Request<B>, hub: Arc<Hub>) -> Resp {
                 m.kill_every(Some((period, spread)), mode);
             }
             ok(serde_json::json!({ "ok": true }))
+        }
+        (Method::POST, "/admin/unsubscribed") => {
+            let frames = match frame_count(num("count"), 1000) {
+                Ok(c) => c,
+                Err(e) => return bad(&e),
+            };
+            let streams = match frame_count(num("streams"), frames.max(1)) {
+                Ok(0) => return bad("streams must be at least 1"),
+                Ok(s) => s,
+                Err(e) => return bad(&e),
+            };
+            ok(serde_json::json!({ "connections": m.flood_unsubscribed(conn, frames, streams), "frames": frames }))
+        }
+        (Method::POST, "/admin/malformed_flood") => match frame_count(num("count"), 1000) {
+            Ok(c) => ok(serde_json::json!({ "connections": m.flood_malformed(conn, c), "frames": c })),
+            Err(e) => bad(&e),
+        },
+        (Method::POST, "/admin/oversized") => {
+            let bytes = match num("bytes") {
+                Some(Ok(b)) if (0.0..=crate::MAX_OVERSIZED_BYTES as f64).contains(&b) => b as usize,
+                Some(Ok(_)) => return bad(&format!("bytes must be between 0 and {}", crate::MAX_OVERSIZED_BYTES)),
+                Some(Err(e)) => return bad(&e),
+                None => return bad("parameter 'bytes' is required"),
+            };
+            match m.send_oversized(conn, bytes) {
+                Ok(n) => ok(serde_json::json!({ "sent": n, "bytes": bytes })),
+                Err(e) => bad(&e),
+            }
+        }
+        (Method::POST, "/admin/id_reset") => {
+            let to = match num("to") {
+                None => 1,
+                Some(Ok(t)) if (1.0..=1e15).contains(&t) => t as u64,
+                Some(Ok(_)) => return bad("to must be between 1 and 1e15"),
+                Some(Err(e)) => return bad(&e),
+            };
+            let symbol = get("symbol").map(str::to_uppercase);
+            match m.reset_ids(symbol.as_deref(), to) {
+                0 if symbol.is_some() => bad("unknown symbol"),
+                n => ok(serde_json::json!({ "symbols": n, "to": to })),
+            }
         }
         (Method::POST, "/admin/shutdown") => ok(serde_json::json!({ "notified": m.server_shutdown() })),
         (Method::POST, "/admin/refuse") => {

@@ -156,4 +156,22 @@ pub(crate) trait Dialect: Send + Sync + std::fmt::Debug {
     /// Credits (negative: debits) `amount` (1e-8 units) of `asset` to
     /// `account`, with the venue's user events.
     fn deposit(&self, hub: &Hub, st: &mut HubState, account: usize, asset: &str, amount: i128);
+
+    // ----- chaos faults (`faults.rs`) -----
+
+    /// A data frame on stream number `k` of a set of well-formed stream names
+    /// the simulator never serves (so no client subscribed them), carrying
+    /// id `id`, as a connection that asked for `combined` streams or not gets it.
+    fn unsubscribed_frame(&self, combined: bool, k: u64, id: u64, now_ms: u64) -> String;
+
+    /// A well-formed data frame of exactly `bytes` bytes on a stream nobody
+    /// subscribed, or `None` when `bytes` is shorter than its smallest shape.
+    fn oversized_frame(&self, combined: bool, bytes: usize, now_ms: u64) -> Option<String>;
+
+    /// The id-reset fault reached the venue's own state for `symbols`
+    /// (upper case): restart what it numbers itself. Returns the names of the
+    /// streams it restarted, for their [`crate::hub::StreamStats::resets`].
+    fn reset_ids(&self, _st: &mut HubState, _symbols: &[String]) -> Vec<String> {
+        Vec::new()
+    }
 }

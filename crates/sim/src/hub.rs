@@ -127,6 +127,24 @@ pub struct StreamStats {
     pub last_id: Option<u64>,
     /// The id carried by the first message produced.
     pub first_id: Option<u64>,
+    /// The id resets of the stream (the `id_reset` fault), oldest first; at
+    /// most [`MAX_RESETS_KEPT`] (the oldest are forgotten).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub resets: Vec<IdReset>,
+}
+
+/// Id resets kept per stream in [`StreamStats::resets`].
+pub const MAX_RESETS_KEPT: usize = 1024;
+
+/// One id reset of a stream: where its ids stopped and started again.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct IdReset {
+    /// The last id produced before the reset (`None`: nothing yet).
+    pub last_before: Option<u64>,
+    /// The first id produced after it (`None`: nothing yet).
+    pub first_after: Option<u64>,
+    /// Messages produced before the reset.
+    pub produced_before: u64,
 }
 
 /// Event counters of one market.
@@ -190,6 +208,12 @@ pub struct Counters {
     pub malformed_sent: u64,
     /// `serverShutdown` notices broadcast.
     pub shutdown_notices: u64,
+    /// Frames sent by the flood faults (unsubscribed streams, malformed).
+    pub flood_frames_sent: u64,
+    /// Oversized frames sent by the oversized fault.
+    pub oversized_sent: u64,
+    /// Symbols whose ids the id-reset fault restarted.
+    pub id_resets: u64,
     /// Close codes received from clients, by code.
     pub client_close_codes: BTreeMap<u16, u64>,
 }
@@ -556,6 +580,9 @@ impl Hub {
             s.last_id = id.or(s.last_id);
             if s.first_id.is_none() {
                 s.first_id = id;
+            }
+            if let Some(r) = s.resets.last_mut().filter(|r| r.first_after.is_none()) {
+                r.first_after = id;
             }
         }
         if let Some(n) = st.faults.drop.get_mut(stream)

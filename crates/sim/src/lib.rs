@@ -34,6 +34,8 @@
 //! - `conn`: one WebSocket connection's reader and writer.
 //! - `ws`: the server side of RFC 6455 (handshake key, frame codec).
 //! - `admin`: the admin API; `load`: the pre-encoded, sequenced load stream.
+//! - `faults`: the chaos faults (floods of unsubscribed streams and malformed frames,
+//!   oversized frames, id resets); the dialect writes the frames.
 //! - `auth`: signature verification (HMAC-SHA256, Ed25519).
 //! - `account`: accounts, balances, positions, orders, listenKeys, event counters.
 //! - `orders`: fill accounting (balances, one-way positions, fees).
@@ -63,6 +65,7 @@ mod bybit;
 mod config;
 mod conn;
 mod dialect;
+mod faults;
 mod hub;
 mod load;
 mod market;
@@ -86,7 +89,8 @@ pub use config::{
     AccountSpec, BybitCategory, Limits, LoadConfig, MarketConfig, MarketKind, SimConfig, SymbolSpec, TEST_API_KEY,
     TEST_ED25519_SEED, TEST_HMAC_SECRET, Timing, Venue,
 };
-pub use hub::{ClosedConn, Counters, KillMode, StreamStats};
+pub use faults::{MAX_FLOOD_FRAMES, MAX_OVERSIZED_BYTES};
+pub use hub::{ClosedConn, Counters, IdReset, KillMode, MAX_RESETS_KEPT, StreamStats};
 
 use dialect::Dialect;
 use hub::Hub;
@@ -626,6 +630,7 @@ mod layering {
         ("config.rs", include_str!("config.rs")),
         ("conn.rs", include_str!("conn.rs")),
         ("dialect.rs", include_str!("dialect.rs")),
+        ("faults.rs", include_str!("faults.rs")),
         ("hub.rs", include_str!("hub.rs")),
         ("load.rs", include_str!("load.rs")),
         ("market.rs", include_str!("market.rs")),

@@ -911,6 +911,42 @@ impl SymbolState {
     }
 }
 
+impl Market {
+    /// The id-reset fault: the trade, aggregate-trade and book update ids of
+    /// `upper` (every symbol when `None`) restart so that the next of each is
+    /// `to`, as after a venue restart. Changes a depth window holds are
+    /// renumbered onto the new ids (the diff streams still carry every change
+    /// of the true book), each window's previous id becomes `to - 1` (a `pu`
+    /// chain breaks), and the book history and stale copies are started
+    /// again (the history is ordered by update id). Returns the symbols
+    /// reset, upper case.
+    pub(crate) fn reset_ids(&mut self, upper: Option<&str>, to: u64, now_ms: u64) -> Vec<String> {
+        let to = to.max(1);
+        let mut out = Vec::new();
+        for s in self.symbols.iter_mut().filter(|s| upper.is_none_or(|u| u == s.spec.name)) {
+            s.trade_id = to - 1;
+            s.agg_id = to - 1;
+            s.update_id = to - 1;
+            let pending = s.windows.iter().any(|w| w.first.is_some());
+            if pending {
+                s.update_id = to;
+            }
+            for w in &mut s.windows {
+                w.prev_u = to - 1;
+                if w.first.is_some() {
+                    w.first = Some(to);
+                    w.last = to;
+                }
+            }
+            s.history.clear();
+            s.stale = Some(s.copy(usize::MAX, now_ms));
+            s.stale_next = s.stale.clone();
+            out.push(s.spec.name.clone());
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -854,3 +854,197 @@ async fn admin_durations_beyond_any_clock_are_refused_not_panicked_on() {
     let (s, _) = http(m.addr(), "GET", "/api/v3/depth?symbol=BTCUSDT").await;
     assert_eq!(s, 200, "once, then the book again");
 }
+
+/// The next text frame, parsed or not.
+async fn next_text(ws: &mut Ws) -> String {
+    loop {
+        let m = timeout(WAIT, ws.next()).await.expect("frame in time").expect("open").expect("ok");
+        if let Message::Text(t) = m {
+            return t.to_string();
+        }
+    }
+}
+
+/// `unsubscribed`: data frames on well-formed stream names nobody asked
+/// for, `count` of them over `streams` names, while the subscribed stream
+/// goes on; Binance combined and raw, and Bybit topics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsubscribed_flood_sends_data_on_stream_names_nobody_subscribed() {
+    let (_sim, m) = start(busy(MarketKind::Spot)).await;
+    let mut ws = connect(&format!("{}/stream?streams=btcusdt@trade", m.ws_url())).await;
+    next_json(&mut ws).await;
+    let (s, body) = http(m.addr(), "POST", "/admin/unsubscribed?count=300&streams=30").await;
+    assert_eq!((s, body.as_str()), (200, r#"{"connections":1,"frames":300}"#));
+    let (mut names, mut flood, mut ours_after) = (BTreeMap::new(), 0u64, 0u64);
+    while flood < 300 || ours_after == 0 {
+        let v = next_json(&mut ws).await;
+        let stream = v["stream"].as_str().expect("combined").to_string();
+        if stream == "btcusdt@trade" {
+            ours_after += u64::from(flood > 0);
+            continue;
+        }
+        assert!(stream.starts_with("flood") && stream.ends_with("usdt@trade"), "{v}");
+        assert_eq!(v["data"]["e"], "trade");
+        flood += 1;
+        assert_eq!(v["data"]["t"], flood, "trade ids 1..=count in order");
+        *names.entry(stream).or_insert(0u64) += 1;
+    }
+    assert_eq!(names.len(), 30);
+    assert!(names.values().all(|n| *n == 10), "{names:?}");
+    assert_eq!(m.stats().counters.flood_frames_sent, 300);
+    assert!(m.stream_stats("flood0usdt@trade").is_none(), "nothing produced on them counts as truth");
+
+    // A raw connection gets the payload alone; Bybit gets topics.
+    let mut raw = connect(&format!("{}/ws/btcusdt@trade", m.ws_url())).await;
+    next_json(&mut raw).await;
+    let id = m.connections().iter().find(|c| c.path.starts_with("/ws/")).expect("raw").id;
+    assert_eq!(m.flood_unsubscribed(Some(id), 1, 1), 1);
+    let v = next_where(&mut raw, |v| v["s"] != "BTCUSDT").await;
+    assert_eq!((v["e"].as_str(), v["s"].as_str(), v["t"].as_u64()), (Some("trade"), Some("FLOOD0USDT"), Some(1)));
+
+    let (_bsim, b) = start(common::bybit_market(ferrofeed_sim::BybitCategory::Linear)).await;
+    let mut bws = common::connect_bybit(&b).await;
+    send(&mut bws, json!({"op": "subscribe", "args": ["publicTrade.BTCUSDT"]})).await;
+    assert_eq!(b.flood_unsubscribed(None, 20, 2), 1);
+    let v = next_where(&mut bws, |v| v["topic"].as_str().is_some_and(|t| t.contains("FLOOD"))).await;
+    assert_eq!(v["topic"], "publicTrade.FLOOD0USDT");
+    assert_eq!((v["data"][0]["i"].as_str(), v["data"][0]["s"].as_str()), (Some("1"), Some("FLOOD0USDT")));
+    let v = next_where(&mut bws, |v| v["topic"] == "publicTrade.FLOOD1USDT").await;
+    assert_eq!(v["data"][0]["i"], "2");
+}
+
+/// `malformed_flood`: exactly `count` frames that are not JSON (valid text),
+/// and the connection goes on with data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_flood_sends_count_unparseable_frames_and_the_connection_goes_on() {
+    let (_sim, m) = start(busy(MarketKind::Spot)).await;
+    let mut ws = connect(&format!("{}/ws/btcusdt@trade", m.ws_url())).await;
+    next_json(&mut ws).await;
+    let (s, _) = http(m.addr(), "POST", "/admin/malformed_flood?count=500").await;
+    assert_eq!(s, 200);
+    let mut bad = 0;
+    while bad < 500 {
+        if serde_json::from_str::<Value>(&next_text(&mut ws).await).is_err() {
+            bad += 1;
+        }
+    }
+    assert_eq!(next_json(&mut ws).await["e"], "trade", "data goes on");
+    assert_eq!(m.stats().counters.malformed_sent, 500);
+    assert_eq!(m.connections().len(), 1);
+}
+
+/// `oversized`: one well-formed frame of exactly the asked size, raw,
+/// combined and Bybit; sizes no frame can have are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_frame_has_exactly_the_asked_bytes_and_is_well_formed() {
+    let (_sim, m) = start(busy(MarketKind::Spot)).await;
+    for path in ["/ws/btcusdt@trade", "/stream?streams=btcusdt@trade"] {
+        let mut ws = connect(&format!("{}{path}", m.ws_url())).await;
+        next_json(&mut ws).await;
+        let id = m.connections().iter().map(|c| c.id).max().expect("conn");
+        let (s, body) = http(m.addr(), "POST", &format!("/admin/oversized?bytes=300000&conn={id}")).await;
+        assert_eq!((s, body.as_str()), (200, r#"{"bytes":300000,"sent":1}"#));
+        let big = loop {
+            let t = next_text(&mut ws).await;
+            if t.len() > 1000 {
+                break t;
+            }
+        };
+        assert_eq!(big.len(), 300_000, "{path}");
+        let v: Value = serde_json::from_str(&big).expect("well-formed");
+        assert!(v.to_string().contains("\"e\":\"pad\""), "{path}");
+    }
+    let (_bsim, b) = start(common::bybit_market(ferrofeed_sim::BybitCategory::Linear)).await;
+    let mut bws = common::connect_bybit(&b).await;
+    send(&mut bws, json!({"op": "subscribe", "args": ["publicTrade.BTCUSDT"]})).await;
+    next_json(&mut bws).await;
+    assert_eq!(b.send_oversized(None, 100_000), Ok(1));
+    let v = next_where(&mut bws, |v| v["topic"] == "oversized.PAD").await;
+    assert_eq!(v.to_string().len(), 100_000);
+    assert!(b.send_oversized(None, 10).is_err(), "smaller than the smallest frame");
+    assert!(b.send_oversized(None, ferrofeed_sim::MAX_OVERSIZED_BYTES + 1).is_err());
+}
+
+/// `id_reset`: trade ids and book update ids restart from a low number, as
+/// after a venue restart; the REST snapshot agrees, the stream statistics
+/// record where ids stopped and started again; Bybit order books restart
+/// with a `u = 1` snapshot and trade ids restart too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn id_reset_restarts_trade_and_book_ids_from_a_low_number() {
+    let (_sim, m) = start(busy(MarketKind::Spot)).await;
+    let mut ws = connect(&format!("{}/stream?streams=btcusdt@trade/btcusdt@depth@100ms", m.ws_url())).await;
+    let before = trade_id(&next_where(&mut ws, |v| v["stream"] == "btcusdt@trade").await["data"]);
+    let (s, body) = http(m.addr(), "POST", "/admin/id_reset?symbol=btcusdt&to=1").await;
+    assert_eq!((s, body.as_str()), (200, r#"{"symbols":1,"to":1}"#));
+    let (mut trade_seen, mut depth_seen) = (None, None);
+    while trade_seen.is_none() || depth_seen.is_none() {
+        let v = next_json(&mut ws).await;
+        let d = &v["data"];
+        if v["stream"] == "btcusdt@trade" && trade_seen.is_none() && trade_id(d) < before {
+            trade_seen = Some(trade_id(d));
+        }
+        if v["stream"] == "btcusdt@depth@100ms" && depth_seen.is_none() && d["U"].as_u64() < Some(1000) {
+            depth_seen = Some((d["U"].as_u64().expect("U"), d["u"].as_u64().expect("u")));
+        }
+    }
+    assert_eq!(trade_seen, Some(1), "the first trade after the reset has id `to`");
+    assert_eq!(depth_seen.map(|d| d.0), Some(1), "the first diff after the reset starts at `to`");
+    let s = m.stream_stats("btcusdt@trade").expect("stats");
+    let r = s.resets.last().expect("reset recorded");
+    assert_eq!(r.first_after, Some(1));
+    assert!(r.last_before.is_some_and(|l| l >= before) && r.produced_before > 0, "{r:?}");
+    let (_, snap) = http(m.addr(), "GET", "/api/v3/depth?symbol=BTCUSDT&limit=5").await;
+    let snap: Value = serde_json::from_str(&snap).expect("json");
+    assert!(snap["lastUpdateId"].as_u64().is_some_and(|u| u < 100_000), "{snap}");
+
+    let (_bsim, b) = start(common::bybit_market(ferrofeed_sim::BybitCategory::Linear)).await;
+    let mut bws = common::connect_bybit(&b).await;
+    send(&mut bws, json!({"op": "subscribe", "args": ["publicTrade.BTCUSDT", "orderbook.50.BTCUSDT"]})).await;
+    let first = next_where(&mut bws, |v| v["topic"] == "orderbook.50.BTCUSDT").await;
+    assert_ne!(first["data"]["u"], 1);
+    assert_eq!(b.reset_ids(Some("BTCUSDT"), 5), 1);
+    // Trades and the book's restart arrive in either order.
+    let (mut snap_u, mut trade) = (None, None);
+    while snap_u.is_none() || trade.is_none() {
+        let v = next_json(&mut bws).await;
+        if v["topic"] == "orderbook.50.BTCUSDT" && v["type"] == "snapshot" && snap_u.is_none() {
+            snap_u = v["data"]["u"].as_u64();
+        }
+        let i = v["data"][0]["i"].as_str().and_then(|i| i.parse::<u64>().ok());
+        if v["topic"] == "publicTrade.BTCUSDT" && trade.is_none() && i.is_some_and(|i| i < 1000) {
+            trade = i;
+        }
+    }
+    assert_eq!(snap_u, Some(1), "the order book restarts with u = 1");
+    assert_eq!(trade, Some(5), "the first trade after the reset has id `to`");
+    assert_eq!(b.reset_ids(Some("NOPEUSDT"), 1), 0);
+}
+
+/// Bad parameters of the chaos faults are refused with 400, never a panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_fault_parameters_out_of_range_are_refused_with_400() {
+    let (_sim, m) = start(busy(MarketKind::Spot)).await;
+    for path in [
+        "/admin/unsubscribed?count=-1",
+        "/admin/unsubscribed?count=1.5",
+        "/admin/unsubscribed?count=inf",
+        "/admin/unsubscribed?count=1e300",
+        "/admin/unsubscribed?count=10&streams=0",
+        "/admin/unsubscribed?conn=x",
+        "/admin/malformed_flood?count=NaN",
+        "/admin/malformed_flood?count=99999999999",
+        "/admin/oversized",
+        "/admin/oversized?bytes=10",
+        "/admin/oversized?bytes=1e300",
+        "/admin/oversized?bytes=-5",
+        "/admin/id_reset?to=0",
+        "/admin/id_reset?to=x",
+        "/admin/id_reset?to=inf",
+        "/admin/id_reset?symbol=NOPEUSDT",
+    ] {
+        let (s, body) = http(m.addr(), "POST", path).await;
+        assert_eq!(s, 400, "{path}: {body}");
+    }
+    let (s, _) = http(m.addr(), "POST", "/admin/id_reset").await;
+    assert_eq!(s, 200, "every symbol");
+}

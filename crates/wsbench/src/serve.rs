@@ -98,6 +98,7 @@ impl SimProcess {
             produced: v["produced"].as_u64().unwrap_or(0),
             last_id: v["last_id"].as_u64(),
             first_id: v["first_id"].as_u64(),
+            ..StreamStats::default()
         }))
     }
 

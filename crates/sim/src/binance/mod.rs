@@ -146,4 +146,27 @@ impl Dialect for Binance {
     fn deposit(&self, hub: &Hub, st: &mut HubState, account: usize, asset: &str, amount: i128) {
         orders::deposit(hub, st, account, asset, amount);
     }
+
+    /// `flood<k>usdt@trade`: a well-formed name of a symbol no market lists.
+    fn unsubscribed_frame(&self, combined: bool, k: u64, id: u64, now_ms: u64) -> String {
+        let raw = format!(
+            "{{\"e\":\"trade\",\"E\":{now_ms},\"s\":\"FLOOD{k}USDT\",\"t\":{id},\"p\":\"1.00\",\"q\":\"1.00\",\"T\":{now_ms},\"m\":true,\"M\":true}}"
+        );
+        if combined { format!("{{\"stream\":\"flood{k}usdt@trade\",\"data\":{raw}}}") } else { raw }
+    }
+
+    /// An event of a type no stream carries on `oversized@pad`, padded.
+    fn oversized_frame(&self, combined: bool, bytes: usize, now_ms: u64) -> Option<String> {
+        let (head, tail) = if combined {
+            (format!("{{\"stream\":\"oversized@pad\",\"data\":{{\"e\":\"pad\",\"E\":{now_ms},\"p\":\""), "\"}}")
+        } else {
+            (format!("{{\"e\":\"pad\",\"E\":{now_ms},\"p\":\""), "\"}")
+        };
+        let pad = bytes.checked_sub(head.len() + tail.len())?;
+        let mut out = String::with_capacity(bytes);
+        out.push_str(&head);
+        out.extend(std::iter::repeat_n('x', pad));
+        out.push_str(tail);
+        Some(out)
+    }
 }

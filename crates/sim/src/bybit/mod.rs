@@ -235,4 +235,38 @@ impl Dialect for Bybit {
             *a.events.entry((*e).to_string()).or_default() += 1;
         }
     }
+
+    /// `publicTrade.FLOOD<k>USDT`: a well-formed topic of a symbol no
+    /// category lists.
+    fn unsubscribed_frame(&self, _combined: bool, k: u64, id: u64, now_ms: u64) -> String {
+        format!(
+            "{{\"topic\":\"publicTrade.FLOOD{k}USDT\",\"type\":\"snapshot\",\"ts\":{now_ms},\"data\":[{{\"T\":{now_ms},\"s\":\"FLOOD{k}USDT\",\"S\":\"Buy\",\"v\":\"1\",\"p\":\"1\",\"L\":\"PlusTick\",\"i\":\"{id}\",\"BT\":false,\"seq\":{id}}}]}}"
+        )
+    }
+
+    /// A snapshot on the topic `oversized.PAD`, padded.
+    fn oversized_frame(&self, _combined: bool, bytes: usize, now_ms: u64) -> Option<String> {
+        let head = format!("{{\"topic\":\"oversized.PAD\",\"type\":\"snapshot\",\"ts\":{now_ms},\"data\":{{\"p\":\"");
+        let tail = "\"}}";
+        let pad = bytes.checked_sub(head.len() + tail.len())?;
+        let mut out = String::with_capacity(bytes);
+        out.push_str(&head);
+        out.extend(std::iter::repeat_n('x', pad));
+        out.push_str(tail);
+        Some(out)
+    }
+
+    /// Every order-book topic of the symbols restarts with a `u = 1`
+    /// snapshot (as `bybit_restart`).
+    fn reset_ids(&self, st: &mut HubState, symbols: &[String]) -> Vec<String> {
+        let Some(state) = state_mut(st.venue.as_mut()) else { return Vec::new() };
+        let mut names = Vec::new();
+        for (name, t) in state.books.iter_mut() {
+            if symbols.iter().any(|s| name.rsplit('.').next() == Some(s.as_str())) {
+                t.restart = true;
+                names.push(name.clone());
+            }
+        }
+        names
+    }
 }
