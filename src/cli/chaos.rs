@@ -24,7 +24,7 @@ use ferrofeed::client::{Channel, Client, ClientConfig, MarketId};
 use ferrofeed::engine::BackoffConfig;
 use ferrofeed::feed::{Feed, FeedStats};
 use ferrofeed::model::Decimal;
-use ferrofeed::model::event::{EventKind, Level, Missing};
+use ferrofeed::model::event::{EventKind, Level};
 use ferrofeed::venues::registry;
 use ferrofeed::venues::seam::Recovery as BookRecovery;
 use ferrofeed_sim::{KillMode, MarketHandle, Sim};
@@ -110,8 +110,9 @@ struct TradeStream {
     ledger: IdLedger,
     /// Trades whose id is not a number (not accounted).
     unnumbered: u64,
-    /// The engine reported an unknown-extent gap on it after it had
-    /// delivered data: it cannot follow the stream's ids (docs/events.md).
+    /// The engine does not check sequence numbers on it (not in any of its
+    /// connections' `ConnSnapshot::sequenced`): a loss on it shows only at
+    /// socket changes, as an unknown gap (docs/events.md).
     unsequenced: bool,
     /// Ids the simulator produced while the stream's connection was
     /// stalled (inclusive ranges).
@@ -271,9 +272,6 @@ impl Soak {
             EventKind::Gap(g) => {
                 if let Some(ts) = self.trades.get_mut(&(id, g.stream.clone())) {
                     ts.ledger.gap(&g.missing);
-                    if matches!(g.missing, Missing::Unknown { .. }) && ts.ledger.delivered > 0 {
-                        ts.unsequenced = true;
-                    }
                 }
             }
             EventKind::Disconnected { .. } => self.recovery.disconnected(id),
@@ -658,6 +656,17 @@ async fn soak(
     let settle_ms = settle_start.elapsed().as_millis() as u64;
     st.sample(&feed);
     let stats = feed.stats().lock().clone();
+    // Which streams the engine sequence-checks, from its own introspection.
+    let client = feed.client();
+    let sequenced: std::collections::BTreeSet<(MarketId, String)> = client
+        .snapshots()
+        .into_iter()
+        .filter_map(|c| client.market_of_conn(c.id).map(|m| (m, c.sequenced)))
+        .flat_map(|(m, set)| set.into_iter().map(move |s| (m, s)))
+        .collect();
+    for (key, ts) in st.trades.iter_mut() {
+        ts.unsequenced = !sequenced.contains(key);
+    }
     let report = report(&mut st, &feed, &stats, subscribed, skipped, (duration, seed, settled, settle_ms));
     feed.shutdown().await;
     if json {

@@ -154,6 +154,10 @@ pub struct ConnSnapshot {
     pub unsolicited: u64,
     /// Time from each lost socket to the first data on the next.
     pub recovery: crate::recovery::RecoveryStats,
+    /// Streams whose messages carry sequence numbers the engine checks (so
+    /// any loss on them is a counted or chained gap); on the others, only
+    /// socket changes can reveal loss (an unknown gap at each).
+    pub sequenced: std::collections::BTreeSet<String>,
 }
 
 #[derive(Debug)]
@@ -228,6 +232,7 @@ impl Connection {
             duplicates: 0,
             unsolicited: 0,
             recovery: Default::default(),
+            sequenced: Default::default(),
         };
         let mut seq = SeqTracker::default();
         for s in &desired {
@@ -475,6 +480,7 @@ impl<T: Transport> Actor<T> {
             }
             None => {
                 snap.streams.remove(stream);
+                snap.sequenced.remove(stream);
             }
         });
     }
@@ -1060,7 +1066,13 @@ impl<T: Transport> Actor<T> {
         payload: String,
         overlap: bool,
     ) -> bool {
-        match self.seq.judge(&stream, seq, overlap) {
+        let verdict = self.seq.judge(&stream, seq, overlap);
+        if self.seq.take_first_number() {
+            self.state.send_modify(|s| {
+                s.sequenced.insert(stream.clone());
+            });
+        }
+        match verdict {
             Verdict::Deliver => {}
             Verdict::Duplicate => {
                 let n = self.seq.duplicates();

@@ -56,6 +56,8 @@ pub const DUPLICATE_RUN_RESTART: u32 = 64;
 pub struct SeqTracker {
     streams: HashMap<String, Track>,
     duplicates: u64,
+    /// The last judged message was its stream's first number.
+    first_number: bool,
 }
 
 impl SeqTracker {
@@ -113,6 +115,7 @@ impl SeqTracker {
         let overlap = overlap || t.catching_up;
         let Some(last) = t.last else {
             t.last = Some(seq.last);
+            self.first_number = true;
             return Verdict::Deliver;
         };
         if seq.kind == SeqKind::Reset {
@@ -162,6 +165,12 @@ impl SeqTracker {
     /// The last sequence number seen on `stream`.
     pub fn last(&self, stream: &str) -> Option<u64> {
         self.streams.get(stream).and_then(|t| t.last)
+    }
+
+    /// Whether the message last judged was the first number seen on its
+    /// stream (the stream is sequence-checked from now on); clears it.
+    pub fn take_first_number(&mut self) -> bool {
+        std::mem::take(&mut self.first_number)
     }
 
     /// Repeats dropped so far.
