@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use ferrofeed_engine::{
     BackoffConfig, ConnectSpec, Connection, ConnectionConfig, Event as EngineEvent, EventKind as EngineKind,
-    EventReceiver, EventSender, Native, Overflow, RestClient, RestError, queue,
+    EventReceiver, EventSender, Native, Overflow, RestClient, RestError, queue, redact,
 };
 use ferrofeed_model::event::{Event, EventKind};
 pub use ferrofeed_venues::auth::{Clock, CredentialError, Credentials, KeyKind};
@@ -319,7 +319,10 @@ impl PrivateClient {
             }
         };
         let id = self.ids.fetch_add(1, Ordering::Relaxed);
-        let mut cc = ConnectionConfig::new(ConnectSpec::new(url));
+        let mut spec = ConnectSpec::new(url);
+        // The token is in the URL's path: the engine masks it wherever the URL is shown.
+        spec.secret = token.clone();
+        let mut cc = ConnectionConfig::new(spec);
         cc.backoff = self.cfg.backoff.clone();
         cc.seed = self.cfg.seed;
         cc.id = id;
@@ -434,22 +437,13 @@ impl PrivateClient {
         }
     }
 
-    /// Removes every token of this client and the API key from `s`.
+    /// Removes every token of this client and the API key from `s`, and
+    /// masks the credentials of any URL in it ([`redact::text`]).
     fn scrub(&self, s: &str) -> String {
-        let mut out = s.to_string();
-        for o in self.open.values() {
-            if let Some(k) = &o.token {
-                let k = k.expose_secret();
-                if !k.is_empty() {
-                    out = out.replace(k, "<redacted>");
-                }
-            }
-        }
-        let key = self.creds.api_key();
-        if !key.is_empty() {
-            out = out.replace(key, "<redacted>");
-        }
-        out
+        let mut secrets: Vec<&str> =
+            self.open.values().filter_map(|o| o.token.as_ref()).map(|k| k.expose_secret()).collect();
+        secrets.push(self.creds.api_key());
+        redact::text(s, &secrets)
     }
 
     fn handle(&mut self, ev: EngineEvent) {
@@ -509,6 +503,7 @@ impl PrivateClient {
                     }
                     EventKind::Error { msg, raw } => EventKind::Error { msg: self.scrub(&msg), raw: self.scrub(&raw) },
                     EventKind::Unknown { raw } => EventKind::Unknown { raw: self.scrub(&raw) },
+                    EventKind::GaveUp { reason } => EventKind::GaveUp { reason: self.scrub(&reason) },
                     other => other,
                 };
                 self.out.push_back(status(kind));
