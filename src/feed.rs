@@ -30,7 +30,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ferrofeed_engine::{
-    Event as EngineEvent, EventKind as EngineKind, EventReceiver, Missing, Overflow, RecoveryStats, State,
+    Event as EngineEvent, EventKind as EngineKind, EventReceiver, Missing, Overflow, RecoveryStats, State, redact,
 };
 use ferrofeed_model::event::{Event, EventKind, Gap, Missing as ModelMissing, UnknownExtent};
 use ferrofeed_venues::seam::{Channel, Decoder, MarketId};
@@ -187,10 +187,11 @@ pub(crate) fn status_kind(kind: EngineKind) -> Option<EventKind> {
     Some(match kind {
         EngineKind::Connected => EventKind::Connected,
         EngineKind::Reconnected => EventKind::Reconnected,
-        EngineKind::Disconnected { reason } => EventKind::Disconnected { reason },
+        // Reasons can quote a venue's or a library's text: no URL credential passes.
+        EngineKind::Disconnected { reason } => EventKind::Disconnected { reason: redact::text(&reason, &[]) },
         EngineKind::SubscriptionFailed { stream, code, msg } => EventKind::SubscriptionFailed { stream, code, msg },
         EngineKind::AuthFailed { msg } => EventKind::AuthFailed { msg },
-        EngineKind::GaveUp { reason } => EventKind::GaveUp { reason },
+        EngineKind::GaveUp { reason } => EventKind::GaveUp { reason: redact::text(&reason, &[]) },
         EngineKind::Error { msg, raw } => EventKind::Error { msg, raw },
         EngineKind::Unknown { raw } => EventKind::Unknown { raw },
         EngineKind::Gap { stream, from, to, missing } => {

@@ -15,9 +15,14 @@
 //!   unknown extent) when the venue says it expired.
 //!
 //! A refused credential is one terminal `auth_failed` event: the connection
-//! is not retried. User streams carry no sequence numbers, so after every
-//! reconnect a `gap` with `missing: "unknown"` tells the consumer that
-//! events of the outage may be missing (reconcile over REST).
+//! is not retried. A refusal a wrong clock causes (the plan's
+//! `clock_refusals`: Binance `-1021`, Bybit `Params Error`) is not final
+//! until the clock has been measured again: if it had moved, the session
+//! logs on again on a new connection. User streams carry no sequence
+//! numbers, so after every reconnect, and every replaced connection (new
+//! token, new logon; the old connection's queued events are delivered
+//! first), a `gap` with `missing: "unknown"` tells the consumer that events
+//! of the outage may be missing (reconcile over REST).
 //!
 //! ```no_run
 //! # async fn f(pem: &str) -> Result<(), Box<dyn std::error::Error>> {
@@ -39,13 +44,13 @@ use std::time::Duration;
 
 use ferrofeed_engine::{
     BackoffConfig, ConnectSpec, Connection, ConnectionConfig, Event as EngineEvent, EventKind as EngineKind,
-    EventReceiver, EventSender, Native, Overflow, RestClient, RestError, queue,
+    EventReceiver, EventSender, Native, Overflow, RestClient, RestError, queue, redact,
 };
-use ferrofeed_model::event::{Event, EventKind};
+use ferrofeed_model::event::{Event, EventKind, Gap, Missing, UnknownExtent};
 pub use ferrofeed_venues::auth::{Clock, CredentialError, Credentials, KeyKind};
 use ferrofeed_venues::registry;
-use ferrofeed_venues::seam::{Decoder, SeamError, SessionAuth, SessionPlan, VenueSpec};
-use futures_util::StreamExt;
+use ferrofeed_venues::seam::{Decoder, MarketId, SeamError, SessionAuth, SessionPlan, VenueSpec};
+use futures_util::{FutureExt, StreamExt};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::client::Environment;
@@ -115,19 +120,44 @@ pub enum PrivateError {
 struct Open {
     account: String,
     plan: SessionPlan,
-    conn: Connection,
+    /// `None` once it is being replaced (closed, its queued events drained).
+    conn: Option<Connection>,
     decoder: Box<dyn Decoder>,
     token: Option<SecretString>,
     /// When the token was last created or kept alive.
     kept: tokio::time::Instant,
+    /// Whether this account's stream has delivered (been active) on this or
+    /// an earlier connection: a replacement then reports a gap.
+    was_active: bool,
+    /// Logons retried after a clock re-sync since the last active one.
+    clock_retries: u32,
 }
+
+/// Why a session's connection is replaced by a new one.
+#[derive(Debug)]
+enum Reopen {
+    /// The venue said the token expired: a new token, a new connection.
+    TokenExpired,
+    /// The logon was refused the way a wrong clock makes it refused: the
+    /// clock is measured again; if it had moved, a new logon, else this
+    /// refusal (`msg`) stands.
+    Clock { msg: String },
+}
+
+/// Logons retried after a clock re-sync in a row (without becoming active)
+/// before a clock refusal is final.
+const MAX_CLOCK_RETRIES: u32 = 3;
+
+/// How far the measured offset must have moved for a clock refusal to be
+/// blamed on the clock (and the logon retried), ms.
+const CLOCK_MOVED_MS: i64 = 500;
 
 impl std::fmt::Debug for Open {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Open")
             .field("account", &self.account)
             .field("market", &self.plan.market)
-            .field("conn", &self.conn.snapshot().id)
+            .field("conn", &self.conn.as_ref().map(|c| c.snapshot().id))
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .finish()
     }
@@ -146,12 +176,8 @@ pub struct PrivateStats {
     pub reconnects: u64,
     /// Credentials refused.
     pub auth_failures: u64,
-}
-
-#[derive(serde::Deserialize)]
-struct TimeAnswer {
-    #[serde(rename = "serverTime")]
-    server_time: i64,
+    /// Logons refused for the clock, re-measured and retried.
+    pub clock_resyncs: u64,
 }
 
 /// The private sessions of one venue's account holder.
@@ -167,7 +193,9 @@ pub struct PrivateClient {
     ids: AtomicU64,
     open: BTreeMap<u64, Open>,
     out: VecDeque<Event>,
-    renew: VecDeque<String>,
+    reopen: VecDeque<(u64, Reopen)>,
+    /// The last tokens replaced: still scrubbed from what is shown.
+    retired: VecDeque<SecretString>,
     keepalive: tokio::time::Interval,
     stats: PrivateStats,
     scratch: Vec<Event>,
@@ -207,7 +235,8 @@ impl PrivateClient {
             ids: AtomicU64::new(1),
             open: BTreeMap::new(),
             out: VecDeque::new(),
-            renew: VecDeque::new(),
+            reopen: VecDeque::new(),
+            retired: VecDeque::new(),
             keepalive,
             stats: PrivateStats::default(),
             scratch: Vec::new(),
@@ -245,11 +274,19 @@ impl PrivateClient {
         let sent = self.clock.local_now_ms();
         let body = self.http.get(url, 1, None).await?;
         let received = self.clock.local_now_ms();
-        let t: TimeAnswer = serde_json::from_slice(&body).map_err(|_| PrivateError::Answer {
-            what: "server time",
-            body: String::from_utf8_lossy(&body).into_owned(),
-        })?;
-        self.clock.observe(sent, t.server_time, received);
+        let server_ms =
+            serde_json::from_slice::<serde_json::Value>(&body).ok().and_then(|v| match v.get(plan.time_field) {
+                Some(serde_json::Value::Number(n)) => n.as_i64(),
+                Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
+                _ => None,
+            });
+        let Some(server_ms) = server_ms else {
+            return Err(PrivateError::Answer {
+                what: "server time",
+                body: redact::text(&String::from_utf8_lossy(&body), &[self.creds.api_key()]),
+            });
+        };
+        self.clock.observe(sent, server_ms, received);
         Ok(self.clock.offset_ms())
     }
 
@@ -319,7 +356,10 @@ impl PrivateClient {
             }
         };
         let id = self.ids.fetch_add(1, Ordering::Relaxed);
-        let mut cc = ConnectionConfig::new(ConnectSpec::new(url));
+        let mut spec = ConnectSpec::new(url);
+        // The token is in the URL's path: the engine masks it wherever the URL is shown.
+        spec.secret = token.clone();
+        let mut cc = ConnectionConfig::new(spec);
         cc.backoff = self.cfg.backoff.clone();
         cc.seed = self.cfg.seed;
         cc.id = id;
@@ -335,7 +375,20 @@ impl PrivateClient {
         .map_err(|e| PrivateError::Start(e.to_string()))?;
         let decoder = self.venue.decoder(plan.market.market);
         let kept = tokio::time::Instant::now();
-        self.open.insert(id, Open { account: account.to_string(), plan, conn, decoder, token, kept });
+        let (was_active, clock_retries) = (false, 0);
+        self.open.insert(
+            id,
+            Open {
+                account: account.to_string(),
+                plan,
+                conn: Some(conn),
+                decoder,
+                token,
+                kept,
+                was_active,
+                clock_retries,
+            },
+        );
         Ok(())
     }
 
@@ -346,7 +399,10 @@ impl PrivateClient {
 
     /// Whether `account`'s connection is delivering.
     pub fn is_active(&self, account: &str) -> bool {
-        self.open.values().any(|o| o.account == account && o.conn.snapshot().state == ferrofeed_engine::State::Active)
+        self.open.values().any(|o| {
+            o.account == account
+                && o.conn.as_ref().is_some_and(|c| c.snapshot().state == ferrofeed_engine::State::Active)
+        })
     }
 
     /// The next event: normalized user data (`order_update`, `user_trade`,
@@ -357,8 +413,8 @@ impl PrivateClient {
             if let Some(e) = self.out.pop_front() {
                 return Some(e);
             }
-            if let Some(account) = self.renew.pop_front() {
-                self.replace_token(account).await;
+            if let Some((conn, why)) = self.reopen.pop_front() {
+                self.replace(conn, why).await;
                 continue;
             }
             tokio::select! {
@@ -374,15 +430,15 @@ impl PrivateClient {
     async fn keep_alive(&mut self) {
         let now = tokio::time::Instant::now();
         let every = self.cfg.keepalive;
-        let mut due: Vec<(String, SessionAuth, Option<SecretString>)> = Vec::new();
-        for o in self.open.values_mut() {
+        let mut due: Vec<(u64, String, SessionAuth, Option<SecretString>)> = Vec::new();
+        for (id, o) in self.open.iter_mut() {
             let SessionAuth::Token { keepalive, .. } = &o.plan.auth else { continue };
-            if o.token.is_some() && now.duration_since(o.kept) >= every.unwrap_or(*keepalive) {
+            if o.token.is_some() && o.conn.is_some() && now.duration_since(o.kept) >= every.unwrap_or(*keepalive) {
                 o.kept = now;
-                due.push((o.account.clone(), o.plan.auth.clone(), o.token.clone()));
+                due.push((*id, o.account.clone(), o.plan.auth.clone(), o.token.clone()));
             }
         }
-        for (account, auth, key) in due {
+        for (id, account, auth, key) in due {
             self.stats.keepalives += 1;
             let marker = match &auth {
                 SessionAuth::Token { expired_marker, .. } => *expired_marker,
@@ -391,7 +447,7 @@ impl PrivateClient {
             match self.token_call(&auth, "PUT", key.as_ref()).await {
                 Ok(_) => {}
                 Err(PrivateError::Rest(RestError::Status { body, .. })) if body.contains(marker) => {
-                    self.renew.push_back(account);
+                    self.reopen.push_back((id, Reopen::TokenExpired));
                 }
                 Err(e) => {
                     tracing::warn!(%account, error = %self.scrub(&e.to_string()), "token keep-alive failed")
@@ -400,24 +456,67 @@ impl PrivateClient {
         }
     }
 
-    /// A new token and a new connection for `account` (the old token expired).
-    async fn replace_token(&mut self, account: String) {
-        let Some(old) = self.open.iter().find(|(_, o)| o.account == account).map(|(id, _)| *id) else { return };
-        let Some(o) = self.open.remove(&old) else { return };
-        let market = o.plan.market;
-        o.conn.close().await;
-        self.stats.listen_keys_replaced += 1;
+    /// Replaces connection `id` by a new one for the same account (a new
+    /// token, or a logon after a clock re-sync). Nothing the old connection
+    /// delivered is dropped: it is closed first and every event it had
+    /// queued is handled (delivered) before a `gap` of unknown extent marks
+    /// what may be missing between the two connections.
+    async fn replace(&mut self, id: u64, why: Reopen) {
+        let Some(conn) = self.open.get_mut(&id).and_then(|o| o.conn.take()) else { return };
+        conn.close().await;
+        // The old actor has ended: whatever it produced is in the queue now.
+        while let Some(Some(ev)) = self.rx.next().now_or_never() {
+            self.handle(ev);
+        }
+        let Some(mut o) = self.open.remove(&id) else { return };
+        if let Some(t) = o.token.take() {
+            if self.retired.len() == 16 {
+                self.retired.pop_front();
+            }
+            self.retired.push_back(t);
+        }
+        let (account, market) = (o.account.clone(), o.plan.market);
+        let mut clock_retries = 0;
+        match why {
+            Reopen::TokenExpired => self.stats.listen_keys_replaced += 1,
+            Reopen::Clock { msg } => {
+                let before = self.clock.offset_ms();
+                let moved = match self.measure(&o.plan).await {
+                    Ok(after) => after.abs_diff(before) >= CLOCK_MOVED_MS.unsigned_abs(),
+                    Err(e) => {
+                        tracing::warn!(%account, error = %self.scrub(&e.to_string()), "measuring the venue clock failed");
+                        false
+                    }
+                };
+                if !moved {
+                    // The clock was right: the refusal stands, and it is final.
+                    self.stats.auth_failures += 1;
+                    let msg = self.scrub(&msg);
+                    self.out.push_back(status_event(market, EventKind::AuthFailed { msg }));
+                    return;
+                }
+                self.stats.clock_resyncs += 1;
+                clock_retries = o.clock_retries + 1;
+            }
+        }
+        if o.was_active {
+            for stream in &o.plan.streams {
+                let gap = Gap { stream: stream.clone(), missing: Missing::Unknown { missing: UnknownExtent::Unknown } };
+                self.out.push_back(status_event(market, EventKind::Gap(gap)));
+            }
+        }
         let streams = Some(o.plan.streams.clone());
-        if let Err(e) = self.open_inner(&account, streams).await {
-            let msg = self.scrub(&format!("replacing the expired token of {account}: {e}"));
-            self.out.push_back(Event {
-                kind: EventKind::GaveUp { reason: msg },
-                venue: market.venue,
-                market: market.market,
-                symbol: None,
-                exchange_ts: None,
-                receive_ts: now_ns(),
-            });
+        match self.open_inner(&account, streams).await {
+            Ok(()) => {
+                if let Some(n) = self.open.values_mut().find(|n| n.account == account) {
+                    n.was_active = o.was_active;
+                    n.clock_retries = clock_retries;
+                }
+            }
+            Err(e) => {
+                let reason = self.scrub(&format!("opening a new connection for {account}: {e}"));
+                self.out.push_back(status_event(market, EventKind::GaveUp { reason }));
+            }
         }
     }
 
@@ -434,40 +533,29 @@ impl PrivateClient {
         }
     }
 
-    /// Removes every token of this client and the API key from `s`.
+    /// Removes every token of this client and the API key from `s`, and
+    /// masks the credentials of any URL in it ([`redact::text`]).
     fn scrub(&self, s: &str) -> String {
-        let mut out = s.to_string();
-        for o in self.open.values() {
-            if let Some(k) = &o.token {
-                let k = k.expose_secret();
-                if !k.is_empty() {
-                    out = out.replace(k, "<redacted>");
-                }
-            }
-        }
-        let key = self.creds.api_key();
-        if !key.is_empty() {
-            out = out.replace(key, "<redacted>");
-        }
-        out
+        let mut secrets: Vec<&str> = self
+            .open
+            .values()
+            .filter_map(|o| o.token.as_ref())
+            .chain(&self.retired)
+            .map(|k| k.expose_secret())
+            .collect();
+        secrets.push(self.creds.api_key());
+        redact::text(s, &secrets)
     }
 
     fn handle(&mut self, ev: EngineEvent) {
-        let Some(open) = self.open.get_mut(&ev.conn) else { return };
+        let conn = ev.conn;
+        let Some(open) = self.open.get_mut(&conn) else { return };
         let market = open.plan.market;
-        let account = open.account.clone();
         let expired_event = match &open.plan.auth {
             SessionAuth::Token { expired_event, .. } => Some(*expired_event),
             SessionAuth::InBand => None,
         };
-        let status = |kind: EventKind| Event {
-            kind,
-            venue: market.venue,
-            market: market.market,
-            symbol: None,
-            exchange_ts: None,
-            receive_ts: now_ns(),
-        };
+        let status = |kind: EventKind| status_event(market, kind);
         match ev.kind {
             EngineKind::Data { payload, received, .. } => {
                 let received_ns = received.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64);
@@ -478,7 +566,7 @@ impl PrivateClient {
                             if let EventKind::UserStreamEnded { reason } = &e.kind
                                 && expired_event == Some(reason.as_str())
                             {
-                                self.renew.push_back(account.clone());
+                                self.reopen.push_back((conn, Reopen::TokenExpired));
                             }
                             self.out.push_back(e);
                         }
@@ -496,7 +584,21 @@ impl PrivateClient {
                     // The engine follows with a `gap` of unknown extent: user
                     // streams have no sequence numbers, so what happened during
                     // the outage cannot be counted, only reported.
-                    EngineKind::Reconnected => self.stats.reconnects += 1,
+                    EngineKind::Reconnected => {
+                        self.stats.reconnects += 1;
+                        (open.was_active, open.clock_retries) = (true, 0);
+                    }
+                    EngineKind::Connected => (open.was_active, open.clock_retries) = (true, 0),
+                    // A refusal a wrong clock causes: measure the clock again
+                    // before deciding (`replace`); the socket has ended.
+                    EngineKind::AuthFailed { msg }
+                        if open.clock_retries < MAX_CLOCK_RETRIES
+                            && open.plan.clock_refusals.iter().any(|m| msg.contains(m)) =>
+                    {
+                        let msg = msg.clone();
+                        self.reopen.push_back((conn, Reopen::Clock { msg }));
+                        return;
+                    }
                     EngineKind::AuthFailed { .. } => self.stats.auth_failures += 1,
                     _ => {}
                 }
@@ -509,6 +611,7 @@ impl PrivateClient {
                     }
                     EventKind::Error { msg, raw } => EventKind::Error { msg: self.scrub(&msg), raw: self.scrub(&raw) },
                     EventKind::Unknown { raw } => EventKind::Unknown { raw: self.scrub(&raw) },
+                    EventKind::GaveUp { reason } => EventKind::GaveUp { reason: self.scrub(&reason) },
                     other => other,
                 };
                 self.out.push_back(status(kind));
@@ -523,7 +626,14 @@ impl PrivateClient {
             if o.token.is_some() {
                 let _ = self.token_call(&o.plan.auth, "DELETE", o.token.as_ref()).await;
             }
-            o.conn.close().await;
+            if let Some(c) = o.conn {
+                c.close().await;
+            }
         }
     }
+}
+
+/// A status event of `market` (no symbol, no exchange time).
+fn status_event(market: MarketId, kind: EventKind) -> Event {
+    Event { kind, venue: market.venue, market: market.market, symbol: None, exchange_ts: None, receive_ts: now_ns() }
 }

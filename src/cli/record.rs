@@ -17,7 +17,7 @@ use ferrofeed::feed::{Feed, FeedConfig};
 use ferrofeed::model::event::{Event, EventKind};
 use ferrofeed::record::{RecordError, RecordReader, Recorder, RecorderConfig, expand_paths};
 use ferrofeed::sink::Shard;
-use ferrofeed::sink::nats::{NatsConfig, NatsSink, NatsStats, Retention, Storage};
+use ferrofeed::sink::nats::{NatsAuth, NatsConfig, NatsSink, NatsStats, Retention, Storage};
 use ferrofeed_sim::Sim;
 use serde::Deserialize;
 
@@ -38,8 +38,16 @@ pub(crate) struct RecordArgs {
     /// Publish every event to NATS JetStream at this URL (e.g.
     /// nats://127.0.0.1:4222); the stream and its retention come from the
     /// feeds file's [nats] table (docs/nats.md). Overrides [nats] url.
+    /// Credentials: --nats-creds, or FERROFEED_NATS_USER and
+    /// FERROFEED_NATS_PASSWORD, FERROFEED_NATS_TOKEN or FERROFEED_NATS_CREDS
+    /// in the environment (userinfo in the URL works too, but shows in the
+    /// process list; the URL is only ever printed redacted).
     #[arg(long, value_name = "URL")]
     sink: Option<String>,
+    /// A NATS credentials file (user JWT and NKey seed, as `nsc` writes it)
+    /// for the sink. Overrides FERROFEED_NATS_* in the environment.
+    #[arg(long, value_name = "FILE")]
+    nats_creds: Option<PathBuf>,
     /// Carry only shard K of N of the feeds file's streams and books
     /// (deterministic FNV-1a of venue:market:stream; N collectors with 0/N ..
     /// N-1/N cover everything once). Overrides the file's `shard`.
@@ -170,6 +178,7 @@ fn parse_nats(at: &str, n: NatsSection) -> anyhow::Result<NatsSpec> {
     };
     let cfg = NatsConfig {
         url: n.url.unwrap_or_default(),
+        auth: NatsAuth::None,
         stream: n.stream.unwrap_or(d.stream),
         subject_prefix: n.subject_prefix.unwrap_or(d.subject_prefix),
         retention,
@@ -521,7 +530,7 @@ fn nats_status(s: &NatsStats) -> String {
 /// The sink's counters as `nats_*` summary fields.
 fn nats_summary(summary: &mut serde_json::Map<String, serde_json::Value>, cfg: &NatsConfig, s: &NatsStats) {
     let fields = serde_json::json!({
-        "nats_url": cfg.url,
+        "nats_url": cfg.shown_url(),
         "nats_stream": cfg.stream,
         "nats_collector": cfg.collector,
         "nats_received": s.received,
@@ -561,12 +570,19 @@ pub(crate) async fn run_record(a: RecordArgs) -> anyhow::Result<()> {
         }
         (None, spec) => spec,
     };
-    let nats = nats.map(|mut n| {
-        if let Some(c) = &a.collector {
-            n.cfg.collector = c.clone();
+    let nats = match nats {
+        None => None,
+        Some(mut n) => {
+            if let Some(c) = &a.collector {
+                n.cfg.collector = c.clone();
+            }
+            n.cfg.auth = match &a.nats_creds {
+                Some(file) => NatsAuth::CredsFile(file.clone()),
+                None => NatsAuth::from_env()?,
+            };
+            Some(n)
         }
-        n
-    });
+    };
     if a.out.is_none() && nats.is_none() {
         bail!("nothing to write to: give --out DIR, --sink nats://HOST:PORT (or [nats] in the feeds file), or both");
     }
@@ -602,7 +618,9 @@ pub(crate) async fn run_record(a: RecordArgs) -> anyhow::Result<()> {
             let sink = NatsSink::connect(n.cfg.clone()).await.context("starting the NATS sink")?;
             eprintln!(
                 "ferrofeed record: publishing to NATS {} stream {} as collector {}",
-                n.cfg.url, n.cfg.stream, n.cfg.collector
+                n.cfg.shown_url(),
+                n.cfg.stream,
+                n.cfg.collector
             );
             Some(sink)
         }
@@ -656,9 +674,9 @@ pub(crate) async fn run_record(a: RecordArgs) -> anyhow::Result<()> {
         n_books += f.books.len();
     }
     let dest = match (&a.out, &nats) {
-        (Some(out), Some(n)) => format!("{} and NATS {}", out.display(), n.cfg.url),
+        (Some(out), Some(n)) => format!("{} and NATS {}", out.display(), n.cfg.shown_url()),
         (Some(out), None) => out.display().to_string(),
-        (None, Some(n)) => format!("NATS {}", n.cfg.url),
+        (None, Some(n)) => format!("NATS {}", n.cfg.shown_url()),
         (None, None) => String::new(),
     };
     eprintln!(

@@ -6,13 +6,20 @@ use std::io::Write;
 use std::time::Duration;
 
 use anyhow::Context;
-use ferrofeed::sink::nats::{Deliver, NatsReader};
+use ferrofeed::sink::nats::{Deliver, NatsAuth, NatsReader};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct TailArgs {
-    /// The NATS server, e.g. nats://127.0.0.1:4222.
+    /// The NATS server, e.g. nats://127.0.0.1:4222. Credentials: --nats-creds,
+    /// or FERROFEED_NATS_USER and FERROFEED_NATS_PASSWORD, FERROFEED_NATS_TOKEN
+    /// or FERROFEED_NATS_CREDS in the environment, so that they stay out of
+    /// the process list (userinfo in the URL works too).
     #[arg(value_name = "URL")]
     url: String,
+    /// A NATS credentials file (user JWT and NKey seed). Overrides
+    /// FERROFEED_NATS_* in the environment.
+    #[arg(long, value_name = "FILE")]
+    nats_creds: Option<std::path::PathBuf>,
     /// Subjects to read; `*` matches one token, `>` the rest, e.g.
     /// 'ferrofeed.binance.spot.trade.>' or 'ferrofeed.*.*.status.>'.
     #[arg(long, default_value = "ferrofeed.>")]
@@ -55,7 +62,11 @@ pub(crate) async fn run_tail(a: TailArgs) -> anyhow::Result<()> {
         DeliverArg::New => Deliver::New,
         DeliverArg::Last => Deliver::LastPerSubject,
     };
-    let mut reader = NatsReader::open(&a.url, &a.stream, &a.subject, deliver).await?;
+    let auth = match &a.nats_creds {
+        Some(file) => NatsAuth::CredsFile(file.clone()),
+        None => NatsAuth::from_env()?,
+    };
+    let mut reader = NatsReader::open_with(&a.url, &auth, &a.stream, &a.subject, deliver).await?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let shutdown = crate::cli::signal::shutdown();
     tokio::pin!(shutdown);

@@ -24,19 +24,28 @@
 //!   until it is acknowledged: the stream's de-duplication makes the retry
 //!   harmless, so an acknowledged event is stored exactly once, whatever
 //!   happened to the first attempt.
+//! - Credentials ([`NatsAuth`]: user and password, a token, or a NATS
+//!   credentials file) come from the environment or a file
+//!   ([`NatsAuth::from_env`]), or from the URL's userinfo; they are held in
+//!   `secrecy` types, handed to the client as options (never inside the
+//!   server URL it logs), and every URL shown (errors, `Debug`, the CLI) is
+//!   redacted: `nats://***@127.0.0.1:4222`.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_nats::jetstream::{self, message::PublishMessage, publish::PublishAck, stream};
 use bytes::Bytes;
+use ferrofeed_engine::redact;
 use ferrofeed_model::event::{Event, EventKind, Gap, MarketType, Missing, UnknownExtent, Venue};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use tokio::sync::{Notify, mpsc, oneshot};
 
@@ -77,11 +86,161 @@ pub enum Storage {
     Memory,
 }
 
-/// How a [`NatsSink`] connects and what stream it publishes to.
-#[derive(Debug, Clone)]
+/// The environment variable naming a NATS credentials file (JWT and NKey seed).
+pub const ENV_CREDS: &str = "FERROFEED_NATS_CREDS";
+/// The environment variable holding a NATS token.
+pub const ENV_TOKEN: &str = "FERROFEED_NATS_TOKEN";
+/// The environment variable holding a NATS user name (with [`ENV_PASSWORD`]).
+pub const ENV_USER: &str = "FERROFEED_NATS_USER";
+/// The environment variable holding a NATS password (with [`ENV_USER`]).
+pub const ENV_PASSWORD: &str = "FERROFEED_NATS_PASSWORD";
+
+/// How to authenticate to the NATS server. `Debug` names the kind only.
+#[derive(Clone, Default)]
+pub enum NatsAuth {
+    /// No credentials (or the ones in the URL's userinfo).
+    #[default]
+    None,
+    /// A user name and password.
+    UserPassword {
+        /// The user.
+        user: String,
+        /// The password.
+        password: SecretString,
+    },
+    /// A token.
+    Token(SecretString),
+    /// A NATS credentials file (`.creds`: a user JWT and its NKey seed),
+    /// read when connecting.
+    CredsFile(PathBuf),
+}
+
+impl std::fmt::Debug for NatsAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NatsAuth::None => f.write_str("None"),
+            NatsAuth::UserPassword { user, .. } => {
+                f.debug_struct("UserPassword").field("user", user).field("password", &"<redacted>").finish()
+            }
+            NatsAuth::Token(_) => f.write_str("Token(<redacted>)"),
+            NatsAuth::CredsFile(p) => f.debug_tuple("CredsFile").field(p).finish(),
+        }
+    }
+}
+
+impl NatsAuth {
+    /// Credentials from the environment: [`ENV_CREDS`] (a credentials
+    /// file), [`ENV_TOKEN`], or [`ENV_USER`] with [`ENV_PASSWORD`];
+    /// [`NatsAuth::None`] when none is set. More than one kind, or a user
+    /// without a password, is an error (that names variables, never values).
+    pub fn from_env() -> Result<NatsAuth, NatsError> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let (creds, token, user, password) = (var(ENV_CREDS), var(ENV_TOKEN), var(ENV_USER), var(ENV_PASSWORD));
+        let kinds = usize::from(creds.is_some())
+            + usize::from(token.is_some())
+            + usize::from(user.is_some() || password.is_some());
+        if kinds > 1 {
+            return Err(NatsError::Config(format!(
+                "give one kind of NATS credentials: {ENV_CREDS}, {ENV_TOKEN}, or {ENV_USER} with {ENV_PASSWORD}"
+            )));
+        }
+        Ok(match (creds, token, user, password) {
+            (Some(path), ..) => NatsAuth::CredsFile(path.into()),
+            (_, Some(t), ..) => NatsAuth::Token(t.into()),
+            (_, _, Some(user), Some(p)) => NatsAuth::UserPassword { user, password: p.into() },
+            (_, _, None, Some(_)) | (_, _, Some(_), None) => {
+                return Err(NatsError::Config(format!("{ENV_USER} and {ENV_PASSWORD} go together")));
+            }
+            _ => NatsAuth::None,
+        })
+    }
+
+    /// Whether credentials are set.
+    pub fn is_some(&self) -> bool {
+        !matches!(self, NatsAuth::None)
+    }
+
+    /// The secret values, for scrubbing messages.
+    fn secrets(&self) -> Vec<&str> {
+        match self {
+            NatsAuth::UserPassword { password, .. } => vec![password.expose_secret()],
+            NatsAuth::Token(t) => vec![t.expose_secret()],
+            NatsAuth::None | NatsAuth::CredsFile(_) => Vec::new(),
+        }
+    }
+}
+
+/// `url` (one server or a comma-separated list) without userinfo, and the
+/// credentials the userinfo carried (`user:password` or a token; the first
+/// one found). The client gets the bare URL, whose addresses it logs.
+fn split_userinfo(url: &str) -> (String, NatsAuth) {
+    let mut auth = NatsAuth::None;
+    let servers: Vec<String> = url
+        .split(',')
+        .map(|one| {
+            let one = one.trim();
+            let (scheme, rest) = one.split_once("://").map_or(("", one), |(s, r)| (s, r));
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            let Some(at) = rest[..end].rfind('@') else { return one.to_string() };
+            let info = &rest[..at];
+            if !auth.is_some() && !info.is_empty() {
+                auth = match info.split_once(':') {
+                    Some((user, password)) => {
+                        NatsAuth::UserPassword { user: user.to_string(), password: password.to_string().into() }
+                    }
+                    None => NatsAuth::Token(info.to_string().into()),
+                };
+            }
+            let bare = &rest[at + 1..];
+            if scheme.is_empty() { bare.to_string() } else { format!("{scheme}://{bare}") }
+        })
+        .collect();
+    (servers.join(","), auth)
+}
+
+/// Connect options carrying `auth` (or the URL's userinfo), and the URL to
+/// connect to without userinfo.
+async fn auth_options(
+    url: &str,
+    auth: &NatsAuth,
+    opts: async_nats::ConnectOptions,
+) -> Result<(async_nats::ConnectOptions, String), NatsError> {
+    let (bare, from_url) = split_userinfo(url);
+    let auth = match (auth, &from_url) {
+        (NatsAuth::None, _) => &from_url,
+        (given, NatsAuth::None) => given,
+        _ => {
+            return Err(NatsError::Config(format!(
+                "NATS credentials given twice: in the URL ({}) and separately; keep one",
+                redact::url(url)
+            )));
+        }
+    };
+    let opts = match auth {
+        NatsAuth::None => opts,
+        NatsAuth::UserPassword { user, password } => {
+            opts.user_and_password(user.clone(), password.expose_secret().to_string())
+        }
+        NatsAuth::Token(t) => opts.token(t.expose_secret().to_string()),
+        NatsAuth::CredsFile(path) => opts.credentials_file(path).await.map_err(|e| {
+            // The file's content is never shown, only that it could not be used.
+            NatsError::Config(format!("NATS credentials file {}: {}", path.display(), e.kind()))
+        })?,
+    };
+    Ok((opts, bare))
+}
+
+/// How a [`NatsSink`] connects and what stream it publishes to. `Debug`
+/// shows the URL redacted and no credential.
+#[derive(Clone)]
 pub struct NatsConfig {
     /// Server URL, e.g. `nats://127.0.0.1:4222` (several: comma separated).
+    /// Userinfo (`nats://user:pass@host`) still works, but prefer
+    /// [`NatsConfig::auth`]: a URL is easily shown; this one is only ever
+    /// shown redacted.
     pub url: String,
+    /// Credentials (from the environment or a file: [`NatsAuth::from_env`]).
+    pub auth: NatsAuth,
     /// The JetStream stream, created (or updated to this configuration) on
     /// connect. Default `FERROFEED`.
     pub stream: String,
@@ -119,6 +278,7 @@ impl Default for NatsConfig {
     fn default() -> NatsConfig {
         NatsConfig {
             url: "nats://127.0.0.1:4222".into(),
+            auth: NatsAuth::None,
             stream: "FERROFEED".into(),
             subject_prefix: "ferrofeed".into(),
             retention: Retention::Limits,
@@ -133,6 +293,35 @@ impl Default for NatsConfig {
             ack_timeout: Duration::from_secs(5),
             collector: default_collector(),
         }
+    }
+}
+
+impl std::fmt::Debug for NatsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsConfig")
+            .field("url", &redact::url(&self.url))
+            .field("auth", &self.auth)
+            .field("stream", &self.stream)
+            .field("subject_prefix", &self.subject_prefix)
+            .field("retention", &self.retention)
+            .field("max_age", &self.max_age)
+            .field("max_bytes", &self.max_bytes)
+            .field("max_msgs", &self.max_msgs)
+            .field("duplicate_window", &self.duplicate_window)
+            .field("storage", &self.storage)
+            .field("replicas", &self.replicas)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("buffer", &self.buffer)
+            .field("ack_timeout", &self.ack_timeout)
+            .field("collector", &self.collector)
+            .finish()
+    }
+}
+
+impl NatsConfig {
+    /// The server URL for display: credentials masked (`nats://***@host:4222`).
+    pub fn shown_url(&self) -> String {
+        redact::url(&self.url)
     }
 }
 
@@ -151,10 +340,10 @@ pub enum NatsError {
     /// The configuration cannot work.
     #[error("invalid NATS configuration: {0}")]
     Config(String),
-    /// The server could not be reached.
+    /// The server could not be reached (or refused the credentials).
     #[error("connecting to NATS at {url}: {msg}")]
     Connect {
-        /// The URL.
+        /// The URL, credentials masked.
         url: String,
         /// Why.
         msg: String,
@@ -634,7 +823,16 @@ async fn connect_client(
             }
         });
     }
-    opts.connect(cfg.url.as_str()).await.map_err(|e| NatsError::Connect { url: cfg.url.clone(), msg: e.to_string() })
+    let (opts, bare) = auth_options(&cfg.url, &cfg.auth, opts).await?;
+    opts.connect(bare.as_str()).await.map_err(|e| connect_error(&cfg.url, &cfg.auth, &e))
+}
+
+/// A connect error with the URL redacted and no credential in its message.
+fn connect_error(url: &str, auth: &NatsAuth, e: &async_nats::ConnectError) -> NatsError {
+    let (_, from_url) = split_userinfo(url);
+    let mut secrets = auth.secrets();
+    secrets.extend(from_url.secrets());
+    NatsError::Connect { url: redact::url(url), msg: redact::text(&e.to_string(), &secrets) }
 }
 
 fn stream_config(cfg: &NatsConfig) -> stream::Config {
@@ -963,12 +1161,20 @@ impl NatsReader {
     /// Opens `stream` at `url`, reading subjects matching `filter` (e.g.
     /// `ferrofeed.binance.spot.trade.>`; empty: all).
     pub async fn open(url: &str, stream: &str, filter: &str, deliver: Deliver) -> Result<NatsReader, NatsError> {
-        let client = async_nats::ConnectOptions::new()
-            .name("ferrofeed tail")
-            .connection_timeout(Duration::from_secs(5))
-            .connect(url)
-            .await
-            .map_err(|e| NatsError::Connect { url: url.into(), msg: e.to_string() })?;
+        NatsReader::open_with(url, &NatsAuth::None, stream, filter, deliver).await
+    }
+
+    /// [`NatsReader::open`] with credentials.
+    pub async fn open_with(
+        url: &str,
+        auth: &NatsAuth,
+        stream: &str,
+        filter: &str,
+        deliver: Deliver,
+    ) -> Result<NatsReader, NatsError> {
+        let opts = async_nats::ConnectOptions::new().name("ferrofeed tail").connection_timeout(Duration::from_secs(5));
+        let (opts, bare) = auth_options(url, auth, opts).await?;
+        let client = opts.connect(bare.as_str()).await.map_err(|e| connect_error(url, auth, &e))?;
         let js = jetstream::new(client.clone());
         let s = js.get_stream(stream).await.map_err(|e| NatsError::JetStream(format!("stream {stream:?}: {e}")))?;
         let consumer = s
@@ -1010,6 +1216,27 @@ impl NatsReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn url_credentials_become_options_and_never_show() {
+        let (bare, auth) = split_userinfo("nats://alice:s3cret@127.0.0.1:4222,nats://h2:4222");
+        assert_eq!(bare, "nats://127.0.0.1:4222,nats://h2:4222");
+        assert!(
+            matches!(&auth, NatsAuth::UserPassword { user, password } if user == "alice" && password.expose_secret() == "s3cret")
+        );
+        let (bare, auth) = split_userinfo("tok3n@h:4222");
+        assert_eq!(bare, "h:4222");
+        assert!(matches!(&auth, NatsAuth::Token(t) if t.expose_secret() == "tok3n"));
+        assert!(matches!(split_userinfo("nats://h:4222"), (b, NatsAuth::None) if b == "nats://h:4222"));
+        let cfg = NatsConfig {
+            url: "nats://alice:s3cret@127.0.0.1:4222".into(),
+            auth: NatsAuth::Token("tok3n".to_string().into()),
+            ..NatsConfig::default()
+        };
+        let shown = format!("{cfg:?} {cfg:#?} {}", cfg.shown_url());
+        assert!(!shown.contains("s3cret") && !shown.contains("tok3n"), "{shown}");
+        assert!(shown.contains("nats://***@127.0.0.1:4222"), "{shown}");
+    }
 
     fn ev(json: &str) -> Event {
         serde_json::from_str(json).expect("event")

@@ -137,7 +137,8 @@ pub struct ConnSnapshot {
     pub state: State,
     /// Socket generation.
     pub epoch: u64,
-    /// The URL of the current socket.
+    /// The URL of the current socket, for display: credentials masked
+    /// ([`ConnectSpec::shown_url`]).
     pub url: String,
     /// Every stream and where it stands.
     pub streams: std::collections::BTreeMap<String, SubState>,
@@ -224,7 +225,7 @@ impl Connection {
             id: cfg.id,
             state: State::Connecting,
             epoch: 0,
-            url: cfg.spec.url.clone(),
+            url: cfg.spec.shown_url(),
             streams: desired.iter().map(|s| (s.clone(), SubState::Pending)).collect(),
             reconnects: 0,
             msgs_in_window: 0,
@@ -551,7 +552,7 @@ impl<T: Transport> Actor<T> {
                     }
                     self.session_active = false;
                     self.session_data = false;
-                    let url = spec.url.clone();
+                    let url = spec.shown_url();
                     self.state.send_modify(|s| {
                         s.epoch = self.epoch;
                         s.url = url;
@@ -1402,7 +1403,7 @@ impl<T: Transport> Actor<T> {
                     let t = self.transport.clone();
                     let (spec, carried) = self.connect_spec();
                     cand_carried = carried;
-                    cand_url = spec.url.clone();
+                    cand_url = spec.shown_url();
                     connecting = Some(tokio::spawn(async move { t.connect(&spec).await }));
                 },
             }

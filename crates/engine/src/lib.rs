@@ -17,6 +17,7 @@
 //! - `rest`: [`RestClient`], GETs charged against a weight budget before they are sent.
 //! - `backoff`: the reconnect schedule (exponential, capped, jittered).
 //! - `entropy`: the one seam for randomness.
+//! - `redact`: URLs and messages for display, with every credential masked.
 //!
 //! Time goes through `tokio::time` only, so tests run under tokio's paused clock.
 
@@ -31,6 +32,7 @@ pub mod pacer;
 pub mod pool;
 pub mod queue;
 pub mod recovery;
+pub mod redact;
 pub mod rest;
 pub mod seq;
 pub mod transport;

@@ -19,7 +19,7 @@ pub enum RestError {
     /// The URL could not be used.
     #[error("invalid URL {url:?}: {msg}")]
     Url {
-        /// The URL.
+        /// The URL, credentials masked (`redact::url`).
         url: String,
         /// What was wrong.
         msg: String,
@@ -27,7 +27,7 @@ pub enum RestError {
     /// Connect, TLS or read failure.
     #[error("request to {url} failed: {msg}")]
     Transport {
-        /// The URL.
+        /// The URL, credentials masked (`redact::url`).
         url: String,
         /// What failed.
         msg: String,
@@ -35,7 +35,7 @@ pub enum RestError {
     /// No answer in time.
     #[error("request to {url} timed out after {after:?}")]
     Timeout {
-        /// The URL.
+        /// The URL, credentials masked (`redact::url`).
         url: String,
         /// The timeout.
         after: Duration,
@@ -43,7 +43,7 @@ pub enum RestError {
     /// The body is larger than the client's cap; what arrived is dropped.
     #[error("the answer of {url} is larger than {limit} bytes; not read")]
     TooLarge {
-        /// The URL.
+        /// The URL, credentials masked (`redact::url`).
         url: String,
         /// The cap ([`RestClient::with_max_body`]).
         limit: usize,
@@ -51,7 +51,7 @@ pub enum RestError {
     /// The venue answered with an error status.
     #[error("{url} answered {status}: {body}")]
     Status {
-        /// The URL.
+        /// The URL, credentials masked (`redact::url`).
         url: String,
         /// HTTP status.
         status: u16,
@@ -135,16 +135,18 @@ impl RestClient {
         weight: u32,
         budget: Option<&Arc<WeightBudget>>,
     ) -> Result<Bytes, RestError> {
-        let uri: hyper::Uri = url.parse().map_err(|e| RestError::Url { url: url.into(), msg: format!("{e}") })?;
-        let method: hyper::Method =
-            method.parse().map_err(|_| RestError::Url { url: url.into(), msg: format!("bad method {method:?}") })?;
+        let uri: hyper::Uri =
+            url.parse().map_err(|e| RestError::Url { url: crate::redact::url(url), msg: format!("{e}") })?;
+        let method: hyper::Method = method
+            .parse()
+            .map_err(|_| RestError::Url { url: crate::redact::url(url), msg: format!("bad method {method:?}") })?;
         let mut req = hyper::Request::builder().method(method).uri(uri);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
         let req = req
             .body(Empty::<Bytes>::new())
-            .map_err(|e| RestError::Url { url: url.into(), msg: format!("building the request: {e}") })?;
+            .map_err(|e| RestError::Url { url: crate::redact::url(url), msg: format!("building the request: {e}") })?;
         if let Some(b) = budget {
             b.acquire(weight).await;
         }
@@ -153,7 +155,7 @@ impl RestClient {
                 .client
                 .request(req)
                 .await
-                .map_err(|e| RestError::Transport { url: url.into(), msg: e.to_string() })?;
+                .map_err(|e| RestError::Transport { url: crate::redact::url(url), msg: e.to_string() })?;
             let status = resp.status().as_u16();
             let retry_after =
                 resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(retry_after_secs);
@@ -163,9 +165,9 @@ impl RestClient {
                 .await
                 .map_err(|e| {
                     if e.is::<http_body_util::LengthLimitError>() {
-                        RestError::TooLarge { url: url.into(), limit }
+                        RestError::TooLarge { url: crate::redact::url(url), limit }
                     } else {
-                        RestError::Transport { url: url.into(), msg: e.to_string() }
+                        RestError::Transport { url: crate::redact::url(url), msg: e.to_string() }
                     }
                 })?
                 .to_bytes();
@@ -173,7 +175,7 @@ impl RestClient {
                 Ok(body)
             } else {
                 Err(RestError::Status {
-                    url: url.into(),
+                    url: crate::redact::url(url),
                     status,
                     body: String::from_utf8_lossy(&body).into_owned(),
                     retry_after,
@@ -182,7 +184,7 @@ impl RestClient {
         };
         tokio::time::timeout(self.timeout, fut)
             .await
-            .map_err(|_| RestError::Timeout { url: url.into(), after: self.timeout })?
+            .map_err(|_| RestError::Timeout { url: crate::redact::url(url), after: self.timeout })?
     }
 }
 

@@ -18,6 +18,16 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
+use crate::redact;
+use secrecy::{ExposeSecret, SecretString};
+
+/// The userinfo of a URL (`user:pass` of `scheme://user:pass@host`), if any.
+fn userinfo(url: &str) -> Option<&str> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    authority.rfind('@').map(|at| &authority[..at]).filter(|u| !u.is_empty())
+}
+
 /// A WebSocket message, transport-neutral.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WsMsg {
@@ -57,8 +67,9 @@ impl TransportError {
     }
 }
 
-/// What to connect to and how.
-#[derive(Debug, Clone)]
+/// What to connect to and how. Its `Debug` output and every error about it
+/// show the URL redacted ([`ConnectSpec::shown_url`]); header values never.
+#[derive(Clone)]
 pub struct ConnectSpec {
     /// `ws://` or `wss://` URL.
     pub url: String,
@@ -73,9 +84,42 @@ pub struct ConnectSpec {
     /// A proxy for the TCP connection: `http://host:port` (HTTP CONNECT) or
     /// `socks5://host:port` (hostname resolved by the proxy).
     pub proxy: Option<String>,
+    /// A credential the URL carries where no rule can spot it (a listenKey
+    /// in the path): masked wherever the URL is shown.
+    pub secret: Option<SecretString>,
+}
+
+impl std::fmt::Debug for ConnectSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectSpec")
+            .field("url", &self.shown_url())
+            .field("headers", &self.headers.iter().map(|(k, _)| (k.as_str(), redact::MASK)).collect::<Vec<_>>())
+            .field("connect_timeout", &self.connect_timeout)
+            .field("max_frame_bytes", &self.max_frame_bytes)
+            .field("max_message_bytes", &self.max_message_bytes)
+            .field("proxy", &self.proxy.as_deref().map(redact::url))
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl ConnectSpec {
+    /// The URL for display: userinfo, credential parameters and
+    /// [`ConnectSpec::secret`] masked ([`redact`]).
+    pub fn shown_url(&self) -> String {
+        self.scrub(&self.url)
+    }
+
+    /// `msg` (an error of this connection) with the URL, the proxy's
+    /// credentials and the secret masked.
+    pub fn scrub(&self, msg: &str) -> String {
+        let secret = self.secret.as_ref().map(|s| s.expose_secret());
+        let proxy_user = self.proxy.as_deref().and_then(userinfo);
+        let url_user = userinfo(&self.url);
+        let secrets: Vec<&str> = [secret, proxy_user, url_user].into_iter().flatten().collect();
+        redact::text(msg, &secrets)
+    }
+
     /// Defaults: 10 s connect timeout, 16 MiB frames and messages, no proxy.
     pub fn new(url: impl Into<String>) -> ConnectSpec {
         ConnectSpec {
@@ -85,6 +129,7 @@ impl ConnectSpec {
             max_frame_bytes: 16 << 20,
             max_message_bytes: 16 << 20,
             proxy: None,
+            secret: None,
         }
     }
 }
@@ -145,16 +190,18 @@ fn unreachable_config() -> rustls::ClientConfig {
         .with_no_client_auth()
 }
 
-/// Host and port of a ws:// or wss:// URL.
-fn host_port(url: &str) -> Result<(String, u16, bool), TransportError> {
-    let req = url.into_client_request().map_err(|e| TransportError::Request(format!("{url:?}: {e}")))?;
+/// Host and port of a ws:// or wss:// URL. Errors show the URL redacted.
+fn host_port(spec: &ConnectSpec) -> Result<(String, u16, bool), TransportError> {
+    let url = spec.url.as_str();
+    let shown = spec.shown_url();
+    let req = url.into_client_request().map_err(|e| TransportError::Request(spec.scrub(&format!("{shown:?}: {e}"))))?;
     let uri = req.uri();
     let tls = match uri.scheme_str() {
         Some("wss") => true,
         Some("ws") => false,
-        other => return Err(TransportError::Request(format!("unsupported scheme {other:?} in {url:?}"))),
+        other => return Err(TransportError::Request(format!("unsupported scheme {other:?} in {shown:?}"))),
     };
-    let host = uri.host().ok_or_else(|| TransportError::Request(format!("no host in {url:?}")))?;
+    let host = uri.host().ok_or_else(|| TransportError::Request(format!("no host in {shown:?}")))?;
     let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
     Ok((host.trim_matches(['[', ']']).to_string(), port, tls))
 }
@@ -203,7 +250,14 @@ impl Transport for Native {
     type Stream = NativeStream;
 
     async fn connect(&self, spec: &ConnectSpec) -> Result<NativeStream, TransportError> {
-        let (host, port, tls) = host_port(&spec.url)?;
+        let (host, port, tls) = host_port(spec)?;
+        // No error of this connection shows its URL's credentials.
+        let scrub = |e: TransportError| match e {
+            TransportError::Request(m) => TransportError::Request(spec.scrub(&m)),
+            TransportError::Connect(m) => TransportError::Connect(spec.scrub(&m)),
+            TransportError::Socket(m) => TransportError::Socket(spec.scrub(&m)),
+            t @ TransportError::Timeout(_) => t,
+        };
         let fut = async {
             let tcp = tcp_via((&host, port), spec.proxy.as_deref()).await?;
             let _ = tcp.set_nodelay(true);
@@ -228,6 +282,7 @@ impl Transport for Native {
         tokio::time::timeout(spec.connect_timeout, fut)
             .await
             .map_err(|_| TransportError::Timeout(spec.connect_timeout))?
+            .map_err(scrub)
     }
 }
 
@@ -277,10 +332,28 @@ mod tests {
 
     #[test]
     fn urls_are_checked_before_connecting() {
-        assert_eq!(host_port("wss://stream.binance.com:9443/ws").unwrap(), ("stream.binance.com".into(), 9443, true));
-        assert_eq!(host_port("ws://127.0.0.1/ws").unwrap(), ("127.0.0.1".into(), 80, false));
-        assert!(matches!(host_port("http://x/ws"), Err(TransportError::Request(_))));
-        assert!(matches!(host_port("not a url"), Err(TransportError::Request(_))));
+        let hp = |u: &str| host_port(&ConnectSpec::new(u));
+        assert_eq!(hp("wss://stream.binance.com:9443/ws").unwrap(), ("stream.binance.com".into(), 9443, true));
+        assert_eq!(hp("ws://127.0.0.1/ws").unwrap(), ("127.0.0.1".into(), 80, false));
+        assert!(matches!(hp("http://x/ws"), Err(TransportError::Request(_))));
+        assert!(matches!(hp("not a url"), Err(TransportError::Request(_))));
+    }
+
+    #[test]
+    fn errors_and_debug_never_show_the_url_credentials() {
+        let mut spec = ConnectSpec::new("http://user:hunter2@x/ws/LISTENKEY42");
+        spec.secret = Some("LISTENKEY42".to_string().into());
+        spec.headers.push(("X-MBX-APIKEY".into(), "apikey99".into()));
+        spec.proxy = Some("http://puser:ppass@proxy:1".into());
+        let err = host_port(&spec).unwrap_err().to_string();
+        let dbg = format!("{spec:?} {spec:#?}");
+        for shown in [&err, &dbg] {
+            for secret in ["hunter2", "LISTENKEY42", "apikey99", "ppass"] {
+                assert!(!shown.contains(secret), "{secret} in {shown}");
+            }
+        }
+        assert_eq!(spec.shown_url(), "http://***@x/ws/***");
+        assert_eq!(spec.scrub("bad user:hunter2 and LISTENKEY42"), "bad *** and ***");
     }
 
     #[test]

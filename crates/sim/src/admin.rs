@@ -261,6 +261,10 @@ pub(crate) async fn handle<B>(req: Request<B>, hub: Arc<Hub>) -> Resp {
             ok(serde_json::json!({ "paused": on }))
         }
         (Method::POST, "/admin/clock") => match num("offset_ms") {
+            // At most MAX_ADMIN_SECS either way: a venue clock no client could follow is no fault worth a panic.
+            Some(Ok(o)) if !(o.is_finite() && o.abs() <= MAX_ADMIN_SECS * 1000.0) => {
+                bad(&format!("offset_ms must be finite and within ±{} ms", MAX_ADMIN_SECS * 1000.0))
+            }
             Some(Ok(o)) => {
                 m.set_clock_offset_ms(o as i64);
                 ok(serde_json::json!({ "offset_ms": o as i64 }))

@@ -381,3 +381,30 @@ async fn order_requests_are_verified_per_bybit_rules() {
         assert!(r["retCode"] == 10002 || r["retCode"] == 10001 || r["retCode"] == 0, "{ts} {rw}: {r}");
     }
 }
+
+/// `GET /v5/market/time` answers the venue clock (the `/admin/clock` offset
+/// included), so a client can measure the offset before signing `auth`; the
+/// offset the admin call takes is bounded, and anything else is a 400.
+#[tokio::test]
+async fn server_time_follows_the_skewed_clock_and_the_offset_is_bounded() {
+    let (_sim, h) = start().await;
+    let time = |body: &str| -> u64 {
+        let v: Value = serde_json::from_str(body.split("\r\n\r\n").last().unwrap_or(body)).expect("json");
+        assert_eq!(v["retCode"], 0, "{v}");
+        assert!(v["result"]["timeSecond"].is_string(), "{v}");
+        v["time"].as_u64().expect("time")
+    };
+    let (s, body) = common::http(h.addr(), "GET", "/v5/market/time").await;
+    assert_eq!(s, 200, "{body}");
+    assert!(time(&body).abs_diff(now_ms()) < 5_000);
+    let (s, _) = common::http(h.addr(), "POST", "/admin/clock?offset_ms=60000").await;
+    assert_eq!(s, 200);
+    let (_, body) = common::http(h.addr(), "GET", "/v5/market/time").await;
+    assert!(time(&body).abs_diff(now_ms() + 60_000) < 5_000, "{body}");
+    for bad in ["inf", "-inf", "NaN", "1e300", "2e9", "x"] {
+        let (s, body) = common::http(h.addr(), "POST", &format!("/admin/clock?offset_ms={bad}")).await;
+        assert_eq!(s, 400, "{bad}: {body}");
+    }
+    let (s, _) = common::http(h.addr(), "POST", "/v5/market/time").await;
+    assert_eq!(s, 405);
+}

@@ -288,9 +288,18 @@ pub struct SessionPlan {
     pub streams: Vec<String>,
     /// How it authenticates.
     pub auth: SessionAuth,
-    /// The REST URL that answers the server time (`{"serverTime":ms}`),
-    /// measured before signing, if the venue needs it.
+    /// The REST URL that answers the server time, measured before signing
+    /// (and again after a refusal that a wrong clock causes), if the venue
+    /// signs with it.
     pub time_url: Option<String>,
+    /// The top-level field of that answer holding the server time in ms, a
+    /// number or a numeric string (Binance `serverTime`, Bybit `time`).
+    pub time_field: &'static str,
+    /// What an auth refusal caused by a wrong clock contains (Binance
+    /// `-1021`; Bybit v5 answers an expired `expires` with the same `Params
+    /// Error` as a bad signature). On such a refusal the session measures the
+    /// clock again and, if it had moved, logs on again instead of giving up.
+    pub clock_refusals: &'static [&'static str],
 }
 
 /// Everything a venue is, above the socket. Object safe: venues are chosen

@@ -16,6 +16,7 @@ pub(crate) mod order;
 pub(crate) mod private;
 pub(crate) mod public;
 pub(crate) mod ticker;
+pub(crate) mod time;
 
 use std::any::Any;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -196,8 +197,8 @@ impl Dialect for Bybit {
     }
 
     fn rest_precheck(&self, hub: &Hub, _method: &Method, path: &str) -> Option<Resp> {
-        // Only the order endpoint is served (`order`).
-        (!order::is_rest_path(hub, path))
+        // Only the order endpoint (`order`) and the server time (`time`) are served.
+        (!order::is_rest_path(hub, path) && path != time::PATH)
             .then(|| json(StatusCode::NOT_FOUND, r#"{"retCode":10001,"retMsg":"Not found","result":{}}"#))
     }
 
@@ -206,6 +207,9 @@ impl Dialect for Bybit {
     }
 
     fn rest(&self, hub: &Hub, req: &Request<Bytes>) -> Resp {
+        if req.uri().path() == time::PATH {
+            return time::answer(hub, req.method());
+        }
         order::rest(req, hub)
     }
 

@@ -13,6 +13,9 @@ use super::private::{Account, ListenKeyRules, USER_STREAM, WsApiUserRules, liste
 use super::registry::{exchange_info_path, from_exchange_info, stream_symbol};
 use super::{BinanceRules, Market, Route as BinanceRoute, endpoints, route_of, venue_limits, ws_base};
 use crate::env::{Endpoints, Environment};
+
+/// `-1021`: the `timestamp` is outside `recvWindow` (the clock drifted).
+const CLOCK_REFUSALS: &[&str] = &["-1021"];
 use crate::error::DecodeError;
 use crate::instruments::{Registry, RegistryError};
 use crate::seam::{
@@ -241,6 +244,8 @@ impl VenueSpec for Binance {
                 streams,
                 auth: SessionAuth::InBand,
                 time_url,
+                time_field: "serverTime",
+                clock_refusals: CLOCK_REFUSALS,
             });
         }
         let path = acct.listen_key_path().unwrap_or_default();
@@ -261,6 +266,8 @@ impl VenueSpec for Binance {
                 expired_event: "listenKeyExpired",
             },
             time_url,
+            time_field: "serverTime",
+            clock_refusals: CLOCK_REFUSALS,
         })
     }
 

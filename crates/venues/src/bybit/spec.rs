@@ -197,7 +197,11 @@ impl VenueSpec for Bybit {
             rules: Arc::new(rules),
             streams: PRIVATE_TOPICS.iter().map(|t| t.to_string()).collect(),
             auth: SessionAuth::InBand,
-            time_url: None,
+            time_url: Some(format!("{}/v5/market/time", super::rest_base(env))),
+            time_field: "time",
+            // v5 refuses an expired `expires` as `Params Error`, like a bad
+            // signature; older answers said `request expired`.
+            clock_refusals: &["Params Error", "request expired"],
         })
     }
 
