@@ -178,7 +178,7 @@ async fn rest_answers_over_the_byte_cap_are_refused_not_buffered() {
 async fn until_event(
     feed: &mut Feed,
     what: &str,
-    want: impl Fn(&EventKind) -> bool,
+    mut want: impl FnMut(&EventKind) -> bool,
     forbid: impl Fn(&EventKind) -> bool,
 ) -> EventKind {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -268,4 +268,154 @@ fn a_stalled_consumer_stays_within_the_byte_budget_under_both_policies() {
             assert!(num("queue_dropped") > 0.0, "{r}");
         }
     }
+}
+
+/// A feed of `symbol`'s trades on the spot simulator `h`.
+async fn trades_feed(h: &MarketHandle, symbol: &str, cfg: ClientConfig) -> Feed {
+    Feed::builder()
+        .client_config(cfg)
+        .url(SPOT, Environment::Custom { ws: h.ws_url(), rest: h.rest_url() })
+        .subscribe(SPOT, ferrofeed::venues::Channel::Trades, symbol)
+        .build()
+        .await
+        .expect("feed")
+}
+
+fn trade_id(k: &EventKind) -> Option<u64> {
+    match k {
+        EventKind::Trade(t) => t.trade_id.parse().ok(),
+        _ => None,
+    }
+}
+
+/// A venue that restarts its trade ids (as after its own restart) does not
+/// silence the stream: the step back is a gap of unknown extent, and the
+/// trades with the new ids are delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_reset_is_a_gap_and_the_stream_goes_on() {
+    use ferrofeed::model::event::Missing;
+    let (_sim, h) = spot().await;
+    let symbol = h.config().symbols[0].name.clone();
+    let mut feed = trades_feed(&h, &symbol, client()).await;
+    let first = until_event(&mut feed, "a trade", |k| trade_id(k).is_some(), |_| false).await;
+    assert!(trade_id(&first).unwrap() > 100, "the simulator starts its ids high");
+    assert_eq!(h.reset_ids(Some(&symbol), 1), 1);
+    let mut saw_gap = false;
+    let low = until_event(
+        &mut feed,
+        "a trade with a restarted id",
+        |k| {
+            if matches!(k, EventKind::Gap(g) if g.missing == Missing::Unknown { missing: ferrofeed::model::event::UnknownExtent::Unknown }) {
+                saw_gap = true;
+            }
+            trade_id(k).is_some_and(|id| id < 100)
+        },
+        |_| false,
+    )
+    .await;
+    assert!(saw_gap, "the restart was reported before {low:?}");
+    // And it goes on from there.
+    let next = until_event(&mut feed, "the next trade", |k| trade_id(k).is_some(), |_| false).await;
+    assert_eq!(trade_id(&next), trade_id(&low).map(|id| id + 1));
+}
+
+/// Sums a per-connection counter over the feed's connections.
+fn conn_sum(feed: &Feed, f: impl Fn(&ferrofeed::feed::ConnStats) -> u64) -> u64 {
+    feed.refresh_stats();
+    feed.stats().lock().conns.values().map(f).sum()
+}
+
+/// Data for stream names nobody subscribed makes no per-stream state
+/// anywhere (sequence tracker, statistics, metric labels): it is dropped,
+/// counted, and reported once per socket with its frame.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_for_streams_nobody_subscribed_is_counted_not_kept() {
+    let (_sim, h) = spot().await;
+    let symbol = h.config().symbols[0].name.clone();
+    let mut feed = trades_feed(&h, &symbol, client()).await;
+    until_event(&mut feed, "a trade", |k| trade_id(k).is_some(), |_| false).await;
+    const N: u64 = 5_000;
+    assert_eq!(h.flood_unsubscribed(None, N, 50), 1);
+    let report = until_event(&mut feed, "the report", |k| matches!(k, EventKind::Error { .. }), |_| false).await;
+    let EventKind::Error { msg, raw } = report else { unreachable!() };
+    assert!(msg.contains("did not subscribe"), "{msg}");
+    assert!(raw.contains("flood"), "the offending frame is kept: {raw}");
+    // Trades still flow after the flood, and every flooded frame was counted.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while conn_sum(&feed, |c| c.unsolicited) < N {
+        assert!(Instant::now() < deadline, "counted {}", conn_sum(&feed, |c| c.unsolicited));
+        until_event(&mut feed, "a trade", |k| trade_id(k).is_some(), |k| matches!(k, EventKind::Error { .. })).await;
+    }
+    assert_eq!(conn_sum(&feed, |c| c.unsolicited), N);
+    let stats = feed.stats();
+    let st = stats.lock();
+    assert_eq!(st.streams.len(), 1, "only the subscribed stream has statistics: {:?}", st.streams.keys());
+    let text = ferrofeed::metrics::render(&st);
+    assert!(!text.contains("flood"), "no metric label for a flooded name");
+}
+
+/// Under drop-oldest, a flood of malformed frames while the consumer is not
+/// reading cannot grow the queue past its bound: error events are dropped
+/// like data and reported as one count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_malformed_frames_cannot_grow_a_drop_oldest_queue() {
+    use ferrofeed::engine::Overflow;
+    let (_sim, h) = spot().await;
+    let symbol = h.config().symbols[0].name.clone();
+    let mut feed = Feed::builder()
+        .client_config(client())
+        .url(SPOT, Environment::Custom { ws: h.ws_url(), rest: h.rest_url() })
+        .subscribe(SPOT, ferrofeed::venues::Channel::Trades, &symbol)
+        .queue(100, Overflow::DropOldest)
+        .build()
+        .await
+        .expect("feed");
+    until_event(&mut feed, "a trade", |k| trade_id(k).is_some(), |_| false).await;
+    const N: u64 = 20_000;
+    assert_eq!(h.flood_malformed(None, N), 1);
+    // The consumer reads nothing until the queue has dropped most of the flood.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        feed.refresh_stats();
+        let (len, dropped) = {
+            let stats = feed.stats();
+            let st = stats.lock();
+            (st.queue["public"].0, st.queue_dropped["public"])
+        };
+        assert!(len <= 100, "the queue grew to {len}");
+        if dropped >= N - 100 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "dropped only {dropped}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut errors = 0;
+    let mut counted = 0u64;
+    while counted + errors < N {
+        let k = until_event(&mut feed, "the flood's errors", |k| matches!(k, EventKind::Error { .. }), |_| false).await;
+        let EventKind::Error { msg, .. } = k else { unreachable!() };
+        match msg.split_once(" error or unknown-frame events dropped") {
+            Some((n, _)) => counted += n.parse::<u64>().expect("a count"),
+            None => errors += 1,
+        }
+    }
+    assert!(errors <= 100, "{errors} error events were kept");
+    assert_eq!(counted + errors, N, "every malformed frame is an event or counted in one");
+}
+
+/// A frame larger than the venue's cap ends the socket before it is
+/// buffered; the feed reconnects, says so, and goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_over_the_venues_cap_ends_the_socket_before_it_is_buffered() {
+    let (_sim, h) = spot().await;
+    let symbol = h.config().symbols[0].name.clone();
+    let mut feed = trades_feed(&h, &symbol, client()).await;
+    until_event(&mut feed, "a trade", |k| trade_id(k).is_some(), |_| false).await;
+    // Binance public sockets accept frames up to 4 MiB.
+    assert_eq!(h.send_oversized(None, 6 << 20), Ok(1));
+    let k = until_event(&mut feed, "the disconnect", |k| matches!(k, EventKind::Disconnected { .. }), |_| false).await;
+    let EventKind::Disconnected { reason } = k else { unreachable!() };
+    assert!(reason.to_lowercase().contains("too long") || reason.contains("limit"), "{reason}");
+    until_event(&mut feed, "the reconnect", |k| matches!(k, EventKind::Reconnected), |_| false).await;
+    until_event(&mut feed, "a trade", |k| trade_id(k).is_some(), |_| false).await;
 }
