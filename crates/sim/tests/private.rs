@@ -101,6 +101,21 @@ async fn signed(
     http(addr, method, &format!("{path}?{q}&signature={sig}"), Some(TEST_API_KEY), body).await
 }
 
+/// Waits until the simulator has registered the `opened` sockets the test
+/// opened (the server side of a WebSocket handshake finishes after the
+/// client's).
+async fn registered(m: &ferrofeed_sim::MarketHandle, opened: u64) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let open = m.stats().counters.connections_accepted;
+        if open >= opened {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{open} of {opened} sockets registered");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 async fn connect(url: &str) -> Ws {
     timeout(WAIT, connect_async(url)).await.expect("connect in time").expect("connect").0
 }
@@ -255,11 +270,10 @@ async fn market_order_fills_against_the_book_and_reports_on_the_ws_api_subscript
     let st = request(&mut ws, json!({"id": 4, "method": "session.status"})).await;
     assert_eq!(st["result"]["userDataStream"], true);
     let mut trades = connect(&format!("{}/ws/btcusdt@trade", m.ws_url())).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    registered(&m, 2).await;
 
     // Freeze the generator so the book we read is the book the order meets.
     m.pause_market(true);
-    tokio::time::sleep(Duration::from_millis(50)).await;
     let book = m.book("BTCUSDT", 5).unwrap();
     let lvl = |i: usize| (d8(&book.asks[i][0]), d8(&book.asks[i][1]));
     let (p0, q0) = lvl(0);
@@ -500,10 +514,9 @@ async fn usdm_listen_key_stream_gets_order_trade_update_and_account_update() {
     let mut combined = connect(&format!("{}/private/stream?listenKey={key}", m.ws_url())).await;
     // Not on the private route: silent.
     let mut public = connect(&format!("{}/ws/{key}", m.ws_url())).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    registered(&m, 4).await;
 
     m.pause_market(true);
-    tokio::time::sleep(Duration::from_millis(50)).await;
     let book = m.book("BTCUSDT", 3).unwrap();
     let (p0, q0) = (d8(&book.asks[0][0]), d8(&book.asks[0][1]));
     let qty_s = format!("{}.{:03}", q0 / 100_000_000, (q0 % 100_000_000) / 100_000);
@@ -584,7 +597,7 @@ async fn listen_key_expiry_fault_then_silence_and_keepalive_gets_1125() {
     let (_, r) = http(a, "POST", "/fapi/v1/listenKey", Some(TEST_API_KEY), "").await;
     let key = r["listenKey"].as_str().unwrap().to_string();
     let mut ws = connect(&format!("{}/private/ws/{key}", m.ws_url())).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    registered(&m, 1).await;
     let (s, r) = http(a, "POST", "/admin/expire_listen_key", None, "").await;
     assert_eq!((s, r["expired"].as_u64()), (200, Some(1)));
     let e = next_json(&mut ws).await;
@@ -621,7 +634,7 @@ async fn spot_listen_keys_expire_on_their_own_and_carry_deposits() {
     let iso = r["listenKey"].as_str().unwrap().to_string();
     assert_ne!(iso, key);
     let mut ws = connect(&format!("{}/ws/{key}", m.ws_url())).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    registered(&m, 1).await;
 
     let (s, _) = http(a, "POST", "/admin/deposit?asset=BTC&amount=1.5", None, "").await;
     assert_eq!(s, 200);
@@ -651,7 +664,7 @@ async fn kill_private_closes_only_private_connections() {
     assert_eq!(logon(&mut api, now_ms(), None).await["status"], 200);
     let (_, r) = http(m.addr(), "POST", "/api/v3/userDataStream", Some(TEST_API_KEY), "").await;
     let mut legacy = connect(&format!("{}/ws/{}", m.ws_url(), r["listenKey"].as_str().unwrap())).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    registered(&m, 3).await;
 
     let (s, r) = http(m.addr(), "POST", "/admin/kill?private=true", None, "").await;
     assert_eq!((s, r["killed"].as_u64()), (200, Some(2)), "{r}");
@@ -711,7 +724,7 @@ async fn coinm_orders_settle_in_the_base_asset() {
     let (_, r) = http(m.addr(), "POST", "/dapi/v1/listenKey", Some(TEST_API_KEY), "").await;
     let key = r["listenKey"].as_str().unwrap().to_string();
     let mut ws = connect(&format!("{}/ws/{key}", m.ws_url())).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    registered(&m, 1).await;
     let (s, r) = signed(
         m.addr(),
         "POST",

@@ -233,8 +233,7 @@ async fn incoming_message_rate_over_the_limit_closes_with_1008() {
         bad.send(0x1, format!("{{\"method\":\"LIST_SUBSCRIPTIONS\",\"id\":{i}}}").as_bytes()).await;
     }
     assert_eq!(bad.close_code().await, 1008);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(m.stats().counters.rate_limit_closes, 1);
+    until(|| m.stats().counters.rate_limit_closes == 1, "the close counted").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -362,7 +361,7 @@ async fn kill_sends_a_close_frame_or_resets_the_tcp_connection() {
     .await
     .unwrap();
     while let Some(Ok(_)) = c.next().await {}
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    until(|| m.stats().counters.client_close_codes.get(&1000) == Some(&1), "the close recorded").await;
     let stats = m.stats();
     assert_eq!(stats.counters.client_close_codes.get(&1000), Some(&1));
     assert_eq!(stats.counters.kills, 2);
@@ -1047,4 +1046,14 @@ async fn chaos_fault_parameters_out_of_range_are_refused_with_400() {
     }
     let (s, _) = http(m.addr(), "POST", "/admin/id_reset").await;
     assert_eq!(s, 200, "every symbol");
+}
+
+/// Waits until `ok` holds (the simulator records a socket's end after the
+/// client has seen it); panics after `WAIT`.
+async fn until(ok: impl Fn() -> bool, what: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !ok() {
+        assert!(tokio::time::Instant::now() < deadline, "{what}: not within {WAIT:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
