@@ -1,7 +1,7 @@
 //! Exact accounting of a feed against a ground truth (the simulator's):
 //! every id a venue produced on a stream is delivered, or inside a reported
 //! gap, or it is a silent loss; ids delivered twice are duplicates. Used by
-//! `ferrofeed chaos` and the integration tests (`tests/one_feed.rs`); it
+//! `ferrofeed chaos` and the integration tests (`tests/it/one_feed.rs`); it
 //! knows no venue and no simulator: the caller hands it the produced ids'
 //! shape ([`Restart`]s, first and last id).
 //!

@@ -1008,7 +1008,7 @@ fn scale(a: &ScaleArgs) -> anyhow::Result<()> {
             events += 1;
         }
         let snaps = feed.client().snapshots();
-        // The floor (as tests/pools.rs computes it): per connection, the
+        // The floor (as tests/it/pools.rs computes it): per connection, the
         // SUBSCRIBE messages beyond what the first window allows, at the
         // simulator's 5 messages per second (200 streams per message);
         // connections proceed in parallel; streams in the URL cost nothing.

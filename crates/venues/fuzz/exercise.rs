@@ -1,6 +1,6 @@
 //! The calls the `decode` fuzz target makes on every input. Shared, via
 //! `#[path]`, by `fuzz_targets/decode.rs` and by the stable-toolchain replay
-//! test `crates/venues/tests/fuzz_corpus.rs`, so both exercise exactly the
+//! test `crates/venues/tests/it/fuzz_corpus.rs`, so both exercise exactly the
 //! same code. Errors are fine; a panic is a bug.
 
 use ferrofeed_model::rules::VenueRules;

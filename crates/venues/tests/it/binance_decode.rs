@@ -147,7 +147,7 @@ fn every_fixture_decodes_to_its_type() {
                     let err = decode(market, frame, RX).expect_err(rel);
                     assert!(matches!(err, DecodeError::PartialDepthWithoutStream { .. }), "{rel}: {err}");
                 }
-                // Private user data (values in tests/binance_user_data.rs): one
+                // Private user data (values in tests/it/binance_user_data.rs): one
                 // or more user-data events, never `unknown`.
                 "user" => {
                     let events = decode(market, frame, RX).unwrap_or_else(|e| panic!("{rel}: {e}"));

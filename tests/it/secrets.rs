@@ -134,7 +134,7 @@ async fn a_timestamp_refused_logon_resyncs_the_clock_and_logs_on_again() {
 /// `auth` is refused: a venue clock 60 s ahead, before opening and again
 /// after a lost socket, never ends the stream; a refusal with the clock
 /// right (a bad secret) stays final (`a_bad_secret_gives_one_auth_failed_*`
-/// in tests/bybit_private.rs).
+/// in tests/it/bybit_private.rs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bybit_private_auth_follows_the_venue_clock() {
     let (_sim, h) = sim(MarketConfig::bybit(BybitCategory::Linear)).await;

@@ -3,8 +3,6 @@
 //! enforces the budget the way Bybit does (the total characters of the topics
 //! subscribed on one connection) and refuses any request that would exceed it.
 
-mod common;
-
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

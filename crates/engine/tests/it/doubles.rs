@@ -4,15 +4,13 @@
 //! and their pongs, idle detection and reconnect, auth, Deribit's
 //! `test_request` duty and a `prev_change_id` break).
 
-mod common;
-
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::bybit::{self, Bybit};
-use common::deribit::{self, Deribit};
+use crate::common::bybit::{self, Bybit};
+use crate::common::deribit::{self, Deribit};
 use ferrofeed_engine::seq::{SeqTracker, Verdict};
 use ferrofeed_engine::venue::batches;
 use ferrofeed_engine::{

@@ -6,13 +6,11 @@
 //! each other and with the simulator's accounts, and item keys and JSON types
 //! compared with the documentation's examples in `shared/fixtures/bybit_v5/docs`.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{WAIT, Ws, connect_bybit_private, keys, next_json, send};
+use crate::common::{WAIT, Ws, connect_bybit_private, keys, next_json, send};
 use ferrofeed_sim::{BybitCategory, KillMode, MarketConfig, MarketHandle, Sim, TEST_API_KEY, TEST_HMAC_SECRET};
 use futures_util::{SinkExt, StreamExt};
 use hmac::{Hmac, Mac};
@@ -28,7 +26,7 @@ async fn start() -> (Sim, MarketHandle) {
     let mut m = MarketConfig::bybit(BybitCategory::Linear);
     m.symbols.truncate(2);
     m.timing.actions_per_sec = 100.0;
-    common::start(m).await
+    crate::common::start(m).await
 }
 
 fn now_ms() -> u64 {
@@ -108,7 +106,7 @@ async fn collect(ws: &mut Ws, topics: &[&str]) -> BTreeMap<String, Value> {
 
 /// The documentation's example `shared/fixtures/bybit_v5/docs/{name}.docs.json`.
 fn fixture(name: &str) -> Value {
-    common::fixture(&format!("docs/{name}.docs.json"))
+    crate::common::fixture(&format!("docs/{name}.docs.json"))
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -394,17 +392,17 @@ async fn server_time_follows_the_skewed_clock_and_the_offset_is_bounded() {
         assert!(v["result"]["timeSecond"].is_string(), "{v}");
         v["time"].as_u64().expect("time")
     };
-    let (s, body) = common::http(h.addr(), "GET", "/v5/market/time").await;
+    let (s, body) = crate::common::http(h.addr(), "GET", "/v5/market/time").await;
     assert_eq!(s, 200, "{body}");
     assert!(time(&body).abs_diff(now_ms()) < 5_000);
-    let (s, _) = common::http(h.addr(), "POST", "/admin/clock?offset_ms=60000").await;
+    let (s, _) = crate::common::http(h.addr(), "POST", "/admin/clock?offset_ms=60000").await;
     assert_eq!(s, 200);
-    let (_, body) = common::http(h.addr(), "GET", "/v5/market/time").await;
+    let (_, body) = crate::common::http(h.addr(), "GET", "/v5/market/time").await;
     assert!(time(&body).abs_diff(now_ms() + 60_000) < 5_000, "{body}");
     for bad in ["inf", "-inf", "NaN", "1e300", "2e9", "x"] {
-        let (s, body) = common::http(h.addr(), "POST", &format!("/admin/clock?offset_ms={bad}")).await;
+        let (s, body) = crate::common::http(h.addr(), "POST", &format!("/admin/clock?offset_ms={bad}")).await;
         assert_eq!(s, 400, "{bad}: {body}");
     }
-    let (s, _) = common::http(h.addr(), "POST", "/v5/market/time").await;
+    let (s, _) = crate::common::http(h.addr(), "POST", "/v5/market/time").await;
     assert_eq!(s, 405);
 }

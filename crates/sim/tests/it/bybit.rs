@@ -4,11 +4,9 @@
 //! against the simulator's truth, the `u = 1` restart fault, and payload
 //! shapes compared with the real captures in `shared/fixtures/bybit_v5`.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{
+use crate::common::{
     Local, assert_same_shape, bybit_market, close_frame, connect_bybit, fixture, http, keys, next_json, next_of,
     next_reply, send, shape, start,
 };
@@ -23,7 +21,7 @@ const MAX_FRAMES: usize = 100_000;
 
 #[tokio::test]
 async fn pong_and_ack_shapes_per_category_echo_req_id() {
-    // Inverse and option: tests/bybit_categories.rs.
+    // Inverse and option: tests/it/bybit_categories.rs.
     for cat in [BybitCategory::Spot, BybitCategory::Linear] {
         let (sim, h) = start(bybit_market(cat)).await;
         let mut ws = connect_bybit(&h).await;

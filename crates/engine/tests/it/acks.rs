@@ -11,8 +11,6 @@
 //! actor has handled everything sent before it, so the subscription states can
 //! be read without waiting on a clock.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-#[path = "../fuzz/exercise.rs"]
+#[path = "../../fuzz/exercise.rs"]
 mod exercise;
 
 fn files_in(dir: &Path) -> Vec<PathBuf> {

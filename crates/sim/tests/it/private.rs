@@ -6,13 +6,11 @@
 //! Requests are signed here with `hmac`/`ed25519-dalek` directly and sent with a
 //! hand-written HTTP/1.1 client or tokio-tungstenite; no ferrofeed client code.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::common::{WAIT, Ws, next_json, start};
 use base64::Engine as _;
-use common::{WAIT, Ws, next_json, start};
 use ed25519_dalek::Signer as _;
 use ferrofeed_sim::{KillMode, MarketConfig, MarketKind, TEST_API_KEY, TEST_ED25519_SEED, TEST_HMAC_SECRET};
 use futures_util::{SinkExt, StreamExt};

@@ -5,12 +5,10 @@
 //! and documentation examples in `shared/fixtures/bybit_v5`; books with the
 //! simulator's truth (`book_at`).
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use common::{
+use crate::common::{
     Local, WAIT, assert_same_shape, bybit_market, close_frame, connect_bybit, fixture, keys, levels, next_json,
     next_of, next_reply, send, set, shape, start,
 };

@@ -3,13 +3,11 @@
 //! and the load stream. Clients are third-party (tokio-tungstenite) or a raw
 //! hand-driven socket, never the ferrofeed client.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{WAIT, Ws, connect, http, next_json, next_where, send, start};
+use crate::common::{WAIT, Ws, connect, http, next_json, next_where, send, start};
 use ferrofeed_sim::{KillMode, LoadConfig, MarketConfig, MarketKind};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -901,8 +899,8 @@ async fn unsubscribed_flood_sends_data_on_stream_names_nobody_subscribed() {
     let v = next_where(&mut raw, |v| v["s"] != "BTCUSDT").await;
     assert_eq!((v["e"].as_str(), v["s"].as_str(), v["t"].as_u64()), (Some("trade"), Some("FLOOD0USDT"), Some(1)));
 
-    let (_bsim, b) = start(common::bybit_market(ferrofeed_sim::BybitCategory::Linear)).await;
-    let mut bws = common::connect_bybit(&b).await;
+    let (_bsim, b) = start(crate::common::bybit_market(ferrofeed_sim::BybitCategory::Linear)).await;
+    let mut bws = crate::common::connect_bybit(&b).await;
     send(&mut bws, json!({"op": "subscribe", "args": ["publicTrade.BTCUSDT"]})).await;
     assert_eq!(b.flood_unsubscribed(None, 20, 2), 1);
     let v = next_where(&mut bws, |v| v["topic"].as_str().is_some_and(|t| t.contains("FLOOD"))).await;
@@ -953,8 +951,8 @@ async fn oversized_frame_has_exactly_the_asked_bytes_and_is_well_formed() {
         let v: Value = serde_json::from_str(&big).expect("well-formed");
         assert!(v.to_string().contains("\"e\":\"pad\""), "{path}");
     }
-    let (_bsim, b) = start(common::bybit_market(ferrofeed_sim::BybitCategory::Linear)).await;
-    let mut bws = common::connect_bybit(&b).await;
+    let (_bsim, b) = start(crate::common::bybit_market(ferrofeed_sim::BybitCategory::Linear)).await;
+    let mut bws = crate::common::connect_bybit(&b).await;
     send(&mut bws, json!({"op": "subscribe", "args": ["publicTrade.BTCUSDT"]})).await;
     next_json(&mut bws).await;
     assert_eq!(b.send_oversized(None, 100_000), Ok(1));
@@ -996,8 +994,8 @@ async fn id_reset_restarts_trade_and_book_ids_from_a_low_number() {
     let snap: Value = serde_json::from_str(&snap).expect("json");
     assert!(snap["lastUpdateId"].as_u64().is_some_and(|u| u < 100_000), "{snap}");
 
-    let (_bsim, b) = start(common::bybit_market(ferrofeed_sim::BybitCategory::Linear)).await;
-    let mut bws = common::connect_bybit(&b).await;
+    let (_bsim, b) = start(crate::common::bybit_market(ferrofeed_sim::BybitCategory::Linear)).await;
+    let mut bws = crate::common::connect_bybit(&b).await;
     send(&mut bws, json!({"op": "subscribe", "args": ["publicTrade.BTCUSDT", "orderbook.50.BTCUSDT"]})).await;
     let first = next_where(&mut bws, |v| v["topic"] == "orderbook.50.BTCUSDT").await;
     assert_ne!(first["data"]["u"], 1);

@@ -1,0 +1,8 @@
+//! Every integration test of this crate in one binary (one link instead of
+//! one per file; issue 19). Each module is one former test file.
+
+mod acks;
+mod common;
+mod doubles;
+mod engine;
+mod pool_chars;

@@ -1,0 +1,10 @@
+//! Every integration test of this crate in one binary (one link instead of
+//! one per file; issue 19). Each module is one former test file.
+
+mod bybit;
+mod bybit_categories;
+mod bybit_private;
+mod common;
+mod conformance;
+mod private;
+mod sim;
