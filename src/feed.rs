@@ -221,6 +221,9 @@ pub struct FeedBuilder {
     cfg: FeedConfig,
     wants: Vec<Want>,
     sessions: Vec<PrivateClient>,
+    /// An error found while configuring, reported by [`FeedBuilder::build`].
+    #[cfg(feature = "sim")]
+    deferred: Option<crate::simulated::SimulatorError>,
 }
 
 impl FeedBuilder {
@@ -264,6 +267,17 @@ impl FeedBuilder {
         self
     }
 
+    /// Points every market the simulator serves at it (see
+    /// [`crate::simulated`]).
+    #[cfg(feature = "sim")]
+    pub fn simulator(mut self, sim: &ferrofeed_sim::Sim) -> FeedBuilder {
+        match crate::simulated::environments(sim) {
+            Ok(envs) => self.cfg.client.overrides.extend(envs),
+            Err(e) => self.deferred = Some(e),
+        }
+        self
+    }
+
     /// The event queue: how many engine events it holds, and what happens
     /// when it is full.
     pub fn queue(mut self, capacity: usize, overflow: Overflow) -> FeedBuilder {
@@ -295,6 +309,10 @@ impl FeedBuilder {
     /// inside a tokio runtime. An unknown market or a channel a market does
     /// not serve is an error, and nothing is subscribed.
     pub async fn build(self) -> Result<Feed, Error> {
+        #[cfg(feature = "sim")]
+        if let Some(e) = self.deferred {
+            return Err(e.into());
+        }
         let mut plan: Vec<(MarketId, Option<String>, String)> = Vec::new();
         for w in &self.wants {
             match w {

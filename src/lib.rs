@@ -21,6 +21,8 @@
 //!   authentication or a REST-issued token) with credentials kept secret.
 //! - [`metrics`]: the Prometheus text endpoint over a feed's statistics.
 //! - [`record`]: the crash-safe capture format.
+//! - `simulated` (with the `sim` feature): start the bundled simulator for
+//!   some markets and point a feed or a private session at it.
 //! - [`sink`]: the NATS JetStream sink and reader (`Nats-Msg-Id` from the
 //!   venue's identity of each event, bounded in-flight and buffer, losses
 //!   counted and reported) and `Shard`, the `--shard K/N` partition.
@@ -56,6 +58,8 @@ pub mod feed;
 pub mod metrics;
 pub mod record;
 pub mod session;
+#[cfg(feature = "sim")]
+pub mod simulated;
 pub mod sink;
 
 pub use ferrofeed_book as book;
@@ -77,6 +81,9 @@ enum ErrorInner {
     Client(#[from] client::ClientError),
     #[error(transparent)]
     Private(#[from] session::PrivateError),
+    #[cfg(feature = "sim")]
+    #[error(transparent)]
+    Simulator(#[from] simulated::SimulatorError),
 }
 
 impl std::fmt::Display for Error {
@@ -90,6 +97,8 @@ impl std::error::Error for Error {
         match &self.0 {
             ErrorInner::Client(e) => Some(e),
             ErrorInner::Private(e) => Some(e),
+            #[cfg(feature = "sim")]
+            ErrorInner::Simulator(e) => Some(e),
         }
     }
 }
@@ -100,7 +109,7 @@ impl Error {
     pub fn client(&self) -> Option<&client::ClientError> {
         match &self.0 {
             ErrorInner::Client(e) => Some(e),
-            ErrorInner::Private(_) => None,
+            _ => None,
         }
     }
 
@@ -108,7 +117,7 @@ impl Error {
     pub fn private(&self) -> Option<&session::PrivateError> {
         match &self.0 {
             ErrorInner::Private(e) => Some(e),
-            ErrorInner::Client(_) => None,
+            _ => None,
         }
     }
 }
@@ -122,6 +131,13 @@ impl From<client::ClientError> for Error {
 impl From<session::PrivateError> for Error {
     fn from(e: session::PrivateError) -> Error {
         Error(ErrorInner::Private(e))
+    }
+}
+
+#[cfg(feature = "sim")]
+impl From<simulated::SimulatorError> for Error {
+    fn from(e: simulated::SimulatorError) -> Error {
+        Error(ErrorInner::Simulator(e))
     }
 }
 

@@ -258,6 +258,19 @@ impl PrivateClient {
         self.venue.accounts()
     }
 
+    /// The market `account`'s session runs on and reports its events under
+    /// (Binance `margin` is spot's, Bybit `linear` is linear's): the market a
+    /// simulator must serve for it.
+    pub fn market_of(&self, account: &str) -> Result<MarketId, crate::Error> {
+        Ok(self.plan(account)?.market)
+    }
+
+    /// Where accounts opened from now on connect (a testnet, the simulator);
+    /// accounts already open keep their connection.
+    pub fn set_environment(&mut self, env: Environment) {
+        self.cfg.environment = env;
+    }
+
     fn plan(&self, account: &str) -> Result<SessionPlan, PrivateError> {
         Ok(self.venue.session(account, &self.cfg.environment, self.creds.clone(), self.clock.clone())?)
     }

@@ -50,15 +50,7 @@ pub(crate) fn parse_url_override(s: &str) -> Result<(ferrofeed::client::MarketId
 /// The simulated markets behind `markets`: one simulator market per client
 /// market, each on its own port.
 pub(crate) fn sim_config_for(markets: &[ferrofeed::client::MarketId]) -> anyhow::Result<ferrofeed_sim::SimConfig> {
-    let mut cfg = ferrofeed_sim::SimConfig::all_markets();
-    cfg.markets.clear();
-    for m in markets {
-        let Some(mc) = ferrofeed_sim::MarketConfig::named(m.venue_name(), m.name()) else {
-            anyhow::bail!("the simulator does not serve {m}");
-        };
-        cfg.markets.push(mc);
-    }
-    Ok(cfg)
+    Ok(ferrofeed::simulated::config_for(markets)?)
 }
 
 /// The client environment of every simulated market, keyed by the client's
@@ -66,11 +58,5 @@ pub(crate) fn sim_config_for(markets: &[ferrofeed::client::MarketId]) -> anyhow:
 pub(crate) fn sim_overrides(
     sim: &ferrofeed_sim::Sim,
 ) -> anyhow::Result<std::collections::BTreeMap<ferrofeed::client::MarketId, ferrofeed::client::Environment>> {
-    let mut out = std::collections::BTreeMap::new();
-    for h in sim.markets() {
-        let (venue, market) = h.config().venue_market();
-        let id = venue_market(venue, market)?;
-        out.insert(id, ferrofeed::client::Environment::Custom { ws: h.ws_url(), rest: h.rest_url() });
-    }
-    Ok(out)
+    Ok(ferrofeed::simulated::environments(sim)?)
 }

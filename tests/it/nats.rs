@@ -5,8 +5,7 @@
 //! truth (`MarketHandle::stream_stats`: produced, first and last id); no
 //! timing is asserted.
 //!
-//! Needs `nats-server` on the PATH (`apt-get install nats-server`; `.ci/run`
-//! installs it).
+//! Needs `nats-server` on the PATH; `scripts/test` provisions it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read};
@@ -24,10 +23,10 @@ use ferrofeed_sim::{MarketConfig, MarketHandle, MarketKind, Sim, SimConfig};
 // Fixtures
 
 /// A directory removed on drop.
-struct TempDir(PathBuf);
+pub(crate) struct TempDir(pub(crate) PathBuf);
 
 impl TempDir {
-    fn new(tag: &str) -> TempDir {
+    pub(crate) fn new(tag: &str) -> TempDir {
         static N: AtomicU64 = AtomicU64::new(0);
         let p = std::env::temp_dir().join(format!(
             "ferrofeed-nats-{tag}-{}-{}",
@@ -51,30 +50,30 @@ fn free_port() -> u16 {
 }
 
 /// Sends `signal` to a process we started, by its id.
-fn signal(pid: u32, signal: &str) {
+pub(crate) fn signal(pid: u32, signal: &str) {
     let _ = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status();
 }
 
 /// A `nats-server -js` of our own on a free loopback port; killed on drop.
-struct NatsServer {
+pub(crate) struct NatsServer {
     child: Option<std::process::Child>,
     port: u16,
     dir: TempDir,
 }
 
 impl NatsServer {
-    async fn start() -> NatsServer {
+    pub(crate) async fn start() -> NatsServer {
         let found = Command::new("nats-server").arg("--version").output();
         assert!(
             found.is_ok_and(|o| o.status.success()),
-            "nats-server is not installed: `apt-get install nats-server` (.ci/run does it)"
+            "nats-server is not installed: run the tests with `scripts/test`, which provisions it"
         );
         let mut s = NatsServer { child: None, port: free_port(), dir: TempDir::new("server") };
         s.spawn().await;
         s
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
@@ -132,7 +131,7 @@ impl Drop for NatsServer {
 }
 
 /// The spot simulator with busy books.
-async fn sim(actions_per_sec: f64) -> (Sim, MarketHandle) {
+pub(crate) async fn sim(actions_per_sec: f64) -> (Sim, MarketHandle) {
     let mut mc = MarketConfig::new(MarketKind::Spot);
     mc.timing.actions_per_sec = actions_per_sec;
     let sim = Sim::start(SimConfig::single(mc)).await.expect("sim");
@@ -141,7 +140,14 @@ async fn sim(actions_per_sec: f64) -> (Sim, MarketHandle) {
 }
 
 /// A feeds file for the simulator's spot market.
-fn feeds_file(dir: &Path, name: &str, h: &MarketHandle, nats: &str, streams: &[&str], books: &[&str]) -> PathBuf {
+pub(crate) fn feeds_file(
+    dir: &Path,
+    name: &str,
+    h: &MarketHandle,
+    nats: &str,
+    streams: &[&str],
+    books: &[&str],
+) -> PathBuf {
     let list = |v: &[&str]| v.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ");
     let text = format!(
         "[nats]\n{nats}\n\n[[feed]]\nvenue = \"binance\"\nmarket = \"spot\"\nenv = \"custom\"\nws = {:?}\nrest = {:?}\nstreams = [{}]\nbooks = [{}]\n",
@@ -157,14 +163,14 @@ fn feeds_file(dir: &Path, name: &str, h: &MarketHandle, nats: &str, streams: &[&
 
 /// A `ferrofeed record --sink` child: stderr lines collected, stdout (the
 /// summary) read at exit; killed on drop.
-struct Collector {
+pub(crate) struct Collector {
     child: Option<std::process::Child>,
     stderr: Arc<Mutex<Vec<String>>>,
     stdout: Option<std::thread::JoinHandle<String>>,
 }
 
 impl Collector {
-    fn start(config: &Path, url: &str, name: &str, extra: &[&str]) -> Collector {
+    pub(crate) fn start(config: &Path, url: &str, name: &str, extra: &[&str]) -> Collector {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ferrofeed"))
             .arg("record")
             .arg("--config")
@@ -206,7 +212,7 @@ impl Collector {
     }
 
     /// Waits until its progress line shows `key` at `min` or more.
-    async fn wait_progress(&self, key: &str, min: u64) {
+    pub(crate) async fn wait_progress(&self, key: &str, min: u64) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while self.progress(key).is_none_or(|n| n < min) {
             assert!(Instant::now() < deadline, "no progress line with {key} >= {min}; stderr:\n{}", self.stderr());
@@ -215,7 +221,7 @@ impl Collector {
     }
 
     /// Waits until `received=` stops moving (three progress lines alike).
-    async fn wait_quiet(&self) {
+    pub(crate) async fn wait_quiet(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         let (mut last, mut same) = (None, 0);
         loop {
@@ -240,7 +246,7 @@ impl Collector {
 
     /// Waits for it to exit (after SIGTERM, or at the end of `--duration`)
     /// and returns its summary line.
-    async fn finish(&mut self, term: bool) -> serde_json::Value {
+    pub(crate) async fn finish(&mut self, term: bool) -> serde_json::Value {
         let mut c = self.child.take().expect("running");
         if term {
             signal(c.id(), "TERM");
@@ -264,7 +270,7 @@ impl Drop for Collector {
 
 /// Creates the stream (the test's readiness check too) with the settings of
 /// the feeds files below.
-async fn create_stream(url: &str, stream: &str, prefix: &str) {
+pub(crate) async fn create_stream(url: &str, stream: &str, prefix: &str) {
     let cfg = NatsConfig {
         url: url.into(),
         stream: stream.into(),
@@ -286,7 +292,7 @@ async fn create_stream(url: &str, stream: &str, prefix: &str) {
 }
 
 /// Everything stored under `filter`.
-async fn read_all(url: &str, stream: &str, filter: &str) -> Vec<StoredMessage> {
+pub(crate) async fn read_all(url: &str, stream: &str, filter: &str) -> Vec<StoredMessage> {
     let mut r = NatsReader::open(url, stream, filter, Deliver::All).await.expect("reader");
     let mut v = Vec::new();
     while let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(3), r.next()).await {
