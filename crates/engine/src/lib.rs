@@ -19,6 +19,39 @@
 //! - `entropy`: the one seam for randomness.
 //! - `redact`: URLs and messages for display, with every credential masked.
 //!
+//! # Quick start
+//!
+//! One connection with a venue's shipped rules (here Binance spot, against
+//! the bundled simulator; in production the URL is the venue's):
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use ferrofeed_engine::{ConnectSpec, Connection, ConnectionConfig, EventKind, Native};
+//! use ferrofeed_venues::binance::{BinanceRules, Market};
+//! # use ferrofeed_sim::{MarketConfig, MarketKind, Sim, SimConfig};
+//! # let sim = Sim::start(SimConfig::single(MarketConfig::new(MarketKind::Spot))).await?;
+//! # let url = sim.markets()[0].ws_url();
+//!
+//! let cfg = ConnectionConfig::new(ConnectSpec::new(url)); // wss://stream.binance.com:9443 live
+//! let rules = Arc::new(BinanceRules::new(Market::Spot));
+//! let (conn, mut events) = Connection::spawn(Native::new(), rules, cfg, vec!["btcusdt@trade".into()])?;
+//! while let Some(event) = events.recv().await {
+//!     match event.kind {
+//!         // The frame, its stream and the sequence numbers the rules read from it.
+//!         EventKind::Data { stream, .. } => {
+//!             assert_eq!(stream, "btcusdt@trade");
+//!             break;
+//!         }
+//!         _ => {} // state changes, connected, gaps with their extent, ...
+//!     }
+//! }
+//! conn.close().await;
+//! # sim.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
 //! Time goes through `tokio::time` only, so tests run under tokio's paused clock.
 
 #![forbid(unsafe_code)]

@@ -13,6 +13,24 @@
 //! - `sequencing`: [`sequencing::BookSequencing`], a venue's pure rule for
 //!   continuing a local order book (`Accept | Suppress | Recover`).
 //!
+//! # Quick start
+//!
+//! An event is one JSON line (`docs/events.md`); prices and quantities are
+//! exact decimals, never floats, and the line round-trips:
+//!
+//! ```
+//! use ferrofeed_model::Decimal;
+//! use ferrofeed_model::event::{Event, EventKind, Venue};
+//!
+//! let line = r#"{"type":"trade","trade_id":"12345","price":"0.001","qty":"100","side":"sell","venue":"binance","market":"spot","symbol":"BNBBTC","exchange_ts":1672515782136000000,"receive_ts":1672515782136512000}"#;
+//! let event: Event = serde_json::from_str(line)?;
+//! assert_eq!(event.venue, Venue::Binance);
+//! let EventKind::Trade(trade) = &event.kind else { panic!("a trade") };
+//! assert_eq!(trade.price, "0.001".parse::<Decimal>()?);
+//! assert_eq!(serde_json::to_string(&event)?, line);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! **Invariant:** this crate has no async runtime and no I/O dependency.
 
 #![forbid(unsafe_code)]

@@ -16,6 +16,25 @@
 //!   plans); `registry` lists the venues, one line each. `env`, `error` and
 //!   `instruments` are the types every venue shares.
 //!
+//! # Quick start
+//!
+//! A venue's decoder turns a frame, exactly as received, into normalized
+//! events; the registry finds venues and markets by name:
+//!
+//! ```
+//! use ferrofeed_model::event::EventKind;
+//! use ferrofeed_venues::registry;
+//!
+//! let market = registry::parse_market("binance:spot")?;
+//! let mut decoder = registry::by_name("binance")?.decoder(market.market);
+//! let frame = r#"{"stream":"bnbbtc@trade","data":{"e":"trade","E":1672515782136,"s":"BNBBTC","t":12345,"p":"0.00100000","q":"100.00000000","T":1672515782136,"m":true,"M":true}}"#;
+//! let mut events = Vec::new();
+//! decoder.decode(frame, 1_672_515_782_137_000_000, &mut events)?;
+//! let EventKind::Trade(trade) = &events[0].kind else { panic!("a trade") };
+//! assert_eq!((trade.trade_id.as_str(), trade.price.to_string().as_str()), ("12345", "0.00100000"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! **Invariant:** venue modules never touch sockets or spawn tasks; this crate
 //! depends on no async runtime.
 

@@ -25,7 +25,7 @@
 //! fields and bad decimals are a [`DecodeError`] that keeps the frame; nothing
 //! here panics on external input.
 //!
-//! The JSON parser is used in [`parse`] only (and the envelope's unparsed
+//! The JSON parser is used in `parse` only (and the envelope's unparsed
 //! `data`, a `RawValue`), so swapping serde_json for another serde-compatible
 //! parser is local to this file and `wire.rs`.
 
