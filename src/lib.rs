@@ -21,6 +21,8 @@
 //!   authentication or a REST-issued token) with credentials kept secret.
 //! - [`metrics`]: the Prometheus text endpoint over a feed's statistics.
 //! - [`record`]: the crash-safe capture format.
+//! - [`export`]: captures to Parquet (one file per venue, market, event type
+//!   and hour; exact decimals, typed timestamps).
 //! - [`sink`]: the NATS JetStream sink and reader (`Nats-Msg-Id` from the
 //!   venue's identity of each event, bounded in-flight and buffer, losses
 //!   counted and reported) and `Shard`, the `--shard K/N` partition.
@@ -52,6 +54,7 @@
 pub mod audit;
 pub mod books;
 pub mod client;
+pub mod export;
 pub mod feed;
 pub mod metrics;
 pub mod record;
