@@ -160,11 +160,13 @@ enum Cmd {
     /// from the venue's identity, so hot-standby collectors store it once; losses
     /// beyond the bounded buffer are counted and reported as gaps (docs/nats.md).
     /// --shard K/N records one deterministic share of the feeds file.
+    /// --parquet DIR converts each hour to Parquet as it closes (docs/parquet.md).
     ///
     /// Examples:
     ///   ferrofeed record --config examples/feeds.toml --out capture
     ///   ferrofeed record --config feeds.toml --out /data/ticks --duration 1h --level 9
     ///   ferrofeed record --config feeds.toml --sink nats://127.0.0.1:4222 --shard 0/2
+    ///   ferrofeed record --config feeds.toml --out capture --parquet pq
     #[command(verbatim_doc_comment)]
     Record(cli::record::RecordArgs),
     /// Print recorded events (capture files of `ferrofeed record`) as JSON lines.
