@@ -15,6 +15,7 @@ mod feed;
 mod hardening;
 mod nats;
 mod one_feed;
+mod parquet;
 mod pools;
 mod private;
 mod private_secrets;
