@@ -23,6 +23,8 @@
 //! - [`record`]: the crash-safe capture format.
 //! - `simulated` (with the `sim` feature): start the bundled simulator for
 //!   some markets and point a feed or a private session at it.
+//! - [`export`]: captures to Parquet (one file per venue, market, event type
+//!   and hour; exact decimals, typed timestamps).
 //! - [`sink`]: the NATS JetStream sink and reader (`Nats-Msg-Id` from the
 //!   venue's identity of each event, bounded in-flight and buffer, losses
 //!   counted and reported) and `Shard`, the `--shard K/N` partition.
@@ -54,6 +56,7 @@
 pub mod audit;
 pub mod books;
 pub mod client;
+pub mod export;
 pub mod feed;
 pub mod metrics;
 pub mod record;

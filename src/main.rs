@@ -2,7 +2,8 @@
 //!
 //! Subcommands: `demo` (the embedded simulator, the client, faults injected
 //! and recovered, a live view), `stream` (normalized JSON lines), `record` and
-//! `replay` (crash-safe capture files), `sim` (the exchange simulator),
+//! `replay` (crash-safe capture files), `export parquet` (captures to
+//! Parquet files), `sim` (the exchange simulator),
 //! `decode` (raw frames in, normalized JSON lines out) and `book replay` (a
 //! snapshot and diff frames through the book sync rule), `bench` (end-to-end
 //! throughput, latency, book and scale measurements against the simulator),
@@ -159,11 +160,13 @@ enum Cmd {
     /// from the venue's identity, so hot-standby collectors store it once; losses
     /// beyond the bounded buffer are counted and reported as gaps (docs/nats.md).
     /// --shard K/N records one deterministic share of the feeds file.
+    /// --parquet DIR converts each hour to Parquet as it closes (docs/parquet.md).
     ///
     /// Examples:
     ///   ferrofeed record --config examples/feeds.toml --out capture
     ///   ferrofeed record --config feeds.toml --out /data/ticks --duration 1h --level 9
     ///   ferrofeed record --config feeds.toml --sink nats://127.0.0.1:4222 --shard 0/2
+    ///   ferrofeed record --config feeds.toml --out capture --parquet pq
     #[command(verbatim_doc_comment)]
     Record(cli::record::RecordArgs),
     /// Print recorded events (capture files of `ferrofeed record`) as JSON lines.
@@ -184,6 +187,10 @@ enum Cmd {
     ///   ferrofeed replay --speed 10 capture/binance/usdm | jq -c 'select(.type=="gap")'
     #[command(verbatim_doc_comment)]
     Replay(cli::record::ReplayArgs),
+    /// Convert recorded captures into other formats: `export parquet`
+    /// (one Parquet file per venue, market, event type and hour; docs/parquet.md).
+    #[command(subcommand)]
+    Export(cli::export::ExportCmd),
     /// Stream normalized market data as JSON lines on standard output.
     ///
     /// Subscriptions are VENUE:MARKET:STREAM with the venue's stream names, or
@@ -542,6 +549,7 @@ async fn main() -> std::process::ExitCode {
         Cmd::Bench(c) => cli::bench::run(c).await,
         Cmd::Record(a) => cli::record::run_record(a).await,
         Cmd::Replay(a) => cli::record::run_replay(&a),
+        Cmd::Export(c) => cli::export::run(&c),
         Cmd::Chaos { duration, json, seed } => cli::chaos::run(duration, json, seed).await,
         Cmd::Demo { duration, symbol, metrics } => cli::demo::run_demo(duration, &symbol, metrics).await,
         Cmd::Stream(a) => cli::stream::run_stream(a).await,

@@ -32,7 +32,8 @@
 //! [`MAX_FRAME_BYTES`].
 //!
 //! [`RecordReader`] iterates the lines of several files in order (used by
-//! `ferrofeed replay`).
+//! `ferrofeed replay` and the Parquet export). [`Recorder::take_closed`]
+//! names the files of the hours that are finished (`record --parquet`).
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::fmt;
@@ -438,6 +439,7 @@ pub struct Recorder {
     acknowledged: u64,
     pending: u64,
     last_flush: Instant,
+    closed: Vec<PathBuf>,
 }
 
 impl fmt::Debug for Recorder {
@@ -514,6 +516,7 @@ impl Recorder {
             acknowledged: 0,
             pending: 0,
             last_flush: Instant::now(),
+            closed: Vec::new(),
         };
         for path in newest_files(&rec.dir)? {
             rec.verify(&path)?;
@@ -566,6 +569,20 @@ impl Recorder {
         &self.files
     }
 
+    /// The files this run finished since the last call: a venue/market rolled
+    /// on to a later hour, and everything for the earlier one is written and
+    /// synced; this run appends nothing more to them (full paths).
+    pub fn take_closed(&mut self) -> Vec<PathBuf> {
+        std::mem::take(&mut self.closed)
+    }
+
+    /// The files of the hours still open (one per venue/market that has
+    /// written one), full paths; after [`Recorder::close`] they hold every
+    /// record received.
+    pub fn open_files(&self) -> Vec<PathBuf> {
+        self.sinks.values().filter(|s| s.file.is_some()).map(|s| self.dir.join(&s.rel)).collect()
+    }
+
     /// Adds one event to its venue/market's batch; writes the batch when it is
     /// full or when the event starts a later hour. On an I/O error the file is
     /// cut back to its last acknowledged frame and the error returned.
@@ -585,6 +602,11 @@ impl Recorder {
         };
         if roll {
             self.flush_sink(key)?;
+            if let Some(old) = self.sinks.get(&key)
+                && old.file.is_some()
+            {
+                self.closed.push(self.dir.join(&old.rel));
+            }
             let rel = relative_path(ev.venue.name(), ev.market.name(), hour);
             let sink = self.sinks.entry(key).or_insert_with(|| Sink {
                 hour,
@@ -940,14 +962,25 @@ mod tests {
         }
         assert_eq!((rec.received(), rec.acknowledged(), rec.pending()), (5, 3, 2));
         // Next hour; then an event stamped in the previous hour stays in the new file.
+        assert!(rec.take_closed().is_empty());
         rec.append(&event(h + NS_PER_HOUR + 1, 5)).unwrap();
         assert_eq!(rec.acknowledged(), 5);
+        // The earlier hour is finished: handed out once, as a full path.
+        assert_eq!(rec.take_closed(), [d.join("binance/spot/2026-11-22/05.jsonl.zst")]);
+        assert!(rec.take_closed().is_empty());
         rec.append(&event(h + 7, 6)).unwrap();
         let mut usdm = event(h + 2, 7);
         usdm.market = MarketType::UsdM;
         rec.append(&usdm).unwrap();
         rec.close().unwrap();
         assert_eq!((rec.acknowledged(), rec.pending()), (8, 0));
+        assert!(rec.take_closed().is_empty(), "an event of an earlier hour does not close the current one");
+        let mut open = rec.open_files();
+        open.sort();
+        assert_eq!(
+            open,
+            [d.join("binance/spot/2026-11-22/06.jsonl.zst"), d.join("binance/usdm/2026-11-22/05.jsonl.zst")]
+        );
         let files: Vec<_> = rec.files().iter().map(|(k, v)| (k.clone(), v.records)).collect();
         assert_eq!(
             files,

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use ferrofeed::client::{ClientConfig, Environment, MarketId};
+use ferrofeed::export::parquet::{CaptureHour, ExportConfig, ExportSummary, Problem, export_file};
 use ferrofeed::feed::{Feed, FeedConfig};
 use ferrofeed::model::event::{Event, EventKind};
 use ferrofeed::record::{RecordError, RecordReader, Recorder, RecorderConfig, expand_paths};
@@ -35,6 +36,15 @@ pub(crate) struct RecordArgs {
     /// Optional with a NATS sink (--sink or [nats] in the feeds file).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Also convert each hour into Parquet files under this directory when
+    /// it closes (the venue/market rolls to the next hour, and the last
+    /// partial hour at a clean stop), as `ferrofeed export parquet` would:
+    /// DIR/<venue>/<market>/<table>/<YYYY-MM-DD>/<HH>.parquet (docs/parquet.md).
+    /// The capture files stay the write-ahead log: an hour a crash left
+    /// unconverted is converted at the next start, and `export parquet` can
+    /// redo any hour.
+    #[arg(long, value_name = "DIR", requires = "out")]
+    parquet: Option<PathBuf>,
     /// Publish every event to NATS JetStream at this URL (e.g.
     /// nats://127.0.0.1:4222); the stream and its retention come from the
     /// feeds file's [nats] table (docs/nats.md). Overrides [nats] url.
@@ -436,18 +446,31 @@ struct WriterDone {
 
 /// The writer thread: compression, writes and fsyncs happen here, so a slow
 /// disk never stalls the sockets (the bounded channel pushes back instead).
+/// With `parquet`, every file the recorder finishes is handed to the
+/// converter thread, and at a clean end every file still open.
 fn writer(
     mut rec: Recorder,
     mut rx: tokio::sync::mpsc::Receiver<ToWriter>,
     counters: Arc<Counters>,
     progress: Progress,
+    parquet: Option<std::sync::mpsc::SyncSender<PathBuf>>,
 ) -> WriterDone {
     let mut tally = Tally::default();
+    let convert = |files: Vec<PathBuf>| {
+        if let Some(tx) = &parquet {
+            for f in files {
+                if tx.send(f).is_err() {
+                    progress.line("parquet: the converter stopped; hours are no longer converted");
+                }
+            }
+        }
+    };
     while let Some(msg) = rx.blocking_recv() {
         let r = match msg {
             ToWriter::Flush => rec.flush(),
             ToWriter::Event(ev) => rec.append(&ev).map(|()| tally.count(&ev)),
         };
+        convert(rec.take_closed());
         match r {
             Ok(()) => {}
             Err(e @ RecordError::TooLarge { .. }) => {
@@ -463,7 +486,66 @@ fn writer(
     }
     let error = rec.close().err();
     counters.update(&rec, &tally);
+    convert(rec.take_closed());
+    if error.is_none() {
+        convert(rec.open_files());
+    }
     WriterDone { rec, tally, error }
+}
+
+/// Capture files waiting for the Parquet converter (one per market and hour).
+const CONVERT_QUEUE: usize = 256;
+
+/// The Parquet converter thread: converts each capture file it is handed
+/// (`ferrofeed::export::parquet::export_file`) until the channel closes.
+fn converter(rx: std::sync::mpsc::Receiver<PathBuf>, out: PathBuf, progress: Progress) -> ConvertDone {
+    let cfg = ExportConfig::default();
+    let mut done = ConvertDone::default();
+    while let Ok(path) = rx.recv() {
+        let t = Instant::now();
+        let mut on_problem = |p: Problem| progress.line(&format!("parquet: {p}"));
+        match export_file(&path, &out, &cfg, &mut on_problem) {
+            Ok(h) => {
+                progress.line(&format!(
+                    "parquet: {}: {} events in {:.1}s: {}",
+                    h.capture,
+                    h.events,
+                    t.elapsed().as_secs_f64(),
+                    super::export::rows_text(&h)
+                ));
+                done.summary.add(&h);
+            }
+            Err(e) => {
+                progress.line(&format!("parquet: converting {} failed: {e}", path.display()));
+                done.failed.push(path.display().to_string());
+            }
+        }
+    }
+    done
+}
+
+/// What the converter did.
+#[derive(Debug, Default)]
+struct ConvertDone {
+    summary: ExportSummary,
+    failed: Vec<String>,
+}
+
+/// The capture files a crashed or stopped run left unconverted: the newest
+/// file of each venue/market (what the recorder checked at open) when its
+/// hour is over. Converting an hour again is harmless (it is replaced).
+fn unconverted(rec: &Recorder) -> Vec<PathBuf> {
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    let now = ferrofeed::record::relative_path("v", "m", ferrofeed::record::hour_of(now_ns));
+    let Some(now) = CaptureHour::from_path(&now) else { return Vec::new() };
+    rec.repairs()
+        .iter()
+        .map(|r| rec.dir().join(&r.file))
+        .filter(|p| CaptureHour::from_path(p).is_some_and(|h| h.key() < now.key()))
+        .collect()
 }
 
 /// Standard error: an indicatif line on a terminal, plain lines otherwise.
@@ -686,6 +768,22 @@ pub(crate) async fn run_record(a: RecordArgs) -> anyhow::Result<()> {
 
     let progress = Progress::new();
     let counters = Arc::new(Counters::default());
+    let (conv_tx, converter_thread) = match (&a.parquet, &rec) {
+        (Some(dir), Some(rec)) => {
+            let (tx, rx) = std::sync::mpsc::sync_channel(CONVERT_QUEUE);
+            let (dir, conv_progress) = (dir.clone(), progress.clone());
+            let t = std::thread::Builder::new()
+                .name("ferrofeed-record-parquet".into())
+                .spawn(move || converter(rx, dir, conv_progress))
+                .context("starting the Parquet converter thread")?;
+            for f in unconverted(rec) {
+                progress.line(&format!("parquet: converting {} (left unconverted by an earlier run)", f.display()));
+                let _ = tx.send(f);
+            }
+            (Some(tx), Some(t))
+        }
+        _ => (None, None),
+    };
     let (tx, writer_thread) = match rec {
         None => (None, None),
         Some(rec) => {
@@ -693,7 +791,7 @@ pub(crate) async fn run_record(a: RecordArgs) -> anyhow::Result<()> {
             let (counters, progress) = (counters.clone(), progress.clone());
             let t = std::thread::Builder::new()
                 .name("ferrofeed-record-writer".into())
-                .spawn(move || writer(rec, rx, counters, progress))
+                .spawn(move || writer(rec, rx, counters, progress, conv_tx))
                 .context("starting the writer thread")?;
             (Some(tx), Some(t))
         }
@@ -811,6 +909,12 @@ pub(crate) async fn run_record(a: RecordArgs) -> anyhow::Result<()> {
         Some(t) => Some(tokio::task::spawn_blocking(move || t.join()).await),
         None => None,
     };
+    // The writer handed over its last hours and closed the channel: the
+    // converter finishes them and ends.
+    let converted = match converter_thread {
+        Some(t) => Some(tokio::task::spawn_blocking(move || t.join()).await),
+        None => None,
+    };
     progress.finish();
     if let Some(sim) = sim {
         sim.shutdown().await;
@@ -872,6 +976,32 @@ pub(crate) async fn run_record(a: RecordArgs) -> anyhow::Result<()> {
     }
     if let Some((ncfg, stats)) = &nats_done {
         nats_summary(&mut summary, ncfg, stats);
+    }
+    if let (Some(converted), Some(dir)) = (converted, &a.parquet) {
+        let ConvertDone { summary: s, failed } = match converted {
+            Ok(Ok(c)) => c,
+            _ => ConvertDone { failed: vec!["the converter thread panicked".into()], ..ConvertDone::default() },
+        };
+        summary.insert(
+            "parquet".into(),
+            serde_json::json!({
+                "out": dir.display().to_string(),
+                "hours": s.hours,
+                "events": s.events,
+                "rows": s.rows,
+                "files": s.files,
+                "bytes_out": s.bytes_out,
+                "problems": s.problems,
+                "failed": failed,
+            }),
+        );
+        if (s.problems > 0 || !failed.is_empty()) && result.is_ok() {
+            result = Err(anyhow::anyhow!(
+                "parquet: {} events not converted and {} hours failed (reported above); the capture files hold them: `ferrofeed export parquet` redoes an hour",
+                s.problems,
+                failed.len()
+            ));
+        }
     }
     if let Some(shard) = shard {
         let streams: Vec<String> =

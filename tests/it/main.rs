@@ -17,6 +17,7 @@ mod grafana;
 mod hardening;
 mod nats;
 mod one_feed;
+mod parquet;
 mod pools;
 mod private;
 mod private_secrets;
