@@ -58,9 +58,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ::parquet::arrow::ArrowWriter;
-use ::parquet::basic::{Compression, ZstdLevel};
+use ::parquet::basic::{Compression, Encoding, ZstdLevel};
 use ::parquet::file::metadata::KeyValue;
 use ::parquet::file::properties::WriterProperties;
+use ::parquet::schema::types::ColumnPath;
 use arrow_array::builder::{
     BooleanBuilder, Decimal128Builder, Int64Builder, StringBuilder, TimestampNanosecondBuilder, UInt64Builder,
 };
@@ -1238,10 +1239,18 @@ impl ExportConfig {
         Ok(())
     }
 
-    fn properties(&self, source: &str) -> Result<WriterProperties, ExportError> {
+    /// The writer settings of one table's files: zstd pages; integer and
+    /// time columns (ids, `line`, timestamps: mostly increasing, mostly
+    /// distinct) delta-encoded instead of dictionary-encoded.
+    fn properties(&self, source: &str, table: Table) -> Result<WriterProperties, ExportError> {
         let level = ZstdLevel::try_new(self.zstd_level).map_err(|e| ExportError::Config(format!("zstd level: {e}")))?;
-        Ok(WriterProperties::builder()
-            .set_compression(Compression::ZSTD(level))
+        let mut b = WriterProperties::builder();
+        for c in table.columns().filter(|c| matches!(c.ty, Ty::Ts | Ty::U64 | Ty::I64)) {
+            b = b
+                .set_column_dictionary_enabled(ColumnPath::from(c.name), false)
+                .set_column_encoding(ColumnPath::from(c.name), Encoding::DELTA_BINARY_PACKED);
+        }
+        Ok(b.set_compression(Compression::ZSTD(level))
             .set_max_row_group_row_count(Some(self.row_group_rows.max(1)))
             .set_max_row_group_bytes(Some(self.row_group_bytes.max(1)))
             .set_created_by(format!("ferrofeed {} (parquet-rs)", env!("CARGO_PKG_VERSION")))
@@ -1384,7 +1393,6 @@ struct HourFiles<'c> {
     cfg: &'c ExportConfig,
     out: PathBuf,
     at: CaptureHour,
-    props: WriterProperties,
     tables: BTreeMap<Table, TableFile>,
 }
 
@@ -1393,7 +1401,8 @@ impl HourFiles<'_> {
         let f = match self.tables.entry(table) {
             std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::btree_map::Entry::Vacant(e) => {
-                e.insert(TableFile::create(table, self.at.output(&self.out, table), self.props.clone())?)
+                let props = self.cfg.properties(&self.at.capture_name(), table)?;
+                e.insert(TableFile::create(table, self.at.output(&self.out, table), props)?)
             }
         };
         f.push(row)?;
@@ -1473,8 +1482,7 @@ pub fn export_file(
     let at = CaptureHour::from_path(capture).ok_or_else(|| ExportError::NotACapture { path: capture.to_path_buf() })?;
     let mut report = HourReport { capture: at.capture_name(), ..HourReport::default() };
     report.bytes_in = std::fs::metadata(capture).map(|m| m.len()).unwrap_or(0);
-    let props = cfg.properties(&report.capture)?;
-    let mut files = HourFiles { cfg, out: out.to_path_buf(), at, props, tables: BTreeMap::new() };
+    let mut files = HourFiles { cfg, out: out.to_path_buf(), at, tables: BTreeMap::new() };
     let mut complete = true;
     let mut problem = |report: &mut HourReport, line: Option<u64>, what: String| {
         report.problems += 1;
