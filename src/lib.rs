@@ -19,6 +19,10 @@
 //!   `replay`.
 //! - [`session`]: private user-data sessions for every venue (in-band
 //!   authentication or a REST-issued token) with credentials kept secret.
+//! - [`trading`]: [`OrderClient`](trading::OrderClient), one order API
+//!   (place, amend, cancel, cancel all, open orders) over each venue's
+//!   authenticated WebSocket, with typed answers and refusals and an explicit
+//!   "outcome unknown" when an answer is lost.
 //! - [`metrics`]: the Prometheus text endpoint over a feed's statistics.
 //! - [`record`]: the crash-safe capture format.
 //! - `simulated` (with the `sim` feature): start the bundled simulator for
@@ -64,6 +68,7 @@ pub mod session;
 #[cfg(feature = "sim")]
 pub mod simulated;
 pub mod sink;
+pub mod trading;
 
 pub use ferrofeed_book as book;
 pub use ferrofeed_engine as engine;

@@ -283,24 +283,7 @@ impl PrivateClient {
     }
 
     async fn measure(&self, plan: &SessionPlan) -> Result<i64, PrivateError> {
-        let Some(url) = &plan.time_url else { return Ok(self.clock.offset_ms()) };
-        let sent = self.clock.local_now_ms();
-        let body = self.http.get(url, 1, None).await?;
-        let received = self.clock.local_now_ms();
-        let server_ms =
-            serde_json::from_slice::<serde_json::Value>(&body).ok().and_then(|v| match v.get(plan.time_field) {
-                Some(serde_json::Value::Number(n)) => n.as_i64(),
-                Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
-                _ => None,
-            });
-        let Some(server_ms) = server_ms else {
-            return Err(PrivateError::Answer {
-                what: "server time",
-                body: redact::text(&String::from_utf8_lossy(&body), &[self.creds.api_key()]),
-            });
-        };
-        self.clock.observe(sent, server_ms, received);
-        Ok(self.clock.offset_ms())
+        measure_clock(&self.http, &self.clock, plan, self.creds.api_key()).await
     }
 
     /// Creates (`POST`), keeps alive (`PUT`) or deletes (`DELETE`) a token.
@@ -649,4 +632,35 @@ impl PrivateClient {
 /// A status event of `market` (no symbol, no exchange time).
 fn status_event(market: MarketId, kind: EventKind) -> Event {
     Event { kind, venue: market.venue, market: market.market, symbol: None, exchange_ts: None, receive_ts: now_ns() }
+}
+
+/// Measures the venue clock's offset against `plan`'s server-time URL (when
+/// the venue signs with it) into `clock`; `api_key` is scrubbed from any
+/// error shown.
+pub(crate) async fn measure_clock(
+    http: &RestClient,
+    clock: &Clock,
+    plan: &SessionPlan,
+    api_key: &str,
+) -> Result<i64, PrivateError> {
+    let Some(url) = &plan.time_url else { return Ok(clock.offset_ms()) };
+    let sent = clock.local_now_ms();
+    let body = http.get(url, 1, None).await?;
+    let received = clock.local_now_ms();
+    // A top-level field (Binance `serverTime`, Bybit `time`, Deribit's
+    // JSON-RPC `result`), a number or a numeric string.
+    let server_ms =
+        serde_json::from_slice::<serde_json::Value>(&body).ok().and_then(|v| match v.get(plan.time_field) {
+            Some(serde_json::Value::Number(n)) => n.as_i64(),
+            Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
+            _ => None,
+        });
+    let Some(server_ms) = server_ms else {
+        return Err(PrivateError::Answer {
+            what: "server time",
+            body: redact::text(&String::from_utf8_lossy(&body), &[api_key]),
+        });
+    };
+    clock.observe(sent, server_ms, received);
+    Ok(clock.offset_ms())
 }

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures_util::FutureExt;
-use tokio::sync::{Mutex, mpsc, watch};
+use tokio::sync::{Mutex, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
 
@@ -165,7 +165,57 @@ pub struct ConnSnapshot {
 enum Command {
     Subscribe(Vec<String>),
     Unsubscribe(Vec<String>),
+    Call(Call),
     Close,
+}
+
+/// A request whose answer goes back to its caller ([`Connection::call`]).
+struct Call {
+    /// Writes the request frame with the id the connection gives it.
+    build: Box<dyn FnOnce(u64) -> String + Send>,
+    reply: oneshot::Sender<Result<String, CallError>>,
+}
+
+impl std::fmt::Debug for Call {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Call")
+    }
+}
+
+/// Requests a connection holds in flight for callers; more are refused with
+/// [`CallError::Busy`].
+pub const MAX_CALLS_IN_FLIGHT: usize = 1024;
+
+/// Why a [`Connection::call`] has no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// No authenticated socket is open now: nothing was sent.
+    #[error("not sent: the connection is not open and authenticated now")]
+    NotReady,
+    /// Too many requests are waiting for answers: nothing was sent.
+    #[error("not sent: {MAX_CALLS_IN_FLIGHT} requests are already waiting for answers")]
+    Busy,
+    /// The connection has closed for good: nothing was sent.
+    #[error("not sent: the connection has closed")]
+    Closed,
+    /// The request was handed to the socket, and the socket was lost (or
+    /// replaced) before the answer came: the venue may or may not have
+    /// carried it out.
+    #[error(
+        "outcome unknown: the connection dropped before the venue answered (it may or may not have been carried out)"
+    )]
+    ConnectionLost,
+    /// No answer in time: the venue may or may not have carried it out.
+    #[error("outcome unknown: no answer within {0:?} (it may or may not have been carried out)")]
+    TimedOut(Duration),
+}
+
+impl CallError {
+    /// Whether the request may have reached the venue (its outcome is
+    /// unknown), as opposed to certainly not sent.
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(self, CallError::ConnectionLost | CallError::TimedOut(_))
+    }
 }
 
 /// Why a command was not delivered without waiting.
@@ -278,6 +328,31 @@ impl Connection {
         self.cmds.send(Command::Unsubscribe(streams)).await.map_err(|_| ConnectionClosed)
     }
 
+    /// Sends one request frame, written by `build` with the id the connection
+    /// gives it, on the authenticated socket, and returns the answer frame the
+    /// venue's rules matched to that id ([`Inbound::Ack`],
+    /// [`Inbound::Rejected`] or [`Inbound::AckPartial`] with it): success and
+    /// refusal alike, for the caller to read. Frames are paced with the rest
+    /// under the venue's message limit.
+    ///
+    /// Nothing is retried: once handed to the socket, a lost connection or
+    /// a missing answer is [`CallError::ConnectionLost`] or
+    /// [`CallError::TimedOut`], whose outcome is unknown.
+    pub async fn call(
+        &self,
+        build: impl FnOnce(u64) -> String + Send + 'static,
+        timeout: Duration,
+    ) -> Result<String, CallError> {
+        let (reply, answer) = oneshot::channel();
+        self.cmds.send(Command::Call(Call { build: Box::new(build), reply })).await.map_err(|_| CallError::Closed)?;
+        match tokio::time::timeout(timeout, answer).await {
+            Ok(Ok(r)) => r,
+            // The actor dropped the call with its socket.
+            Ok(Err(_)) => Err(CallError::ConnectionLost),
+            Err(_) => Err(CallError::TimedOut(timeout)),
+        }
+    }
+
     /// Restarts streams (unsubscribe, then subscribe, as one pair of
     /// commands) without waiting: `Err(TryCommandError::Full)` when the
     /// command channel has no room for both now, so a consumer that is also
@@ -300,6 +375,13 @@ impl Connection {
     /// The current lifecycle state.
     pub fn state(&self) -> State {
         self.state.borrow().state
+    }
+
+    /// Waits until the lifecycle state satisfies `ready`; `false` when the
+    /// actor ended first.
+    pub async fn wait_state(&self, mut ready: impl FnMut(State) -> bool) -> bool {
+        let mut rx = self.state.clone();
+        rx.wait_for(|s| ready(s.state)).await.is_ok()
     }
 
     /// The latest snapshot: state, epoch, URL, each stream's subscription state,
@@ -381,6 +463,12 @@ struct Link<S> {
     /// Requests in flight by id; ids grow in the order requests are queued
     /// and sent, so iteration is oldest first.
     requests: BTreeMap<u64, Request>,
+    /// Callers' requests in flight by id ([`Connection::call`]); dropped
+    /// with the socket, which tells each caller its outcome is unknown.
+    calls: BTreeMap<u64, oneshot::Sender<Result<String, CallError>>>,
+    /// When to authenticate again, before the session's token expires
+    /// ([`VenueRules::auth_lifetime`]).
+    reauth_at: Option<Instant>,
     authed: bool,
     active: bool,
     /// A rotation candidate (not yet the primary).
@@ -516,6 +604,10 @@ impl<T: Transport> Actor<T> {
                 }
                 true
             }
+            Some(Command::Call(c)) => {
+                let _ = c.reply.send(Err(CallError::NotReady));
+                true
+            }
             Some(Command::Close) | None => false,
         }
     }
@@ -612,6 +704,24 @@ impl<T: Transport> Actor<T> {
         (spec, self.desired[..preset.min(self.desired.len())].to_vec())
     }
 
+    /// Sends a caller's request on `link` if it is authenticated, else
+    /// refuses it at once (nothing sent).
+    fn start_call(&mut self, link: &mut Link<T::Stream>, call: Call) {
+        if !link.authed || link.candidate {
+            let _ = call.reply.send(Err(CallError::NotReady));
+            return;
+        }
+        // Callers that gave up (timed out) free their slots.
+        link.calls.retain(|_, r| !r.is_closed());
+        if link.calls.len() >= MAX_CALLS_IN_FLIGHT {
+            let _ = call.reply.send(Err(CallError::Busy));
+            return;
+        }
+        let id = self.id();
+        link.outbox.push_back((call.build)(id));
+        link.calls.insert(id, call.reply);
+    }
+
     fn new_link(&mut self, ws: T::Stream, candidate: bool, carried: Vec<String>) -> Link<T::Stream> {
         let limits = self.venue.limits();
         let hb = self.venue.heartbeat();
@@ -624,6 +734,8 @@ impl<T: Transport> Actor<T> {
             outbox: VecDeque::new(),
             pacer: Pacer::spaced(budget, limits.msg_window),
             requests: BTreeMap::new(),
+            calls: BTreeMap::new(),
+            reauth_at: None,
             authed: false,
             active: false,
             opened: now,
@@ -983,6 +1095,13 @@ impl<T: Transport> Actor<T> {
         let epoch = link.epoch;
         // The answer borrows the frame only, so the venue need not be cloned.
         let inbound = self.venue.classify(&text);
+        if let Inbound::Ack { id } | Inbound::Rejected { id: Some(id), .. } | Inbound::AckPartial { id, .. } = &inbound
+            && let Some(reply) = link.calls.remove(id)
+        {
+            // A caller's request: the answer, success or refusal, is theirs to read.
+            let _ = reply.send(Ok(text));
+            return Flow::Continue;
+        }
         let ok = match inbound {
             Inbound::Ack { id } => {
                 let ok = match link.requests.remove(&id) {
@@ -990,6 +1109,23 @@ impl<T: Transport> Actor<T> {
                         self.settle_request(epoch, primary, req.op, req.streams, Vec::new(), None, &text).await
                     }
                     None => true, // answered already, or not a request of ours
+                };
+                ok && self.activate(link).await
+            }
+            Inbound::AckPartial { id, streams } => {
+                let ok = match link.requests.remove(&id) {
+                    Some(req) if req.op == RequestOp::Subscribe => {
+                        let (accepted, failed): (Vec<String>, Vec<String>) =
+                            req.streams.into_iter().partition(|s| streams.contains(s));
+                        let refusal = (!failed.is_empty())
+                            .then(|| (0, "the venue did not take the channel (its answer lists the rest)".to_string()));
+                        self.settle_request(epoch, primary, req.op, accepted, failed, refusal, &text).await
+                    }
+                    // A stream the venue did not remove was not subscribed there.
+                    Some(req) => {
+                        self.settle_request(epoch, primary, req.op, req.streams, Vec::new(), None, &text).await
+                    }
+                    None => true,
                 };
                 ok && self.activate(link).await
             }
@@ -1018,6 +1154,15 @@ impl<T: Transport> Actor<T> {
                     .await
             }
             Inbound::AuthOk => {
+                if let Some(life) = self.venue.auth_lifetime(&text) {
+                    // Renew at four fifths of the lifetime, with at least 1 s to spare.
+                    let early = (life / 5).max(Duration::from_secs(1)).min(life);
+                    link.reauth_at = Some(Instant::now() + (life - early));
+                }
+                if link.authed {
+                    // A renewal on a live socket: nothing else changes.
+                    return Flow::Continue;
+                }
                 link.authed = true;
                 // URL-carried streams arrive only after authentication on private sockets;
                 // subscribe everything explicitly there.
@@ -1291,6 +1436,7 @@ impl<T: Transport> Actor<T> {
                             for x in &gone { self.set_sub(x, None); }
                         }
                     }
+                    Some(Command::Call(c)) => self.start_call(&mut link, c),
                     Some(Command::Close) | None => {
                         self.set_state(State::Closing);
                         if let Some(mut c) = candidate.take() { self.close_link(&mut c).await; }
@@ -1375,6 +1521,14 @@ impl<T: Transport> Actor<T> {
                 },
                 _ = sleep_until(link.next_ping.unwrap_or(far)), if link.next_ping.is_some() => {
                     link.queue_ping(&hb);
+                },
+                _ = sleep_until(link.reauth_at.unwrap_or(far)), if link.reauth_at.is_some() => {
+                    // The next answer sets the next time; a refusal ends the session.
+                    link.reauth_at = None;
+                    let id = self.id();
+                    if let Some(req) = self.venue.auth_request(id) {
+                        link.outbox.push_back(req);
+                    }
                 },
                 _ = sleep_until(cand_idle.unwrap_or(far)), if cand_idle.is_some() => {
                     // The replacement went silent (or its authentication went

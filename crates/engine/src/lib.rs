@@ -72,7 +72,8 @@ pub mod transport;
 pub mod venue;
 
 pub use actor::{
-    AttemptBudget, ConnSnapshot, Connection, ConnectionClosed, ConnectionConfig, SubState, TryCommandError,
+    AttemptBudget, CallError, ConnSnapshot, Connection, ConnectionClosed, ConnectionConfig, MAX_CALLS_IN_FLIGHT,
+    SubState, TryCommandError,
 };
 pub use backoff::{Backoff, BackoffConfig, BackoffConfigError};
 pub use entropy::{Entropy, Seeded};

@@ -164,6 +164,18 @@ pub enum Inbound<'a> {
         /// The streams confirmed; empty when the venue names none.
         streams: Vec<String>,
     },
+    /// Request `id` succeeded for exactly `streams`: the venue answers with
+    /// the list of what it took and drops the rest without an error (Deribit
+    /// `public/subscribe`, whose result lists the channels actually
+    /// subscribed). On a subscribe, every other stream of the request is
+    /// reported as `subscription_failed` instead of waiting in silence; on an
+    /// unsubscribe, a stream not listed was not subscribed, which is success.
+    AckPartial {
+        /// The request id it answers.
+        id: u64,
+        /// The streams the venue took.
+        streams: Vec<String>,
+    },
     /// A request failed, wholly or for the streams named.
     Rejected {
         /// The request id, if the venue echoed one. Without it, the request is
@@ -236,6 +248,13 @@ pub trait VenueRules: Send + Sync + std::fmt::Debug + 'static {
     }
     /// Classifies one incoming text frame.
     fn classify<'a>(&self, frame: &'a str) -> Inbound<'a>;
+    /// How long the authentication that `frame` (classified as
+    /// [`Inbound::AuthOk`]) granted lasts, when the venue says (Deribit
+    /// `expires_in`). The engine authenticates again on the same socket
+    /// before it runs out. Default: for the socket's life.
+    fn auth_lifetime(&self, _frame: &str) -> Option<Duration> {
+        None
+    }
     /// The largest frame (and message) this venue is expected to send; a
     /// larger one ends the socket (reported as a disconnect, then a gap)
     /// before it is buffered. Default: [`DEFAULT_MAX_FRAME_BYTES`].

@@ -15,6 +15,9 @@
 //!   endpoints, pools, typed channels, decoder, book and private-session
 //!   plans); `registry` lists the venues, one line each. `env`, `error` and
 //!   `instruments` are the types every venue shares.
+//! - `trading`: the venue-neutral order API (typed requests, answers and
+//!   refusals) and [`trading::TradingSpec`], which a venue that trades over
+//!   its WebSocket implements ([`VenueSpec::trading`]).
 //!
 //! # Quick start
 //!
@@ -50,6 +53,7 @@ mod error;
 pub mod instruments;
 pub mod registry;
 pub mod seam;
+pub mod trading;
 
 pub use env::{Endpoints, Environment};
 pub use error::DecodeError;

@@ -388,6 +388,11 @@ pub trait VenueSpec: Send + Sync + fmt::Debug {
 
     /// The private accounts the venue has (`spot`, `usdm`, ...).
     fn accounts(&self) -> &'static [&'static str];
+
+    /// The venue's order API over its WebSocket (`None`: it has none yet).
+    fn trading(&self) -> Option<&'static dyn crate::trading::TradingSpec> {
+        None
+    }
 }
 
 /// `symbol` trimmed, if it is one a stream name can carry (ASCII letters,

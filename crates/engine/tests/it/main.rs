@@ -2,6 +2,7 @@
 //! one per file; issue 19). Each module is one former test file.
 
 mod acks;
+mod calls;
 mod common;
 mod doubles;
 mod engine;
