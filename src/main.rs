@@ -228,6 +228,23 @@ enum Cmd {
     ///   ferrofeed user --venue binance --account usdm --env sim --status
     #[command(verbatim_doc_comment)]
     User(cli::user::UserArgs),
+    /// Place, amend or cancel orders, cancel all, or list open orders, over
+    /// the venue's authenticated WebSocket; prints the typed answer (or the
+    /// venue's typed refusal) as one JSON line. A request whose answer was
+    /// lost says its outcome is unknown. Exit status 1 when the request did
+    /// not succeed.
+    ///
+    /// Credentials come from the environment only: FERROFEED_API_KEY with
+    /// FERROFEED_API_SECRET. With --env sim and none set, the simulator's test
+    /// account is used.
+    ///
+    /// Examples:
+    ///   ferrofeed order place --venue deribit --env sim --symbol BTC-PERPETUAL --side buy --qty 10
+    ///   ferrofeed order place --venue deribit --env testnet --symbol BTC-PERPETUAL --side sell --qty 10 --price 120000 --post-only --client-id my-1
+    ///   ferrofeed order cancel --venue deribit --env testnet --symbol BTC-PERPETUAL --client-id my-1
+    ///   ferrofeed order open --venue deribit --env testnet --symbol BTC-PERPETUAL
+    #[command(verbatim_doc_comment, subcommand)]
+    Order(cli::order::OrderCmd),
     /// Print the events a NATS JetStream stream holds (what `record --sink`
     /// published), one JSON line each, then follow new ones.
     ///
@@ -554,6 +571,7 @@ async fn main() -> std::process::ExitCode {
         Cmd::Demo { duration, symbol, metrics } => cli::demo::run_demo(duration, &symbol, metrics).await,
         Cmd::Stream(a) => cli::stream::run_stream(a).await,
         Cmd::User(a) => cli::user::run_user(a).await,
+        Cmd::Order(c) => cli::order::run(c).await,
         Cmd::Tail(a) => cli::tail::run_tail(a).await,
         Cmd::Book(BookCmd::Replay(a)) => run_book_replay(&a),
         Cmd::Decode(a) => match run_decode(&a) {

@@ -5,6 +5,7 @@ pub(crate) mod bench;
 pub(crate) mod chaos;
 pub(crate) mod demo;
 pub(crate) mod export;
+pub(crate) mod order;
 pub(crate) mod record;
 pub(crate) mod signal;
 pub(crate) mod stream;

@@ -54,7 +54,7 @@ pub(crate) struct UserArgs {
 
 /// The credentials from the environment; the simulator's test account when
 /// `sim` and none are set. `ed25519` says which kind the simulator default is.
-fn credentials(sim: bool, ed25519: bool) -> anyhow::Result<Credentials> {
+pub(crate) fn credentials(sim: bool, ed25519: bool) -> anyhow::Result<Credentials> {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let key = var("FERROFEED_API_KEY");
     let (secret, pem, seed) =
