@@ -264,7 +264,10 @@ async fn raw_needs_auth_and_the_rebuilt_book_equals_the_truth_at_every_change_id
         checked += 1;
     }
     // The break fault: the next change names a prev_change_id never sent.
-    assert_eq!(h.deribit_break_chain(Some("BTC-PERPETUAL")), 1);
+    let (status, _) = http(h.addr(), "POST", "/admin/deribit_break?symbol=NOPE-PERPETUAL").await;
+    assert_eq!(status, 400, "unknown symbol");
+    let (status, body) = http(h.addr(), "POST", "/admin/deribit_break?symbol=BTC-PERPETUAL").await;
+    assert_eq!((status, serde_json::from_str::<Value>(&body).unwrap()["channels"].clone()), (200, json!(1)));
     let v = c.on(chan, MANY).await;
     assert_ne!(v["params"]["data"]["prev_change_id"].as_u64(), Some(last));
     drop(c);
