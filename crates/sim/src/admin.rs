@@ -93,6 +93,22 @@ pub(crate) async fn handle<B>(req: Request<B>, hub: Arc<Hub>) -> Resp {
             let symbol = get("symbol").map(str::to_uppercase);
             ok(serde_json::json!({ "topics": m.bybit_restart(symbol.as_deref()) }))
         }
+        (Method::POST, "/admin/deribit_break") => {
+            if m.config().deribit_kind().is_none() {
+                return bad("not a Deribit market");
+            }
+            let symbol = get("symbol").map(str::to_uppercase);
+            match m.deribit_break_chain(symbol.as_deref()) {
+                0 if symbol.is_some() => bad("no book channel of that symbol is subscribed"),
+                n => ok(serde_json::json!({ "channels": n })),
+            }
+        }
+        (Method::POST, "/admin/deribit_credits") => {
+            if m.config().deribit_kind().is_none() {
+                return bad("not a Deribit market");
+            }
+            ok(serde_json::json!({ "exhausted": m.deribit_exhaust_credits(conn) }))
+        }
         (Method::POST, "/admin/kill") => {
             let private = match get("private") {
                 None | Some("false") | Some("0") => false,

@@ -67,6 +67,48 @@ pub enum Venue {
     Binance,
     /// Bybit v5 public WebSocket of one category (`/v5/public/<category>`).
     Bybit(BybitCategory),
+    /// Deribit JSON-RPC 2.0 over WebSocket (`/ws/api/v2`) for one kind of instrument.
+    Deribit(DeribitKind),
+}
+
+/// A kind of Deribit instrument, each simulated as a market of its own (PROTOCOLS.md §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DeribitKind {
+    /// Inverse futures and perpetuals (`BTC-PERPETUAL`, `BTC-25JUN27`): amounts in USD.
+    Inverse,
+    /// Linear USDC perpetuals (`BTC_USDC-PERPETUAL`): amounts in the base coin.
+    Linear,
+    /// Options (`BTC-25JUN27-100000-C`): prices in BTC, amounts in contracts.
+    Option,
+}
+
+impl DeribitKind {
+    /// Every kind.
+    pub const ALL: [DeribitKind; 3] = [DeribitKind::Inverse, DeribitKind::Linear, DeribitKind::Option];
+
+    /// The market's name: `inverse`, `linear`, `option`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeribitKind::Inverse => "inverse",
+            DeribitKind::Linear => "linear",
+            DeribitKind::Option => "option",
+        }
+    }
+
+    /// Parses the name.
+    pub fn from_name(s: &str) -> Option<DeribitKind> {
+        DeribitKind::ALL.into_iter().find(|k| k.name() == s)
+    }
+
+    /// The Binance-shaped market whose generator behaviour it reuses
+    /// (derivative update ids that jump, so change ids are not contiguous).
+    pub fn generator_kind(self) -> MarketKind {
+        match self {
+            DeribitKind::Inverse => MarketKind::CoinM,
+            DeribitKind::Linear => MarketKind::UsdM,
+            DeribitKind::Option => MarketKind::Options,
+        }
+    }
 }
 
 /// A Bybit v5 product category served by the simulator.
@@ -165,6 +207,60 @@ pub struct Limits {
     /// Bybit: the total characters of the topics one public connection may
     /// hold (the venue's 21 000). Binance markets ignore it.
     pub max_topic_chars: usize,
+    /// Deribit's own rules (heartbeats, credits, tokens); other venues ignore them.
+    pub deribit: DeribitLimits,
+}
+
+/// Deribit's limits (PROTOCOLS.md §6.3–§6.5), every one configurable so tests
+/// can shrink them.
+#[derive(Debug, Clone)]
+pub struct DeribitLimits {
+    /// The smallest `public/set_heartbeat` interval accepted, in seconds (10, §6.3).
+    pub min_heartbeat_secs: u64,
+    /// Channels one `public/subscribe` call may name (the documented ~500, §6.5);
+    /// more is refused with `-32602`.
+    pub max_channels_per_call: usize,
+    /// Credits a `public/subscribe` / `private/subscribe` costs (3000, §6.5).
+    pub subscribe_cost: u64,
+    /// The subscribe credit pool (30 000, §6.5).
+    pub subscribe_pool: u64,
+    /// Subscribe credits refilled per second (10 000: ≈3.3 calls a second, §6.5).
+    pub subscribe_refill_per_sec: u64,
+    /// Credits any other non-matching-engine request costs (500, §6.5).
+    pub request_cost: u64,
+    /// The non-matching-engine credit pool (50 000, §6.5).
+    pub request_pool: u64,
+    /// Non-matching-engine credits refilled per second (10 000, §6.5).
+    pub request_refill_per_sec: u64,
+    /// Matching-engine requests (buy, sell, edit, cancel...) per second (default tier 5, §6.5).
+    pub matching_per_sec: u64,
+    /// Matching-engine burst (default tier 20, §6.5).
+    pub matching_burst: u64,
+    /// Access-token lifetime (`expires_in`): 31 536 000 s, the `public/auth`
+    /// example of docs.deribit.com/api-reference/authentication/public-auth.
+    pub token_lifetime: Duration,
+    /// How far a `client_signature` timestamp may be from the venue clock
+    /// (a simulator choice: the docs state no window).
+    pub signature_window: Duration,
+}
+
+impl Default for DeribitLimits {
+    fn default() -> DeribitLimits {
+        DeribitLimits {
+            min_heartbeat_secs: 10,
+            max_channels_per_call: 500,
+            subscribe_cost: 3000,
+            subscribe_pool: 30_000,
+            subscribe_refill_per_sec: 10_000,
+            request_cost: 500,
+            request_pool: 50_000,
+            request_refill_per_sec: 10_000,
+            matching_per_sec: 5,
+            matching_burst: 20,
+            token_lifetime: Duration::from_secs(31_536_000),
+            signature_window: Duration::from_secs(60),
+        }
+    }
 }
 
 impl Limits {
@@ -193,6 +289,28 @@ impl Limits {
             max_open_orders: 200,
             idle_timeout: Duration::from_secs(600),
             max_topic_chars: usize::MAX,
+            deribit: DeribitLimits::default(),
+        }
+    }
+
+    /// The documented Deribit limits (PROTOCOLS.md §6): no server WebSocket
+    /// pings (liveness is the JSON heartbeat of `public/set_heartbeat`), the
+    /// credit system instead of a message rate (the simulator still caps raw
+    /// frames at 300 a second, the WebSocket burst the rate-limits page gives),
+    /// 32 connections per IP are not enforced, at most 500 channels per call
+    /// and 10 000 per connection, no stated connection lifetime (24 h here),
+    /// and no idle cut (the probe's ~60 s close of a silent, unsubscribed
+    /// socket is not emulated).
+    pub fn deribit() -> Limits {
+        let far = Duration::from_secs(100 * 365 * 86_400);
+        Limits {
+            max_streams_per_conn: 10_000,
+            max_incoming_msgs: 300,
+            ping_interval: far,
+            pong_timeout: far,
+            idle_timeout: far,
+            max_topic_chars: usize::MAX,
+            ..Limits::binance(MarketKind::UsdM)
         }
     }
 
@@ -311,6 +429,10 @@ pub struct SymbolSpec {
     pub qty_decimals: u32,
     /// Initial mid price in ticks.
     pub start_price_ticks: i64,
+    /// The tick in units of `10^-price_decimals` (1 on every Binance and Bybit
+    /// symbol; Deribit's BTC-PERPETUAL ticks by 0.5 = 5 × 0.1). Generated
+    /// prices are whole ticks: `price = ticks × tick_multiple / 10^price_decimals`.
+    pub tick_multiple: i64,
 }
 
 impl SymbolSpec {
@@ -323,6 +445,53 @@ impl SymbolSpec {
             price_decimals,
             qty_decimals,
             start_price_ticks: (price * 10f64.powi(price_decimals as i32)).round() as i64,
+            tick_multiple: 1,
+        }
+    }
+
+    /// A symbol whose tick is `tick_multiple × 10^-price_decimals`, starting at
+    /// `price` (rounded to the tick).
+    pub fn with_tick(
+        name: &str,
+        base: &str,
+        quote: &str,
+        price_decimals: u32,
+        tick_multiple: i64,
+        qty_decimals: u32,
+        price: f64,
+    ) -> SymbolSpec {
+        let mut s = SymbolSpec::new(name, base, quote, price_decimals, qty_decimals, price);
+        s.tick_multiple = tick_multiple.max(1);
+        s.start_price_ticks = (price * 10f64.powi(price_decimals as i32) / s.tick_multiple as f64).round() as i64;
+        s
+    }
+
+    /// The default instruments of a Deribit market (ticks per docs.deribit.com
+    /// instrument data; BTC futures tick 0.50 USD with a 10 USD contract per
+    /// legacy.deribit.com/pages/docs/futures): inverse `BTC-PERPETUAL` (tick
+    /// 0.5), `ETH-PERPETUAL` (tick 0.05) and the dated `BTC-25JUN27` (tick 0.5),
+    /// amounts in USD of 10 USD (BTC) or 1 USD (ETH) contracts; linear
+    /// `BTC_USDC-PERPETUAL` (tick 1 USDC, amounts in BTC of 0.0001 BTC
+    /// contracts); options `BTC-25JUN27-100000-C` and `-P` (prices in BTC, tick
+    /// 0.0005, amounts in contracts of 1 BTC, steps of 0.1).
+    pub fn deribit_defaults(kind: DeribitKind) -> Vec<SymbolSpec> {
+        let btc = spot_price("BTC").unwrap_or(97_000.0);
+        let eth = spot_price("ETH").unwrap_or(3_400.0);
+        match kind {
+            DeribitKind::Inverse => vec![
+                SymbolSpec::with_tick("BTC-PERPETUAL", "BTC", "USD", 1, 5, 0, btc),
+                SymbolSpec::with_tick("ETH-PERPETUAL", "ETH", "USD", 2, 5, 0, eth),
+                SymbolSpec::with_tick("BTC-25JUN27", "BTC", "USD", 1, 5, 0, btc * 1.02),
+            ],
+            DeribitKind::Linear => vec![SymbolSpec::with_tick("BTC_USDC-PERPETUAL", "BTC", "USDC", 0, 1, 4, btc)],
+            DeribitKind::Option => ["C", "P"]
+                .iter()
+                .map(|cp| {
+                    let intrinsic = if *cp == "C" { btc - 100_000.0 } else { 100_000.0 - btc };
+                    let px = (intrinsic.max(0.0) + btc * 0.05) / btc;
+                    SymbolSpec::with_tick(&format!("BTC-25JUN27-100000-{cp}"), "BTC", "BTC", 4, 5, 1, px)
+                })
+                .collect(),
         }
     }
 
@@ -487,13 +656,34 @@ impl MarketConfig {
         }
     }
 
+    /// A Deribit market of `kind` with the venue's limits
+    /// ([`Limits::deribit`]), [`SymbolSpec::deribit_defaults`] and the test
+    /// account (`client_id` [`TEST_API_KEY`], `client_secret`
+    /// [`TEST_HMAC_SECRET`]) holding 10 BTC, 100 ETH and 1 000 000 USDC (the
+    /// settlement coins of its instruments).
+    pub fn deribit(kind: DeribitKind) -> MarketConfig {
+        let mut account = AccountSpec::test_account();
+        account.balances = [("BTC", "10"), ("ETH", "100"), ("USDC", "1000000")]
+            .into_iter()
+            .map(|(a, v)| (a.to_string(), v.to_string()))
+            .collect();
+        MarketConfig {
+            venue: Venue::Deribit(kind),
+            limits: Limits::deribit(),
+            symbols: SymbolSpec::deribit_defaults(kind),
+            accounts: vec![account],
+            ..MarketConfig::new(kind.generator_kind())
+        }
+    }
+
     /// The market the venue `venue` names `market` (`binance`/`usdm`,
-    /// `bybit`/`linear`), with the venue's real limits and default symbols;
-    /// `None` if the simulator does not serve it.
+    /// `bybit`/`linear`, `deribit`/`inverse`), with the venue's real limits and
+    /// default symbols; `None` if the simulator does not serve it.
     pub fn named(venue: &str, market: &str) -> Option<MarketConfig> {
         match venue {
             "binance" => MarketKind::from_name(market).map(MarketConfig::new),
             "bybit" => BybitCategory::ALL.into_iter().find(|c| c.name() == market).map(MarketConfig::bybit),
+            "deribit" => DeribitKind::from_name(market).map(MarketConfig::deribit),
             _ => None,
         }
     }
@@ -504,6 +694,7 @@ impl MarketConfig {
         match self.venue {
             Venue::Binance => ("binance", self.kind.name()),
             Venue::Bybit(c) => ("bybit", c.name()),
+            Venue::Deribit(k) => ("deribit", k.name()),
         }
     }
 
@@ -511,7 +702,15 @@ impl MarketConfig {
     pub fn bybit_category(&self) -> Option<BybitCategory> {
         match self.venue {
             Venue::Bybit(c) => Some(c),
-            Venue::Binance => None,
+            Venue::Binance | Venue::Deribit(_) => None,
+        }
+    }
+
+    /// The Deribit kind, when it speaks Deribit.
+    pub fn deribit_kind(&self) -> Option<DeribitKind> {
+        match self.venue {
+            Venue::Deribit(k) => Some(k),
+            Venue::Binance | Venue::Bybit(_) => None,
         }
     }
 }

@@ -79,6 +79,19 @@ pub(crate) trait Dialect: Send + Sync + std::fmt::Debug {
     /// One generator step: `Market::tick` with the venue's encoder.
     fn tick(&self, market: &mut Market, now_ms: u64, elapsed_ms: u64, tracked: &HashSet<String>, out: &mut Vec<Emit>);
 
+    /// What one generator step wrote, before it is delivered: the venue may
+    /// re-route it or hold it in its state ([`HubState::venue`]) for a topic
+    /// pushed on a timer (Deribit fans each trade out to several channels and
+    /// batches the `100ms` ones). Nothing by default.
+    fn route_emits(
+        &self,
+        _venue: &mut (dyn Any + Send),
+        _tracked: &HashSet<String>,
+        _out: &mut Vec<Emit>,
+        _now_ms: u64,
+    ) {
+    }
+
     /// The pre-encoded load stream of `MarketConfig::load`, if the venue
     /// serves one.
     fn load(&self, _cfg: &LoadConfig) -> Option<LoadStream> {

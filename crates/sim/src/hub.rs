@@ -556,6 +556,7 @@ impl Hub {
         // Paused: no new book actions, but due windows still flush.
         let elapsed_ms = if st.faults.paused { 0 } else { elapsed_ms };
         self.dialect.tick(&mut st.market, now, elapsed_ms, &st.tracked, &mut out);
+        self.dialect.route_emits(st.venue.as_mut(), &st.tracked, &mut out, now);
         for (name, p) in st.periodic.iter_mut() {
             if now >= p.next_due {
                 p.next_due = now + p.period_ms;

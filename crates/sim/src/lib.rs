@@ -64,6 +64,7 @@ mod binance;
 mod bybit;
 mod config;
 mod conn;
+mod deribit;
 mod dialect;
 mod faults;
 mod hub;
@@ -86,9 +87,10 @@ use tokio::task::JoinHandle;
 pub use account::{AccountView, BalanceView, ListenKeyView, OrderView, PositionView};
 pub use bybit::private::{BybitOp, BybitPrivateConn};
 pub use config::{
-    AccountSpec, BybitCategory, Limits, LoadConfig, MarketConfig, MarketKind, SimConfig, SymbolSpec, TEST_API_KEY,
-    TEST_ED25519_SEED, TEST_HMAC_SECRET, Timing, Venue,
+    AccountSpec, BybitCategory, DeribitKind, DeribitLimits, Limits, LoadConfig, MarketConfig, MarketKind, SimConfig,
+    SymbolSpec, TEST_API_KEY, TEST_ED25519_SEED, TEST_HMAC_SECRET, Timing, Venue,
 };
+pub use deribit::DeribitStats;
 pub use faults::{MAX_FLOOD_FRAMES, MAX_OVERSIZED_BYTES};
 pub use hub::{ClosedConn, Counters, IdReset, KillMode, MAX_RESETS_KEPT, StreamStats};
 
@@ -102,6 +104,7 @@ fn dialect(venue: Venue) -> &'static dyn Dialect {
     match venue {
         Venue::Binance => &binance::Binance,
         Venue::Bybit(category) => bybit::dialect(category),
+        Venue::Deribit(kind) => deribit::dialect(kind),
     }
 }
 
@@ -145,6 +148,9 @@ pub struct Stats {
     pub streams: std::collections::BTreeMap<String, StreamStats>,
     /// The last connections that ended (at most 1000).
     pub closed_connections: Vec<ClosedConn>,
+    /// Deribit markets: heartbeats, auth, credits and chain breaks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deribit: Option<DeribitStats>,
 }
 
 /// One open connection, as served by `GET /admin/connections`.
@@ -196,6 +202,11 @@ impl Sim {
     /// The handle of a Bybit market, if it is configured.
     pub fn bybit(&self, category: BybitCategory) -> Option<&MarketHandle> {
         self.markets.iter().find(|m| m.config().venue == Venue::Bybit(category))
+    }
+
+    /// The handle of a Deribit market, if it is configured.
+    pub fn deribit(&self, kind: DeribitKind) -> Option<&MarketHandle> {
+        self.markets.iter().find(|m| m.config().venue == Venue::Deribit(kind))
     }
 
     /// Every market, in configuration order.
@@ -256,10 +267,35 @@ impl MarketHandle {
     /// The market's name in stats: `spot`, `usdm`, `coinm`, `options`, or
     /// `bybit-spot`, `bybit-linear`, `bybit-inverse`, `bybit-option`.
     pub fn name(&self) -> String {
-        match self.hub.cfg.bybit_category() {
-            Some(c) => format!("bybit-{}", c.name()),
-            None => self.kind().name().to_string(),
+        match (self.hub.cfg.bybit_category(), self.hub.cfg.deribit_kind()) {
+            (Some(c), _) => format!("bybit-{}", c.name()),
+            (_, Some(k)) => format!("deribit-{}", k.name()),
+            _ => self.kind().name().to_string(),
         }
+    }
+
+    /// Deribit: the WebSocket URL, `ws://127.0.0.1:PORT/ws/api/v2`.
+    pub fn deribit_url(&self) -> Option<String> {
+        self.hub.cfg.deribit_kind().map(|_| format!("ws://{}{}", self.addr(), deribit::PATH))
+    }
+
+    /// Deribit: the next change of every `book.*` channel of `symbol` (every
+    /// symbol when `None`) carries a `prev_change_id` the channel never sent,
+    /// once. Returns how many channels are affected.
+    pub fn deribit_break_chain(&self, symbol: Option<&str>) -> usize {
+        deribit::break_chain(&self.hub, symbol)
+    }
+
+    /// Deribit: the next request of `conn` (every open connection when
+    /// `None`) finds no credits: `10028 too_many_requests`, then the session
+    /// closes. Returns how many connections.
+    pub fn deribit_exhaust_credits(&self, conn: Option<u64>) -> usize {
+        deribit::exhaust(&self.hub, conn)
+    }
+
+    /// Deribit: heartbeat, auth, credit and chain-break counters.
+    pub fn deribit_stats(&self) -> Option<DeribitStats> {
+        deribit::stats(&self.hub)
     }
 
     /// Bybit: the full public WebSocket URL, `ws://127.0.0.1:PORT/v5/public/<category>`.
@@ -299,6 +335,7 @@ impl MarketHandle {
 
     /// Ground truth and counters.
     pub fn stats(&self) -> Stats {
+        let deribit = deribit::stats(&self.hub);
         let st = self.hub.lock();
         Stats {
             market: self.name(),
@@ -306,6 +343,7 @@ impl MarketHandle {
             counters: st.counters.clone(),
             streams: st.streams.clone(),
             closed_connections: st.closed.iter().cloned().collect(),
+            deribit,
         }
     }
 
@@ -555,7 +593,8 @@ impl MarketHandle {
         let a = &st.accounts.list[i];
         let spec_of = |sym: &str| st.market.symbol(sym).map(|s| s.spec.clone());
         let order = |o: &account::Order| {
-            let (pd, qd) = spec_of(&o.symbol).map_or((0, 0), |s| (s.price_decimals, s.qty_decimals));
+            let (pd, qd, tick) =
+                spec_of(&o.symbol).map_or((0, 0, 1), |s| (s.price_decimals, s.qty_decimals, s.tick_multiple as i128));
             OrderView {
                 symbol: o.symbol.clone(),
                 order_id: o.id,
@@ -565,7 +604,7 @@ impl MarketHandle {
                 status: o.status.into(),
                 orig_qty: account::dec(o.qty as i128, qd, qd),
                 executed_qty: account::dec(o.executed as i128, qd, qd),
-                price: account::dec_or_zero(o.price as i128, pd, pd),
+                price: account::dec_or_zero(o.price as i128 * tick, pd, pd),
                 cum_notional: account::amt(o.cum_notional),
             }
         };
@@ -640,7 +679,7 @@ mod layering {
     ];
 
     /// The venue folders.
-    const VENUES: [&str; 2] = ["binance", "bybit"];
+    const VENUES: [&str; 3] = ["binance", "bybit", "deribit"];
 
     /// The tokens of `src` without comments: identifiers, `::`, and single
     /// punctuation characters.

@@ -6,5 +6,6 @@ mod bybit_categories;
 mod bybit_private;
 mod common;
 mod conformance;
+mod deribit;
 mod private;
 mod sim;
