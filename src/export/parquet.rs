@@ -7,7 +7,7 @@
 //! file for each [`Table`] that has rows in that hour ([`CaptureHour`]). The
 //! tables are the market-data and private event types (`trade`, `agg_trade`,
 //! `book_delta`, `book_snapshot`, `book_update`, `top_of_book`, `kline`,
-//! `ticker`, `avg_price`, `mark_price`, `liquidation`, `order_update`,
+//! `ticker`, `avg_price`, `mark_price`, `index_price`, `liquidation`, `order_update`,
 //! `user_trade`, `order_list_update`, `balance_update`, `position_update`)
 //! and `status`, which holds every other event (`connected`, `disconnected`,
 //! `reconnected`, `gap`, `book_resync`, `subscription_failed`, `auth_failed`,
@@ -141,6 +141,8 @@ pub enum Table {
     AvgPrice,
     /// `mark_price`.
     MarkPrice,
+    /// `index_price`.
+    IndexPrice,
     /// `liquidation`.
     Liquidation,
     /// `order_update` (private).
@@ -199,7 +201,20 @@ const COMMON: &[Col] =
 /// The last column of every table.
 const LINE: Col = req("line", U64);
 
-const TRADE: &[Col] = &[req("trade_id", Str), req("price", Dec), req("qty", Dec), req("side", Str)];
+const TRADE: &[Col] = &[
+    req("trade_id", Str),
+    req("price", Dec),
+    req("qty", Dec),
+    req("side", Str),
+    opt("trade_seq", U64),
+    opt("liquidation", Str),
+    opt("block_trade_id", Str),
+    opt("combo_id", Str),
+    opt("combo_trade_id", Str),
+    opt("iv", Dec),
+    opt("mark_price", Dec),
+    opt("index_price", Dec),
+];
 const AGG_TRADE: &[Col] = &[
     req("trade_id", Str),
     req("price", Dec),
@@ -243,7 +258,7 @@ const KLINE: &[Col] = &[
 ];
 const TICKER: &[Col] = &[
     req("window", Str),
-    req("open", Dec),
+    opt("open", Dec),
     req("high", Dec),
     req("low", Dec),
     req("last_price", Dec),
@@ -252,10 +267,29 @@ const TICKER: &[Col] = &[
     opt("price_change", Dec),
     opt("bid_price", Dec),
     opt("ask_price", Dec),
+    opt("price_change_pct", Dec),
 ];
 const AVG_PRICE: &[Col] = &[req("interval", Str), req("price", Dec)];
-const MARK_PRICE: &[Col] =
-    &[req("mark_price", Dec), req("index_price", Dec), opt("funding_rate", Dec), opt("next_funding_ts", Ts)];
+const MARK_PRICE: &[Col] = &[
+    req("mark_price", Dec),
+    req("index_price", Dec),
+    opt("funding_rate", Dec),
+    opt("next_funding_ts", Ts),
+    opt("funding_8h", Dec),
+    opt("open_interest", Dec),
+    opt("mark_iv", Dec),
+    opt("bid_iv", Dec),
+    opt("ask_iv", Dec),
+    opt("underlying_price", Dec),
+    opt("underlying_index", Str),
+    opt("interest_rate", Dec),
+    opt("delta", Dec),
+    opt("gamma", Dec),
+    opt("vega", Dec),
+    opt("theta", Dec),
+    opt("rho", Dec),
+];
+const INDEX_PRICE: &[Col] = &[req("price", Dec), opt("funding_rate", Dec)];
 const LIQUIDATION: &[Col] = &[req("side", Str), req("price", Dec), req("qty", Dec)];
 const ORDER_UPDATE: &[Col] = &[
     req("order_id", Str),
@@ -296,7 +330,7 @@ const USER_TRADE: &[Col] = &[
     req("qty", Dec),
     req("maker", Bool),
     opt("order_price", Dec),
-    req("order_qty", Dec),
+    opt("order_qty", Dec),
     opt("fee", Dec),
     opt("fee_asset", Str),
 ];
@@ -372,7 +406,7 @@ fn data_type(ty: Ty) -> DataType {
 
 impl Table {
     /// Every table.
-    pub const ALL: [Table; 17] = [
+    pub const ALL: [Table; 18] = [
         Table::Trade,
         Table::AggTrade,
         Table::BookDelta,
@@ -383,6 +417,7 @@ impl Table {
         Table::Ticker,
         Table::AvgPrice,
         Table::MarkPrice,
+        Table::IndexPrice,
         Table::Liquidation,
         Table::OrderUpdate,
         Table::UserTrade,
@@ -406,6 +441,7 @@ impl Table {
             Table::Ticker => "ticker",
             Table::AvgPrice => "avg_price",
             Table::MarkPrice => "mark_price",
+            Table::IndexPrice => "index_price",
             Table::Liquidation => "liquidation",
             Table::OrderUpdate => "order_update",
             Table::UserTrade => "user_trade",
@@ -429,6 +465,7 @@ impl Table {
             EventKind::Ticker(_) => Table::Ticker,
             EventKind::AvgPrice(_) => Table::AvgPrice,
             EventKind::MarkPrice(_) => Table::MarkPrice,
+            EventKind::IndexPrice(_) => Table::IndexPrice,
             EventKind::Liquidation(_) => Table::Liquidation,
             EventKind::OrderUpdate(_) => Table::OrderUpdate,
             EventKind::UserTrade(_) => Table::UserTrade,
@@ -451,6 +488,7 @@ impl Table {
             Table::Ticker => TICKER,
             Table::AvgPrice => AVG_PRICE,
             Table::MarkPrice => MARK_PRICE,
+            Table::IndexPrice => INDEX_PRICE,
             Table::Liquidation => LIQUIDATION,
             Table::OrderUpdate => ORDER_UPDATE,
             Table::UserTrade => USER_TRADE,
@@ -662,6 +700,14 @@ fn row(ev: &Event, line: u64) -> Result<(Table, Row<'_>), Unfit> {
             r.d("price", t.price)?;
             r.d("qty", t.qty)?;
             r.s(side(t.side));
+            r.u(t.trade_seq);
+            r.os(t.liquidation.as_deref());
+            r.os(t.block_trade_id.as_deref());
+            r.os(t.combo_id.as_deref());
+            r.os(t.combo_trade_id.as_deref());
+            r.od("iv", t.iv)?;
+            r.od("mark_price", t.mark_price)?;
+            r.od("index_price", t.index_price)?;
             Table::Trade
         }
         EventKind::AggTrade(t) => {
@@ -720,7 +766,7 @@ fn row(ev: &Event, line: u64) -> Result<(Table, Row<'_>), Unfit> {
         }
         EventKind::Ticker(t) => {
             r.s(&t.window);
-            r.d("open", t.open)?;
+            r.od("open", t.open)?;
             r.d("high", t.high)?;
             r.d("low", t.low)?;
             r.d("last_price", t.last_price)?;
@@ -729,6 +775,7 @@ fn row(ev: &Event, line: u64) -> Result<(Table, Row<'_>), Unfit> {
             r.od("price_change", t.price_change)?;
             r.od("bid_price", t.bid_price)?;
             r.od("ask_price", t.ask_price)?;
+            r.od("price_change_pct", t.price_change_pct)?;
             Table::Ticker
         }
         EventKind::AvgPrice(a) => {
@@ -741,7 +788,25 @@ fn row(ev: &Event, line: u64) -> Result<(Table, Row<'_>), Unfit> {
             r.d("index_price", m.index_price)?;
             r.od("funding_rate", m.funding_rate)?;
             r.ts(m.next_funding_ts);
+            r.od("funding_8h", m.funding_8h)?;
+            r.od("open_interest", m.open_interest)?;
+            r.od("mark_iv", m.mark_iv)?;
+            r.od("bid_iv", m.bid_iv)?;
+            r.od("ask_iv", m.ask_iv)?;
+            r.od("underlying_price", m.underlying_price)?;
+            r.os(m.underlying_index.as_deref());
+            r.od("interest_rate", m.interest_rate)?;
+            r.od("delta", m.delta)?;
+            r.od("gamma", m.gamma)?;
+            r.od("vega", m.vega)?;
+            r.od("theta", m.theta)?;
+            r.od("rho", m.rho)?;
             Table::MarkPrice
+        }
+        EventKind::IndexPrice(i) => {
+            r.d("price", i.price)?;
+            r.od("funding_rate", i.funding_rate)?;
+            Table::IndexPrice
         }
         EventKind::Liquidation(l) => {
             r.s(side(l.side));
@@ -790,7 +855,7 @@ fn row(ev: &Event, line: u64) -> Result<(Table, Row<'_>), Unfit> {
             r.d("qty", t.qty)?;
             r.b(Some(t.maker));
             r.od("order_price", t.order_price)?;
-            r.d("order_qty", t.order_qty)?;
+            r.od("order_qty", t.order_qty)?;
             r.od("fee", t.fee)?;
             r.os(t.fee_asset.as_deref());
             Table::UserTrade

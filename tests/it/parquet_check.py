@@ -38,7 +38,7 @@ except ImportError as e:  # the Rust test turns this into a clear failure
 
 DATA_TABLES = {
     "trade", "agg_trade", "book_delta", "book_snapshot", "book_update", "top_of_book", "kline",
-    "ticker", "avg_price", "mark_price", "liquidation", "order_update", "user_trade",
+    "ticker", "avg_price", "mark_price", "index_price", "liquidation", "order_update", "user_trade",
     "order_list_update", "balance_update", "position_update",
 }
 # Columns that hold prices, quantities or amounts (top level and inside lists of structs).

@@ -167,6 +167,9 @@ pub enum EventKind {
     AvgPrice(AvgPrice),
     /// Mark price, index price and funding.
     MarkPrice(MarkPrice),
+    /// The value of a price index (Deribit `deribit_price_index`), or the
+    /// index and funding of a perpetual (Deribit `perpetual`).
+    IndexPrice(IndexPrice),
     /// A liquidation order.
     Liquidation(Liquidation),
     /// The state of one of the account's orders after a change (private;
@@ -250,6 +253,7 @@ impl EventKind {
             EventKind::Ticker(_) => "ticker",
             EventKind::AvgPrice(_) => "avg_price",
             EventKind::MarkPrice(_) => "mark_price",
+            EventKind::IndexPrice(_) => "index_price",
             EventKind::Liquidation(_) => "liquidation",
             EventKind::OrderUpdate(_) => "order_update",
             EventKind::UserTrade(_) => "user_trade",
@@ -271,6 +275,9 @@ impl EventKind {
 }
 
 /// One trade.
+///
+/// The optional fields are what some venues send with each trade (Deribit);
+/// they are absent from the JSON when the venue sends none.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Trade {
     /// The venue's trade id, as a string.
@@ -281,6 +288,53 @@ pub struct Trade {
     pub qty: Decimal,
     /// The taker's side.
     pub side: Side,
+    /// The trade's sequence number within its instrument (Deribit
+    /// `trade_seq`: consecutive per instrument).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trade_seq: Option<u64>,
+    /// Set when the trade was a liquidation, naming who was liquidated as the
+    /// venue says it (Deribit `liquidation`: `M` maker, `T` taker, `MT` both).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub liquidation: Option<String>,
+    /// The block trade the trade belongs to (Deribit `block_trade_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_trade_id: Option<String>,
+    /// The combo (spread) instrument of which the trade is a leg (Deribit
+    /// `combo_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub combo_id: Option<String>,
+    /// The combo trade the leg belongs to (Deribit `combo_trade_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub combo_trade_id: Option<String>,
+    /// The implied volatility of an option trade, in percent (Deribit `iv`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iv: Option<Decimal>,
+    /// The instrument's mark price at the trade (Deribit `mark_price`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mark_price: Option<Decimal>,
+    /// The index price at the trade (Deribit `index_price`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index_price: Option<Decimal>,
+}
+
+impl Trade {
+    /// A trade with no venue extras (every optional field absent).
+    pub fn new(trade_id: String, price: Decimal, qty: Decimal, side: Side) -> Trade {
+        Trade {
+            trade_id,
+            price,
+            qty,
+            side,
+            trade_seq: None,
+            liquidation: None,
+            block_trade_id: None,
+            combo_id: None,
+            combo_trade_id: None,
+            iv: None,
+            mark_price: None,
+            index_price: None,
+        }
+    }
 }
 
 /// An aggregate trade.
@@ -403,8 +457,10 @@ pub struct Kline {
 pub struct Ticker {
     /// The window: `24h`, `1h`, `4h`, `1d`, ...
     pub window: String,
-    /// Open price of the window.
-    pub open: Decimal,
+    /// Open price of the window; absent when the venue sends none (Deribit
+    /// tickers carry the change in percent only, [`Ticker::price_change_pct`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open: Option<Decimal>,
     /// High price.
     pub high: Decimal,
     /// Low price.
@@ -424,6 +480,10 @@ pub struct Ticker {
     /// Best ask price, when the venue sends it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ask_price: Option<Decimal>,
+    /// Price change over the window in percent, when the venue sends it
+    /// (Deribit `stats.price_change`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_change_pct: Option<Decimal>,
 }
 
 /// Average price over an interval.
@@ -447,6 +507,92 @@ pub struct MarkPrice {
     pub funding_rate: Option<Decimal>,
     /// Next funding time, ns since the epoch; `null` when there is none.
     pub next_funding_ts: Option<i64>,
+    /// Funding over the last 8 hours, when the venue sends it (Deribit
+    /// perpetuals `funding_8h`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub funding_8h: Option<Decimal>,
+    /// Open interest in the venue's unit for the instrument, when the venue
+    /// sends it with the mark price (Deribit ticker `open_interest`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_interest: Option<Decimal>,
+    /// Options: the implied volatility of the mark price, in percent
+    /// (Deribit `mark_iv`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mark_iv: Option<Decimal>,
+    /// Options: the implied volatility of the best bid, in percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bid_iv: Option<Decimal>,
+    /// Options: the implied volatility of the best ask, in percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ask_iv: Option<Decimal>,
+    /// Options: the underlying's price used for the valuation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub underlying_price: Option<Decimal>,
+    /// Options: the underlying's name (Deribit `underlying_index`: an index
+    /// such as `index_price`, or a future such as `BTC-27DEC24`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub underlying_index: Option<String>,
+    /// Options: the interest rate used for the valuation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interest_rate: Option<Decimal>,
+    /// Options: delta.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta: Option<Decimal>,
+    /// Options: gamma.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gamma: Option<Decimal>,
+    /// Options: vega.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vega: Option<Decimal>,
+    /// Options: theta.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub theta: Option<Decimal>,
+    /// Options: rho.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rho: Option<Decimal>,
+}
+
+impl MarkPrice {
+    /// A mark price with no venue extras (every optional field absent).
+    pub fn new(
+        mark_price: Decimal,
+        index_price: Decimal,
+        funding_rate: Option<Decimal>,
+        next_funding_ts: Option<i64>,
+    ) -> MarkPrice {
+        MarkPrice {
+            mark_price,
+            index_price,
+            funding_rate,
+            next_funding_ts,
+            funding_8h: None,
+            open_interest: None,
+            mark_iv: None,
+            bid_iv: None,
+            ask_iv: None,
+            underlying_price: None,
+            underlying_index: None,
+            interest_rate: None,
+            delta: None,
+            gamma: None,
+            vega: None,
+            theta: None,
+            rho: None,
+        }
+    }
+}
+
+/// The value of a price index, or a perpetual's index price and funding.
+/// The index is the event's `symbol` (Deribit `btc_usd` → `BTC_USD`; for a
+/// perpetual, the instrument).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexPrice {
+    /// The index value.
+    pub price: Decimal,
+    /// The perpetual's current funding rate, when the payload carries one
+    /// (Deribit `perpetual` `interest`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub funding_rate: Option<Decimal>,
 }
 
 /// A liquidation order.
@@ -600,8 +746,10 @@ pub struct UserTrade {
     /// orders); absent when the venue sends none (Bybit `orderPrice: ""`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_price: Option<Decimal>,
-    /// The order's quantity.
-    pub order_qty: Decimal,
+    /// The order's quantity; absent when the payload does not carry it
+    /// (Deribit `user.trades` rows name the order, not its amount).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_qty: Option<Decimal>,
     /// The commission charged for this fill, exactly as the venue states it
     /// (Bybit `execFee`; negative: a rebate); absent when the payload carries
     /// none (Binance `TRADE_LITE`: the fee arrives with the `order_update` of
@@ -798,12 +946,7 @@ mod tests {
     #[test]
     fn trade_line_matches_the_contract() {
         let e = ev(
-            EventKind::Trade(Trade {
-                trade_id: "12345".into(),
-                price: d("0.35280000"),
-                qty: d("58.00000000"),
-                side: Side::Sell,
-            }),
+            EventKind::Trade(Trade::new("12345".into(), d("0.35280000"), d("58.00000000"), Side::Sell)),
             Some("NKNUSDT"),
         );
         let v = roundtrip(&e);
@@ -922,6 +1065,7 @@ mod tests {
             "ticker",
             "avg_price",
             "mark_price",
+            "index_price",
             "liquidation",
             "order_update",
             "user_trade",
@@ -1021,7 +1165,7 @@ mod tests {
                 qty: d("2"),
                 maker: false,
                 order_price: Some(d("0")),
-                order_qty: d("2"),
+                order_qty: Some(d("2")),
                 fee: Some(d("-0.0001")),
                 fee_asset: Some("USDT".into()),
             }),
@@ -1055,7 +1199,7 @@ mod tests {
             qty: d("0.5"),
             maker: false,
             order_price: None,
-            order_qty: d("0.5"),
+            order_qty: Some(d("0.5")),
             fee: Some(d("26.3725275")),
             fee_asset: Some("USDT".into()),
         };
@@ -1124,7 +1268,7 @@ mod tests {
             }),
             EventKind::Ticker(Ticker {
                 window: "1h".into(),
-                open: d("1"),
+                open: Some(d("1")),
                 high: d("2"),
                 low: d("0.5"),
                 last_price: d("1.5"),
@@ -1133,14 +1277,11 @@ mod tests {
                 price_change: Some(d("0.5")),
                 bid_price: None,
                 ask_price: None,
+                price_change_pct: None,
             }),
             EventKind::AvgPrice(AvgPrice { interval: "5m".into(), price: d("25776.86000000") }),
-            EventKind::MarkPrice(MarkPrice {
-                mark_price: d("11794.15000000"),
-                index_price: d("11784.62659091"),
-                funding_rate: None,
-                next_funding_ts: None,
-            }),
+            EventKind::MarkPrice(MarkPrice::new(d("11794.15000000"), d("11784.62659091"), None, None)),
+            EventKind::IndexPrice(IndexPrice { price: d("92263.55"), funding_rate: None }),
             EventKind::Liquidation(Liquidation { side: Side::Sell, price: d("9910"), qty: d("0.014") }),
         ];
         for k in kinds {

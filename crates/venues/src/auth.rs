@@ -129,6 +129,16 @@ impl Credentials {
         self.api_key.expose_secret()
     }
 
+    /// The HMAC secret itself, for a venue grant that sends it (Deribit
+    /// `client_credentials`); `None` for Ed25519 keys. Callers must only
+    /// write it into the request frame, never log it.
+    pub(crate) fn hmac_secret(&self) -> Option<&str> {
+        match &self.secret {
+            KeySecret::Hmac(secret) => Some(secret.expose_secret()),
+            KeySecret::Ed25519(_) => None,
+        }
+    }
+
     /// Signs `payload`: HMAC-SHA256 lower-case hex, or Ed25519 base64.
     pub fn sign(&self, payload: &str) -> String {
         match &self.secret {

@@ -11,6 +11,8 @@
 //! - `binance`: spot, USDⓈ-M, COIN-M and options.
 //! - `bybit`: Bybit v5 spot, linear, inverse and option public streams and
 //!   the private stream.
+//! - `deribit`: Deribit (JSON-RPC over one WebSocket) inverse, linear and
+//!   option markets, private sessions and the order API.
 //! - `seam`: [`VenueSpec`], everything a venue is above the socket (markets,
 //!   endpoints, pools, typed channels, decoder, book and private-session
 //!   plans); `registry` lists the venues, one line each. `env`, `error` and
@@ -48,6 +50,7 @@ pub mod auth;
 pub mod binance;
 pub mod bybit;
 mod dec;
+pub mod deribit;
 pub mod env;
 mod error;
 pub mod instruments;

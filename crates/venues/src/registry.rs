@@ -8,7 +8,8 @@ use ferrofeed_model::event::Venue;
 use crate::seam::{MarketId, SeamError, VenueSpec};
 
 /// Every registered venue, in the order the CLI lists them.
-pub static VENUES: &[&dyn VenueSpec] = &[&crate::binance::spec::Binance, &crate::bybit::spec::Bybit];
+pub static VENUES: &[&dyn VenueSpec] =
+    &[&crate::binance::spec::Binance, &crate::bybit::spec::Bybit, &crate::deribit::spec::Deribit];
 
 /// The registered venue `venue`.
 pub fn get(venue: Venue) -> Option<&'static dyn VenueSpec> {

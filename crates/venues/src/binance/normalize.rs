@@ -376,7 +376,7 @@ impl Cx<'_> {
         let side = taker_side(w.side.as_ref().map(|s| s.as_str()), w.m).map_err(|r| self.invalid(W, r))?;
         let ts = self.ms(w.trade_time.or(w.event_time), W)?;
         Ok(self.event(
-            EventKind::Trade(Trade { trade_id: w.t.0, price: w.p.0, qty: w.q.0, side }),
+            EventKind::Trade(Trade::new(w.t.0, w.p.0, w.q.0, side)),
             Some(w.s.as_str().to_ascii_uppercase()),
             ts,
         ))
@@ -484,7 +484,7 @@ impl Cx<'_> {
         Ok(self.event(
             EventKind::Ticker(Ticker {
                 window: window.to_owned(),
-                open: w.o.0,
+                open: Some(w.o.0),
                 high: w.h.0,
                 low: w.l.0,
                 last_price: w.c.0,
@@ -493,6 +493,7 @@ impl Cx<'_> {
                 price_change: w.p.map(|d| d.0),
                 bid_price: bid.map(|d| d.0),
                 ask_price: ask.map(|d| d.0),
+                price_change_pct: None,
             }),
             Some(w.s.as_str().to_ascii_uppercase()),
             ts,
@@ -540,12 +541,7 @@ impl Cx<'_> {
         let ts = self.ms(w.event_time, W)?;
         let next_funding_ts = self.ms(w.T.filter(|t| *t > 0), W)?;
         Ok(self.event(
-            EventKind::MarkPrice(MarkPrice {
-                mark_price: w.p.0,
-                index_price: w.i.0,
-                funding_rate: w.r.0,
-                next_funding_ts,
-            }),
+            EventKind::MarkPrice(MarkPrice::new(w.p.0, w.i.0, w.r.0, next_funding_ts)),
             Some(w.s.as_str().to_ascii_uppercase()),
             ts,
         ))

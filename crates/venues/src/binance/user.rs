@@ -545,7 +545,7 @@ impl Cx<'_> {
                 qty: w.l.0,
                 maker: w.m,
                 order_price: Some(w.p.0),
-                order_qty: w.q.0,
+                order_qty: Some(w.q.0),
                 // TRADE_LITE carries no commission; the ORDER_TRADE_UPDATE of
                 // the same fill does (`fill.fee`).
                 fee: None,

@@ -144,7 +144,7 @@ impl TickerState {
     fn ticker(&self) -> Option<Ticker> {
         Some(Ticker {
             window: "24h".to_string(),
-            open: self.open?,
+            open: Some(self.open?),
             high: self.high?,
             low: self.low?,
             last_price: self.last?,
@@ -153,6 +153,7 @@ impl TickerState {
             price_change: None,
             bid_price: self.bid,
             ask_price: self.ask,
+            price_change_pct: None,
         })
     }
 }
@@ -332,7 +333,7 @@ impl<'f> Cx<'f> {
         let ts = self.ms(Some(w.T), W)?;
         Ok(Some(self.event(
             self.category,
-            EventKind::Trade(Trade { trade_id: w.i.0, price: w.p.0, qty: w.v.0, side }),
+            EventKind::Trade(Trade::new(w.i.0, w.p.0, w.v.0, side)),
             Some(w.s.into_owned()),
             ts,
         )))
@@ -375,12 +376,7 @@ impl<'f> Cx<'f> {
             let next_funding_ts = self.ms(state.next_funding_ms, W)?;
             out.push(self.event(
                 self.category,
-                EventKind::MarkPrice(MarkPrice {
-                    mark_price,
-                    index_price,
-                    funding_rate: state.funding_rate,
-                    next_funding_ts,
-                }),
+                EventKind::MarkPrice(MarkPrice::new(mark_price, index_price, state.funding_rate, next_funding_ts)),
                 symbol.clone(),
                 ts,
             ));
@@ -491,7 +487,7 @@ impl<'f> Cx<'f> {
             qty: w.exec_qty.0,
             maker: w.is_maker,
             order_price: w.order_price.0,
-            order_qty: w.order_qty.0,
+            order_qty: Some(w.order_qty.0),
             fee: w.exec_fee.0,
             fee_asset: w.fee_currency.map(|c| c.into_owned()).filter(|c| !c.is_empty()),
         };

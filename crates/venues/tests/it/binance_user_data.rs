@@ -393,7 +393,7 @@ fn futures_trade_lite_from_the_documented_fields() {
         qty: d("0.040"),
         maker: false,
         order_price: Some(d("0")),
-        order_qty: d("0.001"),
+        order_qty: Some(d("0.001")),
         // TRADE_LITE carries no commission: absent, not zero.
         fee: None,
         fee_asset: None,

@@ -110,7 +110,10 @@ fn tickers_merge_snapshot_and_deltas() {
     common(&snap[0], MarketType::Linear, Some("BTCUSDT"), Some(1_786_310_817_583));
     let EventKind::Ticker(k) = &snap[0].kind else { panic!("{snap:?}") };
     assert_eq!(k.window, "24h");
-    assert_eq!((k.open, k.high, k.low, k.last_price), (d("65008.70"), d("65282.30"), d("64694.40"), d("65114.30")));
+    assert_eq!(
+        (k.open, k.high, k.low, k.last_price),
+        (Some(d("65008.70")), d("65282.30"), d("64694.40"), d("65114.30"))
+    );
     assert_eq!((k.volume, k.quote_volume), (d("17573.9120"), d("1142118412.9021")));
     assert_eq!((k.bid_price, k.ask_price, k.price_change), (Some(d("65114.20")), Some(d("65114.30")), None));
     let EventKind::MarkPrice(m) = &snap[1].kind else { panic!("{snap:?}") };
@@ -145,7 +148,7 @@ fn tickers_merge_snapshot_and_deltas() {
 fn documented_tickers_per_category() {
     let v = dec(Category::Linear, "docs/tickers.LinearPerpetual.docs.json");
     let EventKind::Ticker(k) = &v[0].kind else { panic!("{v:?}") };
-    assert_eq!((k.open, k.last_price), (d("79206.20"), d("66666.60")));
+    assert_eq!((k.open, k.last_price), (Some(d("79206.20")), d("66666.60")));
     let EventKind::MarkPrice(m) = &v[1].kind else { panic!("{v:?}") };
     assert_eq!((m.funding_rate, m.next_funding_ts), (Some(d("-0.005")), Some(1_760_342_400_000_000_000)));
 
@@ -158,7 +161,7 @@ fn documented_tickers_per_category() {
     let e = one(Category::Spot, "docs/tickers.spot.docs.json");
     common(&e, MarketType::Spot, Some("BTCUSDT"), Some(1_673_853_746_003));
     let EventKind::Ticker(k) = &e.kind else { panic!("{e:?}") };
-    assert_eq!((k.open, k.high, k.low, k.last_price), (d("20704.93"), d("21426.99"), d("20575"), d("21109.77")));
+    assert_eq!((k.open, k.high, k.low, k.last_price), (Some(d("20704.93")), d("21426.99"), d("20575"), d("21109.77")));
     assert_eq!((k.volume, k.quote_volume, k.bid_price), (d("6780.866843"), d("141946527.22907118"), None));
 
     // Options: no 24-hour open, so a mark price only.
@@ -223,7 +226,7 @@ fn private_topics() {
         ("9aac161b-8ed6-450d-9cab-c5cc67c21784", "0ab1bdf7-4219-438b-b30a-32ec863018f7")
     );
     assert_eq!((t.side, t.price, t.qty, t.maker), (Side::Sell, d("95900.1"), d("0.5"), false));
-    assert_eq!((t.order_price, t.order_qty, t.client_order_id.as_str()), (Some(d("94942.5")), d("0.5"), ""));
+    assert_eq!((t.order_price, t.order_qty, t.client_order_id.as_str()), (Some(d("94942.5")), Some(d("0.5")), ""));
     // `execFee` exactly as sent, in `feeCurrency`; the GST in `extraFees` is not part of it.
     assert_eq!((t.fee, t.fee_asset.as_deref()), (Some(d("26.3725275")), Some("USDT")));
     let v = serde_json::to_value(&e).expect("json");

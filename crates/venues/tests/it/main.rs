@@ -4,4 +4,5 @@
 mod binance_decode;
 mod binance_user_data;
 mod bybit_decode;
+mod deribit_decode;
 mod fuzz_corpus;
