@@ -110,6 +110,12 @@ struct TradeStream {
     ledger: IdLedger,
     /// Trades whose id is not a number (not accounted).
     unnumbered: u64,
+    /// Trades carry the venue's consecutive per-instrument sequence number
+    /// (Deribit `trade_seq`), which is what is accounted. Such venues may
+    /// batch trades into one message (Deribit `100ms` channels), so the
+    /// simulator's message count is not a trade count: what was produced is
+    /// the numbers from the first trade seen to the last one produced.
+    by_seq: bool,
     /// The engine does not check sequence numbers on it (not in any of its
     /// connections' `ConnSnapshot::sequenced`): a loss on it shows only at
     /// socket changes, as an unknown gap (docs/events.md).
@@ -258,9 +264,10 @@ impl Soak {
                 let Ok(stream) = Client::stream_name(id, &Channel::Trades, &symbol) else { return };
                 let truth = self.market(id).map(|m| restarts(&m.handle, &stream)).unwrap_or_default();
                 let Some(ts) = self.trades.get_mut(&(id, stream)) else { return };
-                match t.trade_id.parse::<u64>() {
-                    Ok(n) => ts.ledger.on_id(n, &truth),
-                    Err(_) => ts.unnumbered += 1,
+                ts.by_seq |= t.trade_seq.is_some();
+                match t.trade_seq.or_else(|| t.trade_id.parse::<u64>().ok()) {
+                    Some(n) => ts.ledger.on_id(n, &truth),
+                    None => ts.unnumbered += 1,
                 }
             }
             EventKind::Ticker(_) => {
@@ -693,9 +700,15 @@ fn report(
         let truth = h.stream_stats(&stream).unwrap_or_default();
         let resets = restarts(&h, &stream);
         let Some(ts) = st.trades.get_mut(&(id, stream.clone())) else { continue };
-        ts.ledger.finish(truth.first_id, truth.last_id, &resets);
+        let (first, produced) = match (ts.by_seq, ts.ledger.range().0, truth.last_id) {
+            (true, Some(first), Some(last)) if resets.is_empty() => {
+                (Some(first), last.saturating_sub(first).saturating_add(1))
+            }
+            _ => (truth.first_id, truth.produced),
+        };
+        ts.ledger.finish(first, truth.last_id, &resets);
         let l = &ts.ledger;
-        let unexplained = truth.produced as i64 - (l.accounted() + ts.unnumbered) as i64;
+        let unexplained = produced as i64 - (l.accounted() + ts.unnumbered) as i64;
         // On a stream the engine cannot sequence, what a stall swallowed
         // cannot be detected by anyone: reported apart, not a failure.
         let in_stall = |(a, b): &(u64, u64)| ts.stalled.iter().any(|(x, y)| a <= y && x <= b);
@@ -718,7 +731,7 @@ fn report(
         }
         streams.push(serde_json::json!({
             "venue": id.venue_name(), "market": id.name(), "stream": stream, "channel": "trades",
-            "produced": truth.produced, "delivered": l.delivered, "in_gaps": l.in_gaps,
+            "produced": produced, "delivered": l.delivered, "in_gaps": l.in_gaps,
             "across_unknown_gaps": l.across_unknown, "silent_loss": silent,
             "silent_spans": spans, "lost_in_stalls_undetectable": undetectable,
             "engine_follows_ids": !ts.unsequenced,

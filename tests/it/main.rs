@@ -11,6 +11,8 @@ mod chaos;
 mod cli;
 mod decode_cli;
 mod demo_tui;
+mod deribit;
+mod deribit_cli;
 mod examples;
 mod feed;
 mod grafana;

@@ -174,7 +174,16 @@ impl DeribitRules {
         if creds.kind() != crate::auth::KeyKind::Hmac {
             return Err(CredentialError::Unsupported("Deribit takes HMAC (client id and secret) API keys"));
         }
-        Ok(DeribitRules { auth: Some(Auth { creds, clock, grant }), ..DeribitRules::public() })
+        // A private socket carries orders: paced at the matching engine's
+        // default tier, 5 requests a second (burst 20), instead of the
+        // subscribe credits' 10 per 3 s of public sockets (PROTOCOLS.md §6.5).
+        // Its subscribes are a handful at connect, well within their pool.
+        Ok(DeribitRules {
+            auth: Some(Auth { creds, clock, grant }),
+            max_msgs: 20,
+            msg_window: Duration::from_secs(4),
+            ..DeribitRules::public()
+        })
     }
 
     /// Sets the heartbeat interval (raised to the venue's minimum of 10 s)

@@ -47,7 +47,8 @@ pub struct DeribitTrading;
 pub fn refusal_kind(code: i64, message: &str) -> RefusalKind {
     match (code, message) {
         (10009, _) | (_, "not_enough_funds") => RefusalKind::InsufficientFunds,
-        (10004, _) | (_, "order_not_found") => RefusalKind::OrderNotFound,
+        // 11044 `not_open_order`: the order exists but is closed (filled or cancelled).
+        (10004 | 11044, _) | (_, "order_not_found" | "not_open_order") => RefusalKind::OrderNotFound,
         (_, "post_only_reject") => RefusalKind::WouldTake,
         (10028 | 10047, _) | (_, "too_many_requests" | "matching_engine_queue_full") => RefusalKind::RateLimited,
         (10000 | 13004 | 13009, _) | (_, "unauthorized" | "invalid_credentials" | "forbidden") => {
@@ -495,6 +496,7 @@ mod tests {
         assert_eq!((r.kind, r.detail.as_deref()), (RefusalKind::InsufficientFunds, Some(r#"{"reason":"x"}"#)));
         assert_eq!(refusal_kind(13019, "orderbook_closed"), RefusalKind::UnknownInstrument);
         assert_eq!(refusal_kind(10004, "order_not_found"), RefusalKind::OrderNotFound);
+        assert_eq!(refusal_kind(11044, "not_open_order"), RefusalKind::OrderNotFound);
         assert_eq!(refusal_kind(11050, "bad_request"), RefusalKind::Other);
     }
 }
