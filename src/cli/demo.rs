@@ -1,6 +1,7 @@
 //! `ferrofeed demo`: the embedded simulator (Binance spot and USD-M, Bybit
-//! linear), one [`Feed`] over a handful of symbols of both venues (trades,
-//! aggregate trades, book tickers, a ticker and three local books), a fault
+//! linear, Deribit inverse), one [`Feed`] over a handful of symbols of the
+//! three venues (trades, aggregate trades, book tickers, a ticker and four
+//! local books), a fault
 //! injected every few seconds on each market in turn (kill, stall, dropped
 //! diff) and the recovery shown.
 //!
@@ -24,8 +25,8 @@ use ferrofeed::engine::State;
 use ferrofeed::feed::{ConnKey, Feed, FeedConfig, FeedStats};
 use ferrofeed::model::Decimal;
 use ferrofeed::model::event::{Event, EventKind, Level, Missing, Side, Venue};
-use ferrofeed::venues::{binance, bybit};
-use ferrofeed_sim::{BybitCategory, KillMode, MarketConfig, MarketHandle, MarketKind, Sim, SimConfig};
+use ferrofeed::venues::{binance, bybit, deribit};
+use ferrofeed_sim::{BybitCategory, DeribitKind, KillMode, MarketConfig, MarketHandle, MarketKind, Sim, SimConfig};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use tokio::sync::mpsc;
@@ -37,6 +38,11 @@ const SPOT: MarketId = binance::spec::SPOT;
 const USDM: MarketId = binance::spec::USDM;
 /// Bybit linear.
 const LINEAR: MarketId = bybit::spec::LINEAR;
+/// Deribit inverse (coin-settled perpetuals and futures).
+const DERIBIT: MarketId = deribit::spec::INVERSE;
+/// The Deribit instrument whose trades are accounted for (by `trade_seq`)
+/// and whose local book is kept.
+const DERIBIT_SYMBOL: &str = "BTC-PERPETUAL";
 /// Spot symbols whose trades and book tickers are subscribed (plus the ladder's).
 const SPOT_SYMBOLS: [&str; 3] = ["BTCUSDT", "ETHUSDT", "SOLUSDT"];
 /// USD-M symbols whose aggregate trades and book tickers are subscribed.
@@ -71,6 +77,9 @@ pub(crate) async fn run_demo(
     let mut cfg = SimConfig::all_markets();
     cfg.markets.truncate(2);
     cfg.markets.push(MarketConfig::bybit(BybitCategory::Linear));
+    let mut d = MarketConfig::deribit(DeribitKind::Inverse);
+    d.symbols.retain(|s| s.name == DERIBIT_SYMBOL);
+    cfg.markets.push(d);
     for m in &mut cfg.markets {
         m.timing.actions_per_sec = 60.0;
     }
@@ -96,12 +105,14 @@ async fn run_with(
     let spot = sim.market(MarketKind::Spot).context("spot market")?.clone();
     let usdm = sim.market(MarketKind::UsdM).context("usdm market")?.clone();
     let linear = sim.bybit(BybitCategory::Linear).context("bybit linear market")?.clone();
+    let inverse = sim.deribit(DeribitKind::Inverse).context("deribit inverse market")?.clone();
     let custom = |h: &MarketHandle| Environment::Custom { ws: h.ws_url(), rest: h.rest_url() };
     let mut client = ClientConfig { environment: custom(&spot), seed: Some(7), ..ClientConfig::default() };
     client.backoff.initial = Duration::from_millis(200);
     client.backoff.max = Duration::from_secs(2);
     client.overrides.insert(USDM, custom(&usdm));
     client.overrides.insert(LINEAR, custom(&linear));
+    client.overrides.insert(DERIBIT, custom(&inverse));
     let mut feed = Feed::new(FeedConfig { client, ..FeedConfig::default() });
     let _metrics = super::start_metrics(metrics, feed.stats()).await?;
 
@@ -113,14 +124,17 @@ async fn run_with(
     spot_streams.push(Client::stream_name(SPOT, &Channel::Ticker, ACCOUNTED)?);
     let usdm_streams = stream_names(USDM, &USDM_SYMBOLS, &[Channel::AggTrades, Channel::TopOfBook])?;
     let linear_streams = stream_names(LINEAR, &LINEAR_SYMBOLS, &[Channel::Trades])?;
+    let deribit_streams = stream_names(DERIBIT, &[DERIBIT_SYMBOL], &[Channel::Trades])?;
     feed.subscribe(SPOT, &spot_streams).await.context("subscribing spot streams")?;
     feed.subscribe(USDM, &usdm_streams).await.context("subscribing usdm streams")?;
     feed.subscribe(LINEAR, &linear_streams).await.context("subscribing bybit linear streams")?;
+    feed.subscribe(DERIBIT, &deribit_streams).await.context("subscribing deribit inverse streams")?;
     feed.track_book(SPOT, &ladder).await.context("tracking the ladder's book")?;
     feed.track_book(USDM, USDM_BOOK).await.context("tracking the usdm book")?;
     feed.track_book(LINEAR, LINEAR_BOOK).await.context("tracking the bybit linear book")?;
+    feed.track_book(DERIBIT, DERIBIT_SYMBOL).await.context("tracking the deribit inverse book")?;
 
-    let markets = vec![(SPOT, spot), (USDM, usdm), (LINEAR, linear)];
+    let markets = vec![(SPOT, spot), (USDM, usdm), (LINEAR, linear), (DERIBIT, inverse)];
     let sim_desc = format!(
         "simulator {}",
         markets.iter().map(|(m, h)| format!("{} {}", label(*m), h.ws_url())).collect::<Vec<_>>().join(" · ")
@@ -129,15 +143,23 @@ async fn run_with(
         "simulator {}",
         markets.iter().map(|(m, h)| format!("{} :{}", label(*m), h.addr().port())).collect::<Vec<_>>().join(" · ")
     );
-    let books = vec![(SPOT, ladder.clone()), (USDM, USDM_BOOK.to_string()), (LINEAR, LINEAR_BOOK.to_string())];
+    let books = vec![
+        (SPOT, ladder.clone()),
+        (USDM, USDM_BOOK.to_string()),
+        (LINEAR, LINEAR_BOOK.to_string()),
+        (DERIBIT, DERIBIT_SYMBOL.to_string()),
+    ];
     // The streams whose trade ids are accounted for: every id delivered or
     // inside a reported gap. Bybit trades carry no sequence, so a loss there
-    // could never be reported: they are counted, not accounted for.
+    // could never be reported: they are counted, not accounted for. Deribit
+    // trades are accounted by their per-instrument `trade_seq`.
     let accounted = vec![
         (SPOT, Client::stream_name(SPOT, &Channel::Trades, ACCOUNTED)?),
         (USDM, Client::stream_name(USDM, &Channel::AggTrades, ACCOUNTED)?),
+        (DERIBIT, Client::stream_name(DERIBIT, &Channel::Trades, DERIBIT_SYMBOL)?),
     ];
-    let n_streams = spot_streams.len() + usdm_streams.len() + linear_streams.len() + books.len();
+    let n_streams =
+        spot_streams.len() + usdm_streams.len() + linear_streams.len() + deribit_streams.len() + books.len();
     let mut st = Demo::new(ladder, books, accounted, (sim_desc, sim_short), !tty);
     let mut ctx = Ctx { feed, markets };
     let result = if tty {
@@ -511,7 +533,8 @@ impl Demo {
         match &ev.kind {
             EventKind::Trade(t) => {
                 self.trades += 1;
-                self.account(market, &Channel::Trades, &symbol, &t.trade_id);
+                let id = t.trade_seq.or_else(|| t.trade_id.parse().ok());
+                self.account(market, &Channel::Trades, &symbol, id);
                 if market == SPOT && symbol == self.ladder {
                     if self.recent.len() == RECENT_TRADES {
                         self.recent.pop_back();
@@ -526,7 +549,7 @@ impl Demo {
             }
             EventKind::AggTrade(t) => {
                 self.trades += 1;
-                self.account(market, &Channel::AggTrades, &symbol, &t.trade_id);
+                self.account(market, &Channel::AggTrades, &symbol, t.trade_id.parse().ok());
             }
             EventKind::Gap(g) => {
                 self.gaps += 1;
@@ -609,9 +632,11 @@ impl Demo {
 
     /// Counts trade id `id` of `symbol`'s `channel` on `market` if that
     /// stream's ids are accounted for (ids that are not numbers are not).
-    fn account(&mut self, market: MarketId, channel: &Channel, symbol: &str, id: &str) {
+    /// Counts trade number `id` (the venue's sequence number, or its numeric
+    /// trade id) of an accounted stream.
+    fn account(&mut self, market: MarketId, channel: &Channel, symbol: &str, id: Option<u64>) {
         let Ok(stream) = Client::stream_name(market, channel, symbol) else { return };
-        if let (Some(a), Ok(id)) = (self.accounts.get_mut(&(market, stream)), id.parse()) {
+        if let (Some(a), Some(id)) = (self.accounts.get_mut(&(market, stream)), id) {
             a.seen(id);
         }
     }
@@ -1257,7 +1282,10 @@ mod tests {
 
     #[test]
     fn market_labels_and_lists() {
-        assert_eq!([label(SPOT), label(USDM), label(LINEAR)], ["spot", "usdm", "bybit linear"]);
+        assert_eq!(
+            [label(SPOT), label(USDM), label(LINEAR), label(DERIBIT)],
+            ["spot", "usdm", "bybit linear", "deribit inverse"]
+        );
         assert_eq!(and_list(vec![]), "");
         assert_eq!(and_list(vec!["a".into()]), "a");
         assert_eq!(and_list(vec!["a".into(), "b".into()]), "a and b");

@@ -88,22 +88,32 @@ async fn a_feed_through_kills_and_a_broken_chain_accounts_every_trade_and_publis
     let mut ledger = IdLedger::default();
     let mut book = BookLog::default();
     let mut reconnects = 0u64;
-    // 0: warm up, then kill; 1: recovered, then break the chain; 2: resynced,
-    // then pause; 3: drain to the last trade produced.
+    // 0: warm up (or recovered from the last kill), then kill, KILLS times;
+    // 1: recovered, then break the chain; 2: resynced, then pause; 3: drain
+    // to the last trade produced.
+    const KILLS: u64 = 3;
+    let mut kills = 0;
     let mut phase = 0;
     let mut mark = 0;
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         assert!(Instant::now() < deadline, "stuck in phase {phase}: {ledger:?} {book:?} reconnects {reconnects}");
         match phase {
-            0 if book.checked >= 30 && ledger.delivered >= 10 => {
+            0 if reconnects >= kills
+                && (kills == 0 || book.snapshots_after_fault >= 1)
+                && book.checked >= mark + 30
+                && ledger.delivered >= 10 =>
+            {
                 assert!(h.kill_all(KillMode::Reset) >= 1);
+                kills += 1;
                 book.must_resync = true;
                 book.snapshots_after_fault = 0;
                 mark = book.checked;
-                phase = 1;
+                if kills == KILLS {
+                    phase = 1;
+                }
             }
-            1 if reconnects >= 1 && book.snapshots_after_fault >= 1 && book.checked >= mark + 30 => {
+            1 if reconnects >= KILLS && book.snapshots_after_fault >= 1 && book.checked >= mark + 30 => {
                 assert!(h.deribit_break_chain(Some(PERP)) >= 1, "the book channel is tracked");
                 book.must_resync = true;
                 book.snapshots_after_fault = 0;
@@ -169,12 +179,13 @@ async fn a_feed_through_kills_and_a_broken_chain_accounts_every_trade_and_publis
     assert_eq!(ledger.silent, 0, "{ledger:?}");
     assert_eq!(ledger.duplicates, 0, "{ledger:?}");
     assert_eq!(ledger.delivered + ledger.in_gaps + ledger.across_unknown, last - first + 1, "{ledger:?}");
-    assert!(book.resyncs >= 2, "one resync after the kill and one after the broken chain: {book:?}");
+    assert!(book.resyncs > KILLS, "a resync after each kill and one after the broken chain: {book:?}");
+    assert!(reconnects >= KILLS, "{reconnects}");
     let stats = h.deribit_stats().expect("deribit stats");
     assert!(stats.chain_breaks >= 1, "{stats:?}");
     println!(
-        "deribit feed: {} trades delivered, {} in gaps, {} books checked, {} resyncs",
-        ledger.delivered, ledger.in_gaps, book.checked, book.resyncs
+        "deribit feed: {} trades delivered, {} in gaps, {} across unknown gaps, {} books checked, {} resyncs, {} reconnects",
+        ledger.delivered, ledger.in_gaps, ledger.across_unknown, book.checked, book.resyncs, reconnects
     );
 }
 
@@ -323,6 +334,29 @@ async fn every_order_method_succeeds_or_is_refused_with_a_typed_error_and_fills_
     assert!(
         matches!(refusal(again.expect_err("already cancelled")), RefusalKind::OrderNotFound),
         "a cancelled order cannot be cancelled again"
+    );
+    let gone = o
+        .amend(AmendOrder {
+            symbol: PERP.into(),
+            order: OrderRef::OrderId(id.clone()),
+            qty: Some("20".parse().unwrap()),
+            price: Some(far),
+        })
+        .await
+        .expect_err("a cancelled order cannot be amended");
+    assert_eq!(refusal(gone), RefusalKind::OrderNotFound);
+    let unknown = o.open_orders("NOPE-PERPETUAL").await.expect_err("no such instrument");
+    assert!(
+        matches!(refusal(unknown), RefusalKind::UnknownInstrument | RefusalKind::InvalidOrder),
+        "an unknown instrument is refused"
+    );
+    let no_price = o
+        .place(PlaceOrder { price: None, ..limit(Side::Buy, "10", far, "np") })
+        .await
+        .expect_err("a limit order needs a price");
+    assert!(
+        matches!(no_price, OrderError::Trade(ferrofeed::venues::trading::TradeError::Invalid { .. })),
+        "{no_price}"
     );
     let tiny = o.place(limit(Side::Buy, "1", far, "tiny")).await.expect_err("below the minimum");
     assert_eq!(refusal(tiny), RefusalKind::InvalidOrder);

@@ -161,3 +161,63 @@ async fn order_env_sim_uses_an_embedded_simulator_and_its_test_account() {
     assert_eq!(v["answer"]["answer"], "open_orders", "{v}");
     assert_eq!(v["answer"]["orders"], serde_json::json!([]), "{v}");
 }
+
+/// The fixtures directory beside the checkout.
+fn fixtures() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/deribit")
+}
+
+#[test]
+fn book_replay_of_the_captured_deribit_book_has_no_gap() {
+    let updates = fixtures().join("book_sync/BTC-24SEP21-8000-P/book.jsonl");
+    let frames = std::fs::read_to_string(&updates).expect("the captured book");
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrofeed"))
+        .args(["book", "replay", "--venue", "deribit", "--market", "option", "--updates"])
+        .arg(&updates)
+        .output()
+        .expect("run book replay");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON report");
+    // The first frame is the snapshot; every other one a change applied in chain.
+    let changes = frames.lines().filter(|l| !l.trim().is_empty()).count() as u64 - 1;
+    assert_eq!(
+        (v["applied"].as_u64(), v["gaps"].as_u64(), v["dropped"].as_u64()),
+        (Some(changes), Some(0), Some(0)),
+        "{v}"
+    );
+    let last: serde_json::Value =
+        serde_json::from_str(frames.lines().rfind(|l| !l.trim().is_empty()).expect("frames")).expect("JSON");
+    assert_eq!(v["last_update_id"], last["params"]["data"]["change_id"], "{v}");
+}
+
+#[test]
+fn decode_turns_a_deribit_trades_frame_into_one_event_per_trade() {
+    let pretty = std::fs::read_to_string(fixtures().join("trades.json")).expect("fixture");
+    let frame: serde_json::Value = serde_json::from_str(&pretty).expect("JSON");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrofeed"))
+        .args(["decode", "--venue", "deribit", "--market", "inverse", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run decode");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        writeln!(stdin, "{frame}").expect("write the frame");
+    }
+    let out = child.wait_with_output().expect("decode ends");
+    assert!(out.status.success());
+    let events: Vec<Event> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not an event ({e}): {l}")))
+        .collect();
+    let trades = frame["params"]["data"].as_array().expect("trades");
+    assert_eq!(events.len(), trades.len());
+    for (ev, t) in events.iter().zip(trades) {
+        let EventKind::Trade(x) = &ev.kind else { panic!("a trade: {ev:?}") };
+        assert_eq!(x.trade_id, t["trade_id"].as_str().expect("id"));
+        assert_eq!(x.trade_seq, t["trade_seq"].as_u64());
+        // Exact: the decimal prints as the venue wrote the number.
+        assert_eq!(x.price.to_string(), t["price"].to_string());
+    }
+}

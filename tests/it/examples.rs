@@ -180,6 +180,34 @@ fn book_example_prints_a_synced_top_five_on_both_venues() {
 }
 
 #[test]
+fn order_example_places_an_order_and_sees_its_fill_on_the_private_stream() {
+    // It ends by itself once the fill has arrived on the private stream.
+    let out = Command::new(example("order"))
+        .env("RUST_LOG", "warn")
+        .env_remove("FERROFEED_API_KEY")
+        .env_remove("FERROFEED_API_SECRET")
+        .output()
+        .expect("run the order example");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let mut lines = stdout.lines();
+    let first: serde_json::Value = serde_json::from_str(lines.next().expect("the answer")).expect("JSON");
+    assert_eq!(first["answer"]["answer"], "placed", "{first}");
+    let order_id = first["answer"]["order"]["order_id"].as_str().expect("order id").to_string();
+    let fills: Vec<String> = first["answer"]["fills"]
+        .as_array()
+        .expect("fills")
+        .iter()
+        .map(|f| f["trade_id"].as_str().expect("trade id").to_string())
+        .collect();
+    assert!(!fills.is_empty(), "a market order fills: {first}");
+    let last: Event = serde_json::from_str(lines.last().expect("events")).expect("an event");
+    let EventKind::UserTrade(t) = &last.kind else { panic!("it ends on the fill: {stdout}") };
+    assert_eq!(t.order_id, order_id);
+    assert!(fills.contains(&t.trade_id), "the stream's fill is one the answer reported: {stdout}");
+}
+
+#[test]
 fn user_data_example_streams_the_accounts_events() {
     // Binance spot (session.logon) and USD-M (a listenKey). The simulator's
     // Bybit pushes nothing for a deposit, so the example's credits show no
