@@ -495,3 +495,44 @@ async fn the_access_token_is_renewed_before_it_expires() {
     assert_eq!(s.token_expiries, 0, "no token ran out: {s:?}");
     assert_eq!(o.stats().reconnects, 0, "renewed on the same socket");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_id_reset_fault_on_deribit_breaks_the_book_chain_and_never_steps_trade_seq_back() {
+    // Deribit's trade_seq grows per instrument for ever; its restart is a
+    // broken change_id chain, which the book resyncs from.
+    let (_sim, h) = inverse(|m| {
+        m.symbols.retain(|s| s.name == PERP);
+        m.timing.actions_per_sec = 200.0;
+    })
+    .await;
+    let mut feed = Feed::builder()
+        .url(INVERSE, env(&h))
+        .subscribe(INVERSE, Channel::Trades, PERP)
+        .book(INVERSE, PERP)
+        .build()
+        .await
+        .expect("feed");
+    let (mut last, mut after_reset, mut reset, mut resynced) = (None::<u64>, 0u64, false, false);
+    let deadline = Instant::now() + WAIT;
+    while !(resynced && after_reset >= 20) {
+        assert!(Instant::now() < deadline, "reset {reset} resynced {resynced} trades after {after_reset}");
+        if !reset && last.is_some_and(|l| l > 0) {
+            assert_eq!(h.reset_ids(Some(PERP), 1), 1);
+            reset = true;
+        }
+        let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(200), feed.next()).await else { continue };
+        match &ev.kind {
+            EventKind::Trade(t) => {
+                let n = t.trade_seq.expect("trade_seq");
+                assert!(last.is_none_or(|l| n > l), "trade_seq {n} after {last:?}: it never steps back on Deribit");
+                last = Some(n);
+                if reset {
+                    after_reset += 1;
+                }
+            }
+            EventKind::BookResync(_) if reset => resynced = true,
+            _ => {}
+        }
+    }
+    assert!(h.deribit_stats().expect("stats").chain_breaks >= 1);
+}

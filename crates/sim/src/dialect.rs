@@ -181,6 +181,15 @@ pub(crate) trait Dialect: Send + Sync + std::fmt::Debug {
     /// subscribed, or `None` when `bytes` is shorter than its smallest shape.
     fn oversized_frame(&self, combined: bool, bytes: usize, now_ms: u64) -> Option<String>;
 
+    /// Whether the id-reset fault restarts the generator's trade and book
+    /// update ids on this venue (Binance and Bybit numbers can restart after
+    /// a venue-side reset). A venue whose numbers never restart (Deribit's
+    /// `trade_seq` grows per instrument for ever) answers `false`: only its
+    /// own [`Dialect::reset_ids`] runs.
+    fn restarts_ids(&self) -> bool {
+        true
+    }
+
     /// The id-reset fault reached the venue's own state for `symbols`
     /// (upper case): restart what it numbers itself. Returns the names of the
     /// streams it restarted, for their [`crate::hub::StreamStats::resets`].

@@ -153,9 +153,13 @@ impl MarketHandle {
         let mut guard = self.hub.lock();
         let st = &mut *guard;
         let now = self.hub.venue_ms(st);
-        let symbols = st.market.reset_ids(symbol, to, now);
+        let symbols = if self.hub.dialect.restarts_ids() {
+            st.market.reset_ids(symbol, to, now)
+        } else {
+            st.market.symbol_names(symbol)
+        };
         let mut names: Vec<String> = Vec::new();
-        for sym in &symbols {
+        for sym in symbols.iter().filter(|_| self.hub.dialect.restarts_ids()) {
             if let Some(s) = st.market.symbol(sym) {
                 let n = &s.names;
                 names.extend(n.trade_watch.iter().cloned());

@@ -912,6 +912,11 @@ impl SymbolState {
 }
 
 impl Market {
+    /// The names of `upper` (every symbol when `None`), upper case.
+    pub(crate) fn symbol_names(&self, upper: Option<&str>) -> Vec<String> {
+        self.symbols.iter().filter(|s| upper.is_none_or(|u| u == s.spec.name)).map(|s| s.spec.name.clone()).collect()
+    }
+
     /// The id-reset fault: the trade, aggregate-trade and book update ids of
     /// `upper` (every symbol when `None`) restart so that the next of each is
     /// `to`, as after a venue restart. Changes a depth window holds are

@@ -403,6 +403,14 @@ impl Dialect for Deribit {
     }
 
     /// Every `book.*` channel of the symbols breaks its change-id chain once.
+    /// Deribit's `trade_seq` grows per instrument for ever ("the sequence
+    /// number of the trade within instrument", PROTOCOLS.md §6.6) and
+    /// `change_id`s are not consecutive: the venue's restart is a broken
+    /// `change_id` chain, which [`Dialect::reset_ids`] injects.
+    fn restarts_ids(&self) -> bool {
+        false
+    }
+
     fn reset_ids(&self, st: &mut HubState, symbols: &[String]) -> Vec<String> {
         let Some(d) = state_mut(st.venue.as_mut()) else { return Vec::new() };
         let mut names = Vec::new();
