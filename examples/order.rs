@@ -92,8 +92,8 @@ async fn main() -> anyhow::Result<()> {
     )?;
     let mut sim = None;
     let mut environment = environment;
+    let market = user.market_of(&args.account)?;
     if let Env::Sim = args.env {
-        let market = user.market_of(&args.account)?;
         let s = ferrofeed::simulated::start(&[market]).await?;
         environment = ferrofeed::simulated::environment(&s, market)?;
         user.set_environment(environment.clone());
@@ -102,7 +102,7 @@ async fn main() -> anyhow::Result<()> {
     // The private stream first, so the fill cannot arrive before it listens.
     user.open(&args.account).await?;
     let orders = OrderClient::connect(
-        &args.venue,
+        market,
         &args.account,
         credentials(args.env)?,
         OrderConfig { environment, ..OrderConfig::default() },

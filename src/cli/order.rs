@@ -21,8 +21,9 @@ use ferrofeed::model::event::Side;
 use ferrofeed::trading::{OrderClient, OrderConfig, OrderError};
 use ferrofeed::venues::auth::Credentials;
 use ferrofeed::venues::registry;
+use ferrofeed::venues::seam::MarketId;
 use ferrofeed::venues::trading::{
-    AmendOrder, CancelOrder, OrderRef, OrderRequest, OrderType, PlaceOrder, TimeInForce, TradeError,
+    AmendOrder, CancelOrder, OrderRef, OrderRequest, OrderType, PlaceOrder, QueryOrder, TimeInForce, TradeError,
 };
 use ferrofeed_sim::Sim;
 
@@ -36,6 +37,11 @@ pub(crate) struct Target {
     /// The venue.
     #[arg(long)]
     venue: String,
+    /// The market, as the venue names it (binance: spot, usdm; bybit:
+    /// linear, ...; deribit: inverse, linear, option). Default: the first
+    /// market the venue trades.
+    #[arg(long)]
+    market: Option<String>,
     /// The account, as the venue names it. Default: the venue's first.
     #[arg(long)]
     account: Option<String>,
@@ -100,6 +106,13 @@ pub(crate) enum OrderCmd {
     },
     /// Cancel an open order.
     Cancel {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        which: Which,
+    },
+    /// Show one order's state.
+    Status {
         #[command(flatten)]
         target: Target,
         #[command(flatten)]
@@ -221,6 +234,9 @@ impl OrderCmd {
             OrderCmd::Cancel { target, which } => {
                 (target, OrderRequest::Cancel(CancelOrder { symbol: which.symbol.clone(), order: which.order() }))
             }
+            OrderCmd::Status { target, which } => {
+                (target, OrderRequest::Status(QueryOrder { symbol: which.symbol.clone(), order: which.order() }))
+            }
             OrderCmd::CancelAll { target, symbol } => (target, OrderRequest::CancelAll { symbol }),
             OrderCmd::Open { target, symbol } => (target, OrderRequest::OpenOrders { symbol }),
         }
@@ -234,7 +250,10 @@ fn error_json(e: &OrderError) -> serde_json::Value {
         OrderError::Trade(TradeError::Invalid { .. }) => "invalid",
         OrderError::Trade(TradeError::Answer { .. }) => "unreadable_answer",
         OrderError::Call(_) => "not_answered",
-        OrderError::Seam(_) | OrderError::Private(_) | OrderError::Connect(_) => "connection",
+        OrderError::RateGuard(_) => "rate_guard",
+        OrderError::Seam(_) | OrderError::Private(_) | OrderError::Connect(_) | OrderError::Instruments { .. } => {
+            "connection"
+        }
     };
     let mut v = json!({"kind": kind, "message": e.to_string(), "outcome_unknown": e.outcome_unknown()});
     if let Some(r) = e.refusal() {
@@ -256,22 +275,34 @@ pub(crate) async fn run(cmd: OrderCmd) -> anyhow::Result<()> {
         Some(a) => a.clone(),
         None => spec.accounts().first().context("the venue has no private accounts")?.to_string(),
     };
+    let market = match &target.market {
+        Some(m) => spec.parse_market(m)?,
+        None => MarketId::new(spec.venue(), *trading.markets().first().context("the venue trades no market")?),
+    };
     let sim_env = target.env == Env::Sim;
-    let creds = super::user::credentials(sim_env, false)?;
+    // The simulator's test account: an HMAC key unless the connection needs
+    // an Ed25519 one (Binance's session.logon).
+    let test_plan = |ed25519: bool| {
+        let c = if ed25519 {
+            Credentials::ed25519_seed(ferrofeed_sim::TEST_API_KEY, ferrofeed_sim::TEST_ED25519_SEED)
+        } else {
+            Credentials::hmac(ferrofeed_sim::TEST_API_KEY, ferrofeed_sim::TEST_HMAC_SECRET)
+        };
+        let c = c.context("the simulator's test credentials")?;
+        let clock = std::sync::Arc::new(ferrofeed::venues::auth::Clock::default());
+        anyhow::Ok(trading.plan(market.market, &account, &Environment::Production, std::sync::Arc::new(c), clock)?)
+    };
+    let (plan, ed25519) = match test_plan(false) {
+        Ok(p) => (p, false),
+        Err(_) => (test_plan(true)?, true),
+    };
+    let creds = super::user::credentials(sim_env, ed25519)?;
     let mut _sim = None;
     let environment = match &target.env {
         Env::Production => Environment::Production,
         Env::Testnet => Environment::Testnet,
         Env::Url(ws) => Environment::custom(ws),
         Env::Sim => {
-            let test = Credentials::hmac(ferrofeed_sim::TEST_API_KEY, ferrofeed_sim::TEST_HMAC_SECRET)
-                .context("the simulator's test credentials")?;
-            let plan = trading.plan(
-                &account,
-                &Environment::Production,
-                std::sync::Arc::new(test),
-                std::sync::Arc::new(ferrofeed::venues::auth::Clock::default()),
-            )?;
             let sim = Sim::start(super::sim_config_for(&[plan.market])?).await.context("starting the simulator")?;
             let h = sim.markets()[0].clone();
             eprintln!("{}", json!({"sim": {"ws": h.ws_url(), "rest": h.rest_url()}}));
@@ -281,8 +312,9 @@ pub(crate) async fn run(cmd: OrderCmd) -> anyhow::Result<()> {
     };
     let cfg = OrderConfig { environment, timeout: target.timeout, ..OrderConfig::default() };
     let name = request.name();
-    let head = json!({"venue": target.venue, "account": account, "request": name});
-    let result = match OrderClient::connect(&target.venue, &account, creds, cfg).await {
+    let head =
+        json!({"venue": target.venue, "market": spec.market_name(market.market), "account": account, "request": name});
+    let result = match OrderClient::connect(market, &account, creds, cfg).await {
         Ok(client) => {
             let r = client.request(request).await;
             client.close().await;

@@ -248,7 +248,8 @@ async fn a_channel_the_venue_drops_silently_is_reported_as_subscription_failed()
 
 async fn orders(h: &MarketHandle) -> OrderClient {
     let cfg = OrderConfig { environment: env(h), backoff: fast_backoff(), ..OrderConfig::default() };
-    OrderClient::connect("deribit", "any", creds(), cfg).await.expect("the trading connection comes up")
+    let market = ferrofeed::venues::registry::parse_market("deribit:inverse").unwrap();
+    OrderClient::connect(market, "any", creds(), cfg).await.expect("the trading connection comes up")
 }
 
 fn limit(side: Side, qty: &str, price: Decimal, label: &str) -> PlaceOrder {

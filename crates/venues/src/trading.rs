@@ -11,6 +11,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ferrofeed_model::event::{MarketType, OrderUpdate, Side, UserTrade, Venue};
 use rust_decimal::Decimal;
@@ -18,6 +19,7 @@ use serde::Serialize;
 
 use crate::auth::{Clock, Credentials};
 use crate::env::Environment;
+use crate::instruments::Registry;
 use crate::seam::{MarketId, SeamError, SessionPlan};
 
 /// The order type of a new order.
@@ -110,6 +112,15 @@ pub struct CancelOrder {
     pub order: OrderRef,
 }
 
+/// A question about one order's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueryOrder {
+    /// The instrument.
+    pub symbol: String,
+    /// The order.
+    pub order: OrderRef,
+}
+
 /// One request of the order API.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "request", rename_all = "snake_case")]
@@ -120,6 +131,16 @@ pub enum OrderRequest {
     Amend(AmendOrder),
     /// Cancel an open order.
     Cancel(CancelOrder),
+    /// One order's state.
+    Status(QueryOrder),
+    /// Several requests of one kind (place, amend or cancel) in one frame,
+    /// where the venue has a batch form (Bybit `order.create-batch`, ...).
+    /// Each item is answered on its own: one refused item does not refuse
+    /// the others.
+    Batch {
+        /// The requests, all of one kind.
+        items: Vec<OrderRequest>,
+    },
     /// Cancel every open order, of one instrument when `symbol` is given.
     CancelAll {
         /// The instrument; `None`: every instrument.
@@ -142,14 +163,44 @@ impl OrderRequest {
             OrderRequest::Cancel(_) => "cancel",
             OrderRequest::CancelAll { .. } => "cancel_all",
             OrderRequest::OpenOrders { .. } => "open_orders",
+            OrderRequest::Status(_) => "status",
+            OrderRequest::Batch { .. } => "batch",
         }
     }
 
     /// Whether the venue's matching engine changes state when it runs it
-    /// (everything but [`OrderRequest::OpenOrders`]): an answer lost to a
-    /// dropped connection leaves its outcome unknown.
+    /// (everything but [`OrderRequest::OpenOrders`] and
+    /// [`OrderRequest::Status`]): an answer lost to a dropped connection
+    /// leaves its outcome unknown.
     pub fn mutates(&self) -> bool {
-        !matches!(self, OrderRequest::OpenOrders { .. })
+        match self {
+            OrderRequest::OpenOrders { .. } | OrderRequest::Status(_) => false,
+            OrderRequest::Batch { items } => items.iter().any(OrderRequest::mutates),
+            _ => true,
+        }
+    }
+
+    /// How many new orders it asks for (a place is one, a batch the sum of
+    /// its items): what venues' order-rate limits count.
+    pub fn new_orders(&self) -> u64 {
+        match self {
+            OrderRequest::Place(_) => 1,
+            OrderRequest::Batch { items } => items.iter().map(OrderRequest::new_orders).sum(),
+            _ => 0,
+        }
+    }
+
+    /// The instruments it names (each item's, for a batch).
+    pub fn symbols(&self) -> Vec<&str> {
+        match self {
+            OrderRequest::Place(p) => vec![p.symbol.as_str()],
+            OrderRequest::Amend(a) => vec![a.symbol.as_str()],
+            OrderRequest::Cancel(c) => vec![c.symbol.as_str()],
+            OrderRequest::Status(q) => vec![q.symbol.as_str()],
+            OrderRequest::CancelAll { symbol } => symbol.iter().map(String::as_str).collect(),
+            OrderRequest::OpenOrders { symbol } => vec![symbol.as_str()],
+            OrderRequest::Batch { items } => items.iter().flat_map(OrderRequest::symbols).collect(),
+        }
     }
 }
 
@@ -186,6 +237,63 @@ pub enum OrderAnswer {
         /// Their states.
         orders: Vec<OrderUpdate>,
     },
+    /// The venue took the request and answered with the order's ids only
+    /// (Bybit `/v5/trade`); the order's state and fills arrive on the
+    /// private stream.
+    Accepted {
+        /// The venue's order id.
+        order_id: String,
+        /// The client order id, when there is one.
+        client_order_id: Option<String>,
+    },
+    /// One order's state.
+    Status {
+        /// Its state.
+        order: OrderUpdate,
+    },
+    /// The answers to a batch's items, in the batch's order.
+    Batch {
+        /// One per item.
+        items: Vec<BatchItem>,
+    },
+}
+
+/// The answer to one item of a batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchItem {
+    /// Carried out.
+    Answer(OrderAnswer),
+    /// Refused.
+    Refusal(VenueRefusal),
+}
+
+/// One of a venue's limits on orders, counted in fixed windows (`ORDERS`
+/// per 10 s and per day on Binance; the per-UID limit per second on Bybit).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct RateLimit {
+    /// The venue's name for it (`ORDERS`, `X-Bapi-Limit order.create`).
+    pub name: String,
+    /// The window.
+    #[serde(serialize_with = "ser_ms")]
+    pub window: Duration,
+    /// How many the window allows.
+    pub limit: u64,
+}
+
+fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// A venue's count against one of its limits, as an answer reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RateUsage {
+    /// The limit.
+    pub limit: RateLimit,
+    /// How many the current window has used.
+    pub used: u64,
+    /// When the window resets (ms since the epoch), if the venue says.
+    pub resets_at_ms: Option<i64>,
 }
 
 /// What kind of refusal a venue error is, for callers that act on it.
@@ -259,6 +367,47 @@ pub enum TradeError {
     },
 }
 
+/// Checks `request` against the instrument list of its market before it is
+/// sent: every instrument it names is listed, and every price is a multiple
+/// of the instrument's tick size and every quantity of its step size (where
+/// the list gives them). A refusal is [`TradeError::Invalid`]: nothing was
+/// sent.
+pub fn check_instruments(registry: &Registry, request: &OrderRequest) -> Result<(), TradeError> {
+    let name = request.name();
+    let invalid = |reason: String| TradeError::Invalid { request: name, reason };
+    let multiple = |what: &str, v: Decimal, step: Option<Decimal>, symbol: &str| match step {
+        Some(step) if step > Decimal::ZERO && !(v % step).is_zero() => Err(invalid(format!(
+            "{what} {v} of {symbol} is not a multiple of its {} {step}",
+            if what == "price" { "tick size" } else { "step size" }
+        ))),
+        _ => Ok(()),
+    };
+    for symbol in request.symbols() {
+        if registry.get(symbol).is_none() {
+            return Err(invalid(format!("{symbol} is not listed on {}", registry.market())));
+        }
+    }
+    let mut check = |r: &OrderRequest| -> Result<(), TradeError> {
+        let (symbol, price, qty) = match r {
+            OrderRequest::Place(p) => (&p.symbol, p.price, Some(p.qty)),
+            OrderRequest::Amend(a) => (&a.symbol, a.price, a.qty),
+            _ => return Ok(()),
+        };
+        let Some(inst) = registry.get(symbol) else { return Ok(()) };
+        if let Some(px) = price {
+            multiple("price", px, inst.tick_size, symbol)?;
+        }
+        if let Some(q) = qty {
+            multiple("quantity", q, inst.step_size, symbol)?;
+        }
+        Ok(())
+    };
+    match request {
+        OrderRequest::Batch { items } => items.iter().try_for_each(&mut check),
+        r => check(r),
+    }
+}
+
 /// The connection an order client opens: a private session's socket, with no
 /// streams.
 #[derive(Debug, Clone)]
@@ -278,20 +427,49 @@ pub trait TradingSpec: Send + Sync + fmt::Debug {
     /// The markets it trades.
     fn markets(&self) -> &'static [MarketType];
 
-    /// The trading connection of `account` in `env`.
+    /// The trading connection of `account` for `market` in `env`.
     fn plan(
         &self,
+        market: MarketType,
         account: &str,
         env: &Environment,
         credentials: Arc<Credentials>,
         clock: Arc<Clock>,
     ) -> Result<TradingPlan, SeamError>;
 
-    /// The request frame of `request` with request id `id`; refuses what the
-    /// venue would refuse for its shape before anything is sent.
-    fn encode(&self, id: u64, request: &OrderRequest) -> Result<String, TradeError>;
+    /// The request frame of `request` on `market` with request id `id`;
+    /// refuses what the venue would refuse for its shape before anything is
+    /// sent.
+    fn encode(&self, market: MarketType, id: u64, request: &OrderRequest) -> Result<String, TradeError>;
 
     /// Reads the answer frame the engine matched to `request`'s id: the
     /// typed answer, or the venue's refusal.
-    fn decode(&self, request: &OrderRequest, frame: &str, received_ns: i64) -> Result<OrderAnswer, TradeError>;
+    fn decode(
+        &self,
+        market: MarketType,
+        request: &OrderRequest,
+        frame: &str,
+        received_ns: i64,
+    ) -> Result<OrderAnswer, TradeError>;
+
+    /// The venue's order-rate limits on `market` that the client keeps
+    /// locally (refusing, before sending, an order that would exceed one).
+    fn order_limits(&self, market: MarketType) -> Vec<RateLimit> {
+        let _ = market;
+        Vec::new()
+    }
+
+    /// How much `request` counts against `limit` (by default: its new
+    /// orders).
+    fn cost(&self, limit: &RateLimit, request: &OrderRequest) -> u64 {
+        let _ = limit;
+        request.new_orders()
+    }
+
+    /// What an answer frame (success or refusal) says about the venue's
+    /// counters (Binance `rateLimits`, Bybit's `X-Bapi-Limit*` header).
+    fn rate_usage(&self, market: MarketType, frame: &str) -> Vec<RateUsage> {
+        let _ = (market, frame);
+        Vec::new()
+    }
 }

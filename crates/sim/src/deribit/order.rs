@@ -1,7 +1,8 @@
 //! Deribit order entry (PROTOCOLS.md §6.8; docs.deribit.com
 //! `api-reference/trading/private-buy`): `private/buy`, `private/sell`,
 //! `private/edit`, `private/cancel`, `private/cancel_all`,
-//! `private/cancel_all_by_instrument`, `private/get_open_orders_by_instrument`.
+//! `private/cancel_all_by_instrument`, `private/get_open_orders_by_instrument`,
+//! `private/get_order_state` (open orders and the account's kept history).
 //!
 //! Marketable amounts take liquidity from the true book (`Market::user_take`,
 //! so the public `trades.*` and `book.*` channels show them); resting
@@ -394,6 +395,23 @@ pub(crate) fn private_method(kind: DeribitKind, hub: &Hub, _conn: u64, acct: usi
                 .map(|o| order_json(kind, &spec, o, &flags_of(&st, o.id)))
                 .collect();
             Ok(format!("[{}]", list.join(",")))
+        }
+        "private/get_order_state" => {
+            let id =
+                p.get("order_id").and_then(Value::as_str).ok_or_else(|| RpcError::param("order_id", "required"))?;
+            let Some(n) = parse_order_id(id) else {
+                return Err(RpcError::with(10004, "order_not_found", "null".into()));
+            };
+            let st = hub.lock();
+            let a = &st.accounts.list[acct];
+            let o = a
+                .open
+                .get(&n)
+                .or_else(|| a.history.iter().find(|o| o.id == n))
+                .ok_or_else(|| RpcError::with(10004, "order_not_found", "null".into()))?;
+            let spec =
+                st.market.symbol(&o.symbol).map(|s| s.spec.clone()).ok_or_else(|| RpcError::new(10001, "error"))?;
+            Ok(order_json(kind, &spec, o, &flags_of(&st, o.id)))
         }
         _ => Err(RpcError::new(-32601, "Method not found")),
     }

@@ -156,6 +156,7 @@ impl TradingSpec for DeribitTrading {
 
     fn plan(
         &self,
+        _market: MarketType,
         account: &str,
         env: &Environment,
         credentials: Arc<Credentials>,
@@ -167,7 +168,7 @@ impl TradingSpec for DeribitTrading {
         Ok(TradingPlan { market: session.market, session })
     }
 
-    fn encode(&self, id: u64, request: &OrderRequest) -> Result<String, TradeError> {
+    fn encode(&self, _market: MarketType, id: u64, request: &OrderRequest) -> Result<String, TradeError> {
         let name = request.name();
         match request {
             OrderRequest::Place(p) => {
@@ -293,10 +294,34 @@ impl TradingSpec for DeribitTrading {
                 let p = ByIdP { order_id: None, label: None, instrument_name: Some(&inst) };
                 frame(id, "private/get_open_orders_by_instrument", p, name)
             }
+            OrderRequest::Status(q) => {
+                instrument(name, &q.symbol)?;
+                match &q.order {
+                    OrderRef::OrderId(oid) if !oid.is_empty() => frame(
+                        id,
+                        "private/get_order_state",
+                        ByIdP { order_id: Some(oid), label: None, instrument_name: None },
+                        name,
+                    ),
+                    _ => Err(TradeError::Invalid {
+                        request: name,
+                        reason: "Deribit answers an order's state by its order id only".into(),
+                    }),
+                }
+            }
+            OrderRequest::Batch { .. } => {
+                Err(TradeError::Invalid { request: name, reason: "Deribit has no batch order methods".into() })
+            }
         }
     }
 
-    fn decode(&self, request: &OrderRequest, frame: &str, _received_ns: i64) -> Result<OrderAnswer, TradeError> {
+    fn decode(
+        &self,
+        _market: MarketType,
+        request: &OrderRequest,
+        frame: &str,
+        _received_ns: i64,
+    ) -> Result<OrderAnswer, TradeError> {
         let name = request.name();
         let bad = |reason: String| TradeError::Answer { request: name, reason, frame: frame.to_owned() };
         let env: Envelope<'_> = parse(frame).map_err(bad)?;
@@ -351,6 +376,8 @@ impl TradingSpec for DeribitTrading {
                 let orders = items.iter().map(|o| order_of(o.get())).collect::<Result<Vec<_>, _>>()?;
                 Ok(OrderAnswer::OpenOrders { orders })
             }
+            OrderRequest::Status(_) => Ok(OrderAnswer::Status { order: order_of(result.get())? }),
+            OrderRequest::Batch { .. } => Err(bad("Deribit has no batch order methods".into())),
         }
     }
 }
@@ -385,7 +412,7 @@ mod tests {
 
     #[test]
     fn place_writes_exact_numbers() {
-        let f = DeribitTrading.encode(3, &OrderRequest::Place(place())).unwrap();
+        let f = DeribitTrading.encode(MarketType::Inverse, 3, &OrderRequest::Place(place())).unwrap();
         assert!(f.contains(r#""amount":0.001"#) && f.contains(r#""price":2973.55"#), "{f}");
         let v: serde_json::Value = serde_json::from_str(&f).unwrap();
         assert_eq!((v["id"].as_u64(), v["method"].as_str()), (Some(3), Some("private/buy")));
@@ -404,7 +431,8 @@ mod tests {
             ..place()
         };
         let v: serde_json::Value =
-            serde_json::from_str(&DeribitTrading.encode(4, &OrderRequest::Place(sell)).unwrap()).unwrap();
+            serde_json::from_str(&DeribitTrading.encode(MarketType::Inverse, 4, &OrderRequest::Place(sell)).unwrap())
+                .unwrap();
         assert_eq!((v["method"].as_str(), v["params"]["type"].as_str()), (Some("private/sell"), Some("market")));
         assert_eq!(v["params"]["time_in_force"], "immediate_or_cancel");
         assert!(v["params"].get("price").is_none() && v["params"].get("label").is_none());
@@ -412,7 +440,9 @@ mod tests {
 
     #[test]
     fn bad_shapes_are_refused_before_sending() {
-        let invalid = |r: OrderRequest| matches!(DeribitTrading.encode(1, &r), Err(TradeError::Invalid { .. }));
+        let invalid = |r: OrderRequest| {
+            matches!(DeribitTrading.encode(MarketType::Inverse, 1, &r), Err(TradeError::Invalid { .. }))
+        };
         assert!(invalid(OrderRequest::Place(PlaceOrder { price: None, ..place() })));
         assert!(invalid(OrderRequest::Place(PlaceOrder {
             order_type: OrderType::Market,
@@ -435,7 +465,7 @@ mod tests {
     #[test]
     fn amend_cancel_and_queries_pick_their_methods() {
         let enc = |r: OrderRequest| -> serde_json::Value {
-            serde_json::from_str(&DeribitTrading.encode(9, &r).unwrap()).unwrap()
+            serde_json::from_str(&DeribitTrading.encode(MarketType::Inverse, 9, &r).unwrap()).unwrap()
         };
         let a = enc(OrderRequest::Amend(AmendOrder {
             symbol: "ETH_USDC-PERPETUAL".into(),
@@ -476,17 +506,18 @@ mod tests {
     #[test]
     fn counts_and_lists_decode() {
         let all = OrderRequest::CancelAll { symbol: None };
-        let a = DeribitTrading.decode(&all, r#"{"jsonrpc":"2.0","id":9,"result":4}"#, 0).unwrap();
+        let a = DeribitTrading.decode(MarketType::Inverse, &all, r#"{"jsonrpc":"2.0","id":9,"result":4}"#, 0).unwrap();
         assert_eq!(a, OrderAnswer::CancelledAll { count: Some(4) });
         let open = OrderRequest::OpenOrders { symbol: "BTC-PERPETUAL".into() };
         assert_eq!(
-            DeribitTrading.decode(&open, r#"{"jsonrpc":"2.0","id":9,"result":[]}"#, 0).unwrap(),
+            DeribitTrading.decode(MarketType::Inverse, &open, r#"{"jsonrpc":"2.0","id":9,"result":[]}"#, 0).unwrap(),
             OrderAnswer::OpenOrders { orders: vec![] }
         );
-        let e = DeribitTrading.decode(&open, r#"{"jsonrpc":"2.0","id":9}"#, 0).unwrap_err();
+        let e = DeribitTrading.decode(MarketType::Inverse, &open, r#"{"jsonrpc":"2.0","id":9}"#, 0).unwrap_err();
         assert!(matches!(e, TradeError::Answer { .. }), "{e}");
         let e = DeribitTrading
             .decode(
+                MarketType::Inverse,
                 &open,
                 r#"{"jsonrpc":"2.0","id":9,"error":{"code":10009,"message":"not_enough_funds","data":{"reason":"x"}}}"#,
                 0,
