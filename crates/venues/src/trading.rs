@@ -263,7 +263,7 @@ pub enum OrderAnswer {
 #[serde(rename_all = "snake_case")]
 pub enum BatchItem {
     /// Carried out.
-    Answer(OrderAnswer),
+    Answer(Box<OrderAnswer>),
     /// Refused.
     Refusal(VenueRefusal),
 }
