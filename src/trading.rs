@@ -305,7 +305,7 @@ pub struct OrderStats {
 /// An authenticated order connection to one venue account.
 pub struct OrderClient {
     spec: &'static dyn TradingSpec,
-    plan: TradingPlan,
+    plan: Arc<TradingPlan>,
     guard: Mutex<RateGuard>,
     instruments: Option<Arc<Registry>>,
     conn: Connection,
@@ -348,7 +348,7 @@ impl OrderClient {
         }
         let creds = Arc::new(creds);
         let clock = Arc::new(Clock::new(cfg.recv_window_ms));
-        let plan = spec.plan(market.market, account, &cfg.environment, creds.clone(), clock.clone())?;
+        let plan = Arc::new(spec.plan(market.market, account, &cfg.environment, creds.clone(), clock.clone())?);
         let http = RestClient::default();
         let instruments =
             if cfg.check_instruments { load_instruments(&http, v, market, &cfg.environment).await? } else { None };
@@ -438,7 +438,7 @@ impl OrderClient {
     pub async fn request(&self, request: OrderRequest) -> Result<OrderAnswer, OrderError> {
         let market = self.plan.market.market;
         // Encode once with a stand-in id: a malformed request is refused here.
-        self.spec.encode(market, 0, &request)?;
+        self.spec.encode(&self.plan, 0, &request)?;
         if let Some(registry) = &self.instruments {
             check_instruments(registry, &request)?;
         }
@@ -448,8 +448,8 @@ impl OrderClient {
             g.reserve(now_ms(), |l| spec.cost(l, &request))?
         };
         let req = request.clone();
-        let answer =
-            self.conn.call(move |id| spec.encode(market, id, &req).unwrap_or_default(), self.cfg.timeout).await;
+        let plan = self.plan.clone();
+        let answer = self.conn.call(move |id| spec.encode(&plan, id, &req).unwrap_or_default(), self.cfg.timeout).await;
         let frame = match answer {
             Ok(frame) => frame,
             Err(e) => {
@@ -463,7 +463,7 @@ impl OrderClient {
         if !usage.is_empty() {
             self.guard.lock().unwrap_or_else(|p| p.into_inner()).observe(now_ms(), usage);
         }
-        Ok(spec.decode(market, &request, &frame, now_ns())?)
+        Ok(spec.decode(&self.plan, &request, &frame, now_ns())?)
     }
 
     /// Places an order.

@@ -412,10 +412,30 @@ pub fn check_instruments(registry: &Registry, request: &OrderRequest) -> Result<
 /// streams.
 #[derive(Debug, Clone)]
 pub struct TradingPlan {
-    /// The market the venue's answers are reported under.
+    /// The market the venue's answers are reported under, and whose orders
+    /// the connection carries.
     pub market: MarketId,
     /// The connection: URL, rules (with in-band authentication) and clock.
     pub session: SessionPlan,
+    /// The credentials and clock for venues that sign each request (Binance
+    /// with an HMAC key, which `session.logon` does not take); `None` when
+    /// the session's authentication covers every request.
+    pub signer: Option<Signer>,
+}
+
+/// What signs one request: the account's credentials and the venue clock.
+#[derive(Clone)]
+pub struct Signer {
+    /// The credentials.
+    pub credentials: Arc<Credentials>,
+    /// The venue's clock.
+    pub clock: Arc<Clock>,
+}
+
+impl fmt::Debug for Signer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Signer").field("credentials", &self.credentials).field("clock", &self.clock).finish()
+    }
 }
 
 /// What a venue needs to carry the order API over its WebSocket. Object safe;
@@ -437,16 +457,17 @@ pub trait TradingSpec: Send + Sync + fmt::Debug {
         clock: Arc<Clock>,
     ) -> Result<TradingPlan, SeamError>;
 
-    /// The request frame of `request` on `market` with request id `id`;
-    /// refuses what the venue would refuse for its shape before anything is
-    /// sent.
-    fn encode(&self, market: MarketType, id: u64, request: &OrderRequest) -> Result<String, TradeError>;
+    /// The request frame of `request` on `plan`'s connection with request
+    /// id `id` (signed with `plan.signer` where the venue signs each
+    /// request); refuses what the venue would refuse for its shape before
+    /// anything is sent.
+    fn encode(&self, plan: &TradingPlan, id: u64, request: &OrderRequest) -> Result<String, TradeError>;
 
     /// Reads the answer frame the engine matched to `request`'s id: the
     /// typed answer, or the venue's refusal.
     fn decode(
         &self,
-        market: MarketType,
+        plan: &TradingPlan,
         request: &OrderRequest,
         frame: &str,
         received_ns: i64,

@@ -165,10 +165,10 @@ impl TradingSpec for DeribitTrading {
         let mut session = Deribit.session_with(account, env, credentials, clock, Grant::ClientSignature)?;
         // The order connection carries requests only.
         session.streams.clear();
-        Ok(TradingPlan { market: session.market, session })
+        Ok(TradingPlan { market: session.market, session, signer: None })
     }
 
-    fn encode(&self, _market: MarketType, id: u64, request: &OrderRequest) -> Result<String, TradeError> {
+    fn encode(&self, _plan: &TradingPlan, id: u64, request: &OrderRequest) -> Result<String, TradeError> {
         let name = request.name();
         match request {
             OrderRequest::Place(p) => {
@@ -317,7 +317,7 @@ impl TradingSpec for DeribitTrading {
 
     fn decode(
         &self,
-        _market: MarketType,
+        _plan: &TradingPlan,
         request: &OrderRequest,
         frame: &str,
         _received_ns: i64,
@@ -392,6 +392,13 @@ mod tests {
     use super::*;
     use crate::trading::{AmendOrder, CancelOrder, PlaceOrder};
 
+    pub(crate) fn plan() -> TradingPlan {
+        let creds = Arc::new(Credentials::hmac("k", "s").unwrap());
+        DeribitTrading
+            .plan(MarketType::Inverse, "any", &Environment::Production, creds, Arc::new(Clock::default()))
+            .unwrap()
+    }
+
     fn d(s: &str) -> Decimal {
         Decimal::from_str_exact(s).unwrap()
     }
@@ -412,7 +419,7 @@ mod tests {
 
     #[test]
     fn place_writes_exact_numbers() {
-        let f = DeribitTrading.encode(MarketType::Inverse, 3, &OrderRequest::Place(place())).unwrap();
+        let f = DeribitTrading.encode(&plan(), 3, &OrderRequest::Place(place())).unwrap();
         assert!(f.contains(r#""amount":0.001"#) && f.contains(r#""price":2973.55"#), "{f}");
         let v: serde_json::Value = serde_json::from_str(&f).unwrap();
         assert_eq!((v["id"].as_u64(), v["method"].as_str()), (Some(3), Some("private/buy")));
@@ -431,8 +438,7 @@ mod tests {
             ..place()
         };
         let v: serde_json::Value =
-            serde_json::from_str(&DeribitTrading.encode(MarketType::Inverse, 4, &OrderRequest::Place(sell)).unwrap())
-                .unwrap();
+            serde_json::from_str(&DeribitTrading.encode(&plan(), 4, &OrderRequest::Place(sell)).unwrap()).unwrap();
         assert_eq!((v["method"].as_str(), v["params"]["type"].as_str()), (Some("private/sell"), Some("market")));
         assert_eq!(v["params"]["time_in_force"], "immediate_or_cancel");
         assert!(v["params"].get("price").is_none() && v["params"].get("label").is_none());
@@ -440,9 +446,8 @@ mod tests {
 
     #[test]
     fn bad_shapes_are_refused_before_sending() {
-        let invalid = |r: OrderRequest| {
-            matches!(DeribitTrading.encode(MarketType::Inverse, 1, &r), Err(TradeError::Invalid { .. }))
-        };
+        let invalid =
+            |r: OrderRequest| matches!(DeribitTrading.encode(&plan(), 1, &r), Err(TradeError::Invalid { .. }));
         assert!(invalid(OrderRequest::Place(PlaceOrder { price: None, ..place() })));
         assert!(invalid(OrderRequest::Place(PlaceOrder {
             order_type: OrderType::Market,
@@ -465,7 +470,7 @@ mod tests {
     #[test]
     fn amend_cancel_and_queries_pick_their_methods() {
         let enc = |r: OrderRequest| -> serde_json::Value {
-            serde_json::from_str(&DeribitTrading.encode(MarketType::Inverse, 9, &r).unwrap()).unwrap()
+            serde_json::from_str(&DeribitTrading.encode(&plan(), 9, &r).unwrap()).unwrap()
         };
         let a = enc(OrderRequest::Amend(AmendOrder {
             symbol: "ETH_USDC-PERPETUAL".into(),
@@ -506,18 +511,18 @@ mod tests {
     #[test]
     fn counts_and_lists_decode() {
         let all = OrderRequest::CancelAll { symbol: None };
-        let a = DeribitTrading.decode(MarketType::Inverse, &all, r#"{"jsonrpc":"2.0","id":9,"result":4}"#, 0).unwrap();
+        let a = DeribitTrading.decode(&plan(), &all, r#"{"jsonrpc":"2.0","id":9,"result":4}"#, 0).unwrap();
         assert_eq!(a, OrderAnswer::CancelledAll { count: Some(4) });
         let open = OrderRequest::OpenOrders { symbol: "BTC-PERPETUAL".into() };
         assert_eq!(
-            DeribitTrading.decode(MarketType::Inverse, &open, r#"{"jsonrpc":"2.0","id":9,"result":[]}"#, 0).unwrap(),
+            DeribitTrading.decode(&plan(), &open, r#"{"jsonrpc":"2.0","id":9,"result":[]}"#, 0).unwrap(),
             OrderAnswer::OpenOrders { orders: vec![] }
         );
-        let e = DeribitTrading.decode(MarketType::Inverse, &open, r#"{"jsonrpc":"2.0","id":9}"#, 0).unwrap_err();
+        let e = DeribitTrading.decode(&plan(), &open, r#"{"jsonrpc":"2.0","id":9}"#, 0).unwrap_err();
         assert!(matches!(e, TradeError::Answer { .. }), "{e}");
         let e = DeribitTrading
             .decode(
-                MarketType::Inverse,
+                &plan(),
                 &open,
                 r#"{"jsonrpc":"2.0","id":9,"error":{"code":10009,"message":"not_enough_funds","data":{"reason":"x"}}}"#,
                 0,

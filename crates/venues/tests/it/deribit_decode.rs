@@ -220,6 +220,14 @@ fn control_frames_classify_for_the_engine() {
     }
 }
 
+fn plan() -> ferrofeed_venues::trading::TradingPlan {
+    let creds = std::sync::Arc::new(ferrofeed_venues::auth::Credentials::hmac("k", "s").unwrap());
+    let clock = std::sync::Arc::new(ferrofeed_venues::auth::Clock::default());
+    DeribitTrading
+        .plan(MarketType::Inverse, "any", &ferrofeed_venues::env::Environment::Production, creds, clock)
+        .unwrap()
+}
+
 fn place(side: Side) -> OrderRequest {
     OrderRequest::Place(PlaceOrder {
         symbol: "ETH_USDC-PERPETUAL".into(),
@@ -238,7 +246,7 @@ fn place(side: Side) -> OrderRequest {
 fn order_answers_decode_into_typed_answers() {
     let t = DeribitTrading;
     let OrderAnswer::Placed { order, fills } =
-        t.decode(MarketType::Inverse, &place(Side::Buy), &fixture("private_buy_response.json"), RX).unwrap()
+        t.decode(&plan(), &place(Side::Buy), &fixture("private_buy_response.json"), RX).unwrap()
     else {
         panic!()
     };
@@ -259,7 +267,7 @@ fn order_answers_decode_into_typed_answers() {
     assert_eq!((order.reduce_only, order.stop_price, order.reject_reason.as_deref()), (Some(false), None, None));
 
     let OrderAnswer::Placed { order, .. } =
-        t.decode(MarketType::Inverse, &place(Side::Sell), &fixture("private_sell_response.json"), RX).unwrap()
+        t.decode(&plan(), &place(Side::Sell), &fixture("private_sell_response.json"), RX).unwrap()
     else {
         panic!()
     };
@@ -276,7 +284,7 @@ fn order_answers_decode_into_typed_answers() {
         price: Some(d("3067.2")),
     });
     let OrderAnswer::Amended { order, fills } =
-        t.decode(MarketType::Inverse, &amend, &fixture("private_edit_response.json"), RX).unwrap()
+        t.decode(&plan(), &amend, &fixture("private_edit_response.json"), RX).unwrap()
     else {
         panic!()
     };
@@ -292,21 +300,20 @@ fn order_answers_decode_into_typed_answers() {
         order: OrderRef::OrderId("USDC-104819327443".into()),
     });
     let OrderAnswer::Cancelled { order } =
-        t.decode(MarketType::Inverse, &cancel, &fixture("private_cancel_response.json"), RX).unwrap()
+        t.decode(&plan(), &cancel, &fixture("private_cancel_response.json"), RX).unwrap()
     else {
         panic!()
     };
     assert_eq!((order.order_id.as_str(), order.status.as_str()), ("USDC-104819327443", "cancelled"));
     assert_eq!((order.price, order.filled_qty, order.reject_reason), (Some(d("3067.2")), d("0.0"), None));
 
-    let e = t.decode(MarketType::Inverse, &cancel, &fixture("error_too_many_requests.json"), RX).unwrap_err();
+    let e = t.decode(&plan(), &cancel, &fixture("error_too_many_requests.json"), RX).unwrap_err();
     let TradeError::Refused(r) = e else { panic!("{e}") };
     assert_eq!((r.venue, r.request, r.code, r.message.as_str()), ("deribit", "cancel", 10028, "too_many_requests"));
     assert_eq!((r.kind, r.detail), (RefusalKind::RateLimited, None));
 
     // The request frames the engine sends for these answers.
-    let f: serde_json::Value =
-        serde_json::from_str(&t.encode(MarketType::Inverse, 3, &place(Side::Buy)).unwrap()).unwrap();
+    let f: serde_json::Value = serde_json::from_str(&t.encode(&plan(), 3, &place(Side::Buy)).unwrap()).unwrap();
     assert_eq!((f["id"].as_u64(), f["method"].as_str()), (Some(3), Some("private/buy")));
 }
 
