@@ -9,10 +9,16 @@
 //!   frame on every new socket (Binance spot: WebSocket API `session.logon`
 //!   with an Ed25519 key; Bybit: the `auth` op with an HMAC key) and then
 //!   subscribe the account's streams.
-//! - A REST-issued token ([`SessionAuth::Token`], Binance margin, isolated
-//!   margin, USDⓈ-M and COIN-M listenKeys): created before connecting, kept
-//!   alive, and replaced (with a new connection, reported as a `gap` of
-//!   unknown extent) when the venue says it expired.
+//! - A REST-issued token in the URL ([`SessionAuth::Token`], Binance USDⓈ-M
+//!   and COIN-M listenKeys): created before connecting, kept alive, and
+//!   replaced (with a new connection, reported as a `gap` of unknown extent)
+//!   when the venue says it expired.
+//! - A short-lived token subscribed over the socket
+//!   ([`SessionAuth::ListenToken`], Binance margin and isolated margin):
+//!   issued before connecting, renewed on the same connection (a new token,
+//!   subscribed again, no gap) at half its validity and right after every
+//!   reconnect; when the venue says the subscription expired anyway, the
+//!   connection is replaced as for an expired listenKey.
 //!
 //! A refused credential is one terminal `auth_failed` event: the connection
 //! is not retried. A refusal a wrong clock causes (the plan's
@@ -66,8 +72,12 @@ pub struct PrivateConfig {
     /// Reconnect schedule.
     pub backoff: BackoffConfig,
     /// How often tokens (listenKeys) are kept alive (`None`: the venue's
-    /// interval).
+    /// interval); also how often listenTokens are checked for renewal
+    /// (`None`: every minute).
     pub keepalive: Option<Duration>,
+    /// How long listenTokens are asked to be valid (`None`: the venue's
+    /// longest, 24 h on Binance); each is renewed at half of it.
+    pub token_validity: Option<Duration>,
     /// Events buffered for the consumer.
     pub queue_capacity: usize,
     /// Seed for reconnect jitter.
@@ -85,6 +95,7 @@ impl Default for PrivateConfig {
             recv_window_ms: 5000,
             backoff: BackoffConfig::default(),
             keepalive: None,
+            token_validity: None,
             queue_capacity: 4096,
             seed: None,
             ack_timeout: Duration::from_secs(30),
@@ -172,6 +183,11 @@ pub struct PrivateStats {
     pub keepalives: u64,
     /// Tokens replaced after expiry.
     pub listen_keys_replaced: u64,
+    /// listenTokens renewed on their connection (a new token subscribed).
+    pub listen_tokens_renewed: u64,
+    /// listenToken renewals that failed (the venue then ends the
+    /// subscription at its expiry, and the session opens a new connection).
+    pub listen_token_renewals_failed: u64,
     /// Reconnects (each reported with a gap).
     pub reconnects: u64,
     /// Credentials refused.
@@ -194,6 +210,9 @@ pub struct PrivateClient {
     open: BTreeMap<u64, Open>,
     out: VecDeque<Event>,
     reopen: VecDeque<(u64, Reopen)>,
+    /// Connections whose listenToken is to be renewed now (after a
+    /// reconnect).
+    renew: VecDeque<u64>,
     /// The last tokens replaced: still scrubbed from what is shown.
     retired: VecDeque<SecretString>,
     keepalive: tokio::time::Interval,
@@ -236,6 +255,7 @@ impl PrivateClient {
             open: BTreeMap::new(),
             out: VecDeque::new(),
             reopen: VecDeque::new(),
+            renew: VecDeque::new(),
             retired: VecDeque::new(),
             keepalive,
             stats: PrivateStats::default(),
@@ -316,6 +336,73 @@ impl PrivateClient {
         }
     }
 
+    /// A new listenToken from `issuer`, valid for the configured validity.
+    async fn issue_token(
+        &self,
+        issuer: &dyn ferrofeed_venues::seam::TokenIssuer,
+        validity: Duration,
+    ) -> Result<SecretString, PrivateError> {
+        let call = issuer.request(self.cfg.token_validity.unwrap_or(validity));
+        let headers: Vec<(&str, &str)> = call.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let body = self.http.send(call.method, &call.url, &headers, 1, None).await.map_err(|e| self.scrub_rest(e))?;
+        issuer
+            .parse(&body)
+            .map(|(token, _expires)| token)
+            .ok_or(PrivateError::Answer { what: "listenToken", body: "<body not shown: it may hold a token>".into() })
+    }
+
+    /// Renews the listenToken of connection `id` on the same connection: a
+    /// new token, subscribed again (the venue moves the subscription to the
+    /// new expiry; nothing is missed, so no gap).
+    async fn renew_token(&mut self, id: u64) {
+        let Some(o) = self.open.get(&id) else { return };
+        let SessionAuth::ListenToken { issuer, slot, validity, .. } = &o.plan.auth else { return };
+        let (issuer, slot, validity) = (issuer.clone(), slot.clone(), *validity);
+        let (account, rules, streams) = (o.account.clone(), o.plan.rules.clone(), o.plan.streams.clone());
+        let token = match self.issue_token(issuer.as_ref(), validity).await {
+            Ok(t) => t,
+            Err(e) => {
+                self.stats.listen_token_renewals_failed += 1;
+                tracing::warn!(%account, error = %self.scrub(&e.to_string()), "creating a listenToken failed");
+                return;
+            }
+        };
+        let Some(o) = self.open.get_mut(&id) else { return };
+        slot.set(token.clone());
+        if let Some(old) = o.token.replace(token) {
+            if self.retired.len() == 16 {
+                self.retired.pop_front();
+            }
+            self.retired.push_back(old);
+        }
+        o.kept = tokio::time::Instant::now();
+        let Some(conn) = self.open.get(&id).and_then(|o| o.conn.as_ref()) else { return };
+        let wait = self.cfg.ack_timeout;
+        let up = tokio::time::timeout(wait, conn.wait_state(|s| s == ferrofeed_engine::State::Active))
+            .await
+            .unwrap_or(false);
+        let answer = if up {
+            let r = rules.clone();
+            conn.call(move |id| r.encode_subscribe(id, &streams), wait).await.map_err(|e| e.to_string())
+        } else {
+            Err("the connection is not up".into())
+        };
+        let refused = match &answer {
+            Ok(frame) => match rules.classify(frame) {
+                ferrofeed_model::rules::Inbound::Ack { .. } => None,
+                _ => Some(self.scrub(frame)),
+            },
+            Err(e) => Some(e.clone()),
+        };
+        match refused {
+            None => self.stats.listen_tokens_renewed += 1,
+            Some(why) => {
+                self.stats.listen_token_renewals_failed += 1;
+                tracing::warn!(%account, why = %why, "subscribing a renewed listenToken failed");
+            }
+        }
+    }
+
     /// Opens the user-data connection of `account` (the venue's name for it:
     /// `spot`, `usdm`, `isolated:BTCUSDT`, `linear`, ...): measures the
     /// clock where the venue signs with it, creates a token where the venue
@@ -343,6 +430,12 @@ impl PrivateClient {
         // plan kept for the session holds no secret.
         let (token, url) = match &plan.auth {
             SessionAuth::InBand => (None, plan.url.clone()),
+            SessionAuth::ListenToken { issuer, slot, validity, .. } => {
+                let token = self.issue_token(issuer.as_ref(), *validity).await?;
+                self.stats.listen_keys_created += 1;
+                slot.set(token.clone());
+                (Some(token), plan.url.clone())
+            }
             SessionAuth::Token { url_template, .. } => {
                 let url_template = url_template.clone();
                 let key = self.token_call(&plan.auth, "POST", None).await?;
@@ -353,8 +446,8 @@ impl PrivateClient {
         };
         let id = self.ids.fetch_add(1, Ordering::Relaxed);
         let mut spec = ConnectSpec::new(url);
-        // The token is in the URL's path: the engine masks it wherever the URL is shown.
-        spec.secret = token.clone();
+        // A listenKey is in the URL's path: the engine masks it wherever the URL is shown.
+        spec.secret = token.clone().filter(|_| matches!(plan.auth, SessionAuth::Token { .. }));
         let mut cc = ConnectionConfig::new(spec);
         cc.backoff = self.cfg.backoff.clone();
         cc.seed = self.cfg.seed;
@@ -413,6 +506,10 @@ impl PrivateClient {
                 self.replace(conn, why).await;
                 continue;
             }
+            if let Some(conn) = self.renew.pop_front() {
+                self.renew_token(conn).await;
+                continue;
+            }
             tokio::select! {
                 ev = self.rx.next() => {
                     let ev = ev?;
@@ -427,18 +524,29 @@ impl PrivateClient {
         let now = tokio::time::Instant::now();
         let every = self.cfg.keepalive;
         let mut due: Vec<(u64, String, SessionAuth, Option<SecretString>)> = Vec::new();
+        let mut renew = Vec::new();
         for (id, o) in self.open.iter_mut() {
+            if let SessionAuth::ListenToken { validity, .. } = &o.plan.auth {
+                let half = self.cfg.token_validity.unwrap_or(*validity) / 2;
+                if o.token.is_some() && o.conn.is_some() && now.duration_since(o.kept) >= half {
+                    renew.push(*id);
+                }
+                continue;
+            }
             let SessionAuth::Token { keepalive, .. } = &o.plan.auth else { continue };
             if o.token.is_some() && o.conn.is_some() && now.duration_since(o.kept) >= every.unwrap_or(*keepalive) {
                 o.kept = now;
                 due.push((*id, o.account.clone(), o.plan.auth.clone(), o.token.clone()));
             }
         }
+        for id in renew {
+            self.renew_token(id).await;
+        }
         for (id, account, auth, key) in due {
             self.stats.keepalives += 1;
             let marker = match &auth {
                 SessionAuth::Token { expired_marker, .. } => *expired_marker,
-                SessionAuth::InBand => continue,
+                SessionAuth::InBand | SessionAuth::ListenToken { .. } => continue,
             };
             match self.token_call(&auth, "PUT", key.as_ref()).await {
                 Ok(_) => {}
@@ -548,9 +656,12 @@ impl PrivateClient {
         let Some(open) = self.open.get_mut(&conn) else { return };
         let market = open.plan.market;
         let expired_event = match &open.plan.auth {
-            SessionAuth::Token { expired_event, .. } => Some(*expired_event),
+            SessionAuth::Token { expired_event, .. } | SessionAuth::ListenToken { expired_event, .. } => {
+                Some(*expired_event)
+            }
             SessionAuth::InBand => None,
         };
+        let renews = matches!(open.plan.auth, SessionAuth::ListenToken { .. });
         let status = |kind: EventKind| status_event(market, kind);
         match ev.kind {
             EngineKind::Data { payload, received, .. } => {
@@ -583,6 +694,11 @@ impl PrivateClient {
                     EngineKind::Reconnected => {
                         self.stats.reconnects += 1;
                         (open.was_active, open.clock_retries) = (true, 0);
+                        // The new socket subscribed with the token it had;
+                        // a fresh one follows at once.
+                        if renews {
+                            self.renew.push_back(conn);
+                        }
                     }
                     EngineKind::Connected => (open.was_active, open.clock_retries) = (true, 0),
                     // A refusal a wrong clock causes: measure the clock again
@@ -619,7 +735,7 @@ impl PrivateClient {
     pub async fn shutdown(&mut self) {
         let open = std::mem::take(&mut self.open);
         for (_, o) in open {
-            if o.token.is_some() {
+            if o.token.is_some() && matches!(o.plan.auth, SessionAuth::Token { .. }) {
                 let _ = self.token_call(&o.plan.auth, "DELETE", o.token.as_ref()).await;
             }
             if let Some(c) = o.conn {

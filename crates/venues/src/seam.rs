@@ -24,6 +24,7 @@ use crate::auth::{Clock, Credentials};
 use crate::env::{Endpoints, Environment};
 use crate::error::DecodeError;
 use crate::instruments::{Registry, RegistryError};
+use secrecy::SecretString;
 
 /// A venue and one of its markets: the key every venue-neutral map uses.
 ///
@@ -271,6 +272,76 @@ pub enum SessionAuth {
         /// (`listenKeyExpired`).
         expired_event: &'static str,
     },
+    /// A short-lived token subscribed over the socket (Binance margin and
+    /// isolated margin: `userDataStream.subscribe.listenToken` on the
+    /// WebSocket API). The session creates one before connecting and puts it
+    /// in `slot`, where the rules' subscribe frame reads it; it renews it on
+    /// the same connection (a new token, subscribed again) at half its
+    /// validity and right after every reconnect.
+    ListenToken {
+        /// Creates tokens.
+        issuer: Arc<dyn TokenIssuer>,
+        /// The token the rules subscribe with.
+        slot: Arc<TokenSlot>,
+        /// How long a token is asked to be valid.
+        validity: Duration,
+        /// The user-data event reason that says the subscription expired
+        /// (`eventStreamTerminated`): the session opens a new connection.
+        expired_event: &'static str,
+    },
+}
+
+/// A signed REST call a session makes (the secret-bearing parts of it, the
+/// signature and the API key, are masked wherever it is shown).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SignedCall {
+    /// `POST`, `PUT` or `DELETE`.
+    pub method: &'static str,
+    /// The full URL, signature included.
+    pub url: String,
+    /// Headers (the API key's).
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl fmt::Debug for SignedCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignedCall").field("method", &self.method).finish_non_exhaustive()
+    }
+}
+
+/// Issues the short-lived tokens a [`SessionAuth::ListenToken`] session
+/// subscribes with (Binance margin `POST /sapi/v1/userListenToken`): the
+/// venue's signing lives here, the schedule in the session.
+pub trait TokenIssuer: Send + Sync + fmt::Debug {
+    /// The signed call that creates a token valid for `validity`, signed now.
+    fn request(&self, validity: Duration) -> SignedCall;
+
+    /// The token and its expiry (ms since the epoch) from the call's answer.
+    fn parse(&self, body: &[u8]) -> Option<(SecretString, i64)>;
+}
+
+/// The token a connection's rules put in their next subscribe frame, shared
+/// between the session (which renews it) and the rules (which send it).
+#[derive(Default)]
+pub struct TokenSlot(std::sync::Mutex<Option<SecretString>>);
+
+impl TokenSlot {
+    /// Puts `token` in the slot.
+    pub fn set(&self, token: SecretString) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(token);
+    }
+
+    /// The token now, if any.
+    pub fn get(&self) -> Option<SecretString> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl fmt::Debug for TokenSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let set = self.0.lock().map(|t| t.is_some()).unwrap_or(false);
+        f.write_str(if set { "TokenSlot(<redacted>)" } else { "TokenSlot(empty)" })
+    }
 }
 
 /// One private session: its connection, its rules and how it authenticates.

@@ -4,8 +4,17 @@
 //! Spot user data arrives over the WebSocket API since 2026 (PROTOCOLS.md
 //! §1.6): the connection logs on with `session.logon` (Ed25519), signed afresh
 //! on every connect with the venue's clock, then `userDataStream.subscribe`;
-//! events arrive as `{"subscriptionId":N,"event":{...}}`. Margin, isolated
-//! margin and the futures markets use a listenKey created over REST and
+//! events arrive as `{"subscriptionId":N,"event":{...}}`.
+//!
+//! Margin and isolated margin lost their listenKeys on 2026-02-20 (the
+//! `/sapi/v1/userDataStream[/isolated]` endpoints answer HTTP 410): a signed
+//! `POST /sapi/v1/userListenToken` (`isIsolated`, `symbol`, `validity` up to
+//! 24 h) issues a token, subscribed on the same WebSocket API with
+//! `userDataStream.subscribe.listenToken` (no logon needed; an invalid token
+//! is `-1209`), renewed by subscribing a new token on the same connection
+//! before it expires; an expired subscription sends `eventStreamTerminated`
+//! (developers.binance.com margin_trading/trade-data-stream, "Listen Token
+//! Websocket API"). The futures markets keep listenKeys created over REST and
 //! carried in the stream URL; events arrive bare.
 
 use std::borrow::Cow;
@@ -13,10 +22,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferrofeed_model::rules::{ClientPing, ConnLimits, Heartbeat, Inbound, VenueRules};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use super::auth::{Clock, Credentials, sorted_query};
+use super::auth::{Clock, Credentials, query, sorted_query};
 use super::{Environment, Market, Route, endpoints, ws_base};
+use crate::seam::{SignedCall, TokenIssuer, TokenSlot};
 
 /// The stream name private connections subscribe by.
 pub const USER_STREAM: &str = "userData";
@@ -26,9 +37,10 @@ pub const USER_STREAM: &str = "userData";
 pub enum Account {
     /// Spot, over the WebSocket API (`session.logon` + `userDataStream.subscribe`).
     Spot,
-    /// Cross margin (listenKey from `/sapi/v1/userDataStream`).
+    /// Cross margin (listenToken from `/sapi/v1/userListenToken`, over the
+    /// WebSocket API).
     Margin,
-    /// Isolated margin of one symbol (listenKey from `/sapi/v1/userDataStream/isolated`).
+    /// Isolated margin of one symbol (listenToken with `isIsolated=TRUE`).
     IsolatedMargin(String),
     /// USDⓈ-M futures (listenKey from `/fapi/v1/listenKey`, stream on `/private`).
     UsdM,
@@ -57,17 +69,23 @@ impl Account {
         }
     }
 
-    /// The listenKey REST path and its query (`None` for spot, which uses the
-    /// WebSocket API session instead).
+    /// The listenKey REST path (`None` for spot, margin and isolated
+    /// margin, which subscribe over the WebSocket API instead).
     pub fn listen_key_path(&self) -> Option<String> {
         match self {
-            Account::Spot => None,
-            Account::Margin => Some("/sapi/v1/userDataStream".into()),
-            Account::IsolatedMargin(s) => {
-                Some(format!("/sapi/v1/userDataStream/isolated?symbol={}", s.to_ascii_uppercase()))
-            }
+            Account::Spot | Account::Margin | Account::IsolatedMargin(_) => None,
             Account::UsdM => Some("/fapi/v1/listenKey".into()),
             Account::CoinM => Some("/dapi/v1/listenKey".into()),
+        }
+    }
+
+    /// The `userListenToken` parameters of a margin account (`None` for the
+    /// others).
+    pub fn listen_token_params(&self) -> Option<Vec<(&'static str, String)>> {
+        match self {
+            Account::Margin => Some(vec![("isIsolated", "FALSE".into())]),
+            Account::IsolatedMargin(s) => Some(vec![("isIsolated", "TRUE".into()), ("symbol", s.to_ascii_uppercase())]),
+            _ => None,
         }
     }
 
@@ -244,19 +262,138 @@ impl VenueRules for WsApiUserRules {
     }
 
     fn classify<'a>(&self, frame: &'a str) -> Inbound<'a> {
-        let r: Reply<'_> = match serde_json::from_str(frame) {
-            Ok(r) => r,
-            Err(e) => return Inbound::Malformed(format!("invalid JSON: {e}")),
-        };
-        if let Some(ev) = &r.event {
-            if ev.e.as_deref() == Some("serverShutdown") {
-                return Inbound::Shutdown;
-            }
-            if r.subscription_id.is_some() {
-                return Inbound::Data { stream: Cow::Borrowed(USER_STREAM), seq: None };
-            }
+        classify_ws_api(frame)
+    }
+}
+
+/// A WebSocket API frame: an event of a subscription, a shutdown notice, or
+/// the reply to a request.
+fn classify_ws_api(frame: &str) -> Inbound<'_> {
+    let r: Reply<'_> = match serde_json::from_str(frame) {
+        Ok(r) => r,
+        Err(e) => return Inbound::Malformed(format!("invalid JSON: {e}")),
+    };
+    if let Some(ev) = &r.event {
+        if ev.e.as_deref() == Some("serverShutdown") {
+            return Inbound::Shutdown;
         }
-        classify_reply(&r).unwrap_or(Inbound::Unknown)
+        if r.subscription_id.is_some() {
+            return Inbound::Data { stream: Cow::Borrowed(USER_STREAM), seq: None };
+        }
+    }
+    classify_reply(&r).unwrap_or(Inbound::Unknown)
+}
+
+/// The REST path that issues margin listenTokens.
+pub const LISTEN_TOKEN_PATH: &str = "/sapi/v1/userListenToken";
+
+/// The longest validity the venue gives a listenToken.
+pub const MAX_LISTEN_TOKEN_VALIDITY: Duration = Duration::from_secs(24 * 3600);
+
+/// Issues margin listenTokens: `POST /sapi/v1/userListenToken`, signed with
+/// the account's key at the venue clock.
+pub struct ListenTokenIssuer {
+    rest: String,
+    params: Vec<(&'static str, String)>,
+    creds: Arc<Credentials>,
+    clock: Arc<Clock>,
+}
+
+impl std::fmt::Debug for ListenTokenIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenTokenIssuer").field("rest", &self.rest).field("params", &self.params).finish()
+    }
+}
+
+impl ListenTokenIssuer {
+    /// An issuer for `account` (margin or isolated margin; `None` for the
+    /// others) at `rest`.
+    pub fn new(account: &Account, rest: String, creds: Arc<Credentials>, clock: Arc<Clock>) -> Option<Self> {
+        Some(ListenTokenIssuer { rest, params: account.listen_token_params()?, creds, clock })
+    }
+}
+
+/// A base64 signature in a query string: `+`, `/` and `=` escaped.
+fn query_value(v: &str) -> String {
+    v.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D")
+}
+
+impl TokenIssuer for ListenTokenIssuer {
+    fn request(&self, validity: Duration) -> SignedCall {
+        let validity = validity.min(MAX_LISTEN_TOKEN_VALIDITY).as_millis().max(1);
+        let mut params = self.params.clone();
+        params.push(("validity", validity.to_string()));
+        params.push(("recvWindow", self.clock.recv_window_ms.to_string()));
+        params.push(("timestamp", self.clock.now_ms().to_string()));
+        let q = query(&params);
+        let signature = query_value(&self.creds.sign(&q));
+        SignedCall {
+            method: "POST",
+            url: format!("{}{LISTEN_TOKEN_PATH}?{q}&signature={signature}", self.rest),
+            headers: vec![("X-MBX-APIKEY", self.creds.api_key().to_string())],
+        }
+    }
+
+    fn parse(&self, body: &[u8]) -> Option<(SecretString, i64)> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Answer {
+            token: String,
+            expiration_time: i64,
+        }
+        let a: Answer = serde_json::from_slice(body).ok()?;
+        (!a.token.is_empty()).then(|| (SecretString::from(a.token), a.expiration_time))
+    }
+}
+
+/// A margin user-data connection on the WebSocket API: no logon, the
+/// subscription carries the listenToken the session put in the slot.
+pub struct ListenTokenRules {
+    slot: Arc<TokenSlot>,
+}
+
+impl std::fmt::Debug for ListenTokenRules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenTokenRules").field("slot", &self.slot).finish()
+    }
+}
+
+impl ListenTokenRules {
+    /// Rules that subscribe with the token in `slot`.
+    pub fn new(slot: Arc<TokenSlot>) -> ListenTokenRules {
+        ListenTokenRules { slot }
+    }
+}
+
+impl VenueRules for ListenTokenRules {
+    fn name(&self) -> &str {
+        "binance"
+    }
+
+    fn heartbeat(&self) -> Heartbeat {
+        private_heartbeat()
+    }
+
+    fn limits(&self) -> ConnLimits {
+        private_limits()
+    }
+
+    fn encode_subscribe(&self, id: u64, _streams: &[String]) -> String {
+        let token = self.slot.get();
+        serde_json::json!({
+            "id": id,
+            "method": "userDataStream.subscribe.listenToken",
+            "params": { "listenToken": token.as_ref().map_or("", |t| t.expose_secret()) }
+        })
+        .to_string()
+    }
+
+    fn encode_unsubscribe(&self, id: u64, _streams: &[String]) -> String {
+        format!(r#"{{"id":{id},"method":"userDataStream.unsubscribe"}}"#)
+    }
+
+    fn classify<'a>(&self, frame: &'a str) -> Inbound<'a> {
+        classify_ws_api(frame)
     }
 }
 
@@ -389,10 +526,8 @@ mod tests {
             listen_key_url(&Account::Margin, &Environment::Production, "K"),
             "wss://stream.binance.com:9443/ws/K"
         );
-        assert_eq!(
-            Account::IsolatedMargin("btcusdt".into()).listen_key_path().unwrap(),
-            "/sapi/v1/userDataStream/isolated?symbol=BTCUSDT"
-        );
+        assert_eq!(Account::IsolatedMargin("btcusdt".into()).listen_key_path(), None);
+        assert_eq!(Account::Margin.listen_key_path(), None);
         assert_eq!(Account::Spot.listen_key_path(), None);
     }
 }

@@ -9,7 +9,10 @@ use ferrofeed_model::event::{Event, MarketType, Venue};
 use super::auth::{Clock, Credentials, KeyKind};
 use super::book::{sequencing, snapshot_request};
 use super::normalize::{self, market_type};
-use super::private::{Account, ListenKeyRules, USER_STREAM, WsApiUserRules, listen_key_url, rest_base, ws_api_url};
+use super::private::{
+    Account, ListenKeyRules, ListenTokenIssuer, ListenTokenRules, MAX_LISTEN_TOKEN_VALIDITY, USER_STREAM,
+    WsApiUserRules, listen_key_url, rest_base, ws_api_url,
+};
 use super::registry::{exchange_info_path, from_exchange_info, stream_symbol};
 use super::{BinanceRules, Market, Route as BinanceRoute, endpoints, route_of, venue_limits, ws_base};
 use crate::env::{Endpoints, Environment};
@@ -20,7 +23,7 @@ use crate::error::DecodeError;
 use crate::instruments::{Registry, RegistryError};
 use crate::seam::{
     AccountName, BookPlan, Channel, Decoder, FnDecoder, HostLimits, MarketId, PoolOptions, PoolPlan, Recovery, Route,
-    SeamError, SessionAuth, SessionPlan, VenueSpec,
+    SeamError, SessionAuth, SessionPlan, TokenSlot, VenueSpec,
 };
 
 /// Binance's socket lifetime is 24 h (PROTOCOLS.md §1.2); sockets are
@@ -248,6 +251,24 @@ impl VenueSpec for Binance {
                 clock_refusals: CLOCK_REFUSALS,
             });
         }
+        if let Some(issuer) = ListenTokenIssuer::new(&acct, rest_base(&acct, env), credentials, clock) {
+            let slot = Arc::new(TokenSlot::default());
+            return Ok(SessionPlan {
+                market: market_id,
+                url: ws_api_url(env),
+                rules: Arc::new(ListenTokenRules::new(slot.clone())),
+                streams,
+                auth: SessionAuth::ListenToken {
+                    issuer: Arc::new(issuer),
+                    slot,
+                    validity: MAX_LISTEN_TOKEN_VALIDITY,
+                    expired_event: "eventStreamTerminated",
+                },
+                time_url,
+                time_field: "serverTime",
+                clock_refusals: CLOCK_REFUSALS,
+            });
+        }
         let path = acct.listen_key_path().unwrap_or_default();
         Ok(SessionPlan {
             market: market_id,
@@ -257,7 +278,8 @@ impl VenueSpec for Binance {
             auth: SessionAuth::Token {
                 rest: rest_base(&acct, env),
                 path,
-                token_param: matches!(acct, Account::Margin | Account::IsolatedMargin(_)).then_some("listenKey"),
+                // Futures listenKeys are per API key: keep-alives name none.
+                token_param: None,
                 keepalive: Duration::from_secs(30 * 60),
                 url_template: listen_key_url(&acct, env, "{token}"),
                 key_header: "X-MBX-APIKEY",
@@ -279,6 +301,7 @@ impl VenueSpec for Binance {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
 
     #[test]
     fn markets_routes_and_pools_match_the_module_functions() {
@@ -329,8 +352,36 @@ mod tests {
         let clock = Arc::new(Clock::default());
         let e = Binance.session("spot", &Environment::Production, hmac.clone(), clock.clone()).unwrap_err();
         assert!(e.to_string().contains("Ed25519"), "{e}");
-        let p = Binance.session("usdm", &Environment::Production, hmac, clock).unwrap();
+        let p = Binance.session("usdm", &Environment::Production, hmac.clone(), clock.clone()).unwrap();
         assert!(matches!(p.auth, SessionAuth::Token { .. }));
+        // Margin and isolated margin: a listenToken on the WebSocket API.
+        for (account, params) in
+            [("margin", "isIsolated=FALSE&validity="), ("isolated:ethbtc", "isIsolated=TRUE&symbol=ETHBTC&validity=")]
+        {
+            let p = Binance.session(account, &Environment::Production, hmac.clone(), clock.clone()).unwrap();
+            assert_eq!(p.url, "wss://ws-api.binance.com:443/ws-api/v3");
+            let SessionAuth::ListenToken { issuer, slot, validity, expired_event } = &p.auth else {
+                panic!("{account}: {:?}", p.auth)
+            };
+            assert_eq!((*validity, *expired_event), (Duration::from_secs(86_400), "eventStreamTerminated"));
+            let call = issuer.request(Duration::from_secs(60));
+            let (path, q) = call.url.split_once('?').unwrap();
+            assert_eq!(path, "https://api.binance.com/sapi/v1/userListenToken");
+            assert!(q.starts_with(&format!("{params}60000&recvWindow=5000&timestamp=")), "{q}");
+            let (signed, sig) = q.rsplit_once("&signature=").unwrap();
+            assert_eq!(sig, Credentials::hmac("k", "s").unwrap().sign(signed));
+            assert_eq!((call.method, call.headers.clone()), ("POST", vec![("X-MBX-APIKEY", "k".to_string())]));
+            assert!(!format!("{call:?}{:?}", p.auth).contains(sig), "a signature in Debug output");
+            let answer = br#"{"token":"tok+en/1","expirationTime":1758792204196}"#;
+            let (token, exp) = issuer.parse(answer).unwrap();
+            assert_eq!((token.expose_secret(), exp), ("tok+en/1", 1_758_792_204_196));
+            assert!(issuer.parse(b"{\"code\":-1}").is_none());
+            slot.set(token);
+            let sub: serde_json::Value = serde_json::from_str(&p.rules.encode_subscribe(7, &[])).unwrap();
+            assert_eq!(sub["method"], "userDataStream.subscribe.listenToken");
+            assert_eq!((sub["id"].as_u64(), sub["params"]["listenToken"].as_str()), (Some(7), Some("tok+en/1")));
+            assert!(!format!("{:?}", p.rules).contains("tok+en"), "the token in Debug output");
+        }
         assert!(
             Binance
                 .session(
