@@ -87,8 +87,8 @@ use tokio::task::JoinHandle;
 pub use account::{AccountView, BalanceView, ListenKeyView, OrderView, PositionView};
 pub use bybit::private::{BybitOp, BybitPrivateConn};
 pub use config::{
-    AccountSpec, BybitCategory, DeribitKind, DeribitLimits, Limits, LoadConfig, MarketConfig, MarketKind, SimConfig,
-    SymbolSpec, TEST_API_KEY, TEST_ED25519_SEED, TEST_HMAC_SECRET, Timing, Venue,
+    AccountSpec, BybitCategory, DeribitKind, DeribitLimits, Limits, LoadConfig, MarketConfig, MarketKind,
+    OrderRateLimit, SimConfig, SymbolSpec, TEST_API_KEY, TEST_ED25519_SEED, TEST_HMAC_SECRET, Timing, Venue,
 };
 pub use deribit::DeribitStats;
 pub use faults::{MAX_FLOOD_FRAMES, MAX_OVERSIZED_BYTES};
@@ -552,6 +552,21 @@ impl MarketHandle {
     /// and `outboundAccountPosition`, futures `ACCOUNT_UPDATE` (reason
     /// `DEPOSIT`/`WITHDRAW`).
     pub fn deposit(&self, api_key: Option<&str>, asset: &str, amount: &str) -> Result<(), String> {
+        self.deposit_to(api_key, None, asset, amount)
+    }
+
+    /// [`MarketHandle::deposit`] into one of the account's scopes as the venue
+    /// names them (`None`: the market's own). Binance spot: `margin` (cross
+    /// margin) and `isolated:<SYMBOL>`, each with its own wallet and events
+    /// (`balanceUpdate` + `outboundAccountPosition` to that scope's
+    /// subscribers).
+    pub fn deposit_to(
+        &self,
+        api_key: Option<&str>,
+        scope: Option<&str>,
+        asset: &str,
+        amount: &str,
+    ) -> Result<(), String> {
         let (neg, digits) = match amount.trim().strip_prefix('-') {
             Some(d) => (true, d),
             None => (false, amount.trim()),
@@ -563,7 +578,11 @@ impl MarketHandle {
         }
         let mut st = self.hub.lock();
         let acct = self.account_index(&st, api_key)?;
-        self.hub.dialect.deposit(&self.hub, &mut st, acct, asset, if neg { -v } else { v });
+        let amount = if neg { -v } else { v };
+        match scope {
+            None => self.hub.dialect.deposit(&self.hub, &mut st, acct, asset, amount),
+            Some(scope) => self.hub.dialect.deposit_scoped(&self.hub, &mut st, acct, scope, asset, amount)?,
+        }
         Ok(())
     }
 
