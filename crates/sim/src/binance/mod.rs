@@ -182,7 +182,7 @@ impl Dialect for Binance {
                 }
                 Scope::Isolated(sym)
             }
-            (MarketKind::Spot, s) if s == "spot" => Scope::Spot,
+            (MarketKind::Spot, "spot") => Scope::Spot,
             (_, s) => {
                 return Err(format!("scope must be margin or isolated:<SYMBOL> on a Binance spot market, got {s:?}"));
             }

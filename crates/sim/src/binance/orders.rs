@@ -942,9 +942,11 @@ pub(crate) fn amend_keep_priority(hub: &Hub, st: &mut HubState, acct: usize, p: 
     let (by_id, by_client) = order_ref(p, "orderId", "origClientOrderId")?;
     let new_client = client_id_param(p, "newClientOrderId")?;
     let new_qty = units(p, "newQty", spec.qty_decimals, "LOT_SIZE")?;
-    let id = find_open(st, kind, acct, &scope, &symbol, by_id, by_client.as_deref()).ok_or_else(unknown_order)?;
-    let Some(o) = st.accounts.list[acct].open.get(&id).cloned() else { return Err(unknown_order()) };
-    // Messages of -2038 ORDER_AMEND_REJECTED (errors.md).
+    // Refusals of an amend are -2038 ORDER_AMEND_REJECTED with the matching
+    // engine's messages (errors.md).
+    let unknown = || reject(-2038, "Unknown order sent.");
+    let id = find_open(st, kind, acct, &scope, &symbol, by_id, by_client.as_deref()).ok_or_else(unknown)?;
+    let Some(o) = st.accounts.list[acct].open.get(&id).cloned() else { return Err(unknown()) };
     if new_qty == o.qty {
         return Err(reject(-2038, "The requested action would change no state; rejecting"));
     }

@@ -12,11 +12,11 @@ use super::state;
 /// An interval as the venue names it: (`SECOND`|`MINUTE`|`HOUR`|`DAY`, how many).
 pub(crate) fn interval(l: &OrderRateLimit) -> (&'static str, u64) {
     let s = l.window.as_secs().max(1);
-    if s % 86_400 == 0 {
+    if s.is_multiple_of(86_400) {
         ("DAY", s / 86_400)
-    } else if s % 3600 == 0 {
+    } else if s.is_multiple_of(3600) {
         ("HOUR", s / 3600)
-    } else if s % 60 == 0 {
+    } else if s.is_multiple_of(60) {
         ("MINUTE", s / 60)
     } else {
         ("SECOND", s)

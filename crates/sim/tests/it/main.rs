@@ -3,6 +3,8 @@
 
 mod binance_common;
 mod binance_margin;
+mod binance_paths;
+mod binance_trade;
 mod bybit;
 mod bybit_categories;
 mod bybit_private;
