@@ -62,8 +62,15 @@ fn unknown_order() -> Reject {
 
 /// Decoded request parameters (query string and form body together, or a
 /// WebSocket API request's `params` as text).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Params(pub Vec<(String, String)>);
+
+impl std::fmt::Debug for Params {
+    /// Names only: values include signatures and API keys.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.iter().map(|(k, _)| k)).finish()
+    }
+}
 
 impl Params {
     pub(crate) fn get(&self, k: &str) -> Option<&str> {

@@ -278,6 +278,9 @@ async fn spot_ws_api_refusals_signatures_and_weights() {
     let mut bad = sign_params(place.clone(), false);
     bad["price"] = json!("101");
     assert_eq!(code(&api.call("order.place", bad).await), (400, -1022));
+    let mut stranger = sign_params(place.clone(), false);
+    stranger["apiKey"] = json!("nobody");
+    assert_eq!(code(&api.call("order.place", stranger).await), (401, -2015));
     let mut old = sign_params(place.clone(), false);
     old["timestamp"] = json!(1);
     assert_eq!(code(&api.call("order.place", old).await).1, -1021, "signed over timestamp 1 but stale first");
