@@ -119,7 +119,10 @@ pub(crate) fn answer(hub: &Hub, conn: u64, text: &str) -> (String, bool) {
         Ok(u) => u,
         Err(_) => {
             let r = fail(429, -1003, "Too many requests; current request weight limit exceeded.");
-            return (encode(hub, &id, &r, None), false);
+            // The budget is spent: shown at its limit.
+            let max = hub.cfg.limits.rest_weight_limit;
+            let limits = show_limits.then(|| rate::rate_limits(hub, (max, max), None));
+            return (encode(hub, &id, &r, limits), false);
         }
     };
     let reply = dispatch(hub, conn, method, params);

@@ -515,3 +515,22 @@ async fn usdm_ws_fapi_places_modifies_cancels_with_order_trade_updates_on_the_li
     );
     assert_eq!(code(&api.call("order.modify", stamped(modify("1000", "0.010"))).await), (400, -2013));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_request_weight_budget_is_shared_and_refuses_with_1003() {
+    let mut cfg = market(MarketKind::Spot);
+    cfg.limits.rest_weight_limit = 11;
+    let (_sim, m) = start(cfg).await;
+    let mut api = Api::connect(&format!("{}/ws-api/v3", m.ws_url())).await;
+    api.logon().await; // 2
+    let r = api.call("order.status", stamped(json!({"symbol": "BTCUSDT", "orderId": 1}))).await; // 4
+    assert_eq!(limit(&r, "REQUEST_WEIGHT", "MINUTE")["count"], 6, "{r}");
+    let a = crate::binance_common::http(m.addr(), "GET", "/api/v3/depth?symbol=BTCUSDT&limit=100", None, "").await;
+    assert_eq!(a.status, 200, "REST weighs 5 in the same budget");
+    let r = api.call("ping", Value::Null).await;
+    assert_eq!(code(&r), (429, -1003), "{r}");
+    assert_eq!(
+        limit(&r, "REQUEST_WEIGHT", "MINUTE"),
+        &json!({"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 11, "count": 11})
+    );
+}
