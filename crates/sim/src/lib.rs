@@ -42,8 +42,10 @@
 //!
 //! Venues:
 //! - `binance`: stream names and payloads (`topic`, `encode`), paths (`paths`), control
-//!   messages (`control`), REST (`rest`), listenKey and signed endpoints (`private`, `orders`,
-//!   `user`, `auth`), the spot WebSocket API (`wsapi`), the load stream's template (`load`).
+//!   messages (`control`), REST (`rest`), listenKey, listenToken and signed endpoints
+//!   (`private`, `token`, `orders`, `user`, `auth`), the spot and USD-M WebSocket APIs
+//!   (`wsapi`, `trade`), the `ORDERS` limits (`rate`), its per-market state (`state`), the
+//!   load stream's template (`load`).
 //! - `bybit`: Bybit v5 public WebSocket (`public`: ops, acks, errors, topic limits; `book`,
 //!   `ticker`, `kline`, `option`, `encode`: `publicTrade`, `orderbook`, `tickers`, `kline`,
 //!   `allLiquidation`) and the private side on the linear port (`private`: `auth`,
