@@ -308,6 +308,23 @@ pub struct AccountView {
     pub frames_queued: u64,
     /// Active listenKeys: key, scope, and ms until expiry.
     pub listen_keys: Vec<ListenKeyView>,
+    /// Live WebSocket-API user-data subscriptions (logon, signature or
+    /// listenToken ones), by connection and subscription id.
+    pub subscriptions: Vec<SubscriptionView>,
+}
+
+/// A live WebSocket-API user-data subscription of an account.
+#[derive(Debug, Clone, Serialize)]
+pub struct SubscriptionView {
+    /// The connection it lives on (the ids of `/admin/connections`).
+    pub conn: u64,
+    /// Its `subscriptionId` on that connection.
+    pub subscription_id: u64,
+    /// Whose events it carries: `spot`, `margin`, `isolated:<SYMBOL>`.
+    pub scope: String,
+    /// Milliseconds until it runs out unless renewed; `None` for one that
+    /// lasts as long as its connection.
+    pub expires_in_ms: Option<u64>,
 }
 
 /// A balance.

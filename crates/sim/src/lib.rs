@@ -86,7 +86,7 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-pub use account::{AccountView, BalanceView, ListenKeyView, OrderView, PositionView};
+pub use account::{AccountView, BalanceView, ListenKeyView, OrderView, PositionView, SubscriptionView};
 pub use bybit::private::{BybitOp, BybitPrivateConn};
 pub use config::{
     AccountSpec, BybitCategory, DeribitKind, DeribitLimits, Limits, LoadConfig, MarketConfig, MarketKind,
@@ -642,6 +642,19 @@ impl MarketHandle {
             })
             .collect();
         keys.sort_by(|a, b| a.scope.cmp(&b.scope));
+        let mut subscriptions: Vec<SubscriptionView> = st
+            .conns
+            .iter()
+            .flat_map(|(conn, c)| c.user_subs.iter().map(move |u| (*conn, u)))
+            .filter(|(_, u)| u.account == i)
+            .map(|(conn, u)| SubscriptionView {
+                conn,
+                subscription_id: u.id,
+                scope: u.scope.name(),
+                expires_in_ms: u.expires.map(|e| e.saturating_duration_since(now).as_millis() as u64),
+            })
+            .collect();
+        subscriptions.sort_by_key(|s| (s.conn, s.subscription_id));
         AccountView {
             name: a.spec.name.clone(),
             api_key: a.spec.api_key.clone(),
@@ -673,6 +686,7 @@ impl MarketHandle {
             events: a.events.clone(),
             frames_queued: a.frames_queued,
             listen_keys: keys,
+            subscriptions,
         }
     }
 }

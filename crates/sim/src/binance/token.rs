@@ -33,8 +33,8 @@ use crate::server::{Resp, json};
 /// The longest (and default) validity: 24 h.
 pub(crate) const MAX_VALIDITY_MS: u64 = 24 * 3600 * 1000;
 /// The shortest validity accepted (a simulator choice, so tests can watch a
-/// subscription run out; the venue documents none).
-pub(crate) const MIN_VALIDITY_MS: u64 = 1000;
+/// subscription run out and be renewed quickly; the venue documents none).
+pub(crate) const MIN_VALIDITY_MS: u64 = 100;
 
 /// Most user-data subscriptions one session may hold at once, and over its life.
 const MAX_SUBS: usize = 1000;

@@ -144,6 +144,10 @@ async fn isolated_margin_is_a_scope_of_its_own() {
     assert_eq!(subscribe(&mut api, &iso).await["result"]["subscriptionId"], 1, "another scope, another subscription");
     let subs = api.call("session.subscriptions", Value::Null).await;
     assert_eq!(subs["result"], json!([{"subscriptionId": 0}, {"subscriptionId": 1}]));
+    let view = m.account(None).unwrap().subscriptions;
+    let scopes: Vec<(u64, &str)> = view.iter().map(|s| (s.subscription_id, s.scope.as_str())).collect();
+    assert_eq!(scopes, [(0, "margin"), (1, "isolated:BTCUSDT")], "{view:?}");
+    assert!(view.iter().all(|s| s.expires_in_ms.is_some_and(|ms| ms > 23 * 3_600_000)), "{view:?}");
 
     // An isolated order trades the pair's own wallet and reaches subscription 1 only.
     let a = signed(
@@ -266,14 +270,14 @@ async fn listen_token_parameters_are_checked() {
         ("isIsolated=TRUE", -1102),
         ("isIsolated=TRUE&symbol=NOPEUSDT", -1121),
         ("isIsolated=maybe", -1100),
-        ("validity=999", -1130),
+        ("validity=99", -1130),
         ("validity=86400001", -1130),
         ("validity=soon", -1100),
     ] {
         let a = signed(m.addr(), "POST", "/sapi/v1/userListenToken", q, false).await;
         assert_eq!((a.status, a.json()["code"].as_i64()), (400, Some(code)), "{q}: {}", a.body);
     }
-    let ok = signed(m.addr(), "POST", "/sapi/v1/userListenToken", "isIsolated=false&validity=1000", true).await;
+    let ok = signed(m.addr(), "POST", "/sapi/v1/userListenToken", "isIsolated=false&validity=100", true).await;
     assert_eq!(ok.status, 200, "Ed25519 signatures too, and the shortest validity: {}", ok.body);
     let a = http(m.addr(), "GET", "/sapi/v1/userListenToken", Some(TEST_API_KEY), "").await;
     assert_eq!(a.status, 405);
