@@ -23,14 +23,14 @@ pub(crate) const AMT: u32 = 8;
 /// Finished orders kept per account for `/admin/account`.
 const HISTORY: usize = 1000;
 
-/// What a listenKey (or a WS-API subscription) carries.
+/// Whose user data a listenKey, a WS-API subscription or an order belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Scope {
-    /// Spot (WS-API subscriptions and the legacy `/api/v3/userDataStream`).
+    /// Spot (WS-API logon and signature subscriptions).
     Spot,
-    /// Cross margin (`/sapi/v1/userDataStream`).
+    /// Cross margin (its own wallet; listenToken subscriptions).
     Margin,
-    /// Isolated margin of one symbol (`/sapi/v1/userDataStream/isolated`).
+    /// Isolated margin of one symbol (its own wallet; listenToken subscriptions).
     Isolated(String),
     /// USDⓈ-M futures (`/fapi/v1/listenKey`).
     UsdM,
@@ -308,6 +308,23 @@ pub struct AccountView {
     pub frames_queued: u64,
     /// Active listenKeys: key, scope, and ms until expiry.
     pub listen_keys: Vec<ListenKeyView>,
+    /// Live WebSocket-API user-data subscriptions (logon, signature or
+    /// listenToken ones), by connection and subscription id.
+    pub subscriptions: Vec<SubscriptionView>,
+}
+
+/// A live WebSocket-API user-data subscription of an account.
+#[derive(Debug, Clone, Serialize)]
+pub struct SubscriptionView {
+    /// The connection it lives on (the ids of `/admin/connections`).
+    pub conn: u64,
+    /// Its `subscriptionId` on that connection.
+    pub subscription_id: u64,
+    /// Whose events it carries: `spot`, `margin`, `isolated:<SYMBOL>`.
+    pub scope: String,
+    /// Milliseconds until it runs out unless renewed; `None` for one that
+    /// lasts as long as its connection.
+    pub expires_in_ms: Option<u64>,
 }
 
 /// A balance.

@@ -42,8 +42,10 @@
 //!
 //! Venues:
 //! - `binance`: stream names and payloads (`topic`, `encode`), paths (`paths`), control
-//!   messages (`control`), REST (`rest`), listenKey and signed endpoints (`private`, `orders`,
-//!   `user`, `auth`), the spot WebSocket API (`wsapi`), the load stream's template (`load`).
+//!   messages (`control`), REST (`rest`), listenKey, listenToken and signed endpoints
+//!   (`private`, `token`, `orders`, `user`, `auth`), the spot and USD-M WebSocket APIs
+//!   (`wsapi`, `trade`), the `ORDERS` limits (`rate`), its per-market state (`state`), the
+//!   load stream's template (`load`).
 //! - `bybit`: Bybit v5 public WebSocket (`public`: ops, acks, errors, topic limits; `book`,
 //!   `ticker`, `kline`, `option`, `encode`: `publicTrade`, `orderbook`, `tickers`, `kline`,
 //!   `allLiquidation`) and the private side on the linear port (`private`: `auth`,
@@ -84,11 +86,11 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-pub use account::{AccountView, BalanceView, ListenKeyView, OrderView, PositionView};
+pub use account::{AccountView, BalanceView, ListenKeyView, OrderView, PositionView, SubscriptionView};
 pub use bybit::private::{BybitOp, BybitPrivateConn};
 pub use config::{
-    AccountSpec, BybitCategory, DeribitKind, DeribitLimits, Limits, LoadConfig, MarketConfig, MarketKind, SimConfig,
-    SymbolSpec, TEST_API_KEY, TEST_ED25519_SEED, TEST_HMAC_SECRET, Timing, Venue,
+    AccountSpec, BybitCategory, DeribitKind, DeribitLimits, Limits, LoadConfig, MarketConfig, MarketKind,
+    OrderRateLimit, SimConfig, SymbolSpec, TEST_API_KEY, TEST_ED25519_SEED, TEST_HMAC_SECRET, Timing, Venue,
 };
 pub use deribit::DeribitStats;
 pub use faults::{MAX_FLOOD_FRAMES, MAX_OVERSIZED_BYTES};
@@ -552,6 +554,21 @@ impl MarketHandle {
     /// and `outboundAccountPosition`, futures `ACCOUNT_UPDATE` (reason
     /// `DEPOSIT`/`WITHDRAW`).
     pub fn deposit(&self, api_key: Option<&str>, asset: &str, amount: &str) -> Result<(), String> {
+        self.deposit_to(api_key, None, asset, amount)
+    }
+
+    /// [`MarketHandle::deposit`] into one of the account's scopes as the venue
+    /// names them (`None`: the market's own). Binance spot: `margin` (cross
+    /// margin) and `isolated:<SYMBOL>`, each with its own wallet and events
+    /// (`balanceUpdate` + `outboundAccountPosition` to that scope's
+    /// subscribers).
+    pub fn deposit_to(
+        &self,
+        api_key: Option<&str>,
+        scope: Option<&str>,
+        asset: &str,
+        amount: &str,
+    ) -> Result<(), String> {
         let (neg, digits) = match amount.trim().strip_prefix('-') {
             Some(d) => (true, d),
             None => (false, amount.trim()),
@@ -563,7 +580,11 @@ impl MarketHandle {
         }
         let mut st = self.hub.lock();
         let acct = self.account_index(&st, api_key)?;
-        self.hub.dialect.deposit(&self.hub, &mut st, acct, asset, if neg { -v } else { v });
+        let amount = if neg { -v } else { v };
+        match scope {
+            None => self.hub.dialect.deposit(&self.hub, &mut st, acct, asset, amount),
+            Some(scope) => self.hub.dialect.deposit_scoped(&self.hub, &mut st, acct, scope, asset, amount)?,
+        }
         Ok(())
     }
 
@@ -621,6 +642,19 @@ impl MarketHandle {
             })
             .collect();
         keys.sort_by(|a, b| a.scope.cmp(&b.scope));
+        let mut subscriptions: Vec<SubscriptionView> = st
+            .conns
+            .iter()
+            .flat_map(|(conn, c)| c.user_subs.iter().map(move |u| (*conn, u)))
+            .filter(|(_, u)| u.account == i)
+            .map(|(conn, u)| SubscriptionView {
+                conn,
+                subscription_id: u.id,
+                scope: u.scope.name(),
+                expires_in_ms: u.expires.map(|e| e.saturating_duration_since(now).as_millis() as u64),
+            })
+            .collect();
+        subscriptions.sort_by_key(|s| (s.conn, s.subscription_id));
         AccountView {
             name: a.spec.name.clone(),
             api_key: a.spec.api_key.clone(),
@@ -652,6 +686,7 @@ impl MarketHandle {
             events: a.events.clone(),
             frames_queued: a.frames_queued,
             listen_keys: keys,
+            subscriptions,
         }
     }
 }
