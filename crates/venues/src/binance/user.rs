@@ -410,7 +410,14 @@ impl Cx<'_> {
         let spot = self.market == Market::Spot;
         let futures = matches!(self.market, Market::UsdM | Market::CoinM);
         match e {
-            "executionReport" if spot => out.push(self.execution_report(text)?),
+            "executionReport" if spot => {
+                let ev = self.execution_report(text)?;
+                // A fill is also a `user_trade`, as on the other venues (spot
+                // and margin have no TRADE_LITE).
+                let trade = fill_trade(&ev);
+                out.push(ev);
+                out.extend(trade);
+            }
             "outboundAccountPosition" if spot => out.push(self.account_position(text)?),
             "balanceUpdate" if spot => out.push(self.balance_delta(text, "balanceUpdate", false)?),
             "externalLockUpdate" if spot => out.push(self.balance_delta(text, "externalLockUpdate", true)?),
@@ -426,6 +433,7 @@ impl Cx<'_> {
     }
 
     fn execution_report(&self, text: &str) -> Result<Event, DecodeError> {
+        // (The `user_trade` of a fill is built from it by `fill_trade`.)
         const W: &str = "executionReport";
         let w: ExecutionReportW<'_> = parse(text).map_err(|r| self.invalid(W, r))?;
         let side = order_side(w.S.as_str()).map_err(|r| self.invalid(W, r))?;
@@ -666,6 +674,28 @@ impl Cx<'_> {
         let ts = self.ms(w.E.map(|m| m.0), what)?;
         Ok(self.event(EventKind::UserStreamEnded { reason: what.to_owned() }, None, ts))
     }
+}
+
+/// The `user_trade` of an `order_update` that carries a fill.
+fn fill_trade(ev: &Event) -> Option<Event> {
+    let EventKind::OrderUpdate(o) = &ev.kind else { return None };
+    let f = o.fill.as_ref()?;
+    Some(Event {
+        kind: EventKind::UserTrade(UserTrade {
+            order_id: o.order_id.clone(),
+            client_order_id: o.client_order_id.clone(),
+            side: o.side,
+            trade_id: f.trade_id.clone(),
+            price: f.price,
+            qty: f.qty,
+            maker: f.maker,
+            order_price: o.price.filter(|p| !p.is_zero()),
+            order_qty: Some(o.qty),
+            fee: Some(f.fee),
+            fee_asset: f.fee_asset.clone(),
+        }),
+        ..ev.clone()
+    })
 }
 
 #[cfg(test)]

@@ -131,9 +131,17 @@ fn spot_execution_report_with_a_fill_cancel_and_list() {
         .replace(r#""m": false"#, r#""m": true"#)
         .replace(r#""g": -1"#, r#""g": 2"#)
         .replace(r#""P": "0.00000000""#, r#""P": "0.10000000""#);
-    let e = one(Market::Spot, &fill);
+    let both = all(Market::Spot, &fill);
+    assert_eq!(both.len(), 2, "a fill is an order_update and a user_trade");
+    let e = both[0].clone();
     let o = order(&e);
     assert_eq!((o.execution_type.as_str(), o.status.as_str()), ("TRADE", "PARTIALLY_FILLED"));
+    let EventKind::UserTrade(t) = &both[1].kind else { panic!("not a user_trade: {:?}", both[1]) };
+    assert_eq!(
+        (t.order_id.as_str(), t.trade_id.as_str(), t.price, t.qty, t.fee, t.fee_asset.as_deref(), t.maker),
+        (o.order_id.as_str(), "22713", d("0.10264400"), d("0.25000000"), Some(d("0.00025000")), Some("ETH"), true)
+    );
+    assert_eq!((t.order_qty, t.side, both[1].symbol.as_deref()), (Some(o.qty), o.side, e.symbol.as_deref()));
     assert_eq!(o.filled_qty, d("0.25000000"));
     assert_eq!(o.stop_price, Some(d("0.10000000")));
     assert_eq!(o.order_list_id, Some(2));
@@ -155,9 +163,9 @@ fn spot_execution_report_with_a_fill_cancel_and_list() {
 
     // A fill charged nothing: the venue sends `"n": "0"` and `"N": null`.
     let free = fill.replace(r#""n": "0.00025000""#, r#""n": "0""#).replace(r#""N": "ETH""#, r#""N": null"#);
-    let f = order(&one(Market::Spot, &free)).fill.clone().expect("fill");
+    let f = order(&all(Market::Spot, &free)[0]).fill.clone().expect("fill");
     assert_eq!((f.fee, f.fee_asset), (d("0"), None));
-    let v = serde_json::to_value(one(Market::Spot, &free)).expect("json");
+    let v = serde_json::to_value(&all(Market::Spot, &free)[0]).expect("json");
     assert_eq!(v["fill"]["fee"], "0");
     assert!(v["fill"].get("fee_asset").is_none(), "{v}");
 
