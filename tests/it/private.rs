@@ -309,22 +309,3 @@ async fn a_skewed_venue_clock_is_measured_and_signed_calls_succeed() {
         assert!(r.is_err_and(|e| e.to_string().contains("-1021")), "skew {skew}");
     }
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn margin_and_isolated_margin_user_sockets_use_their_own_listen_keys() {
-    let (_sim, m) = sim(MarketKind::Spot).await;
-    let creds = Credentials::hmac(TEST_API_KEY, TEST_HMAC_SECRET).expect("creds");
-    let mut c = PrivateClient::new("binance", creds, config(&m)).expect("venue");
-    c.open("margin").await.expect("margin");
-    until(&mut c, "connected", |e| matches!(e.kind, EventKind::Connected)).await;
-    c.open("isolated:btcusdt").await.expect("isolated");
-    until(&mut c, "connected", |e| matches!(e.kind, EventKind::Connected)).await;
-    assert!(c.open("margin").await.is_err(), "one connection per account");
-    let mut scopes: Vec<String> = m.account(None).expect("account").listen_keys.into_iter().map(|k| k.scope).collect();
-    scopes.sort();
-    assert_eq!(scopes, ["isolated:BTCUSDT", "margin"]);
-    assert!(c.is_active("margin") && c.is_active("isolated:btcusdt"));
-    assert_eq!(c.stats().listen_keys_created, 2);
-    c.shutdown().await;
-    assert!(m.account(None).expect("account").listen_keys.is_empty(), "keys deleted on shutdown");
-}
