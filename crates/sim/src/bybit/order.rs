@@ -420,7 +420,8 @@ pub(crate) fn place(hub: &Hub, st: &mut HubState, acct: usize, v: &Value) -> Res
         reject_reason = "EC_PostOnlyWillTakeLiquidity";
     }
     let planned: i64 = plan.iter().map(|(_, x)| x).sum();
-    let rests = !n.market && (n.tif == "GTC" || (n.tif == "PostOnly" && plan.is_empty())) && planned < qty;
+    let would_take = reject_reason == "EC_PostOnlyWillTakeLiquidity";
+    let rests = !n.market && (n.tif == "GTC" || (n.tif == "PostOnly" && !would_take)) && planned < qty;
     if !n.reduce_only {
         let check_px = if n.market { plan.last().map_or(mid, |(p, _)| *p) } else { n.price };
         check_margin(st, acct, &n.spec, (n.buy, qty, check_px), None)?;

@@ -4,6 +4,7 @@
 mod bybit;
 mod bybit_categories;
 mod bybit_private;
+mod bybit_trade;
 mod common;
 mod conformance;
 mod deribit;
