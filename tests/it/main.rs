@@ -17,6 +17,7 @@ mod examples;
 mod feed;
 mod grafana;
 mod hardening;
+mod margin;
 mod nats;
 mod one_feed;
 mod parquet;

@@ -207,6 +207,18 @@ pub struct Limits {
     /// Bybit: the total characters of the topics one public connection may
     /// hold (the venue's 21 000). Binance markets ignore it.
     pub max_topic_chars: usize,
+    /// Bybit: order requests one account may send per `bybit_order_window`
+    /// for each op type (`order.create`, `order.amend`, `order.cancel` and
+    /// each batch op; a batch counts one per order; `POST /v5/order/create`
+    /// shares the `order.create` count). The venue's default tier is 10 a
+    /// second on linear (docs/v5/rate-limit/rate-limit.mdx). Over it: retCode
+    /// 10006 and nothing placed. Other venues ignore it.
+    pub bybit_order_limit: u32,
+    /// The rolling window of `bybit_order_limit` (the venue's 1 s).
+    pub bybit_order_window: Duration,
+    /// Bybit: orders one batch request may carry (linear 20,
+    /// docs/v5/websocket/trade/guideline.mdx). Other venues ignore it.
+    pub bybit_max_batch: usize,
     /// Deribit's own rules (heartbeats, credits, tokens); other venues ignore them.
     pub deribit: DeribitLimits,
     /// New orders one account may place in each fixed interval (the venue's
@@ -326,6 +338,9 @@ impl Limits {
             max_open_orders: 200,
             idle_timeout: Duration::from_secs(600),
             max_topic_chars: usize::MAX,
+            bybit_order_limit: 10,
+            bybit_order_window: Duration::from_secs(1),
+            bybit_max_batch: 20,
             deribit: DeribitLimits::default(),
             order_rate_limits: binance_order_limits(kind),
         }

@@ -3,20 +3,26 @@
 //! the `publicTrade`, `orderbook`, `tickers`, `kline` and `allLiquidation`
 //! payloads derived from the true books and the generator's trades
 //! (`encode`, `book`, `ticker`, `kline`, `option`), and the private side on
-//! the linear port (`private`: `/v5/private`; `order`: `POST /v5/order/create`).
+//! the linear port (`private`: `/v5/private`; `trade`: the `/v5/trade` order
+//! socket; `order`: the order engine both it and `POST /v5/order/create` use,
+//! with the per-account rate limits of `ratelimit` and the push items of
+//! `items`).
 //!
 //! Written from the venue's documentation and captures only; it shares nothing
 //! with the client's wire code.
 
 pub(crate) mod book;
 pub(crate) mod encode;
+pub(crate) mod items;
 pub(crate) mod kline;
 pub(crate) mod option;
 pub(crate) mod order;
 pub(crate) mod private;
 pub(crate) mod public;
+pub(crate) mod ratelimit;
 pub(crate) mod ticker;
 pub(crate) mod time;
+pub(crate) mod trade;
 
 use std::any::Any;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -35,6 +41,8 @@ use crate::server::{Resp, json};
 pub(crate) const PUBLIC: u8 = 0;
 /// The tag of a private connection (`/v5/private`).
 pub(crate) const PRIVATE: u8 = 1;
+/// The tag of an order-entry connection (`/v5/trade`).
+pub(crate) const TRADE: u8 = 2;
 
 /// What a Bybit market keeps besides the generator (the hub's venue state).
 #[derive(Debug, Default)]
@@ -45,6 +53,13 @@ pub(crate) struct BybitState {
     pub tickers: HashMap<String, BTreeMap<&'static str, String>>,
     /// The private side's op log and id counters.
     pub private: private::PrivState,
+    /// What the venue reports about each open order besides the shared
+    /// `Order` (at most `Limits::max_open_orders` per account).
+    pub orders: BTreeMap<u64, items::Flags>,
+    /// The per-account order rate limits.
+    pub limits: ratelimit::OrderLimits,
+    /// The `/v5/trade` sockets' recent `reqId`s and trace ids.
+    pub trade: trade::TradeState,
 }
 
 /// The Bybit state in a hub's venue slot.
@@ -148,6 +163,8 @@ impl Dialect for Bybit {
             (PUBLIC, false)
         } else if p == private::PATH && self.cat == BybitCategory::Linear {
             (PRIVATE, true)
+        } else if p == trade::PATH && self.cat == BybitCategory::Linear {
+            (TRADE, true)
         } else {
             return None;
         };
@@ -180,13 +197,13 @@ impl Dialect for Bybit {
     }
 
     fn answer(&self, hub: &Hub, conn: u64, kind: ConnKind, text: &str) -> (Option<Bytes>, bool) {
-        if kind.tag == PRIVATE {
-            if text.contains("\"auth\"") && hub.swallow_auth() {
-                return (None, true);
-            }
-            private::answer(hub, conn, text)
-        } else {
-            public::answer(hub, conn, text)
+        if (kind.tag == PRIVATE || kind.tag == TRADE) && text.contains("\"auth\"") && hub.swallow_auth() {
+            return (None, true);
+        }
+        match kind.tag {
+            PRIVATE => private::answer(hub, conn, text),
+            TRADE => trade::answer(hub, conn, text),
+            _ => public::answer(hub, conn, text),
         }
     }
 

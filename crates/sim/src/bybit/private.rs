@@ -3,7 +3,8 @@
 //! `order`, `execution`, `position`, `wallet`). The signed order endpoint that
 //! produces the pushes is `super::order`.
 //!
-//! Every op a private connection sends is recorded (`MarketHandle::bybit_private_conns`,
+//! Every op a private connection (and a `/v5/trade` connection, `super::trade`)
+//! sends is recorded (`MarketHandle::bybit_private_conns`,
 //! `GET /admin/bybit_private`). Secrets and signatures are never logged or echoed.
 
 use std::collections::BTreeMap;
@@ -17,7 +18,7 @@ use crate::hub::{Hub, HubState, KillMode, Session};
 use crate::ws;
 
 use super::encode::js;
-use super::{PRIVATE, state, state_mut};
+use super::{PRIVATE, TRADE, state, state_mut};
 
 /// The private WebSocket path.
 pub(crate) const PATH: &str = "/v5/private";
@@ -50,6 +51,8 @@ pub struct BybitPrivateConn {
     pub conn: u64,
     /// Whether the socket is still open.
     pub open: bool,
+    /// Whether it is an order-entry socket (`/v5/trade`) rather than `/v5/private`.
+    pub trade: bool,
     /// The API key it authenticated with, if it did.
     pub api_key: Option<String>,
     /// Its private subscriptions.
@@ -61,11 +64,48 @@ pub struct BybitPrivateConn {
 /// The private side's own state in the hub.
 #[derive(Debug, Default)]
 pub(crate) struct PrivState {
-    pub(crate) ops: BTreeMap<u64, Vec<BybitOp>>,
+    pub(crate) ops: BTreeMap<u64, ConnLog>,
     /// The next `seq` of `execution` / `position` items.
     pub(crate) seq: u64,
     /// The next message id.
     pub(crate) msg: u64,
+}
+
+/// The ops one connection sent.
+#[derive(Debug, Default)]
+pub(crate) struct ConnLog {
+    /// A `/v5/trade` socket.
+    trade: bool,
+    ops: Vec<BybitOp>,
+}
+
+/// Why an `auth` op is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AuthError {
+    /// `args` is not `[apiKey, expires, signature]` of the right types.
+    Params,
+    /// `expires` is not after the venue clock.
+    Expired,
+    /// No account has the API key.
+    UnknownKey,
+    /// The signature is not the key's.
+    BadSign,
+}
+
+/// Records one op of `conn` (the oldest connections are forgotten).
+pub(crate) fn log_op(hub: &Hub, conn: u64, trade: bool, op: BybitOp) {
+    let mut st = hub.lock();
+    if let Some(state) = state_mut(st.venue.as_mut()) {
+        let ops = &mut state.private.ops;
+        let log = ops.entry(conn).or_default();
+        log.trade = trade;
+        if log.ops.len() < LOG_OPS {
+            log.ops.push(op);
+        }
+        while ops.len() > LOG_CONNS {
+            ops.pop_first();
+        }
+    }
 }
 
 fn conn_id(hub: &Hub, conn: u64) -> String {
@@ -88,17 +128,7 @@ fn reply(success: bool, ret_msg: &str, op: &str, cid: &str, req_id: Option<&str>
 pub(crate) fn answer(hub: &Hub, conn: u64, text: &str) -> (Option<Bytes>, bool) {
     let cid = conn_id(hub, conn);
     let (op, ok, msg, frame) = respond(hub, conn, &cid, text);
-    let mut st = hub.lock();
-    if let Some(state) = state_mut(st.venue.as_mut()) {
-        let ops = &mut state.private.ops;
-        let log = ops.entry(conn).or_default();
-        if log.len() < LOG_OPS {
-            log.push(BybitOp { op, success: ok, ret_msg: msg });
-        }
-        while ops.len() > LOG_CONNS {
-            ops.pop_first();
-        }
-    }
+    log_op(hub, conn, false, BybitOp { op, success: ok, ret_msg: msg });
     (Some(ws::encode(ws::op::TEXT, frame.as_bytes())), ok)
 }
 
@@ -137,7 +167,7 @@ fn respond(hub: &Hub, conn: u64, cid: &str, text: &str) -> (String, bool, String
         }
         "auth" => match authenticate(hub, conn, &v) {
             Ok(()) => (true, String::new()),
-            Err(()) => (false, "Params Error".to_string()),
+            Err(_) => (false, "Params Error".to_string()),
         },
         "subscribe" | "unsubscribe" => topics_op(hub, conn, &op, &v),
         _ => (false, "error:invalid op".to_string()),
@@ -146,31 +176,40 @@ fn respond(hub: &Hub, conn: u64, cid: &str, text: &str) -> (String, bool, String
     (op, ok, msg, text)
 }
 
-/// `{"op":"auth","args":[apiKey, expires, signature]}`: the signature is the
-/// hex HMAC-SHA256 of `GET/realtime{expires}` under the account's secret, and
-/// `expires` (ms, number or numeric string) must be after the venue clock.
-fn authenticate(hub: &Hub, conn: u64, v: &Value) -> Result<(), ()> {
-    let args = v.get("args").and_then(Value::as_array).ok_or(())?;
-    let [key, expires, sig] = args.as_slice() else { return Err(()) };
-    let key = key.as_str().ok_or(())?;
+/// Checks `{"op":"auth","args":[apiKey, expires, signature]}` (the same on
+/// `/v5/private` and `/v5/trade`): the signature is the hex HMAC-SHA256 of
+/// `GET/realtime{expires}` under the account's secret, and `expires` (ms,
+/// number or numeric string) must be after the venue clock. Returns the
+/// account and the venue time.
+pub(crate) fn check_auth(hub: &Hub, v: &Value) -> Result<(usize, u64), AuthError> {
+    use AuthError::*;
+    let args = v.get("args").and_then(Value::as_array).ok_or(Params)?;
+    let [key, expires, sig] = args.as_slice() else { return Err(Params) };
+    let key = key.as_str().ok_or(Params)?;
     let expires: u64 = match expires {
-        Value::Number(n) => n.as_u64().ok_or(())?,
-        Value::String(s) => s.trim().parse().map_err(|_| ())?,
-        _ => return Err(()),
+        Value::Number(n) => n.as_u64().ok_or(Params)?,
+        Value::String(s) => s.trim().parse().map_err(|_| Params)?,
+        _ => return Err(Params),
     };
-    let sig = sig.as_str().ok_or(())?;
-    if sig.len() != 64 || !sig.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(());
-    }
+    let sig = sig.as_str().ok_or(Params)?;
     let (verifier, acct, now) = {
         let st = hub.lock();
-        let acct = st.accounts.by_api_key(key).ok_or(())?;
+        let acct = st.accounts.by_api_key(key).ok_or(UnknownKey)?;
         (st.accounts.list[acct].verifier.clone(), acct, hub.venue_ms(&st))
     };
     if expires <= now {
-        return Err(());
+        return Err(Expired);
     }
-    verifier.verify(format!("GET/realtime{expires}").as_bytes(), sig, false).map_err(|_| ())?;
+    if sig.len() != 64 || !sig.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(BadSign);
+    }
+    verifier.verify(format!("GET/realtime{expires}").as_bytes(), sig, false).map_err(|_| BadSign)?;
+    Ok((acct, now))
+}
+
+/// `auth` on `/v5/private`: any refusal is `Params Error` (as observed).
+fn authenticate(hub: &Hub, conn: u64, v: &Value) -> Result<(), AuthError> {
+    let (acct, now) = check_auth(hub, v)?;
     let mut st = hub.lock();
     if let Some(c) = st.conns.get_mut(&conn) {
         // A second auth with another key moves the connection to that account.
@@ -253,7 +292,7 @@ pub(crate) fn conns(hub: &Hub) -> Vec<BybitPrivateConn> {
     let Some(log) = state(st.venue.as_ref()).map(|s| &s.private.ops) else { return Vec::new() };
     let mut ids: Vec<u64> = log.keys().copied().collect();
     for (id, c) in &st.conns {
-        if c.kind.tag == PRIVATE && !ids.contains(id) {
+        if (c.kind.tag == PRIVATE || c.kind.tag == TRADE) && !ids.contains(id) {
             ids.push(*id);
         }
     }
@@ -261,15 +300,17 @@ pub(crate) fn conns(hub: &Hub) -> Vec<BybitPrivateConn> {
     ids.into_iter()
         .map(|id| {
             let c = st.conns.get(&id);
+            let entry = log.get(&id);
             BybitPrivateConn {
                 conn: id,
                 open: c.is_some(),
+                trade: c.map_or_else(|| entry.is_some_and(|l| l.trade), |c| c.kind.tag == TRADE),
                 api_key: c
                     .and_then(|c| c.session)
                     .and_then(|s| st.accounts.list.get(s.account))
                     .map(|a| a.spec.api_key.clone()),
                 topics: c.map(|c| c.subs.clone()).unwrap_or_default(),
-                ops: log.get(&id).cloned().unwrap_or_default(),
+                ops: entry.map(|l| l.ops.clone()).unwrap_or_default(),
             }
         })
         .collect()

@@ -8,6 +8,7 @@ mod binance_trade;
 mod bybit;
 mod bybit_categories;
 mod bybit_private;
+mod bybit_trade;
 mod common;
 mod conformance;
 mod deribit;
