@@ -15,11 +15,11 @@ pub(crate) enum ExportCmd {
     /// and writes OUT_DIR/<venue>/<market>/<table>/<YYYY-MM-DD>/<HH>.parquet,
     /// where <table> is the event type (trade, agg_trade, book_snapshot,
     /// book_update, book_delta, top_of_book, kline, ticker, avg_price,
-    /// mark_price, liquidation, order_update, user_trade, order_list_update,
-    /// balance_update, position_update) or `status` for every status event
-    /// (connected, disconnected, gap, book_resync, ...). Prices and quantities
-    /// are Decimal128(38, 18), times Timestamp(ns, UTC); schemas in
-    /// docs/parquet.md.
+    /// mark_price, index_price, open_interest, liquidation, order_update,
+    /// user_trade, order_list_update, balance_update, position_update) or
+    /// `status` for every status event (connected, disconnected, gap,
+    /// book_resync, ...). Prices and quantities are Decimal128(38, 18), times
+    /// Timestamp(ns, UTC); schemas in docs/parquet.md.
     ///
     /// Each file is written under a temporary name and renamed when complete;
     /// converting an hour again replaces its files. A line that is not an

@@ -7,7 +7,7 @@
 //! file for each [`Table`] that has rows in that hour ([`CaptureHour`]). The
 //! tables are the market-data and private event types (`trade`, `agg_trade`,
 //! `book_delta`, `book_snapshot`, `book_update`, `top_of_book`, `kline`,
-//! `ticker`, `avg_price`, `mark_price`, `index_price`, `liquidation`, `order_update`,
+//! `ticker`, `avg_price`, `mark_price`, `index_price`, `open_interest`, `liquidation`, `order_update`,
 //! `user_trade`, `order_list_update`, `balance_update`, `position_update`)
 //! and `status`, which holds every other event (`connected`, `disconnected`,
 //! `reconnected`, `gap`, `book_resync`, `subscription_failed`, `auth_failed`,
@@ -143,6 +143,8 @@ pub enum Table {
     MarkPrice,
     /// `index_price`.
     IndexPrice,
+    /// `open_interest`.
+    OpenInterest,
     /// `liquidation`.
     Liquidation,
     /// `order_update` (private).
@@ -290,6 +292,7 @@ const MARK_PRICE: &[Col] = &[
     opt("rho", Dec),
 ];
 const INDEX_PRICE: &[Col] = &[req("price", Dec), opt("funding_rate", Dec)];
+const OPEN_INTEREST: &[Col] = &[req("open_interest", Dec), opt("open_interest_value", Dec)];
 const LIQUIDATION: &[Col] = &[req("side", Str), req("price", Dec), req("qty", Dec)];
 const ORDER_UPDATE: &[Col] = &[
     req("order_id", Str),
@@ -406,7 +409,7 @@ fn data_type(ty: Ty) -> DataType {
 
 impl Table {
     /// Every table.
-    pub const ALL: [Table; 18] = [
+    pub const ALL: [Table; 19] = [
         Table::Trade,
         Table::AggTrade,
         Table::BookDelta,
@@ -418,6 +421,7 @@ impl Table {
         Table::AvgPrice,
         Table::MarkPrice,
         Table::IndexPrice,
+        Table::OpenInterest,
         Table::Liquidation,
         Table::OrderUpdate,
         Table::UserTrade,
@@ -442,6 +446,7 @@ impl Table {
             Table::AvgPrice => "avg_price",
             Table::MarkPrice => "mark_price",
             Table::IndexPrice => "index_price",
+            Table::OpenInterest => "open_interest",
             Table::Liquidation => "liquidation",
             Table::OrderUpdate => "order_update",
             Table::UserTrade => "user_trade",
@@ -466,6 +471,7 @@ impl Table {
             EventKind::AvgPrice(_) => Table::AvgPrice,
             EventKind::MarkPrice(_) => Table::MarkPrice,
             EventKind::IndexPrice(_) => Table::IndexPrice,
+            EventKind::OpenInterest(_) => Table::OpenInterest,
             EventKind::Liquidation(_) => Table::Liquidation,
             EventKind::OrderUpdate(_) => Table::OrderUpdate,
             EventKind::UserTrade(_) => Table::UserTrade,
@@ -489,6 +495,7 @@ impl Table {
             Table::AvgPrice => AVG_PRICE,
             Table::MarkPrice => MARK_PRICE,
             Table::IndexPrice => INDEX_PRICE,
+            Table::OpenInterest => OPEN_INTEREST,
             Table::Liquidation => LIQUIDATION,
             Table::OrderUpdate => ORDER_UPDATE,
             Table::UserTrade => USER_TRADE,
@@ -807,6 +814,11 @@ fn row(ev: &Event, line: u64) -> Result<(Table, Row<'_>), Unfit> {
             r.d("price", i.price)?;
             r.od("funding_rate", i.funding_rate)?;
             Table::IndexPrice
+        }
+        EventKind::OpenInterest(o) => {
+            r.d("open_interest", o.open_interest)?;
+            r.od("open_interest_value", o.open_interest_value)?;
+            Table::OpenInterest
         }
         EventKind::Liquidation(l) => {
             r.s(side(l.side));

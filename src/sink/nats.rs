@@ -423,7 +423,7 @@ fn content_hash(ev: &Event) -> String {
 /// | `top_of_book` | the update id |
 /// | `kline` | `<interval>.<open_time>.<closed>.<exchange_ts>` (an open candle is pushed many times) |
 /// | `ticker`, `avg_price` | `<window or interval>.<exchange_ts>` |
-/// | `mark_price` | `<exchange_ts>` |
+/// | `mark_price`, `open_interest` | `<exchange_ts>` |
 /// | `liquidation` | `<exchange_ts>.<side>.<price>.<qty>` |
 /// | anything else (`unknown`, private data) | `h` + FNV-1a of the JSON without `receive_ts` |
 ///
@@ -451,7 +451,7 @@ pub fn message_id(ev: &Event) -> Option<String> {
         (EventKind::Kline(k), Some(ts)) => write!(id, "{}.{}.{}.{ts}", k.interval, k.open_time, k.closed),
         (EventKind::Ticker(t), Some(ts)) => write!(id, "{}.{ts}", t.window),
         (EventKind::AvgPrice(a), Some(ts)) => write!(id, "{}.{ts}", a.interval),
-        (EventKind::MarkPrice(_), Some(ts)) => write!(id, "{ts}"),
+        (EventKind::MarkPrice(_) | EventKind::OpenInterest(_), Some(ts)) => write!(id, "{ts}"),
         (EventKind::Liquidation(l), Some(ts)) => {
             let side = match l.side {
                 ferrofeed_model::event::Side::Buy => "buy",
@@ -1266,6 +1266,11 @@ mod tests {
             r#"{"type":"book_snapshot","last_update_id":160,"bids":[["1","1"]],"asks":[],"venue":"binance","market":"spot","symbol":"BNBBTC","exchange_ts":null,"receive_ts":2}"#,
         );
         assert_eq!(message_id(&s).as_deref(), Some("binance.spot.book_snapshot.BNBBTC.160.1x0"));
+        let oi = ev(
+            r#"{"type":"open_interest","open_interest":"59891.732","open_interest_value":"3899996265.01","venue":"bybit","market":"linear","symbol":"BTCUSDT","exchange_ts":1786310817583000000,"receive_ts":2}"#,
+        );
+        assert_eq!(data_subject("ferrofeed", &oi), "ferrofeed.bybit.linear.open_interest.BTCUSDT");
+        assert_eq!(message_id(&oi).as_deref(), Some("bybit.linear.open_interest.BTCUSDT.1786310817583000000"));
         let u =
             ev(r#"{"type":"unknown","raw":"x","venue":"binance","market":"spot","exchange_ts":null,"receive_ts":5}"#);
         let mut u2 = u.clone();

@@ -301,7 +301,7 @@ async fn inverse_topics_decode_and_books_survive_a_kill() {
         Category::Inverse,
         &["publicTrade.BTCUSD", "tickers.BTCUSD", "kline.1.BTCUSD", "allLiquidation.BTCUSD", "publicTrade.ETHUSD"],
         &["BTCUSD", "ETHUSD"],
-        &["trade", "book_snapshot", "book_update", "mark_price", "ticker", "kline", "liquidation"],
+        &["trade", "book_snapshot", "book_update", "mark_price", "open_interest", "ticker", "kline", "liquidation"],
     )
     .await;
 }
@@ -313,7 +313,7 @@ async fn option_topics_settle_without_req_id_decode_and_books_survive_a_kill() {
         Category::Option,
         &["publicTrade.BTC", "tickers.BTC-26DEC26-95000-C", "tickers.BTC-26DEC26-100000-P"],
         &["BTC-26DEC26-95000-C", "BTC-26DEC26-100000-C"],
-        &["trade", "book_snapshot", "book_update", "mark_price"],
+        &["trade", "book_snapshot", "book_update", "mark_price", "open_interest"],
     )
     .await;
 }

@@ -69,7 +69,8 @@ fn summary(o: &Output) -> serde_json::Value {
 
 /// Two venues and every kind of public data the simulator sends: trades,
 /// aggregate trades, book tickers, klines, tickers, average and mark prices,
-/// liquidations, raw depth diffs and two local books.
+/// open interest (Bybit tickers), liquidations, raw depth diffs and two local
+/// books.
 const FEEDS: &str = r#"
 [sim]
 seed = 11
@@ -105,6 +106,7 @@ const EXPECTED_TABLES: &[&str] = &[
     "ticker",
     "avg_price",
     "mark_price",
+    "open_interest",
     "liquidation",
     "book_delta",
     "book_snapshot",

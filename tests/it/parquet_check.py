@@ -38,7 +38,7 @@ except ImportError as e:  # the Rust test turns this into a clear failure
 
 DATA_TABLES = {
     "trade", "agg_trade", "book_delta", "book_snapshot", "book_update", "top_of_book", "kline",
-    "ticker", "avg_price", "mark_price", "index_price", "liquidation", "order_update", "user_trade",
+    "ticker", "avg_price", "mark_price", "index_price", "open_interest", "liquidation", "order_update", "user_trade",
     "order_list_update", "balance_update", "position_update",
 }
 # Columns that hold prices, quantities or amounts (top level and inside lists of structs).
@@ -50,11 +50,13 @@ DECIMAL_COLUMNS = {
     "fill_fee", "realized_pnl", "activation_price", "callback_rate", "order_price", "order_qty",
     "fee", "amount", "entry_price", "breakeven_price", "unrealized_pnl", "isolated_wallet",
     "free", "locked", "delta", "locked_delta", "wallet_balance", "cross_wallet_balance",
+    "open_interest", "open_interest_value",
 }
 TIMESTAMP_COLUMNS = {"exchange_ts", "receive_ts", "open_time", "close_time", "next_funding_ts"}
 UINT64_COLUMNS = {"first_update_id", "last_update_id", "prev_update_id", "update_id", "line"}
 # The first of these a table has (in the first row where it has a value) is shown in the report.
-EXAMPLE_COLUMNS = ["price", "last_price", "close", "mark_price", "bid_price", "best_bid_price", "amount", "bids", "asks", "balances"]
+EXAMPLE_COLUMNS = ["price", "last_price", "close", "mark_price", "bid_price", "best_bid_price", "amount", "open_interest",
+                   "bids", "asks", "balances"]
 DECIMAL_TYPE = pa.decimal128(38, 18)
 TIMESTAMP_TYPE = pa.timestamp("ns", tz="UTC")
 

@@ -343,6 +343,7 @@ streams = ["btcusdt@trade"]
         ("bybit/linear/", "trade"),
         ("bybit/linear/", "ticker"),
         ("bybit/linear/", "mark_price"),
+        ("bybit/linear/", "open_interest"),
         ("bybit/linear/", "book_snapshot"),
         ("bybit/linear/", "book_update"),
         ("bybit/spot/", "trade"),

@@ -170,6 +170,9 @@ pub enum EventKind {
     /// The value of a price index (Deribit `deribit_price_index`), or the
     /// index and funding of a perpetual (Deribit `perpetual`).
     IndexPrice(IndexPrice),
+    /// Open interest of a derivative (Bybit and Deribit tickers, Binance
+    /// options `openInterest`).
+    OpenInterest(OpenInterest),
     /// A liquidation order.
     Liquidation(Liquidation),
     /// The state of one of the account's orders after a change (private;
@@ -254,6 +257,7 @@ impl EventKind {
             EventKind::AvgPrice(_) => "avg_price",
             EventKind::MarkPrice(_) => "mark_price",
             EventKind::IndexPrice(_) => "index_price",
+            EventKind::OpenInterest(_) => "open_interest",
             EventKind::Liquidation(_) => "liquidation",
             EventKind::OrderUpdate(_) => "order_update",
             EventKind::UserTrade(_) => "user_trade",
@@ -593,6 +597,29 @@ pub struct IndexPrice {
     /// (Deribit `perpetual` `interest`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub funding_rate: Option<Decimal>,
+}
+
+/// The open interest of a derivative: the size of all open positions (one
+/// side), in the venue's unit for the instrument, which `docs/events.md` states
+/// per venue and market (Bybit linear: the base coin; Bybit and Deribit
+/// inverse: USD; Binance options: contracts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenInterest {
+    /// The open interest, exactly as the venue sent it (Bybit
+    /// `openInterest`, Deribit `open_interest`, Binance options `o`).
+    pub open_interest: Decimal,
+    /// Its value, when the venue sends one (Bybit `openInterestValue`,
+    /// Binance options `h`): in the quote or settlement currency the venue
+    /// uses, as sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_interest_value: Option<Decimal>,
+}
+
+impl OpenInterest {
+    /// An open interest and its value, if the venue sent one.
+    pub fn new(open_interest: Decimal, open_interest_value: Option<Decimal>) -> OpenInterest {
+        OpenInterest { open_interest, open_interest_value }
+    }
 }
 
 /// A liquidation order.
@@ -1066,6 +1093,7 @@ mod tests {
             "avg_price",
             "mark_price",
             "index_price",
+            "open_interest",
             "liquidation",
             "order_update",
             "user_trade",
@@ -1234,6 +1262,27 @@ mod tests {
         assert_eq!(roundtrip(&ev(EventKind::Kline(kline), Some("BTCUSDT")))["trades"], 0);
     }
 
+    /// `open_interest`: the value is there when the venue sends one and
+    /// absent (never `0` or `null`) when it does not.
+    #[test]
+    fn open_interest_line_matches_the_contract() {
+        let mut e =
+            ev(EventKind::OpenInterest(OpenInterest::new(d("59891.732"), Some(d("3899996265.01")))), Some("BTCUSDT"));
+        (e.venue, e.market) = (Venue::Bybit, MarketType::Linear);
+        assert_eq!(
+            roundtrip(&e),
+            serde_json::json!({
+                "type": "open_interest", "open_interest": "59891.732", "open_interest_value": "3899996265.01",
+                "venue": "bybit", "market": "linear", "symbol": "BTCUSDT",
+                "exchange_ts": 1_626_992_741_421_000_000_i64, "receive_ts": 1_626_992_741_500_000_000_i64
+            })
+        );
+        e.kind = EventKind::OpenInterest(OpenInterest::new(d("1132329370.0"), None));
+        let v = roundtrip(&e);
+        assert_eq!(v["open_interest"], "1132329370.0", "scale kept");
+        assert!(v.get("open_interest_value").is_none(), "{v}");
+    }
+
     #[test]
     fn market_data_kinds_roundtrip() {
         let kinds = [
@@ -1282,6 +1331,7 @@ mod tests {
             EventKind::AvgPrice(AvgPrice { interval: "5m".into(), price: d("25776.86000000") }),
             EventKind::MarkPrice(MarkPrice::new(d("11794.15000000"), d("11784.62659091"), None, None)),
             EventKind::IndexPrice(IndexPrice { price: d("92263.55"), funding_rate: None }),
+            EventKind::OpenInterest(OpenInterest::new(d("59891.732"), Some(d("3899996265.01")))),
             EventKind::Liquidation(Liquidation { side: Side::Sell, price: d("9910"), qty: d("0.014") }),
         ];
         for k in kinds {

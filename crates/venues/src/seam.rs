@@ -81,6 +81,9 @@ pub enum Channel {
     Kline(String),
     /// Mark price and funding.
     MarkPrice,
+    /// Open interest (Bybit and Deribit: inside the ticker stream, which
+    /// also gives `ticker` and `mark_price` events).
+    OpenInterest,
     /// Liquidations.
     Liquidations,
     /// Order-book data at a depth (the venue's book diff stream; a local
@@ -90,7 +93,7 @@ pub enum Channel {
 
 impl Channel {
     /// The channel's name: `trades`, `agg_trades`, `top_of_book`, `ticker`,
-    /// `kline`, `mark_price`, `liquidations`, `book`.
+    /// `kline`, `mark_price`, `open_interest`, `liquidations`, `book`.
     pub fn name(&self) -> &'static str {
         match self {
             Channel::Trades => "trades",
@@ -99,6 +102,7 @@ impl Channel {
             Channel::Ticker => "ticker",
             Channel::Kline(_) => "kline",
             Channel::MarkPrice => "mark_price",
+            Channel::OpenInterest => "open_interest",
             Channel::Liquidations => "liquidations",
             Channel::Book(_) => "book",
         }

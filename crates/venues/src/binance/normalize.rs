@@ -18,6 +18,12 @@
 //! by the WebSocket API as `{"subscriptionId":N,"event":{...}}`; a futures
 //! `ACCOUNT_UPDATE` yields several events.
 //!
+//! Options `openInterest` (the `<underlying>@optionOpenInterest@<expiry>`
+//! stream, an array) gives one `open_interest` per option: `o` in contracts,
+//! `h` its value in USDT. USDⓈ-M and COIN-M futures have no stream that
+//! carries open interest (only REST `GET /fapi/v1/openInterest`,
+//! `/dapi/v1/openInterest`), so no futures event is an `open_interest`.
+//!
 //! Payloads with an event type this module does not model (`serverShutdown`,
 //! options `markPrice`, options user data, ...) and frames without one that are
 //! neither partial depth nor a spot book ticker (acks, errors) become
@@ -31,15 +37,15 @@
 
 use ferrofeed_model::event::{
     AggTrade, AvgPrice, BookDelta, BookSnapshot, Event, EventKind, Kline, Level, Liquidation, MarkPrice, MarketType,
-    Side, Ticker, TopOfBook, Trade, Venue,
+    OpenInterest, Side, Ticker, TopOfBook, Trade, Venue,
 };
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::Market;
 use super::wire::{
-    AggTradeW, AvgPriceW, BookTickerW, DepthW, Env, ForceOrderW, Head, KlineW, MarkPriceW, PartialDepthW, TickerW,
-    TradeW, WireLevel,
+    AggTradeW, AvgPriceW, BookTickerW, DepthW, Env, ForceOrderW, Head, KlineW, MarkPriceW, OpenInterestW,
+    PartialDepthW, TickerW, TradeW, WireLevel,
 };
 
 pub use crate::error::DecodeError;
@@ -241,6 +247,7 @@ impl Cx<'_> {
             Some("avgPrice") => self.avg_price(text),
             Some("markPriceUpdate") => self.mark_price(text),
             Some("forceOrder") => self.force_order(text),
+            Some("openInterest") if self.market == Market::Options => self.open_interest(text),
             Some(name) => match ticker_window(name) {
                 Some(window) => self.ticker(text, window),
                 None if self.user(name, text, out)? => return Ok(()),
@@ -542,6 +549,17 @@ impl Cx<'_> {
         let next_funding_ts = self.ms(w.T.filter(|t| *t > 0), W)?;
         Ok(self.event(
             EventKind::MarkPrice(MarkPrice::new(w.p.0, w.i.0, w.r.0, next_funding_ts)),
+            Some(w.s.as_str().to_ascii_uppercase()),
+            ts,
+        ))
+    }
+
+    fn open_interest(&self, text: &str) -> Result<Event, DecodeError> {
+        const W: &str = "openInterest";
+        let w: OpenInterestW<'_> = parse(text).map_err(|r| self.invalid(W, r))?;
+        let ts = self.ms(w.event_time, W)?;
+        Ok(self.event(
+            EventKind::OpenInterest(OpenInterest::new(w.o.0, w.h.0)),
             Some(w.s.as_str().to_ascii_uppercase()),
             ts,
         ))

@@ -330,6 +330,11 @@ mod tests {
         assert_eq!(s(MarketType::UsdM, Channel::MarkPrice).as_deref(), Ok("btcusdt@markPrice"));
         assert_eq!(s(MarketType::Options, Channel::Trades).as_deref(), Ok("btcusdt@optionTrade"));
         assert!(s(MarketType::Spot, Channel::Liquidations).is_err());
+        // No futures stream carries open interest (REST only), and the options
+        // one is per underlying and expiry, not per symbol.
+        for m in [MarketType::Spot, MarketType::UsdM, MarketType::CoinM, MarketType::Options] {
+            assert!(s(m, Channel::OpenInterest).is_err(), "{m:?}");
+        }
         assert!(b.stream(MarketType::Spot, &Channel::Trades, "BTC USDT").is_err());
         for c in [Channel::Trades, Channel::AggTrades, Channel::TopOfBook, Channel::Book(100)] {
             let name = s(MarketType::Spot, c).unwrap();

@@ -374,6 +374,21 @@ pub(crate) struct MarkPriceW<'a> {
     pub T: Option<i64>,
 }
 
+/// Options `openInterest`, one element of the array the
+/// `<underlying>@optionOpenInterest@<expiry>` stream pushes every 60 s: `o`
+/// the open interest in contracts, `h` in USDT (Binance options docs,
+/// "Open Interest" stream). USDⓈ-M and COIN-M futures have no such stream.
+#[derive(Debug, Deserialize)]
+pub(crate) struct OpenInterestW<'a> {
+    #[serde(rename = "E")]
+    pub event_time: Option<i64>,
+    #[serde(borrow)]
+    pub s: Text<'a>,
+    pub o: Dec,
+    #[serde(default)]
+    pub h: DecOrEmpty,
+}
+
 /// Futures `forceOrder`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct ForceOrderW<'a> {

@@ -9,7 +9,7 @@
 //! |---|---|---|
 //! | `orderbook.{depth}.{symbol}` | `book_snapshot` (`type: snapshot`, or `u == 1`: a restart), else `book_delta` with `first_update_id == last_update_id == u` | `cts`, else `ts` |
 //! | `publicTrade.{symbol}` | `trade` per item | `T` |
-//! | `tickers.{symbol}` | `ticker` (`window: 24h`) and/or `mark_price`, from the merged state | `ts` |
+//! | `tickers.{symbol}` | `ticker` (`window: 24h`), `mark_price` and/or `open_interest`, from the merged state; none for a delta that changes nothing they carry | `ts` |
 //! | `kline.{interval}.{symbol}` | `kline` per item | `ts` |
 //! | `allLiquidation.{symbol}` | `liquidation` per item | `T` |
 //! | `order`, `order.{category}` | `order_update` per item | `updatedTime` |
@@ -28,8 +28,17 @@
 //! bid/ask and the merged state has all of open (`prevPrice24h`), high, low,
 //! last, volume and turnover; `mark_price` when it sets the mark or index
 //! price, the funding rate or the next funding time and the state has mark
-//! and index prices. Option tickers have no 24-hour open, so they give
-//! `mark_price` only.
+//! and index prices; `open_interest` when it changes `openInterest` or
+//! `openInterestValue` (a snapshot: when it carries them) and the state has
+//! an open interest. Option tickers have no 24-hour open, so they give
+//! `mark_price` and `open_interest` only.
+//!
+//! Bybit sends in a delta only what changed ("If a response param is not
+//! found in the message, then its value has not changed", bybit-exchange/docs
+//! `docs/v5/websocket/public/ticker.mdx`). A delta that changes nothing the
+//! events carry (`tickDirection`, `price24hPcnt`, `prevPrice1h`, sizes, ...)
+//! is merged and gives no event; a message that sets fields the events
+//! carry but completes none of them is `unknown`, keeping the frame.
 //!
 //! Frames without a topic (acks, pongs, auth answers), topics this module
 //! does not model (`execution.fast`, `greeks`, `dcp`, the legacy
@@ -43,7 +52,7 @@ use std::collections::HashMap;
 
 use ferrofeed_model::event::{
     Balance, BalanceUpdate, BookDelta, BookSnapshot, Event, EventKind, Kline, Level, Liquidation, MarkPrice,
-    OrderUpdate, PositionSide, PositionUpdate, Side, Ticker, Trade, UserTrade, Venue,
+    OpenInterest, OrderUpdate, PositionSide, PositionUpdate, Side, Ticker, Trade, UserTrade, Venue,
 };
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -111,18 +120,45 @@ struct TickerState {
     index: Option<Decimal>,
     funding_rate: Option<Decimal>,
     next_funding_ms: Option<i64>,
+    open_interest: Option<Decimal>,
+    open_interest_value: Option<Decimal>,
+}
+
+/// Which events a merged message concerns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Touched {
+    /// A 24-hour statistic, the last price or the best bid/ask was set.
+    ticker: bool,
+    /// The mark or index price, the funding rate or time was set.
+    mark: bool,
+    /// The open interest or its value changed.
+    open_interest: bool,
+}
+
+impl Touched {
+    fn any(self) -> bool {
+        self.ticker || self.mark || self.open_interest
+    }
 }
 
 impl TickerState {
-    /// Sets what `w` carries; returns (ticker fields changed, mark fields changed).
-    fn merge(&mut self, w: &TickerW<'_>) -> (bool, bool) {
+    /// Sets what `w` carries; says which events it concerns.
+    fn merge(&mut self, w: &TickerW<'_>) -> Touched {
         fn set(slot: &mut Option<Decimal>, v: Option<super::wire::DecOrEmpty>, touched: &mut bool) {
             if let Some(v) = v {
                 *slot = v.0;
                 *touched = true;
             }
         }
-        let (mut t, mut m) = (false, false);
+        /// As `set`, but touched only by a new value (`1.0` and `1.00` are
+        /// the same value; the new scale is kept).
+        fn change(slot: &mut Option<Decimal>, v: Option<super::wire::DecOrEmpty>, touched: &mut bool) {
+            if let Some(v) = v {
+                *touched |= *slot != v.0;
+                *slot = v.0;
+            }
+        }
+        let (mut t, mut m, mut oi) = (false, false, false);
         set(&mut self.last, w.last_price, &mut t);
         set(&mut self.open, w.prev_price24h, &mut t);
         set(&mut self.high, w.high_price24h, &mut t);
@@ -138,7 +174,9 @@ impl TickerState {
             self.next_funding_ms = n.0.filter(|v| *v > 0);
             m = true;
         }
-        (t, m)
+        change(&mut self.open_interest, w.open_interest, &mut oi);
+        change(&mut self.open_interest_value, w.open_interest_value, &mut oi);
+        Touched { ticker: t, mark: m, open_interest: oi }
     }
 
     fn ticker(&self) -> Option<Ticker> {
@@ -347,7 +385,8 @@ impl<'f> Cx<'f> {
         let w: TickerW<'_> = parse(data.get()).map_err(|r| self.invalid(W, r))?;
         let ts = self.ms(env.ts.0, W)?;
         let key = (self.category, w.symbol.to_string());
-        let (state, (t, m)) = match env.kind.as_deref() {
+        let delta = env.kind.as_deref() == Some("delta");
+        let (state, touched) = match env.kind.as_deref() {
             Some("snapshot") => {
                 let mut s = TickerState::default();
                 let touched = s.merge(&w);
@@ -365,18 +404,36 @@ impl<'f> Cx<'f> {
             },
             other => return Err(self.invalid(W, format!("unknown type {other:?}"))),
         };
+        if delta && !touched.any() {
+            // Understood and merged, but nothing the events carry changed
+            // (e.g. only `tickDirection`): no event.
+            return Ok(());
+        }
         let before = out.len();
         let symbol = Some(w.symbol.into_owned());
-        if t && self.category != Category::Option
+        if touched.ticker
+            && self.category != Category::Option
             && let Some(ticker) = state.ticker()
         {
             out.push(self.event(self.category, EventKind::Ticker(ticker), symbol.clone(), ts));
         }
-        if m && let (Some(mark_price), Some(index_price)) = (state.mark, state.index) {
+        if touched.mark
+            && let (Some(mark_price), Some(index_price)) = (state.mark, state.index)
+        {
             let next_funding_ts = self.ms(state.next_funding_ms, W)?;
             out.push(self.event(
                 self.category,
                 EventKind::MarkPrice(MarkPrice::new(mark_price, index_price, state.funding_rate, next_funding_ts)),
+                symbol.clone(),
+                ts,
+            ));
+        }
+        if touched.open_interest
+            && let Some(open_interest) = state.open_interest
+        {
+            out.push(self.event(
+                self.category,
+                EventKind::OpenInterest(OpenInterest::new(open_interest, state.open_interest_value)),
                 symbol.clone(),
                 ts,
             ));

@@ -129,6 +129,9 @@ impl VenueSpec for Bybit {
             Channel::Ticker => format!("tickers.{s}"),
             // Bybit sends mark price and funding inside the ticker.
             Channel::MarkPrice if deriv => format!("tickers.{s}"),
+            // So is open interest, on every derivative category (options
+            // too: bybit-exchange/docs `docs/v5/websocket/public/ticker.mdx`).
+            Channel::OpenInterest if c != Category::Spot => format!("tickers.{s}"),
             Channel::Kline(i) if c != Category::Option => format!("kline.{i}.{s}"),
             Channel::Liquidations if deriv => format!("allLiquidation.{s}"),
             Channel::Book(d) => format!("orderbook.{}.{s}", book_depth(c, *d)),
@@ -230,6 +233,11 @@ mod tests {
         assert_eq!(s(MarketType::Spot, Channel::Kline("1".into())).as_deref(), Ok("kline.1.BTCUSDT"));
         assert!(s(MarketType::Spot, Channel::Liquidations).is_err());
         assert!(s(MarketType::Spot, Channel::AggTrades).is_err());
+        // Open interest rides in the derivatives' ticker; spot has none.
+        for m in [MarketType::Linear, MarketType::Inverse, MarketType::Options] {
+            assert_eq!(s(m, Channel::OpenInterest).as_deref(), Ok("tickers.BTCUSDT"), "{m:?}");
+        }
+        assert!(s(MarketType::Spot, Channel::OpenInterest).is_err());
         assert_eq!(b.symbol_of(MarketType::Linear, "orderbook.50.BTCUSDT").as_deref(), Some("BTCUSDT"));
         assert_eq!(b.symbol_of(MarketType::Linear, "order"), None);
         assert_eq!(b.symbol_of(MarketType::Linear, "order.linear"), None);

@@ -163,6 +163,12 @@ pub(crate) struct TickerW<'a> {
     pub index_price: Option<DecOrEmpty>,
     pub funding_rate: Option<DecOrEmpty>,
     pub next_funding_time: Option<Ms>,
+    /// Open interest ("Open interest size"; linear: the base coin, inverse:
+    /// USD, per bybit-exchange/docs `docs/v5/market/open-interest.mdx`).
+    pub open_interest: Option<DecOrEmpty>,
+    /// Its value (linear: the quote coin, inverse: the base coin, as the
+    /// `docs/v5/market/tickers.mdx` examples show); options send none.
+    pub open_interest_value: Option<DecOrEmpty>,
 }
 
 /// One `kline` item.

@@ -12,7 +12,7 @@
 //! | `book.{instrument}.{interval}` `snapshot` | `book_snapshot`, `last_update_id` = `change_id` | `timestamp` |
 //! | `book.{instrument}.{interval}` `change` | `book_delta`, `first_update_id` = `last_update_id` = `change_id`, `prev_update_id` = `prev_change_id`; `delete` levels have qty `0` | `timestamp` |
 //! | `book.{instrument}.{group}.{depth}.{interval}` | `book_snapshot` (every push is the whole grouped book) | `timestamp` |
-//! | `ticker.{instrument}.{interval}` | `ticker` (`window: 24h`, no `open`: Deribit sends the change in percent only) when it has the 24 h statistics and a last price; `mark_price` (funding, open interest, options IVs and greeks) | `timestamp` |
+//! | `ticker.{instrument}.{interval}` | `ticker` (`window: 24h`, no `open`: Deribit sends the change in percent only) when it has the 24 h statistics and a last price; `mark_price` (funding, open interest, options IVs and greeks); `open_interest` when `open_interest` is a number | `timestamp` |
 //! | `quote.{instrument}` | `top_of_book`, `update_id` = the quote's `timestamp` in ms (the payload has no id) | `timestamp` |
 //! | `chart.trades.{instrument}.{resolution}` | `kline` (`closed: false`: the venue marks no candle final) | `tick` |
 //! | `perpetual.{instrument}.{interval}` | `index_price` with `funding_rate` = `interest` | `timestamp` |
@@ -34,7 +34,7 @@ use std::collections::HashMap;
 
 use ferrofeed_model::event::{
     Balance, BalanceUpdate, BookDelta, BookSnapshot, Event, EventKind, IndexPrice, Kline, Level, MarkPrice,
-    OrderUpdate, PositionSide, PositionUpdate, Side, Ticker, TopOfBook, Trade, UserTrade, Venue,
+    OpenInterest, OrderUpdate, PositionSide, PositionUpdate, Side, Ticker, TopOfBook, Trade, UserTrade, Venue,
 };
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -314,6 +314,16 @@ fn ticker(cx: &Cx<'_>, text: &str, out: &mut Vec<Event>) -> Result<(), DecodeErr
             ..MarkPrice::new(mark, index, w.current_funding.0, None)
         };
         out.push(cx.event(cx.market, EventKind::MarkPrice(m), symbol.clone(), ts));
+    }
+    // Every push is the whole ticker, so every push reports the open
+    // interest: USD for inverse futures and perpetuals, the base coin for
+    // linear instruments and options (Deribit API v2, `open_interest`: "The
+    // total amount of outstanding contracts in the corresponding amount
+    // units"). `mark_price.open_interest` keeps the same value for readers of
+    // the older lines. Deribit sends no value in money, so none is given.
+    if let Some(open_interest) = w.open_interest.0 {
+        let kind = EventKind::OpenInterest(OpenInterest::new(open_interest, None));
+        out.push(cx.event(cx.market, kind, symbol.clone(), ts));
     }
     if out.len() == before {
         out.push(cx.unknown(cx.frame, symbol));

@@ -165,8 +165,9 @@ impl VenueSpec for Deribit {
             // still carry every trade.
             Channel::Trades => format!("trades.{s}.100ms"),
             Channel::TopOfBook => format!("quote.{s}"),
-            // Mark price, funding and greeks come inside the ticker.
-            Channel::Ticker | Channel::MarkPrice => format!("ticker.{s}.100ms"),
+            // Mark price, funding, greeks and open interest come inside the
+            // ticker.
+            Channel::Ticker | Channel::MarkPrice | Channel::OpenInterest => format!("ticker.{s}.100ms"),
             Channel::Kline(i) => format!("chart.trades.{s}.{}", resolution_of(i).ok_or_else(unsupported)?),
             Channel::Book(d) => {
                 let depth = GROUPED_DEPTHS.into_iter().find(|g| g >= d).unwrap_or(20);
@@ -271,6 +272,10 @@ mod tests {
         assert_eq!(
             s(MarketType::Linear, Channel::Book(5), "BTC_USDC-PERPETUAL").as_deref(),
             Ok("book.BTC_USDC-PERPETUAL.none.10.100ms")
+        );
+        assert_eq!(
+            s(MarketType::Options, Channel::OpenInterest, "BTC-26DEC25-95000-C").as_deref(),
+            Ok("ticker.BTC-26DEC25-95000-C.100ms")
         );
         assert!(s(MarketType::Inverse, Channel::Liquidations, "BTC-PERPETUAL").is_err());
         assert!(s(MarketType::Inverse, Channel::Trades, "BTC PERP").is_err());

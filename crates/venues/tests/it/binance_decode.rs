@@ -504,6 +504,40 @@ fn mark_price_and_liquidations() {
     assert_eq!((l.side, l.price, l.qty), (Side::Sell, d("9910.00000000"), d("0.014")));
 }
 
+/// Options `openInterest` (an array, one element per option of the
+/// underlying and expiry; the values of the Binance options docs' example)
+/// gives one `open_interest` each, `o` in contracts and `h` in USDT, exact.
+/// The same payload on a futures market is not invented into one: no futures
+/// stream carries open interest (REST only), so it stays `unknown`.
+#[test]
+fn options_open_interest_and_none_on_futures() {
+    let item =
+        r#"{"e":"openInterest","E":1668759300045,"s":"ETH-221125-2700-C","o":"1580.87","h":"1912992.178168204"}"#;
+    let other = item.replace("2700-C", "2800-P").replace("1580.87", "0.10");
+    let frame = format!(r#"{{"stream":"ethusdt@optionOpenInterest@221125","data":[{item},{other}]}}"#);
+    let v = decode(Market::Options, &frame, RX).expect("open interest");
+    assert_eq!(v.len(), 2, "{v:?}");
+    assert_eq!((v[0].market, v[0].symbol.as_deref()), (MarketType::Options, Some("ETH-221125-2700-C")));
+    assert_eq!((v[0].exchange_ts, v[0].receive_ts), (Some(1_668_759_300_045 * MS), RX));
+    let EventKind::OpenInterest(oi) = &v[0].kind else { panic!("{v:?}") };
+    assert_eq!((oi.open_interest, oi.open_interest_value), (d("1580.87"), Some(d("1912992.178168204"))));
+    let line = json(&v[0]);
+    assert_eq!(
+        (line["type"].as_str(), line["open_interest"].as_str(), line["open_interest_value"].as_str()),
+        (Some("open_interest"), Some("1580.87"), Some("1912992.178168204"))
+    );
+    let EventKind::OpenInterest(oi) = &v[1].kind else { panic!("{v:?}") };
+    assert_eq!((v[1].symbol.as_deref(), oi.open_interest.to_string()), (Some("ETH-221125-2800-P"), "0.10".into()));
+    // A bad decimal fails the frame, keeping it.
+    let bad = frame.replace("1580.87", "1,580");
+    assert_eq!(decode(Market::Options, &bad, RX).expect_err("bad decimal").payload(), bad);
+
+    for market in [Market::UsdM, Market::CoinM] {
+        let e = one(market, item);
+        assert_eq!(e.kind, EventKind::Unknown { raw: item.to_string() }, "{market:?}");
+    }
+}
+
 #[test]
 fn arrays_yield_one_event_per_element() {
     let mini = fixture("binance_spot/mini_ticker.docs.json");

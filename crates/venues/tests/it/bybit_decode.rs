@@ -106,7 +106,7 @@ fn order_book_snapshots_and_deltas() {
 fn tickers_merge_snapshot_and_deltas() {
     let mut t = Tickers::new();
     let snap = decode(Category::Linear, &fixture("tickers_snapshot.linear.json"), RX, &mut t).unwrap();
-    assert_eq!(snap.len(), 2, "{snap:?}");
+    assert_eq!(snap.len(), 3, "{snap:?}");
     common(&snap[0], MarketType::Linear, Some("BTCUSDT"), Some(1_786_310_817_583));
     let EventKind::Ticker(k) = &snap[0].kind else { panic!("{snap:?}") };
     assert_eq!(k.window, "24h");
@@ -119,8 +119,14 @@ fn tickers_merge_snapshot_and_deltas() {
     let EventKind::MarkPrice(m) = &snap[1].kind else { panic!("{snap:?}") };
     assert_eq!((m.mark_price, m.index_price, m.funding_rate), (d("65117.44"), d("65137.76"), Some(d("0.0001"))));
     assert_eq!(m.next_funding_ts, Some(1_786_320_000_000 * 1_000_000));
+    // The snapshot's open interest, exact (base coin) with its value (USDT).
+    common(&snap[2], MarketType::Linear, Some("BTCUSDT"), Some(1_786_310_817_583));
+    let EventKind::OpenInterest(oi) = &snap[2].kind else { panic!("{snap:?}") };
+    assert_eq!((oi.open_interest, oi.open_interest_value), (d("59891.732"), Some(d("3899996265.01"))));
+    assert_eq!(serde_json::to_value(&snap[2]).expect("json")["open_interest_value"], "3899996265.01");
 
-    // The live delta changes the best bid/ask only: a full ticker, no mark price.
+    // The live delta changes the best bid/ask only: a full ticker, no mark
+    // price, no open interest, nothing unknown.
     let delta = decode(Category::Linear, &fixture("tickers_delta.linear.json"), RX, &mut t).unwrap();
     assert_eq!(delta.len(), 1, "{delta:?}");
     common(&delta[0], MarketType::Linear, Some("BTCUSDT"), Some(1_786_310_817_883));
@@ -144,6 +150,71 @@ fn tickers_merge_snapshot_and_deltas() {
     assert_eq!(t.len(), 1);
 }
 
+/// Issue 21: live linear deltas that carry only `openInterest` (and
+/// `openInterestValue`), or only fields no event carries, used to decode to
+/// `unknown`. Now the first is an `open_interest` from the merged state, the
+/// second no event at all, while frames the decoder does not understand stay
+/// `unknown` with their text.
+#[test]
+fn ticker_deltas_give_open_interest_or_nothing_never_unknown() {
+    let mut t = Tickers::new();
+    decode(Category::Linear, &fixture("tickers_snapshot.linear.json"), RX, &mut t).unwrap();
+    let delta = |data: &str, ts: u64| {
+        format!(
+            r#"{{"topic":"tickers.BTCUSDT","type":"delta","data":{{"symbol":"BTCUSDT",{data}}},"cs":753843907771,"ts":{ts}}}"#
+        )
+    };
+
+    // Open interest only: one `open_interest`, its value kept from the snapshot.
+    let v = decode(Category::Linear, &delta(r#""openInterest":"59893.100""#, 1_786_310_818_083), RX, &mut t).unwrap();
+    assert_eq!(v.len(), 1, "{v:?}");
+    common(&v[0], MarketType::Linear, Some("BTCUSDT"), Some(1_786_310_818_083));
+    let EventKind::OpenInterest(oi) = &v[0].kind else { panic!("{v:?}") };
+    assert_eq!((oi.open_interest, oi.open_interest_value), (d("59893.100"), Some(d("3899996265.01"))));
+    assert_eq!(oi.open_interest.to_string(), "59893.100", "scale kept");
+
+    // Its value only (it moves with the mark price): the merged open interest.
+    let v = decode(Category::Linear, &delta(r#""openInterestValue":"3900085356.12""#, 2), RX, &mut t).unwrap();
+    let [Event { kind: EventKind::OpenInterest(oi), .. }] = &v[..] else { panic!("{v:?}") };
+    assert_eq!((oi.open_interest, oi.open_interest_value), (d("59893.100"), Some(d("3900085356.12"))));
+
+    // A mark-price delta with the new value: mark price, then open interest.
+    let both = delta(r#""markPrice":"65118.00","openInterestValue":"3900118895.80""#, 3);
+    let v = decode(Category::Linear, &both, RX, &mut t).unwrap();
+    let kinds: Vec<&str> = v.iter().map(|e| e.kind.type_name()).collect();
+    assert_eq!(kinds, ["mark_price", "open_interest"], "{v:?}");
+
+    // Only what no event carries (tick direction, 24 h change, 1 h price,
+    // sizes): merged, understood, no event.
+    for data in [
+        r#""tickDirection":"PlusTick""#,
+        r#""tickDirection":"ZeroMinusTick","price24hPcnt":"0.001625","prevPrice1h":"65083.90""#,
+        r#""bid1Size":"6.054","ask1Size":"10.486""#,
+    ] {
+        let v = decode(Category::Linear, &delta(data, 4), RX, &mut t).unwrap();
+        assert!(v.is_empty(), "{data}: {v:?}");
+    }
+    // An open interest sent again unchanged changes nothing either.
+    let v = decode(Category::Linear, &delta(r#""openInterest":"59893.1""#, 5), RX, &mut t).unwrap();
+    assert!(v.is_empty(), "{v:?}");
+    assert_eq!(t.len(), 1);
+
+    // Frames the decoder does not understand stay `unknown`, keeping the text:
+    // a topic it does not model, and a delta it cannot complete (no snapshot).
+    let greeks = r#"{"topic":"greeks.BTC","type":"snapshot","ts":1,"data":[{"baseCoin":"BTC"}]}"#;
+    let v = decode(Category::Option, greeks, RX, &mut t).unwrap();
+    assert!(matches!(&v[..], [Event { kind: EventKind::Unknown { raw }, .. }] if raw == greeks), "{v:?}");
+    let orphan = delta(r#""openInterest":"1""#, 6).replace("BTCUSDT", "ETHUSDT");
+    let v = decode(Category::Linear, &orphan, RX, &mut t).unwrap();
+    assert!(matches!(&v[..], [Event { kind: EventKind::Unknown { raw }, .. }] if *raw == orphan), "{v:?}");
+    // A delta with an unknown `type` is an error keeping the frame.
+    let odd = delta(r#""openInterest":"1""#, 7).replace(r#""delta""#, r#""patch""#);
+    assert_eq!(decode(Category::Linear, &odd, RX, &mut t).unwrap_err().payload(), odd);
+    // A bad decimal fails the frame, keeping it.
+    let bad = delta(r#""openInterest":"1e""#, 8);
+    assert_eq!(decode(Category::Linear, &bad, RX, &mut t).unwrap_err().payload(), bad);
+}
+
 #[test]
 fn documented_tickers_per_category() {
     let v = dec(Category::Linear, "docs/tickers.LinearPerpetual.docs.json");
@@ -151,12 +222,17 @@ fn documented_tickers_per_category() {
     assert_eq!((k.open, k.last_price), (Some(d("79206.20")), d("66666.60")));
     let EventKind::MarkPrice(m) = &v[1].kind else { panic!("{v:?}") };
     assert_eq!((m.funding_rate, m.next_funding_ts), (Some(d("-0.005")), Some(1_760_342_400_000_000_000)));
+    let EventKind::OpenInterest(oi) = &v[2].kind else { panic!("{v:?}") };
+    assert_eq!((oi.open_interest, oi.open_interest_value), (d("492373.72"), Some(d("32824881841.75"))));
 
     // A delivery contract: no funding.
     let v = dec(Category::Linear, "docs/tickers.LinearFutures.docs.json");
     common(&v[1], MarketType::Linear, Some("BTC-26DEC25"), Some(1_760_409_119_857));
     let EventKind::MarkPrice(m) = &v[1].kind else { panic!("{v:?}") };
     assert_eq!((m.mark_price, m.funding_rate, m.next_funding_ts), (d("121144.63"), None, None));
+    common(&v[2], MarketType::Linear, Some("BTC-26DEC25"), Some(1_760_409_119_857));
+    let EventKind::OpenInterest(oi) = &v[2].kind else { panic!("{v:?}") };
+    assert_eq!((oi.open_interest, oi.open_interest_value), (d("6.622"), Some(d("802219.74"))));
 
     let e = one(Category::Spot, "docs/tickers.spot.docs.json");
     common(&e, MarketType::Spot, Some("BTCUSDT"), Some(1_673_853_746_003));
@@ -164,11 +240,17 @@ fn documented_tickers_per_category() {
     assert_eq!((k.open, k.high, k.low, k.last_price), (Some(d("20704.93")), d("21426.99"), d("20575"), d("21109.77")));
     assert_eq!((k.volume, k.quote_volume, k.bid_price), (d("6780.866843"), d("141946527.22907118"), None));
 
-    // Options: no 24-hour open, so a mark price only.
-    let e = one(Category::Option, "docs/tickers.option.docs.json");
-    common(&e, MarketType::Options, Some("BTC-6JAN23-17500-C"), Some(1_672_917_511_074));
-    let EventKind::MarkPrice(m) = &e.kind else { panic!("{e:?}") };
+    // Options: no 24-hour open, so a mark price and the open interest (no
+    // value: options send none).
+    let v = dec(Category::Option, "docs/tickers.option.docs.json");
+    assert_eq!(v.len(), 2, "{v:?}");
+    common(&v[0], MarketType::Options, Some("BTC-6JAN23-17500-C"), Some(1_672_917_511_074));
+    let EventKind::MarkPrice(m) = &v[0].kind else { panic!("{v:?}") };
     assert_eq!((m.mark_price, m.index_price, m.funding_rate), (d("7.86976724"), d("16823.73"), None));
+    common(&v[1], MarketType::Options, Some("BTC-6JAN23-17500-C"), Some(1_672_917_511_074));
+    let EventKind::OpenInterest(oi) = &v[1].kind else { panic!("{v:?}") };
+    assert_eq!((oi.open_interest, oi.open_interest_value), (d("49.85"), None));
+    assert!(serde_json::to_value(&v[1]).expect("json").get("open_interest_value").is_none());
 }
 
 #[test]
@@ -579,7 +661,7 @@ fn documented_examples_are_decoder_output() {
         decoded.extend(dec(Category::Linear, f).iter().map(|e| serde_json::to_value(e).expect("json")));
     }
     let examples: Vec<&str> = doc.lines().filter(|l| l.starts_with('{') && l.contains(r#""venue":"bybit""#)).collect();
-    assert_eq!(examples.len(), 5);
+    assert_eq!(examples.len(), 6);
     for line in examples {
         let v: serde_json::Value = serde_json::from_str(line).expect(line);
         assert!(decoded.contains(&v), "{line}");

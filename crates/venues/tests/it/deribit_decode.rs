@@ -121,9 +121,9 @@ fn books_snapshot_change_and_grouped() {
 }
 
 #[test]
-fn ticker_gives_a_ticker_and_a_mark_price() {
+fn ticker_gives_a_ticker_a_mark_price_and_the_open_interest() {
     let v = dec(Market::Inverse, "ticker_perpetual.json");
-    assert_eq!(v.len(), 2, "{v:?}");
+    assert_eq!(v.len(), 3, "{v:?}");
     common(&v[0], MarketType::Inverse, Some("BTC-PERPETUAL"), Some(1_765_541_474_086));
     let EventKind::Ticker(t) = &v[0].kind else { panic!("{v:?}") };
     assert_eq!((t.window.as_str(), t.open), ("24h", None));
@@ -135,9 +135,57 @@ fn ticker_gives_a_ticker_and_a_mark_price() {
     let EventKind::MarkPrice(m) = &v[1].kind else { panic!("{v:?}") };
     assert_eq!((m.mark_price, m.index_price), (d("92281.78"), d("92263.55")));
     assert_eq!((m.funding_rate, m.funding_8h, m.next_funding_ts), (Some(d("0.0")), Some(d("0.00001742")), None));
+    // Kept on the mark price for compatibility, and its own event too.
     assert_eq!(m.open_interest, Some(d("1132329370.0")));
     assert_eq!((m.mark_iv, m.delta, m.underlying_index.as_deref()), (None, None, None));
+    common(&v[2], MarketType::Inverse, Some("BTC-PERPETUAL"), Some(1_765_541_474_086));
+    let EventKind::OpenInterest(oi) = &v[2].kind else { panic!("{v:?}") };
+    // The JSON number's text, exactly (USD on an inverse perpetual); no value.
+    assert_eq!((oi.open_interest, oi.open_interest_value), (d("1132329370.0"), None));
+    assert_eq!(oi.open_interest.to_string(), "1132329370.0", "scale kept");
+    let line = serde_json::to_value(&v[2]).expect("json");
+    assert_eq!((line["type"].as_str(), line["open_interest"].as_str()), (Some("open_interest"), Some("1132329370.0")));
+    assert!(line.get("open_interest_value").is_none(), "{line}");
     assert_eq!(classify("ticker_perpetual.json"), data("ticker.BTC-PERPETUAL.100ms", None));
+}
+
+/// An option ticker (the base coin; no statistics before the first trade)
+/// gives a mark price and the open interest read from the number's text,
+/// exponent form included; a ticker whose `open_interest` is `null` gives
+/// none, and a ticker that carries nothing at all stays `unknown`.
+#[test]
+fn option_ticker_open_interest_exact_and_absent_when_null() {
+    let frame = |oi: &str| {
+        format!(
+            r#"{{"jsonrpc":"2.0","method":"subscription","params":{{"channel":"ticker.BTC-26DEC25-95000-C.100ms","data":{{"timestamp":1765541474086,"instrument_name":"BTC-26DEC25-95000-C","last_price":null,"mark_price":0.0525,"index_price":92263.55,"open_interest":{oi},"mark_iv":48.21,"greeks":{{"delta":0.41234}}}}}}}}"#
+        )
+    };
+    let mut v = Vec::new();
+    decode(Market::Option, &frame("512.30"), RX, &mut v).expect("ticker");
+    let kinds: Vec<&str> = v.iter().map(|e| e.kind.type_name()).collect();
+    assert_eq!(kinds, ["mark_price", "open_interest"], "{v:?}");
+    common(&v[1], MarketType::Options, Some("BTC-26DEC25-95000-C"), Some(1_765_541_474_086));
+    let EventKind::OpenInterest(oi) = &v[1].kind else { panic!("{v:?}") };
+    assert_eq!((oi.open_interest.to_string().as_str(), oi.open_interest_value), ("512.30", None));
+
+    let mut v = Vec::new();
+    decode(Market::Option, &frame("1.5e-3"), RX, &mut v).expect("exponent");
+    let EventKind::OpenInterest(oi) = &v[1].kind else { panic!("{v:?}") };
+    assert_eq!(oi.open_interest, d("0.0015"));
+
+    let mut v = Vec::new();
+    decode(Market::Option, &frame("null"), RX, &mut v).expect("null");
+    assert_eq!(v.iter().map(|e| e.kind.type_name()).collect::<Vec<_>>(), ["mark_price"], "{v:?}");
+
+    let bare = r#"{"jsonrpc":"2.0","method":"subscription","params":{"channel":"ticker.BTC-PERPETUAL.100ms","data":{"timestamp":1,"instrument_name":"BTC-PERPETUAL"}}}"#;
+    let mut v = Vec::new();
+    decode(Market::Inverse, bare, RX, &mut v).expect("bare");
+    assert!(matches!(&v[..], [Event { kind: EventKind::Unknown { raw }, .. }] if raw == bare), "{v:?}");
+
+    let bad = frame("\"many\"");
+    let mut v = Vec::new();
+    decode(Market::Option, &bad, RX, &mut v).expect("a marker string is no number: no open interest");
+    assert_eq!(v.len(), 1, "{v:?}");
 }
 
 #[test]
