@@ -620,8 +620,7 @@ impl VenueRules for TradeRules {
         if let Some(ev) = &r.event {
             return if ev.e.as_deref() == Some("serverShutdown") { Inbound::Shutdown } else { Inbound::Unknown };
         }
-        let Some(id) = &r.id else { return Inbound::Unknown };
-        if id.as_str().is_some_and(|s| s.starts_with(LOGON_PREFIX)) {
+        if r.id.as_ref().and_then(Value::as_str).is_some_and(|s| s.starts_with(LOGON_PREFIX)) {
             return match (&r.error, r.status) {
                 (None, Some(200) | None) if r.result.is_some() => Inbound::AuthOk,
                 (Some(e), status) => Inbound::AuthFailed {
@@ -632,7 +631,7 @@ impl VenueRules for TradeRules {
                 }
             };
         }
-        let num = id.as_u64();
+        let num = r.id.as_ref().and_then(Value::as_u64);
         match (&r.error, num) {
             // Every answer to a numeric id goes back to its caller, whatever
             // the status; `decode` reads it.
