@@ -16,6 +16,7 @@ pub mod normalize;
 pub mod private;
 pub mod registry;
 pub mod spec;
+pub mod trade;
 mod user;
 mod wire;
 

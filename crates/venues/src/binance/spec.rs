@@ -296,6 +296,10 @@ impl VenueSpec for Binance {
     fn accounts(&self) -> &'static [&'static str] {
         &["spot", "margin", "isolated:<SYMBOL>", "usdm", "coinm"]
     }
+
+    fn trading(&self) -> Option<&'static dyn crate::trading::TradingSpec> {
+        Some(&super::trade::BinanceTrading)
+    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! one per file; issue 19). Each module is one former test file.
 
 mod binance_decode;
+mod binance_trade;
 mod binance_user_data;
 mod bybit_decode;
 mod deribit_decode;
