@@ -103,6 +103,10 @@ pub(crate) enum OrderCmd {
         /// The new limit price.
         #[arg(long, value_parser = parse_decimal)]
         price: Option<Decimal>,
+        /// The order's side, where the venue needs it to amend (Binance:
+        /// a price change on spot, any amend on usdm).
+        #[arg(long, value_enum)]
+        side: Option<SideArg>,
     },
     /// Cancel an open order.
     Cancel {
@@ -226,9 +230,18 @@ impl OrderCmd {
                 });
                 (target, req)
             }
-            OrderCmd::Amend { target, which, qty, price } => {
-                let req =
-                    OrderRequest::Amend(AmendOrder { symbol: which.symbol.clone(), order: which.order(), qty, price });
+            OrderCmd::Amend { target, which, qty, price, side } => {
+                let side = side.map(|s| match s {
+                    SideArg::Buy => Side::Buy,
+                    SideArg::Sell => Side::Sell,
+                });
+                let req = OrderRequest::Amend(AmendOrder {
+                    side: None,
+                    symbol: which.symbol.clone(),
+                    order: which.order(),
+                    qty,
+                    price,
+                });
                 (target, req)
             }
             OrderCmd::Cancel { target, which } => {

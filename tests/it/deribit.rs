@@ -314,6 +314,7 @@ async fn every_order_method_succeeds_or_is_refused_with_a_typed_error_and_fills_
     let lower = far - tick;
     let amended = o
         .amend(AmendOrder {
+            side: None,
             symbol: PERP.into(),
             order: OrderRef::OrderId(id.clone()),
             qty: Some("20".parse().unwrap()),
@@ -338,6 +339,7 @@ async fn every_order_method_succeeds_or_is_refused_with_a_typed_error_and_fills_
     );
     let gone = o
         .amend(AmendOrder {
+            side: None,
             symbol: PERP.into(),
             order: OrderRef::OrderId(id.clone()),
             qty: Some("20".parse().unwrap()),

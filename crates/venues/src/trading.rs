@@ -101,6 +101,10 @@ pub struct AmendOrder {
     pub qty: Option<Decimal>,
     /// The new limit price, if it changes.
     pub price: Option<Decimal>,
+    /// The order's side, for venues that amend by re-placing the order or
+    /// require it (Binance spot `order.cancelReplace`, USDⓈ-M
+    /// `order.modify`); others ignore it.
+    pub side: Option<Side>,
 }
 
 /// A cancel of one open order.

@@ -25,12 +25,11 @@
 //! | batch | refused: the WebSocket APIs have no batch order method | refused |
 //!
 //! **What an amend needs.** A cancel-replace places a whole new order and
-//! `order.modify` requires the order's side; [`AmendOrder`] carries neither
-//! the side nor the order's type and time in force, so through
-//! [`TradingSpec::encode`] an amend that changes the price (spot) or any
-//! amend (USDⓈ-M) is refused before sending ([`TradeError::Invalid`]):
-//! cancel and place instead. [`BinanceTrading::encode_amend`] takes the
-//! missing facts ([`Resting`]) from a caller that knows them.
+//! `order.modify` requires the order's side: an amend that changes the price
+//! (spot) or any amend (USDⓈ-M) needs [`AmendOrder::side`] (the replacement
+//! is then a good-till-cancelled limit order) and is refused before sending
+//! without it ([`TradeError::Invalid`]). [`BinanceTrading::encode_amend`]
+//! takes the order's post-only flag and time in force too ([`Resting`]).
 //!
 //! **Signing.** An Ed25519 key logs the connection on with `session.logon`
 //! (the rules sign it afresh on every connect); requests then carry only
@@ -406,6 +405,10 @@ impl BinanceTrading {
         resting: Option<Resting>,
     ) -> Result<(&'static str, Params), TradeError> {
         const NAME: &str = "amend";
+        // The amend's own side stands in for what the caller knows of the
+        // order: a good-till-cancelled limit order.
+        let resting =
+            resting.or(a.side.map(|side| Resting { side, post_only: false, time_in_force: TimeInForce::Gtc }));
         let sym = symbol(NAME, &a.symbol)?;
         if let Some(q) = a.qty {
             positive(NAME, "qty", q)?;
@@ -432,7 +435,7 @@ impl BinanceTrading {
                         NAME,
                         "Binance spot changes a price only by order.cancelReplace, which places a whole new order \
                          (side, quantity, type and time in force); an amend carries no side: give the quantity and \
-                         the order's side (BinanceTrading::encode_amend), or cancel and place",
+                         the order's side (AmendOrder::side), or cancel and place",
                     ));
                 };
                 let mut p = Params::default().s("symbol", sym).s("cancelReplaceMode", "STOP_ON_FAILURE");
@@ -452,7 +455,7 @@ impl BinanceTrading {
                     return Err(invalid(
                         NAME,
                         "Binance USD-M's order.modify needs the order's side, quantity and price; an amend carries \
-                         no side: give all three (BinanceTrading::encode_amend), or cancel and place",
+                         no side: give all three (AmendOrder::side), or cancel and place",
                     ));
                 };
                 let p = order_ref(
@@ -1247,6 +1250,7 @@ mod tests {
         let l = &order_rate_limits(MarketType::Spot)[0];
         let amend = |price: Option<Decimal>| {
             OrderRequest::Amend(AmendOrder {
+                side: None,
                 symbol: "BTCUSDT".into(),
                 order: OrderRef::OrderId("1".into()),
                 qty: Some(d("1")),

@@ -459,6 +459,7 @@ mod tests {
         assert!(invalid(OrderRequest::Place(PlaceOrder { client_order_id: Some("x".repeat(65)), ..place() })));
         assert!(invalid(OrderRequest::Place(PlaceOrder { symbol: "BTC PERP".into(), ..place() })));
         let amend = AmendOrder {
+            side: None,
             symbol: "BTC-PERPETUAL".into(),
             order: OrderRef::OrderId("1".into()),
             qty: None,
@@ -473,6 +474,7 @@ mod tests {
             serde_json::from_str(&DeribitTrading.encode(&plan(), 9, &r).unwrap()).unwrap()
         };
         let a = enc(OrderRequest::Amend(AmendOrder {
+            side: None,
             symbol: "ETH_USDC-PERPETUAL".into(),
             order: OrderRef::OrderId("USDC-104819327443".into()),
             qty: Some(d("0.001")),
@@ -483,6 +485,7 @@ mod tests {
             (Some("private/edit"), Some("USDC-104819327443"))
         );
         let a = enc(OrderRequest::Amend(AmendOrder {
+            side: None,
             symbol: "ETH_USDC-PERPETUAL".into(),
             order: OrderRef::ClientOrderId("O-1".into()),
             qty: Some(d("0.002")),

@@ -260,6 +260,7 @@ fn spot_requests_have_the_documented_shapes() {
     );
     // A lower quantity keeps the order's priority.
     let amend = AmendOrder {
+        side: None,
         symbol: "BTCUSDT".into(),
         order: OrderRef::ClientOrderId("my_test_order1".into()),
         qty: Some(d("5")),
@@ -364,6 +365,7 @@ fn usdm_requests_have_the_documented_shapes() {
     );
     // order.modify needs side, quantity and price: refused without the side.
     let amend = AmendOrder {
+        side: None,
         symbol: "BTCUSDT".into(),
         order: OrderRef::OrderId("328971409".into()),
         qty: Some(d("0.11")),
@@ -430,6 +432,7 @@ fn shapes_the_venue_refuses_are_refused_before_sending() {
         refused(
             p,
             OrderRequest::Amend(AmendOrder {
+                side: None,
                 symbol: "BTCUSDT".into(),
                 order: OrderRef::OrderId("1".into()),
                 qty: None,
@@ -600,6 +603,7 @@ fn spot_answers_decode_into_typed_answers() {
 
     let amend = |price: Option<&str>| {
         OrderRequest::Amend(AmendOrder {
+            side: None,
             symbol: "BTCUSDT".into(),
             order: OrderRef::ClientOrderId("my_test_order1".into()),
             qty: Some(d("5")),
@@ -657,6 +661,7 @@ fn spot_refusals_keep_the_venue_code_and_kind() {
 
     // Cancel-replace: which half failed, and why, decides the kind.
     let reprice = OrderRequest::Amend(AmendOrder {
+        side: None,
         symbol: "BTCUSDT".into(),
         order: OrderRef::ClientOrderId("4d96324ff9d44481926157".into()),
         qty: Some(d("0.00847000")),
@@ -775,6 +780,7 @@ fn usdm_answers_decode_into_typed_answers() {
     assert_eq!((order.stop_price, order.activation_price, order.callback_rate), (None, None, None));
 
     let amend = OrderRequest::Amend(AmendOrder {
+        side: None,
         symbol: "BTCUSDT".into(),
         order: OrderRef::OrderId("328971409".into()),
         qty: Some(d("0.11")),

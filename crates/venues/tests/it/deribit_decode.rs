@@ -326,6 +326,7 @@ fn order_answers_decode_into_typed_answers() {
     assert_eq!((order.side, order.price, order.qty), (Side::Sell, Some(d("3286.7")), d("0.001")));
 
     let amend = OrderRequest::Amend(AmendOrder {
+        side: None,
         symbol: "ETH_USDC-PERPETUAL".into(),
         order: OrderRef::OrderId("USDC-104819327443".into()),
         qty: Some(d("0.001")),
