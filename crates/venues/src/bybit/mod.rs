@@ -39,6 +39,7 @@ pub mod book;
 mod endpoints;
 pub mod normalize;
 pub mod spec;
+pub mod trade;
 mod wire;
 
 use std::borrow::Cow;

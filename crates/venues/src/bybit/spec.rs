@@ -211,6 +211,10 @@ impl VenueSpec for Bybit {
     fn accounts(&self) -> &'static [&'static str] {
         &["linear", "spot", "inverse", "option"]
     }
+
+    fn trading(&self) -> Option<&'static dyn crate::trading::TradingSpec> {
+        Some(&super::trade::BybitTrading)
+    }
 }
 
 #[cfg(test)]

@@ -5,5 +5,6 @@ mod binance_decode;
 mod binance_trade;
 mod binance_user_data;
 mod bybit_decode;
+mod bybit_trade;
 mod deribit_decode;
 mod fuzz_corpus;
