@@ -71,7 +71,13 @@ fn place(p: PlaceOrder) -> OrderRequest {
 }
 
 fn amend(order: OrderRef, qty: Option<&str>, price: Option<&str>) -> OrderRequest {
-    OrderRequest::Amend(AmendOrder { symbol: "ETHUSDT".into(), order, qty: qty.map(d), price: price.map(d) })
+    OrderRequest::Amend(AmendOrder {
+        side: None,
+        symbol: "ETHUSDT".into(),
+        order,
+        qty: qty.map(d),
+        price: price.map(d),
+    })
 }
 
 fn cancel(order: OrderRef) -> OrderRequest {
