@@ -23,14 +23,14 @@ pub(crate) const AMT: u32 = 8;
 /// Finished orders kept per account for `/admin/account`.
 const HISTORY: usize = 1000;
 
-/// What a listenKey (or a WS-API subscription) carries.
+/// Whose user data a listenKey, a WS-API subscription or an order belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Scope {
-    /// Spot (WS-API subscriptions and the legacy `/api/v3/userDataStream`).
+    /// Spot (WS-API logon and signature subscriptions).
     Spot,
-    /// Cross margin (`/sapi/v1/userDataStream`).
+    /// Cross margin (its own wallet; listenToken subscriptions).
     Margin,
-    /// Isolated margin of one symbol (`/sapi/v1/userDataStream/isolated`).
+    /// Isolated margin of one symbol (its own wallet; listenToken subscriptions).
     Isolated(String),
     /// USDⓈ-M futures (`/fapi/v1/listenKey`).
     UsdM,

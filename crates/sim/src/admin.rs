@@ -303,7 +303,7 @@ pub(crate) async fn handle<B>(req: Request<B>, hub: Arc<Hub>) -> Resp {
         (Method::POST, "/admin/deposit") => {
             let Some(asset) = get("asset") else { return bad("parameter 'asset' is required") };
             let Some(amount) = get("amount") else { return bad("parameter 'amount' is required") };
-            match m.deposit(get("api_key"), asset, amount) {
+            match m.deposit_to(get("api_key"), get("scope"), asset, amount) {
                 Ok(()) => ok(serde_json::json!({ "asset": asset, "amount": amount })),
                 Err(e) => bad(&e),
             }

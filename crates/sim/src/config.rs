@@ -209,6 +209,29 @@ pub struct Limits {
     pub max_topic_chars: usize,
     /// Deribit's own rules (heartbeats, credits, tokens); other venues ignore them.
     pub deribit: DeribitLimits,
+    /// New orders one account may place in each fixed interval (the venue's
+    /// `ORDERS` rate limits, counted per account across REST and the
+    /// WebSocket API); empty: unlimited. Binance markets only.
+    pub order_rate_limits: Vec<OrderRateLimit>,
+}
+
+/// An order-count limit: at most `limit` new orders per account in each
+/// interval of length `window`, intervals starting at multiples of `window`
+/// since the epoch (a 10 s interval resets at :00, :10, :20 ..., a day at
+/// 00:00 UTC), as the venue counts them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderRateLimit {
+    /// The interval (a whole number of seconds).
+    pub window: Duration,
+    /// Orders allowed per interval.
+    pub limit: u32,
+}
+
+impl OrderRateLimit {
+    /// `limit` orders per `secs` seconds.
+    pub fn new(secs: u64, limit: u32) -> OrderRateLimit {
+        OrderRateLimit { window: Duration::from_secs(secs.max(1)), limit }
+    }
 }
 
 /// Deribit's limits (PROTOCOLS.md §6.3–§6.5), every one configurable so tests
@@ -263,6 +286,20 @@ impl Default for DeribitLimits {
     }
 }
 
+/// Binance's `ORDERS` limits: spot 50 per 10 s and 160 000 per day (the
+/// `exchangeInfo` and rate-limit examples of binance-spot-api-docs
+/// `web-socket-api.md`, and binance.com/en/support/faq/360004492232 as of
+/// 2024-11); USD-M 300 per 10 s and 1200 per minute (developers.binance.com
+/// derivatives/usds-margined-futures/websocket-api-general-info). COIN-M and
+/// options: not enforced.
+fn binance_order_limits(kind: MarketKind) -> Vec<OrderRateLimit> {
+    match kind {
+        MarketKind::Spot => vec![OrderRateLimit::new(10, 50), OrderRateLimit::new(86_400, 160_000)],
+        MarketKind::UsdM => vec![OrderRateLimit::new(10, 300), OrderRateLimit::new(60, 1200)],
+        MarketKind::CoinM | MarketKind::Options => Vec::new(),
+    }
+}
+
 impl Limits {
     /// The documented Binance limits for `kind` (PROTOCOLS.md §1.2, §2.2, §3, §4).
     pub fn binance(kind: MarketKind) -> Limits {
@@ -290,6 +327,7 @@ impl Limits {
             idle_timeout: Duration::from_secs(600),
             max_topic_chars: usize::MAX,
             deribit: DeribitLimits::default(),
+            order_rate_limits: binance_order_limits(kind),
         }
     }
 

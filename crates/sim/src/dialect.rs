@@ -170,6 +170,26 @@ pub(crate) trait Dialect: Send + Sync + std::fmt::Debug {
     /// `account`, with the venue's user events.
     fn deposit(&self, hub: &Hub, st: &mut HubState, account: usize, asset: &str, amount: i128);
 
+    /// Like [`Dialect::deposit`], into one of the account's other scopes as
+    /// the venue names them (Binance spot: `margin`, `isolated:BTCUSDT`).
+    /// `Err` (a message for the admin caller) when the venue has no such scope.
+    fn deposit_scoped(
+        &self,
+        _hub: &Hub,
+        _st: &mut HubState,
+        _account: usize,
+        scope: &str,
+        _asset: &str,
+        _amount: i128,
+    ) -> Result<(), String> {
+        Err(format!("this market has no account scope {scope:?}"))
+    }
+
+    /// Time-driven private-side work, once per generator step (Binance:
+    /// WebSocket-API subscriptions whose token ran out end with
+    /// `eventStreamTerminated`). Nothing by default; keep it cheap when idle.
+    fn timers(&self, _hub: &Hub, _st: &mut HubState) {}
+
     // ----- chaos faults (`faults.rs`) -----
 
     /// A data frame on stream number `k` of a set of well-formed stream names

@@ -19,7 +19,7 @@ use serde::Serialize;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 
-use crate::account::Accounts;
+use crate::account::{Accounts, Scope};
 use crate::config::{MarketConfig, MarketKind};
 use crate::dialect::{Dialect, Envelope};
 use crate::load::LoadStream;
@@ -87,13 +87,19 @@ pub(crate) struct Session {
     pub since_ms: u64,
 }
 
-/// A WS-API user-data subscription.
-#[derive(Debug, Clone, Copy)]
+/// A WS-API user-data subscription: one account's events on one scope.
+#[derive(Debug, Clone)]
 pub(crate) struct UserSub {
     pub id: u64,
     pub account: usize,
     /// Made with `userDataStream.subscribe` on a logged-on session (ends at logout).
     pub logon: bool,
+    /// Whose events it carries (the market's own scope, or a sub-account
+    /// scope such as cross or isolated margin).
+    pub scope: Scope,
+    /// When it runs out unless renewed (a subscription made with a
+    /// time-limited token); `None` lasts as long as the connection.
+    pub expires: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -572,6 +578,7 @@ impl Hub {
             let now = Instant::now();
             self.dialect.expire_listen_keys(self, st, &|_, k| k.expires <= now);
         }
+        self.dialect.timers(self, st);
     }
 
     /// Counts and fans out one payload (or a pre-encoded batch, see `deliver_frames`).

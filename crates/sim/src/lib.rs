@@ -42,8 +42,10 @@
 //!
 //! Venues:
 //! - `binance`: stream names and payloads (`topic`, `encode`), paths (`paths`), control
-//!   messages (`control`), REST (`rest`), listenKey and signed endpoints (`private`, `orders`,
-//!   `user`, `auth`), the spot WebSocket API (`wsapi`), the load stream's template (`load`).
+//!   messages (`control`), REST (`rest`), listenKey, listenToken and signed endpoints
+//!   (`private`, `token`, `orders`, `user`, `auth`), the spot and USD-M WebSocket APIs
+//!   (`wsapi`, `trade`), the `ORDERS` limits (`rate`), its per-market state (`state`), the
+//!   load stream's template (`load`).
 //! - `bybit`: Bybit v5 public WebSocket (`public`: ops, acks, errors, topic limits; `book`,
 //!   `ticker`, `kline`, `option`, `encode`: `publicTrade`, `orderbook`, `tickers`, `kline`,
 //!   `allLiquidation`) and the private side on the linear port (`private`: `auth`,
@@ -87,8 +89,8 @@ use tokio::task::JoinHandle;
 pub use account::{AccountView, BalanceView, ListenKeyView, OrderView, PositionView};
 pub use bybit::private::{BybitOp, BybitPrivateConn};
 pub use config::{
-    AccountSpec, BybitCategory, DeribitKind, DeribitLimits, Limits, LoadConfig, MarketConfig, MarketKind, SimConfig,
-    SymbolSpec, TEST_API_KEY, TEST_ED25519_SEED, TEST_HMAC_SECRET, Timing, Venue,
+    AccountSpec, BybitCategory, DeribitKind, DeribitLimits, Limits, LoadConfig, MarketConfig, MarketKind,
+    OrderRateLimit, SimConfig, SymbolSpec, TEST_API_KEY, TEST_ED25519_SEED, TEST_HMAC_SECRET, Timing, Venue,
 };
 pub use deribit::DeribitStats;
 pub use faults::{MAX_FLOOD_FRAMES, MAX_OVERSIZED_BYTES};
@@ -552,6 +554,21 @@ impl MarketHandle {
     /// and `outboundAccountPosition`, futures `ACCOUNT_UPDATE` (reason
     /// `DEPOSIT`/`WITHDRAW`).
     pub fn deposit(&self, api_key: Option<&str>, asset: &str, amount: &str) -> Result<(), String> {
+        self.deposit_to(api_key, None, asset, amount)
+    }
+
+    /// [`MarketHandle::deposit`] into one of the account's scopes as the venue
+    /// names them (`None`: the market's own). Binance spot: `margin` (cross
+    /// margin) and `isolated:<SYMBOL>`, each with its own wallet and events
+    /// (`balanceUpdate` + `outboundAccountPosition` to that scope's
+    /// subscribers).
+    pub fn deposit_to(
+        &self,
+        api_key: Option<&str>,
+        scope: Option<&str>,
+        asset: &str,
+        amount: &str,
+    ) -> Result<(), String> {
         let (neg, digits) = match amount.trim().strip_prefix('-') {
             Some(d) => (true, d),
             None => (false, amount.trim()),
@@ -563,7 +580,11 @@ impl MarketHandle {
         }
         let mut st = self.hub.lock();
         let acct = self.account_index(&st, api_key)?;
-        self.hub.dialect.deposit(&self.hub, &mut st, acct, asset, if neg { -v } else { v });
+        let amount = if neg { -v } else { v };
+        match scope {
+            None => self.hub.dialect.deposit(&self.hub, &mut st, acct, asset, amount),
+            Some(scope) => self.hub.dialect.deposit_scoped(&self.hub, &mut st, acct, scope, asset, amount)?,
+        }
         Ok(())
     }
 

@@ -2,9 +2,11 @@
 //! [`Binance`] dialect: stream names and payloads (`topic`, `encode`), paths
 //! and upgrade checks (`paths`), control messages and subscriptions
 //! (`control`), REST (`rest`), the private side (`private`: listenKeys and
-//! signed orders; `orders`; `user`: user-event delivery; `wsapi`: the spot
-//! WebSocket API; `auth`: the signed-request rules) and the load stream
-//! (`load`).
+//! signed REST; `token`: margin listenTokens; `orders`: the order engine;
+//! `user`: user-event delivery; `wsapi`: the WebSocket APIs, spot and USD-M;
+//! `trade`: their order methods; `rate`: the `ORDERS` limits; `state`: what
+//! a market keeps besides the generator; `auth`: the signed-request rules)
+//! and the load stream (`load`).
 //!
 //! Written from the venue's documentation and captures only; it shares nothing
 //! with the client's wire code.
@@ -16,17 +18,22 @@ pub(crate) mod load;
 pub(crate) mod orders;
 pub(crate) mod paths;
 pub(crate) mod private;
+pub(crate) mod rate;
 pub(crate) mod rest;
+pub(crate) mod state;
+pub(crate) mod token;
 pub(crate) mod topic;
+pub(crate) mod trade;
 pub(crate) mod user;
 pub(crate) mod wsapi;
 
+use std::any::Any;
 use std::collections::HashSet;
 
 use bytes::Bytes;
 use hyper::{Method, Request, StatusCode};
 
-use crate::account::{ListenKey, dec};
+use crate::account::{ListenKey, Scope, dec};
 use crate::config::{LoadConfig, MarketConfig, MarketKind, SymbolSpec, Timing};
 use crate::dialect::{Dialect, Envelope, Refusal, WsTarget};
 use crate::hub::{ConnEntry, ConnKind, Hub, HubState};
@@ -85,8 +92,9 @@ impl Dialect for Binance {
     }
 
     fn opened(&self, hub: &Hub, conn: u64, target: &WsTarget) {
-        if !target.streams.is_empty() {
-            let _ = control::subscribe(hub, conn, &target.streams);
+        let streams = paths::url_streams(&target.streams);
+        if !streams.is_empty() {
+            let _ = control::subscribe(hub, conn, &streams);
         }
     }
 
@@ -135,8 +143,16 @@ impl Dialect for Binance {
             .collect()
     }
 
+    fn venue_state(&self) -> Box<dyn Any + Send> {
+        Box::new(state::BinanceState::default())
+    }
+
     fn expire_listen_keys(&self, hub: &Hub, st: &mut HubState, which: &dyn Fn(&str, &ListenKey) -> bool) -> usize {
         user::expire_listen_keys(hub, st, which)
+    }
+
+    fn timers(&self, hub: &Hub, st: &mut HubState) {
+        token::expire(hub, st);
     }
 
     fn terminate_user_streams(&self, hub: &Hub, st: &mut HubState) -> usize {
@@ -144,7 +160,35 @@ impl Dialect for Binance {
     }
 
     fn deposit(&self, hub: &Hub, st: &mut HubState, account: usize, asset: &str, amount: i128) {
-        orders::deposit(hub, st, account, asset, amount);
+        orders::deposit(hub, st, account, &Scope::of_market(hub.kind()), asset, amount);
+    }
+
+    /// Spot markets: `margin` (cross margin) or `isolated:<SYMBOL>` (a listed symbol).
+    fn deposit_scoped(
+        &self,
+        hub: &Hub,
+        st: &mut HubState,
+        account: usize,
+        scope: &str,
+        asset: &str,
+        amount: i128,
+    ) -> Result<(), String> {
+        let scope = match (hub.kind(), scope) {
+            (MarketKind::Spot, "margin") => Scope::Margin,
+            (MarketKind::Spot, s) if s.starts_with("isolated:") => {
+                let sym = s["isolated:".len()..].to_ascii_uppercase();
+                if st.market.symbol(&sym).is_none() {
+                    return Err(format!("no symbol {sym:?} on this market"));
+                }
+                Scope::Isolated(sym)
+            }
+            (MarketKind::Spot, "spot") => Scope::Spot,
+            (_, s) => {
+                return Err(format!("scope must be margin or isolated:<SYMBOL> on a Binance spot market, got {s:?}"));
+            }
+        };
+        orders::deposit(hub, st, account, &scope, asset, amount);
+        Ok(())
     }
 
     /// `flood<k>usdt@trade`: a well-formed name of a symbol no market lists.

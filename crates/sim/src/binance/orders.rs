@@ -1,19 +1,30 @@
-//! Orders of the simulated accounts: `POST /api/v3/order`, `/fapi/v1/order`,
-//! `/dapi/v1/order` (LIMIT and MARKET) and their `DELETE` (cancel), deposits,
-//! and the user events they produce.
+//! Orders of the simulated accounts, for every way the venue takes them: REST
+//! (`/api/v3/order`, `/sapi/v1/margin/order`, `/fapi/v1/order`,
+//! `/dapi/v1/order`) and the WebSocket APIs (`wsapi`): placement (LIMIT,
+//! MARKET, spot LIMIT_MAKER), cancel, cancel-all, spot amend (keep priority),
+//! USD-M modify, status and open orders; deposits; and the user events all of
+//! them produce. One engine: every caller goes through [`place`], [`cancel`]
+//! and the fill path below it.
 //!
 //! A MARKET order, and the marketable part of a LIMIT order, takes liquidity
 //! from the true book level by level like the generator's own takers (so depth,
 //! trade, aggTrade and bookTicker streams show it, with the same trade ids as
 //! the user events). What a GTC LIMIT order does not fill rests *outside* the
 //! book: it is reported open (NEW / PARTIALLY_FILLED, balance locked on spot)
-//! and never fills later; it can be canceled. IOC and MARKET remainders expire;
-//! FOK fills completely or expires; GTX (futures) expires if it would take.
+//! and never fills later; it can be canceled, amended (spot: quantity down) or
+//! modified (USD-M: a new price that crosses takes the book then). IOC and
+//! MARKET remainders expire; FOK fills completely or expires; GTX (futures)
+//! expires if it would take; LIMIT_MAKER (spot) is refused (`-2010`) if it
+//! would take.
 //!
-//! Fees: spot 0.1 % of what is received; futures 0.05 % of the notional in the
-//! margin asset. Futures positions are one-way (`BOTH`), cross margin, with no
-//! margin or leverage checks (accounting in `crate::orders`). Spot checks free
-//! balances (`-2010`).
+//! Scopes: an order trades in the market's own scope or, on spot, in cross
+//! margin or one symbol's isolated margin (`Scope`); each margin scope has its
+//! own wallet (`state::with_wallet`) and its own user-event subscribers.
+//!
+//! Fees: spot and margin 0.1 % of what is received; futures 0.05 % of the
+//! notional in the margin asset. Futures positions are one-way (`BOTH`), cross
+//! margin, with no margin or leverage checks (accounting in `crate::orders`).
+//! Spot and margin check free balances (`-2010`); margin never borrows.
 
 use crate::account::{AMT, Account, Obj, Order, Scope, amt, dec, dec_or_zero, parse_dec, rescale};
 use crate::config::{MarketKind, SymbolSpec};
@@ -24,16 +35,17 @@ use crate::orders::{
 };
 
 use super::encode::Encoder;
+use super::state::{self, Meta, with_wallet};
 use super::user::deliver_user;
 
 /// A refused request: HTTP status, venue code, message.
 pub(crate) type Reject = (u16, i64, String);
 
-fn reject(code: i64, msg: impl Into<String>) -> Reject {
+pub(crate) fn reject(code: i64, msg: impl Into<String>) -> Reject {
     (400, code, msg.into())
 }
 
-fn mandatory(p: &str) -> Reject {
+pub(crate) fn mandatory(p: &str) -> Reject {
     reject(-1102, format!("Mandatory parameter '{p}' was not sent, was empty/null, or malformed."))
 }
 
@@ -44,13 +56,40 @@ fn illegal(p: &str) -> Reject {
     )
 }
 
-/// Decoded request parameters (query string and form body together).
-#[derive(Debug, Default)]
+fn unknown_order() -> Reject {
+    reject(-2011, "Unknown order sent.")
+}
+
+/// Decoded request parameters (query string and form body together, or a
+/// WebSocket API request's `params` as text).
+#[derive(Default)]
 pub(crate) struct Params(pub Vec<(String, String)>);
+
+impl std::fmt::Debug for Params {
+    /// Names only: values include signatures and API keys.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.iter().map(|(k, _)| k)).finish()
+    }
+}
 
 impl Params {
     pub(crate) fn get(&self, k: &str) -> Option<&str> {
         self.0.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+    }
+
+    /// A WebSocket API request's `params`: strings as they are, numbers and
+    /// booleans as written (`0.1`, `true`); nulls, arrays and objects left out.
+    pub(crate) fn from_json(m: &serde_json::Map<String, serde_json::Value>) -> Params {
+        use serde_json::Value;
+        Params(
+            m.iter()
+                .filter_map(|(k, v)| match v {
+                    Value::String(s) => Some((k.clone(), s.clone())),
+                    Value::Number(_) | Value::Bool(_) => Some((k.clone(), v.to_string())),
+                    _ => None,
+                })
+                .collect(),
+        )
     }
 }
 
@@ -58,11 +97,24 @@ fn valid_client_id(s: &str) -> bool {
     (1..=36).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b".:/_-".contains(&b))
 }
 
+fn client_id_param(p: &Params, name: &'static str) -> Result<Option<String>, Reject> {
+    match p.get(name) {
+        Some(c) if !valid_client_id(c) => Err(reject(
+            -1100,
+            format!("Illegal characters found in parameter '{name}'; legal range is '^[\\.A-Z\\:/a-z0-9_-]{{1,36}}$'."),
+        )),
+        c => Ok(c.map(str::to_string)),
+    }
+}
+
+/// A validated new order.
 struct Req {
     symbol: String,
     spec: SymbolSpec,
     buy: bool,
     market: bool,
+    /// `LIMIT_MAKER` (spot and margin): refused if it would take.
+    maker: bool,
     tif: &'static str,
     qty: i64,
     price: i64,
@@ -70,22 +122,47 @@ struct Req {
     resp: &'static str,
 }
 
-fn parse_req(kind: MarketKind, st: &HubState, p: &Params) -> Result<Req, Reject> {
+/// A decimal parameter in lots or ticks: missing, not a number, or off the
+/// step/tick (or zero) is refused with the venue's code.
+fn units(p: &Params, name: &'static str, decimals: u32, filter: &'static str) -> Result<i64, Reject> {
+    match p.get(name).map(|q| parse_dec(q, decimals)) {
+        None => Err(mandatory(name)),
+        Some(Err(false)) => Err(illegal(name)),
+        Some(Err(true)) => Err(reject(-1013, format!("Filter failure: {filter}"))),
+        Some(Ok(v)) if v <= 0 || v > i64::MAX as i128 / 1_000_000 => {
+            Err(reject(-1013, format!("Filter failure: {filter}")))
+        }
+        Some(Ok(v)) => Ok(v as i64),
+    }
+}
+
+fn spec_of(st: &HubState, p: &Params) -> Result<(String, SymbolSpec), Reject> {
     let symbol = p.get("symbol").ok_or_else(|| mandatory("symbol"))?.to_string();
     let spec = st.market.symbol(&symbol).ok_or_else(|| reject(-1121, "Invalid symbol."))?.spec.clone();
+    Ok((symbol, spec))
+}
+
+fn parse_req(kind: MarketKind, st: &HubState, p: &Params) -> Result<Req, Reject> {
+    let (symbol, spec) = spec_of(st, p)?;
     let buy = match p.get("side").ok_or_else(|| mandatory("side"))? {
         "BUY" => true,
         "SELL" => false,
         _ => return Err(reject(-1117, "Invalid side.")),
     };
-    let market = match p.get("type").ok_or_else(|| mandatory("type"))? {
-        "LIMIT" => false,
-        "MARKET" => true,
+    let (market, maker) = match p.get("type").ok_or_else(|| mandatory("type"))? {
+        "LIMIT" => (false, false),
+        "MARKET" => (true, false),
+        "LIMIT_MAKER" if kind == MarketKind::Spot => (false, true),
         _ => return Err(reject(-1116, "Invalid orderType.")),
     };
     let tif = if market {
         if kind == MarketKind::Spot && p.get("price").is_some() {
             return Err(reject(-1106, "Parameter 'price' sent when not required."));
+        }
+        "GTC"
+    } else if maker {
+        if p.get("timeInForce").is_some() {
+            return Err(reject(-1106, "Parameter 'timeInForce' sent when not required."));
         }
         "GTC"
     } else {
@@ -97,64 +174,201 @@ fn parse_req(kind: MarketKind, st: &HubState, p: &Params) -> Result<Req, Reject>
             _ => return Err(reject(-1115, "Invalid timeInForce.")),
         }
     };
-    let qty = match p.get("quantity").map(|q| parse_dec(q, spec.qty_decimals)) {
-        None => return Err(mandatory("quantity")),
-        Some(Err(false)) => return Err(illegal("quantity")),
-        Some(Err(true)) => return Err(reject(-1013, "Filter failure: LOT_SIZE")),
-        Some(Ok(q)) if q <= 0 || q > i64::MAX as i128 / 1_000_000 => {
-            return Err(reject(-1013, "Filter failure: LOT_SIZE"));
-        }
-        Some(Ok(q)) => q as i64,
-    };
-    let price = if market {
-        0
-    } else {
-        match p.get("price").map(|q| parse_dec(q, spec.price_decimals)) {
-            None => return Err(mandatory("price")),
-            Some(Err(false)) => return Err(illegal("price")),
-            Some(Err(true)) => return Err(reject(-1013, "Filter failure: PRICE_FILTER")),
-            Some(Ok(v)) if v <= 0 || v > i64::MAX as i128 / 1_000_000 => {
-                return Err(reject(-1013, "Filter failure: PRICE_FILTER"));
-            }
-            Some(Ok(v)) => v as i64,
-        }
-    };
-    let client_id = match p.get("newClientOrderId") {
-        Some(c) if !valid_client_id(c) => {
-            return Err(reject(
-                -1100,
-                "Illegal characters found in parameter 'newClientOrderId'; legal range is '^[\\.A-Z\\:/a-z0-9_-]{1,36}$'.",
-            ));
-        }
-        c => c.map(str::to_string),
-    };
+    let qty = units(p, "quantity", spec.qty_decimals, "LOT_SIZE")?;
+    let price = if market { 0 } else { units(p, "price", spec.price_decimals, "PRICE_FILTER")? };
+    let client_id = client_id_param(p, "newClientOrderId")?;
+    // Spot: MARKET and LIMIT answer FULL by default, other types ACK
+    // (web-socket-api.md, order.place); futures ACK.
     let resp = match p.get("newOrderRespType") {
-        None if kind == MarketKind::Spot => "FULL",
+        None if kind == MarketKind::Spot && !maker => "FULL",
         None => "ACK",
         Some("ACK") => "ACK",
         Some("RESULT") => "RESULT",
         Some("FULL") if kind == MarketKind::Spot => "FULL",
         Some(_) => return Err(reject(-1100, "Illegal characters found in parameter 'newOrderRespType'.")),
     };
-    Ok(Req { symbol, spec, buy, market, tif, qty, price, client_id, resp })
+    Ok(Req { symbol, spec, buy, market, maker, tif, qty, price, client_id, resp })
+}
+
+/// Checks a new order's parameters and filters without placing it.
+pub(crate) fn check_new(kind: MarketKind, st: &HubState, p: &Params) -> Result<(), Reject> {
+    parse_req(kind, st, p).map(|_| ())
 }
 
 fn side(buy: bool) -> &'static str {
     if buy { "BUY" } else { "SELL" }
 }
 
-fn order_type(o: &Order) -> &'static str {
-    if o.market { "MARKET" } else { "LIMIT" }
+fn order_type(o: &Order, maker: bool) -> &'static str {
+    match (o.market, maker) {
+        (true, _) => "MARKET",
+        (false, true) => "LIMIT_MAKER",
+        (false, false) => "LIMIT",
+    }
 }
 
-/// Places an order for `acct`; returns the response body. User events and the
-/// public trade/depth payloads are queued before it returns.
-pub(crate) fn place(hub: &Hub, st: &mut HubState, acct: usize, p: &Params) -> Result<String, Reject> {
+/// The scope of order `id` and whether it is LIMIT_MAKER.
+pub(crate) fn meta_of(st: &HubState, kind: MarketKind, id: u64) -> Meta {
+    state::get(st.venue.as_ref())
+        .and_then(|s| s.meta(id))
+        .cloned()
+        .unwrap_or(Meta { scope: Scope::of_market(kind), maker: false })
+}
+
+fn next_exec(st: &mut HubState) -> u64 {
+    st.accounts.next_exec_id += 1;
+    st.accounts.next_exec_id
+}
+
+/// Whether the account's balances on `scope` cover what the order spends
+/// (spot kinds: quote for a buy, base for a sell).
+fn covers(st: &mut HubState, acct: usize, scope: &Scope, spec: &SymbolSpec, buy: bool, need: i128) -> bool {
+    let asset = if buy { spec.quote.clone() } else { spec.base.clone() };
+    with_wallet(st, acct, scope, |a| a.balances.get(&asset).map_or(0, |b| b.free) >= need)
+}
+
+/// What one order's execution writes: its user events in order, the public
+/// payloads already delivered, the `fills` array of a FULL response.
+struct Outcome {
+    events: Vec<(&'static str, String)>,
+    fills: Vec<String>,
+    touched: Vec<String>,
+}
+
+/// Takes up to `qty` lots from the true book for `o` (at `limit` or better)
+/// and books the fills: balances or position, `o`'s executed quantity and
+/// status, one TRADE event each.
+#[allow(clippy::too_many_arguments)] // one fill path for every caller
+fn take(
+    hub: &Hub,
+    st: &mut HubState,
+    acct: usize,
+    scope: &Scope,
+    o: &mut Order,
+    spec: &SymbolSpec,
+    qty: i64,
+    limit: Option<i64>,
+    on_book: bool,
+    now: u64,
+    out: &mut Outcome,
+) {
+    let kind = hub.kind();
+    if qty <= 0 {
+        return;
+    }
+    let mut emits: Vec<Emit> = Vec::new();
+    let fills = {
+        let HubState { market, tracked, .. } = &mut *st;
+        market.user_take(&Encoder { kind }, &o.symbol, o.buy, qty, limit, now, tracked, &mut emits)
+    };
+    for e in emits {
+        hub.deliver(st, &e.stream, e.payload.as_bytes(), e.id, 1);
+    }
+    let maker = meta_of(st, kind, o.id).maker;
+    for f in &fills {
+        let n = notional(kind, spec, f.price, f.qty);
+        o.executed += f.qty;
+        o.cum_notional += n;
+        o.cum_ticks_lots += f.price as i128 * f.qty as i128;
+        o.status = if o.executed == o.qty { "FILLED" } else { "PARTIALLY_FILLED" };
+        o.update_ms = now;
+        let touched = &mut out.touched;
+        let (fee, fee_asset, rp) = with_wallet(st, acct, scope, |a: &mut Account| {
+            if kind == MarketKind::Spot {
+                apply_spot_fill(a, spec, o.buy, f, n, touched)
+            } else {
+                apply_futures_fill(kind, a, spec, o.buy, f, n)
+            }
+        });
+        out.fills.push(
+            Obj::new()
+                .s("price", &dec(f.price as i128, spec.price_decimals, 8))
+                .s("qty", &dec(f.qty as i128, spec.qty_decimals, 8))
+                .s("commission", &amt(fee))
+                .s("commissionAsset", &fee_asset)
+                .raw("tradeId", f.trade_id)
+                .end(),
+        );
+        let last = Last { fill: *f, fee, fee_asset, realized: rp };
+        let exec_id = next_exec(st);
+        let r = Report { maker, on_book, ..Report::new(kind, spec, o, "TRADE", now, exec_id) };
+        out.events.push(event(&Report { last: Some(&last), ..r }));
+    }
+}
+
+/// The account events that close an order's execution: spot
+/// `outboundAccountPosition` with what changed, futures `ACCOUNT_UPDATE` after fills.
+#[allow(clippy::too_many_arguments)] // one closing step for every caller
+fn account_events(
+    hub: &Hub,
+    st: &mut HubState,
+    acct: usize,
+    scope: &Scope,
+    spec: &SymbolSpec,
+    filled: bool,
+    now: u64,
+    out: &mut Outcome,
+) {
+    let kind = hub.kind();
+    if kind == MarketKind::Spot {
+        if !out.touched.is_empty() {
+            let touched = out.touched.clone();
+            let p = with_wallet(st, acct, scope, |a| {
+                a.update_ms = now;
+                account_position(a, &touched, now)
+            });
+            out.events.push(("outboundAccountPosition", p));
+        }
+    } else if filled {
+        let mark = st.market.symbol(&spec.name).map_or(0, |s| s.mid());
+        let a = &mut st.accounts.list[acct];
+        a.update_ms = now;
+        out.events
+            .push(("ACCOUNT_UPDATE", account_update(kind, a, spec, "ORDER", None, Some((&spec.name, mark)), now)));
+    }
+}
+
+/// Moves `amount` between free and locked on `scope` (positive: lock).
+fn lock(st: &mut HubState, acct: usize, scope: &Scope, asset: &str, amount: i128, touched: &mut Vec<String>) {
+    if amount == 0 {
+        return;
+    }
+    with_wallet(st, acct, scope, |a| {
+        let b = a.balance(asset);
+        b.free -= amount;
+        b.locked += amount;
+    });
+    push_unique(touched, asset);
+}
+
+/// What a resting spot order of `rest_qty` lots at `price` keeps locked.
+fn locked_for(kind: MarketKind, spec: &SymbolSpec, buy: bool, price: i64, rest_qty: i64) -> (String, i128) {
+    if buy {
+        (spec.quote.clone(), notional(kind, spec, price, rest_qty))
+    } else {
+        (spec.base.clone(), rescale(rest_qty as i128, spec.qty_decimals, AMT))
+    }
+}
+
+fn deliver_all(hub: &Hub, st: &mut HubState, acct: usize, scope: &Scope, events: Vec<(&'static str, String)>) {
+    for (e, payload) in events {
+        deliver_user(hub, st, acct, scope, e, &payload);
+    }
+}
+
+/// Places an order for `acct` on `scope`; returns the response body. User
+/// events and the public trade/depth payloads are queued before it returns.
+pub(crate) fn place(hub: &Hub, st: &mut HubState, acct: usize, p: &Params, scope: &Scope) -> Result<String, Reject> {
     let kind = hub.kind();
     if !matches!(kind, MarketKind::Spot | MarketKind::UsdM | MarketKind::CoinM) {
         return Err((404, -1000, "Not found.".into()));
     }
     let r = parse_req(kind, st, p)?;
+    if let Scope::Isolated(pair) = scope
+        && *pair != r.symbol
+    {
+        return Err(reject(-1121, "Invalid symbol."));
+    }
     let client_id = match r.client_id.clone() {
         Some(c) => c,
         None => st.accounts.token(22),
@@ -165,6 +379,9 @@ pub(crate) fn place(hub: &Hub, st: &mut HubState, acct: usize, p: &Params) -> Re
     let limit = if r.market { None } else { Some(r.price) };
     let Some(sym) = st.market.symbol(&r.symbol) else { return Err(reject(-1121, "Invalid symbol.")) };
     let mut plan = sym.preview_take(r.buy, r.qty, limit);
+    if r.maker && !plan.is_empty() {
+        return Err(reject(-2010, "Order would immediately match and take."));
+    }
     let planned: i64 = plan.iter().map(|(_, q)| q).sum();
     if (r.tif == "FOK" && planned < r.qty) || (r.tif == "GTX" && !plan.is_empty()) {
         plan.clear();
@@ -176,37 +393,28 @@ pub(crate) fn place(hub: &Hub, st: &mut HubState, acct: usize, p: &Params) -> Re
     }
     let spec = &r.spec;
     if kind == MarketKind::Spot {
-        let a = &st.accounts.list[acct];
-        let free = |asset: &str| a.balances.get(asset).map_or(0, |b| b.free);
         let rest_qty = if rests { r.qty - planned } else { 0 };
-        let ok = if r.buy {
-            let cost: i128 = plan.iter().map(|(px, q)| notional(kind, spec, *px, *q)).sum::<i128>()
-                + notional(kind, spec, r.price, rest_qty);
-            free(&spec.quote) >= cost
+        let need = if r.buy {
+            plan.iter().map(|(px, q)| notional(kind, spec, *px, *q)).sum::<i128>()
+                + notional(kind, spec, r.price, rest_qty)
         } else {
-            free(&spec.base) >= rescale((planned + rest_qty) as i128, spec.qty_decimals, AMT)
+            rescale((planned + rest_qty) as i128, spec.qty_decimals, AMT)
         };
-        if !ok {
+        if !covers(st, acct, scope, spec, r.buy, need) {
             return Err(reject(-2010, "Account has insufficient balance for requested action."));
         }
     }
 
-    // Execute on the true book.
     let now = hub.venue_ms(st);
-    let mut emits: Vec<Emit> = Vec::new();
-    let fills = if plan.is_empty() {
-        Vec::new()
-    } else {
-        let HubState { market, tracked, .. } = &mut *st;
-        let enc = Encoder { kind };
-        market.user_take(&enc, &r.symbol, r.buy, planned, limit, now, tracked, &mut emits)
-    };
-    for e in emits {
-        hub.deliver(st, &e.stream, e.payload.as_bytes(), e.id, 1);
-    }
-
     let order_id = st.accounts.next_order_id;
     st.accounts.next_order_id += 1;
+    if *scope != Scope::of_market(kind) || r.maker {
+        let m = Meta { scope: scope.clone(), maker: r.maker };
+        let HubState { accounts, venue, .. } = &mut *st;
+        if let Some(bs) = state::get_mut(venue.as_mut()) {
+            bs.set_meta(order_id, m, &accounts.list);
+        }
+    }
     let mut o = Order {
         symbol: r.symbol.clone(),
         id: order_id,
@@ -223,84 +431,33 @@ pub(crate) fn place(hub: &Hub, st: &mut HubState, acct: usize, p: &Params) -> Re
         time_ms: now,
         update_ms: now,
     };
-    let scope = Scope::of_market(kind);
-    let mark = st.market.symbol(&r.symbol).map_or(r.price, |s| s.mid());
-    let mut events: Vec<(&'static str, String)> = Vec::new();
-    let mut fill_json: Vec<String> = Vec::new();
-    let ev_new = event(kind, spec, &o, "NEW", None, now, next_exec(st), "", rests);
-    events.push(ev_new);
-    let mut touched: Vec<String> = Vec::new();
-    for f in &fills {
-        let n = notional(kind, spec, f.price, f.qty);
-        o.executed += f.qty;
-        o.cum_notional += n;
-        o.cum_ticks_lots += f.price as i128 * f.qty as i128;
-        o.status = if o.executed == o.qty { "FILLED" } else { "PARTIALLY_FILLED" };
-        let a = &mut st.accounts.list[acct];
-        let (fee, fee_asset, rp) = if kind == MarketKind::Spot {
-            apply_spot_fill(a, spec, r.buy, f, n, &mut touched)
-        } else {
-            apply_futures_fill(kind, a, spec, r.buy, f, n)
-        };
-        fill_json.push(
-            Obj::new()
-                .s("price", &dec(f.price as i128, spec.price_decimals, 8))
-                .s("qty", &dec(f.qty as i128, spec.qty_decimals, 8))
-                .s("commission", &amt(fee))
-                .s("commissionAsset", &fee_asset)
-                .raw("tradeId", f.trade_id)
-                .end(),
-        );
-        let last = Last { fill: *f, fee, fee_asset, realized: rp };
-        let exec_id = next_exec(st);
-        events.push(event(kind, spec, &o, "TRADE", Some(&last), now, exec_id, "", rests));
-    }
-    let expired = !rests && o.executed < o.qty;
-    if expired {
+    let mut out = Outcome { events: Vec::new(), fills: Vec::new(), touched: Vec::new() };
+    let exec_id = next_exec(st);
+    out.events.push(event(&Report {
+        maker: r.maker,
+        on_book: rests,
+        ..Report::new(kind, spec, &o, "NEW", now, exec_id)
+    }));
+    take(hub, st, acct, scope, &mut o, spec, planned, limit, rests, now, &mut out);
+    let filled = o.executed > 0;
+    if !rests && o.executed < o.qty {
         o.status = "EXPIRED";
         let exec_id = next_exec(st);
-        events.push(event(kind, spec, &o, "EXPIRED", None, now, exec_id, "", false));
+        out.events.push(event(&Report { maker: r.maker, ..Report::new(kind, spec, &o, "EXPIRED", now, exec_id) }));
     }
-    let a = &mut st.accounts.list[acct];
     if rests && kind == MarketKind::Spot {
-        let rest_qty = o.qty - o.executed;
-        if r.buy {
-            let lock = notional(kind, spec, r.price, rest_qty);
-            let b = a.balance(&spec.quote);
-            b.free -= lock;
-            b.locked += lock;
-            push_unique(&mut touched, &spec.quote);
-        } else {
-            let lock = rescale(rest_qty as i128, spec.qty_decimals, AMT);
-            let b = a.balance(&spec.base);
-            b.free -= lock;
-            b.locked += lock;
-            push_unique(&mut touched, &spec.base);
-        }
+        let (asset, amount) = locked_for(kind, spec, r.buy, r.price, o.qty - o.executed);
+        lock(st, acct, scope, &asset, amount, &mut out.touched);
     }
-    if kind == MarketKind::Spot {
-        if !touched.is_empty() {
-            a.update_ms = now;
-            events.push(("outboundAccountPosition", account_position(a, &touched, now)));
-        }
-    } else if !fills.is_empty() {
-        a.update_ms = now;
-        events.push(("ACCOUNT_UPDATE", account_update(kind, a, spec, "ORDER", None, Some((&r.symbol, mark)), now)));
-    }
+    account_events(hub, st, acct, scope, spec, filled, now, &mut out);
+    let a = &mut st.accounts.list[acct];
     if rests {
         a.open.insert(o.id, o.clone());
     } else {
         a.finish(o.clone());
     }
-    for (e, payload) in events {
-        deliver_user(hub, st, acct, &scope, e, &payload);
-    }
-    Ok(response(kind, spec, &o, r.resp, &fill_json, now))
-}
-
-fn next_exec(st: &mut HubState) -> u64 {
-    st.accounts.next_exec_id += 1;
-    st.accounts.next_exec_id
+    deliver_all(hub, st, acct, scope, out.events);
+    Ok(response(kind, spec, &o, r.maker, scope, r.resp, &out.fills, now))
 }
 
 /// The last fill of a TRADE event.
@@ -311,27 +468,41 @@ struct Last {
     realized: i128,
 }
 
-/// One order event: `executionReport` (spot) or `ORDER_TRADE_UPDATE` (futures).
-#[allow(clippy::too_many_arguments)] // a payload with many independent inputs
-fn event(
+/// One order event to write.
+struct Report<'a> {
     kind: MarketKind,
-    spec: &SymbolSpec,
-    o: &Order,
-    x: &str,
-    last: Option<&Last>,
+    spec: &'a SymbolSpec,
+    o: &'a Order,
+    maker: bool,
+    /// Execution type (`x`).
+    x: &'a str,
+    last: Option<&'a Last>,
     now: u64,
     exec_id: u64,
-    cancel_client_id: &str,
+    /// Spot `c` and `C` when they are not (the order's id, ""): a cancel
+    /// reports its own id in `c` and the order's in `C`; an amend the order's
+    /// new id and its previous one.
+    ids: Option<(&'a str, &'a str)>,
     on_book: bool,
-) -> (&'static str, String) {
+}
+
+impl<'a> Report<'a> {
+    fn new(kind: MarketKind, spec: &'a SymbolSpec, o: &'a Order, x: &'a str, now: u64, exec_id: u64) -> Report<'a> {
+        Report { kind, spec, o, maker: false, x, last: None, now, exec_id, ids: None, on_book: false }
+    }
+}
+
+/// One order event: `executionReport` (spot, margin) or `ORDER_TRADE_UPDATE` (futures).
+fn event(r: &Report<'_>) -> (&'static str, String) {
+    let (kind, spec, o, now) = (r.kind, r.spec, r.o, r.now);
     let (pd, qd) = (spec.price_decimals, spec.qty_decimals);
-    let status = match x {
+    let status = match r.x {
         "NEW" => "NEW",
         _ => o.status,
     };
     if kind == MarketKind::Spot {
         let s8 = |v: i128, scale: u32| dec(v, scale, 8);
-        let (l, lp, n, nn, t, y) = match last {
+        let (l, lp, n, nn, t, y) = match r.last {
             Some(l) => (
                 s8(l.fill.qty as i128, qd),
                 s8(l.fill.price as i128, pd),
@@ -342,19 +513,14 @@ fn event(
             ),
             None => (s8(0, 0), s8(0, 0), "0".to_string(), "null".to_string(), -1, s8(0, 0)),
         };
-        // A cancel reports the cancel request's id in `c` and the order's in `C`.
-        let (c, cc) = if cancel_client_id.is_empty() {
-            (o.client_id.as_str(), "")
-        } else {
-            (cancel_client_id, o.client_id.as_str())
-        };
+        let (c, cc) = r.ids.unwrap_or((o.client_id.as_str(), ""));
         let p = Obj::new()
             .s("e", "executionReport")
             .raw("E", now)
             .s("s", &o.symbol)
             .s("c", c)
             .s("S", side(o.buy))
-            .s("o", order_type(o))
+            .s("o", order_type(o, r.maker))
             .s("f", o.tif)
             .s("q", &s8(o.qty as i128, qd))
             .s("p", &s8(o.price as i128, pd))
@@ -362,7 +528,7 @@ fn event(
             .s("F", &s8(0, 0))
             .raw("g", -1)
             .s("C", cc)
-            .s("x", x)
+            .s("x", r.x)
             .s("X", status)
             .s("r", "NONE")
             .raw("i", o.id)
@@ -373,8 +539,8 @@ fn event(
             .raw("N", nn)
             .raw("T", now)
             .raw("t", t)
-            .raw("I", exec_id)
-            .raw("w", on_book && matches!(status, "NEW" | "PARTIALLY_FILLED"))
+            .raw("I", r.exec_id)
+            .raw("w", r.on_book && matches!(status, "NEW" | "PARTIALLY_FILLED"))
             .raw("m", false)
             .raw("M", false)
             .raw("O", o.time_ms)
@@ -388,7 +554,7 @@ fn event(
     }
     let avg = if o.executed == 0 { "0".to_string() } else { avg_price(o, pd) };
     let asset = margin_asset(kind, spec);
-    let (l, lp, n, t, rp) = match last {
+    let (l, lp, n, t, rp) = match r.last {
         Some(l) => (
             dec_or_zero(l.fill.qty as i128, qd, qd),
             dec_or_zero(l.fill.price as i128, pd, pd),
@@ -402,13 +568,13 @@ fn event(
         .s("s", &o.symbol)
         .s("c", &o.client_id)
         .s("S", side(o.buy))
-        .s("o", order_type(o))
+        .s("o", order_type(o, false))
         .s("f", o.tif)
         .s("q", &dec_or_zero(o.qty as i128, qd, qd))
         .s("p", &dec_or_zero(o.price as i128, pd, pd))
         .s("ap", &avg)
         .s("sp", "0")
-        .s("x", x)
+        .s("x", r.x)
         .s("X", status)
         .raw("i", o.id)
         .s("l", &l)
@@ -423,7 +589,7 @@ fn event(
         .raw("m", false)
         .raw("R", false)
         .s("wt", "CONTRACT_PRICE")
-        .s("ot", order_type(o))
+        .s("ot", order_type(o, false))
         .s("ps", "BOTH")
         .raw("cp", false)
         .raw("pP", false)
@@ -506,32 +672,64 @@ fn account_update(
     outer.raw("a", inner).end()
 }
 
-/// The order response: spot ACK / RESULT / FULL; futures ACK (the order as
-/// accepted, status NEW) or RESULT (the order after matching).
-fn response(kind: MarketKind, spec: &SymbolSpec, o: &Order, resp: &str, fills: &[String], now: u64) -> String {
+/// `"isIsolated"` of a margin answer (`None` on the market's own scopes).
+fn isolated_flag(scope: &Scope) -> Option<bool> {
+    match scope {
+        Scope::Margin => Some(false),
+        Scope::Isolated(_) => Some(true),
+        _ => None,
+    }
+}
+
+/// The order response: spot ACK / RESULT / FULL (margin adds `isIsolated`);
+/// futures ACK (the order as accepted, status NEW) or RESULT (the order after
+/// matching).
+#[allow(clippy::too_many_arguments)] // a payload with many independent inputs
+fn response(
+    kind: MarketKind,
+    spec: &SymbolSpec,
+    o: &Order,
+    maker: bool,
+    scope: &Scope,
+    resp: &str,
+    fills: &[String],
+    now: u64,
+) -> String {
     let (pd, qd) = (spec.price_decimals, spec.qty_decimals);
     if kind == MarketKind::Spot {
-        let mut b = Obj::new()
-            .s("symbol", &o.symbol)
-            .raw("orderId", o.id)
-            .raw("orderListId", -1)
-            .s("clientOrderId", &o.client_id)
-            .raw("transactTime", now);
+        let iso = isolated_flag(scope);
+        let mut b = Obj::new().s("symbol", &o.symbol).raw("orderId", o.id);
+        if iso.is_none() {
+            b = b.raw("orderListId", -1);
+        }
+        b = b.s("clientOrderId", &o.client_id);
         if resp == "ACK" {
-            return b.end();
+            if let Some(i) = iso {
+                b = b.raw("isIsolated", i);
+            }
+            return b.raw("transactTime", now).end();
         }
         b = b
+            .raw("transactTime", now)
             .s("price", &dec(o.price as i128, pd, 8))
             .s("origQty", &dec(o.qty as i128, qd, 8))
-            .s("executedQty", &dec(o.executed as i128, qd, 8))
-            .s("origQuoteOrderQty", "0.00000000")
+            .s("executedQty", &dec(o.executed as i128, qd, 8));
+        if iso.is_none() {
+            b = b.s("origQuoteOrderQty", "0.00000000");
+        }
+        b = b
             .s("cummulativeQuoteQty", &amt(o.cum_notional))
             .s("status", o.status)
             .s("timeInForce", o.tif)
-            .s("type", order_type(o))
-            .s("side", side(o.buy))
-            .raw("workingTime", o.time_ms)
-            .s("selfTradePreventionMode", "EXPIRE_MAKER");
+            .s("type", order_type(o, maker));
+        if let Some(i) = iso {
+            b = b.raw("isIsolated", i);
+        }
+        b = b.s("side", side(o.buy));
+        if iso.is_none() {
+            b = b.raw("workingTime", o.time_ms);
+        }
+        b = b.s("selfTradePreventionMode", "EXPIRE_MAKER");
         if resp == "FULL" {
             b = b.raw("fills", format!("[{}]", fills.join(",")));
         }
@@ -559,7 +757,7 @@ fn response(kind: MarketKind, spec: &SymbolSpec, o: &Order, resp: &str, fills: &
         b.s("cumQuote", &amt(cum))
     };
     b.s("timeInForce", o.tif)
-        .s("type", order_type(o))
+        .s("type", order_type(o, false))
         .raw("reduceOnly", false)
         .raw("closePosition", false)
         .s("side", side(o.buy))
@@ -567,116 +765,437 @@ fn response(kind: MarketKind, spec: &SymbolSpec, o: &Order, resp: &str, fills: &
         .s("stopPrice", "0")
         .s("workingType", "CONTRACT_PRICE")
         .raw("priceProtect", false)
-        .s("origType", order_type(o))
+        .s("origType", order_type(o, false))
         .s("priceMatch", "NONE")
         .s("selfTradePreventionMode", "EXPIRE_MAKER")
         .raw("goodTillDate", 0)
-        .raw("updateTime", now)
+        .raw("updateTime", if acked { now } else { o.update_ms.max(now) })
         .end()
 }
 
-/// Cancels an open order (`orderId` or `origClientOrderId`); returns the response.
-pub(crate) fn cancel(hub: &Hub, st: &mut HubState, acct: usize, p: &Params) -> Result<String, Reject> {
-    let kind = hub.kind();
-    let symbol = p.get("symbol").ok_or_else(|| mandatory("symbol"))?.to_string();
-    let spec = st.market.symbol(&symbol).ok_or_else(|| reject(-1121, "Invalid symbol."))?.spec.clone();
-    let by_id = match p.get("orderId") {
-        Some(v) => Some(v.parse::<u64>().map_err(|_| illegal("orderId"))?),
+/// How a request names an order: `orderId` and/or `origClientOrderId` (the
+/// WS-API's cancel-replace uses `cancelOrderId`/`cancelOrigClientOrderId`).
+fn order_ref(p: &Params, id_name: &str, client_name: &str) -> Result<(Option<u64>, Option<String>), Reject> {
+    let by_id = match p.get(id_name) {
+        Some(v) => Some(v.parse::<u64>().map_err(|_| {
+            reject(
+                -1100,
+                format!("Illegal characters found in parameter '{id_name}'; legal range is '^[0-9]{{1,20}}$'."),
+            )
+        })?),
         None => None,
     };
-    let by_client = p.get("origClientOrderId");
+    let by_client = p.get(client_name).map(str::to_string);
     if by_id.is_none() && by_client.is_none() {
-        return Err(reject(-1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!"));
+        return Err(reject(
+            -1102,
+            format!("Param '{client_name}' or '{id_name}' must be sent, but both were empty/null!"),
+        ));
     }
-    let a = &st.accounts.list[acct];
-    let found = a
+    Ok((by_id, by_client))
+}
+
+/// The open order of `acct` on `scope` that the reference names.
+fn find_open(
+    st: &HubState,
+    kind: MarketKind,
+    acct: usize,
+    scope: &Scope,
+    symbol: &str,
+    by_id: Option<u64>,
+    by_client: Option<&str>,
+) -> Option<u64> {
+    st.accounts.list[acct]
         .open
         .values()
-        .find(|o| o.symbol == symbol && by_id.is_none_or(|i| o.id == i) && by_client.is_none_or(|c| o.client_id == c));
-    let Some(id) = found.map(|o| o.id) else { return Err(reject(-2011, "Unknown order sent.")) };
-    let new_client = match p.get("newClientOrderId") {
-        Some(c) if valid_client_id(c) => c.to_string(),
-        _ => st.accounts.token(22),
+        .find(|o| {
+            o.symbol == symbol
+                && by_id.is_none_or(|i| o.id == i)
+                && by_client.is_none_or(|c| o.client_id == c)
+                && meta_of(st, kind, o.id).scope == *scope
+        })
+        .map(|o| o.id)
+}
+
+/// Cancels an open order (`orderId` or `origClientOrderId`); returns the response.
+pub(crate) fn cancel(hub: &Hub, st: &mut HubState, acct: usize, p: &Params, scope: &Scope) -> Result<String, Reject> {
+    let (symbol, spec) = spec_of(st, p)?;
+    let (by_id, by_client) = order_ref(p, "orderId", "origClientOrderId")?;
+    let new_client = client_id_param(p, "newClientOrderId")?;
+    let restriction = match p.get("cancelRestrictions") {
+        None => None,
+        Some(r @ ("ONLY_NEW" | "ONLY_PARTIALLY_FILLED")) => Some(r.to_string()),
+        Some(_) => return Err(reject(-1145, "Invalid cancelRestrictions")),
     };
+    let kind = hub.kind();
+    let id = find_open(st, kind, acct, scope, &symbol, by_id, by_client.as_deref()).ok_or_else(unknown_order)?;
+    if let Some(r) = restriction {
+        let status = st.accounts.list[acct].open.get(&id).map_or("", |o| o.status);
+        if (r == "ONLY_NEW") != (status == "NEW") {
+            return Err(reject(-2011, "Order was not canceled due to cancel restrictions."));
+        }
+    }
+    Ok(cancel_id(hub, st, acct, scope, &spec, id, new_client))
+}
+
+/// Cancels open order `id` (found on `scope`): events, unlocked balance, response.
+fn cancel_id(
+    hub: &Hub,
+    st: &mut HubState,
+    acct: usize,
+    scope: &Scope,
+    spec: &SymbolSpec,
+    id: u64,
+    new_client: Option<String>,
+) -> String {
+    let kind = hub.kind();
+    let new_client = new_client.unwrap_or_else(|| st.accounts.token(22));
     let now = hub.venue_ms(st);
     let exec_id = next_exec(st);
-    let a = &mut st.accounts.list[acct];
-    let Some(mut o) = a.open.remove(&id) else { return Err(reject(-2011, "Unknown order sent.")) };
+    let maker = meta_of(st, kind, id).maker;
+    let Some(mut o) = st.accounts.list[acct].open.remove(&id) else { return String::new() };
     o.status = "CANCELED";
     o.update_ms = now;
-    let mut events = Vec::new();
     let orig = o.client_id.clone();
+    let mut out = Outcome { events: Vec::new(), fills: Vec::new(), touched: Vec::new() };
     if kind == MarketKind::Spot {
-        let rest_qty = o.qty - o.executed;
-        let (asset, unlock) = if o.buy {
-            (spec.quote.clone(), notional(kind, &spec, o.price, rest_qty))
-        } else {
-            (spec.base.clone(), rescale(rest_qty as i128, spec.qty_decimals, AMT))
-        };
-        let b = a.balance(&asset);
-        b.locked -= unlock;
-        b.free += unlock;
-        a.update_ms = now;
-        events.push(event(kind, &spec, &o, "CANCELED", None, now, exec_id, &new_client, false));
-        events.push(("outboundAccountPosition", account_position(a, &[asset], now)));
+        let ids = Some((new_client.as_str(), orig.as_str()));
+        out.events.push(event(&Report { maker, ids, ..Report::new(kind, spec, &o, "CANCELED", now, exec_id) }));
+        let (asset, amount) = locked_for(kind, spec, o.buy, o.price, o.qty - o.executed);
+        lock(st, acct, scope, &asset, -amount, &mut out.touched);
+        account_events(hub, st, acct, scope, spec, false, now, &mut out);
     } else {
-        events.push(event(kind, &spec, &o, "CANCELED", None, now, exec_id, "", false));
+        out.events.push(event(&Report::new(kind, spec, &o, "CANCELED", now, exec_id)));
     }
-    a.finish(o.clone());
-    let scope = Scope::of_market(kind);
-    for (e, payload) in events {
-        deliver_user(hub, st, acct, &scope, e, &payload);
-    }
+    st.accounts.list[acct].finish(o.clone());
+    deliver_all(hub, st, acct, scope, out.events);
     if kind == MarketKind::Spot {
-        let (pd, qd) = (spec.price_decimals, spec.qty_decimals);
-        return Ok(Obj::new()
+        return cancel_response(spec, &o, maker, scope, &orig, &new_client, now);
+    }
+    response(kind, spec, &o, false, scope, "RESULT", &[], now)
+}
+
+/// A spot (or margin) cancel's answer.
+fn cancel_response(
+    spec: &SymbolSpec,
+    o: &Order,
+    maker: bool,
+    scope: &Scope,
+    orig: &str,
+    new: &str,
+    now: u64,
+) -> String {
+    let (pd, qd) = (spec.price_decimals, spec.qty_decimals);
+    let iso = isolated_flag(scope);
+    let mut b = Obj::new().s("symbol", &o.symbol);
+    if let Some(i) = iso {
+        // The margin docs write this cancel's orderId as a string.
+        b = b.raw("isIsolated", i).s("orderId", &o.id.to_string()).s("origClientOrderId", orig);
+    } else {
+        b = b.s("origClientOrderId", orig).raw("orderId", o.id).raw("orderListId", -1);
+    }
+    b = b.s("clientOrderId", new);
+    if iso.is_none() {
+        b = b.raw("transactTime", now);
+    }
+    b = b
+        .s("price", &dec(o.price as i128, pd, 8))
+        .s("origQty", &dec(o.qty as i128, qd, 8))
+        .s("executedQty", &dec(o.executed as i128, qd, 8));
+    if iso.is_none() {
+        b = b.s("origQuoteOrderQty", "0.00000000");
+    }
+    b.s("cummulativeQuoteQty", &amt(o.cum_notional))
+        .s("status", "CANCELED")
+        .s("timeInForce", o.tif)
+        .s("type", order_type(o, maker))
+        .s("side", side(o.buy))
+        .s("selfTradePreventionMode", "EXPIRE_MAKER")
+        .end()
+}
+
+/// `openOrders.cancelAll`: cancels every open order of `acct` on `symbol`
+/// and `scope`; the answer is the list of cancel reports (`-2011` when there
+/// is none, as `DELETE /api/v3/openOrders` answers).
+pub(crate) fn cancel_all(
+    hub: &Hub,
+    st: &mut HubState,
+    acct: usize,
+    p: &Params,
+    scope: &Scope,
+) -> Result<String, Reject> {
+    let (symbol, spec) = spec_of(st, p)?;
+    let kind = hub.kind();
+    let ids: Vec<u64> = st.accounts.list[acct]
+        .open
+        .values()
+        .filter(|o| o.symbol == symbol && meta_of(st, kind, o.id).scope == *scope)
+        .map(|o| o.id)
+        .collect();
+    if ids.is_empty() {
+        return Err(unknown_order());
+    }
+    let reports: Vec<String> = ids.into_iter().map(|id| cancel_id(hub, st, acct, scope, &spec, id, None)).collect();
+    Ok(format!("[{}]", reports.join(",")))
+}
+
+/// `order.amend.keepPriority` (spot): lowers an open order's quantity in
+/// place (`newQty` above what it executed and below its quantity), with an
+/// `executionReport` `REPLACED` and the unlocked balance.
+pub(crate) fn amend_keep_priority(hub: &Hub, st: &mut HubState, acct: usize, p: &Params) -> Result<String, Reject> {
+    let kind = hub.kind();
+    let scope = Scope::of_market(kind);
+    let (symbol, spec) = spec_of(st, p)?;
+    let (by_id, by_client) = order_ref(p, "orderId", "origClientOrderId")?;
+    let new_client = client_id_param(p, "newClientOrderId")?;
+    let new_qty = units(p, "newQty", spec.qty_decimals, "LOT_SIZE")?;
+    // Refusals of an amend are -2038 ORDER_AMEND_REJECTED with the matching
+    // engine's messages (errors.md).
+    let unknown = || reject(-2038, "Unknown order sent.");
+    let id = find_open(st, kind, acct, &scope, &symbol, by_id, by_client.as_deref()).ok_or_else(unknown)?;
+    let Some(o) = st.accounts.list[acct].open.get(&id).cloned() else { return Err(unknown()) };
+    if new_qty == o.qty {
+        return Err(reject(-2038, "The requested action would change no state; rejecting"));
+    }
+    if new_qty > o.qty {
+        return Err(reject(-2038, "Order amend (quantity increase) is not supported."));
+    }
+    if new_qty <= o.executed {
+        // A simulator choice: the docs do not say what an amend to at most
+        // the executed quantity does.
+        return Err(reject(-2038, "Order amend (quantity below executed quantity) is not supported."));
+    }
+    let new_client = new_client.unwrap_or_else(|| st.accounts.token(22));
+    let now = hub.venue_ms(st);
+    let exec_id = next_exec(st);
+    let maker = meta_of(st, kind, id).maker;
+    let mut amended = o.clone();
+    amended.qty = new_qty;
+    amended.client_id = new_client.clone();
+    amended.update_ms = now;
+    let mut out = Outcome { events: Vec::new(), fills: Vec::new(), touched: Vec::new() };
+    let ids = Some((new_client.as_str(), o.client_id.as_str()));
+    out.events.push(event(&Report {
+        maker,
+        ids,
+        on_book: true,
+        ..Report::new(kind, &spec, &amended, "REPLACED", now, exec_id)
+    }));
+    let (asset, before) = locked_for(kind, &spec, o.buy, o.price, o.qty - o.executed);
+    let (_, after) = locked_for(kind, &spec, o.buy, o.price, new_qty - o.executed);
+    lock(st, acct, &scope, &asset, after - before, &mut out.touched);
+    account_events(hub, st, acct, &scope, &spec, false, now, &mut out);
+    st.accounts.list[acct].open.insert(id, amended.clone());
+    deliver_all(hub, st, acct, &scope, out.events);
+    let (pd, qd) = (spec.price_decimals, spec.qty_decimals);
+    let order = Obj::new()
+        .s("symbol", &symbol)
+        .raw("orderId", id)
+        .raw("orderListId", -1)
+        .s("origClientOrderId", &o.client_id)
+        .s("clientOrderId", &new_client)
+        .s("price", &dec(o.price as i128, pd, 8))
+        .s("qty", &dec(new_qty as i128, qd, 8))
+        .s("executedQty", &dec(o.executed as i128, qd, 8))
+        .s("preventedQty", "0.00000000")
+        .s("quoteOrderQty", "0.00000000")
+        .s("cumulativeQuoteQty", &amt(o.cum_notional))
+        .s("status", amended.status)
+        .s("timeInForce", o.tif)
+        .s("type", order_type(&o, maker))
+        .s("side", side(o.buy))
+        .raw("workingTime", o.time_ms)
+        .s("selfTradePreventionMode", "EXPIRE_MAKER")
+        .end();
+    Ok(Obj::new().raw("transactTime", now).raw("executionId", exec_id).raw("amendedOrder", order).end())
+}
+
+/// `order.modify` (USD-M): a new price and quantity for an open LIMIT order
+/// (`ORDER_TRADE_UPDATE` `AMENDMENT`). At or below the executed quantity the
+/// order is canceled; a GTX order whose new price would take is canceled; any
+/// other new price that crosses takes the true book like a new order.
+pub(crate) fn modify(hub: &Hub, st: &mut HubState, acct: usize, p: &Params) -> Result<String, Reject> {
+    let kind = hub.kind();
+    let scope = Scope::of_market(kind);
+    let (symbol, spec) = spec_of(st, p)?;
+    let (by_id, by_client) = order_ref(p, "orderId", "origClientOrderId")?;
+    let buy = match p.get("side").ok_or_else(|| mandatory("side"))? {
+        "BUY" => true,
+        "SELL" => false,
+        _ => return Err(reject(-1117, "Invalid side.")),
+    };
+    let qty = units(p, "quantity", spec.qty_decimals, "LOT_SIZE")?;
+    let price = units(p, "price", spec.price_decimals, "PRICE_FILTER")?;
+    // orderId prevails when both are sent (Modify-Order, USD-M docs).
+    let by_client = if by_id.is_some() { None } else { by_client };
+    let id = find_open(st, kind, acct, &scope, &symbol, by_id, by_client.as_deref())
+        .ok_or_else(|| reject(-2013, "Order does not exist."))?;
+    let Some(mut o) = st.accounts.list[acct].open.remove(&id) else {
+        return Err(reject(-2013, "Order does not exist."));
+    };
+    if o.buy != buy {
+        st.accounts.list[acct].open.insert(id, o);
+        return Err(reject(-1117, "Invalid side."));
+    }
+    if o.qty == qty && o.price == price {
+        st.accounts.list[acct].open.insert(id, o);
+        return Err(reject(-5027, "No need to modify the order."));
+    }
+    let now = hub.venue_ms(st);
+    let mut out = Outcome { events: Vec::new(), fills: Vec::new(), touched: Vec::new() };
+    let crosses = st
+        .market
+        .symbol(&symbol)
+        .is_some_and(|s| !s.preview_take(o.buy, (qty - o.executed).max(1), Some(price)).is_empty());
+    o.update_ms = now;
+    if qty <= o.executed || (o.tif == "GTX" && crosses) {
+        o.status = "CANCELED";
+        let exec_id = next_exec(st);
+        out.events.push(event(&Report::new(kind, &spec, &o, "CANCELED", now, exec_id)));
+    } else {
+        o.qty = qty;
+        o.price = price;
+        let exec_id = next_exec(st);
+        out.events.push(event(&Report::new(kind, &spec, &o, "AMENDMENT", now, exec_id)));
+        let left = o.qty - o.executed;
+        take(hub, st, acct, &scope, &mut o, &spec, left, Some(price), true, now, &mut out);
+        account_events(hub, st, acct, &scope, &spec, !out.fills.is_empty(), now, &mut out);
+    }
+    let a = &mut st.accounts.list[acct];
+    if matches!(o.status, "NEW" | "PARTIALLY_FILLED") {
+        a.open.insert(id, o.clone());
+    } else {
+        a.finish(o.clone());
+    }
+    deliver_all(hub, st, acct, &scope, out.events);
+    Ok(response(kind, &spec, &o, false, &scope, "RESULT", &[], now))
+}
+
+/// `order.status`: an open or finished order of `acct` on `scope`
+/// (`-2013` when unknown).
+pub(crate) fn status(hub: &Hub, st: &HubState, acct: usize, p: &Params, scope: &Scope) -> Result<String, Reject> {
+    let kind = hub.kind();
+    let (symbol, spec) = spec_of(st, p)?;
+    let (by_id, by_client) = order_ref(p, "orderId", "origClientOrderId")?;
+    let a = &st.accounts.list[acct];
+    let hit = |o: &&Order| {
+        o.symbol == symbol
+            && by_id.is_none_or(|i| o.id == i)
+            && by_client.as_deref().is_none_or(|c| o.client_id == c)
+            && meta_of(st, kind, o.id).scope == *scope
+    };
+    let o =
+        a.open.values().find(hit).map(|o| (o, true)).or_else(|| a.history.iter().rev().find(hit).map(|o| (o, false)));
+    let Some((o, open)) = o else { return Err(reject(-2013, "Order does not exist.")) };
+    Ok(order_report(kind, &spec, o, meta_of(st, kind, o.id).maker, open))
+}
+
+/// `openOrders.status`: the open orders of `acct` on `scope` (one symbol or all).
+pub(crate) fn open_orders(hub: &Hub, st: &HubState, acct: usize, p: &Params, scope: &Scope) -> Result<String, Reject> {
+    let kind = hub.kind();
+    let symbol = match p.get("symbol") {
+        Some(s) => Some(st.market.symbol(s).ok_or_else(|| reject(-1121, "Invalid symbol."))?.spec.name.clone()),
+        None => None,
+    };
+    let list: Vec<String> = st.accounts.list[acct]
+        .open
+        .values()
+        .filter(|o| symbol.as_ref().is_none_or(|s| o.symbol == *s) && meta_of(st, kind, o.id).scope == *scope)
+        .filter_map(|o| {
+            let spec = st.market.symbol(&o.symbol)?.spec.clone();
+            Some(order_report(kind, &spec, o, meta_of(st, kind, o.id).maker, true))
+        })
+        .collect();
+    Ok(format!("[{}]", list.join(",")))
+}
+
+/// An order as `order.status` reports it (spot or USD-M shape).
+fn order_report(kind: MarketKind, spec: &SymbolSpec, o: &Order, maker: bool, open: bool) -> String {
+    let (pd, qd) = (spec.price_decimals, spec.qty_decimals);
+    if kind == MarketKind::Spot {
+        return Obj::new()
             .s("symbol", &o.symbol)
-            .s("origClientOrderId", &orig)
             .raw("orderId", o.id)
             .raw("orderListId", -1)
-            .s("clientOrderId", &new_client)
-            .raw("transactTime", now)
+            .s("clientOrderId", &o.client_id)
             .s("price", &dec(o.price as i128, pd, 8))
             .s("origQty", &dec(o.qty as i128, qd, 8))
             .s("executedQty", &dec(o.executed as i128, qd, 8))
-            .s("origQuoteOrderQty", "0.00000000")
             .s("cummulativeQuoteQty", &amt(o.cum_notional))
-            .s("status", "CANCELED")
+            .s("status", o.status)
             .s("timeInForce", o.tif)
-            .s("type", order_type(&o))
+            .s("type", order_type(o, maker))
             .s("side", side(o.buy))
+            .s("stopPrice", "0.00000000")
+            .s("icebergQty", "0.00000000")
+            .raw("time", o.time_ms)
+            .raw("updateTime", o.update_ms)
+            .raw("isWorking", open)
+            .raw("workingTime", o.time_ms)
+            .s("origQuoteOrderQty", "0.00000000")
             .s("selfTradePreventionMode", "EXPIRE_MAKER")
-            .end());
+            .end();
     }
-    Ok(response(kind, &spec, &o, "RESULT", &[], now))
+    let avg = if o.executed == 0 { "0".to_string() } else { avg_price(o, pd) };
+    Obj::new()
+        .s("avgPrice", &avg)
+        .s("clientOrderId", &o.client_id)
+        .s("cumQuote", &amt(o.cum_notional))
+        .s("executedQty", &dec(o.executed as i128, qd, qd))
+        .raw("orderId", o.id)
+        .s("origQty", &dec(o.qty as i128, qd, qd))
+        .s("origType", order_type(o, false))
+        .s("price", &dec(o.price as i128, pd, pd))
+        .raw("reduceOnly", false)
+        .s("side", side(o.buy))
+        .s("positionSide", "BOTH")
+        .s("status", o.status)
+        .s("stopPrice", "0")
+        .raw("closePosition", false)
+        .s("symbol", &o.symbol)
+        .raw("time", o.time_ms)
+        .s("timeInForce", o.tif)
+        .s("type", order_type(o, false))
+        .raw("updateTime", o.update_ms)
+        .s("workingType", "CONTRACT_PRICE")
+        .raw("priceProtect", false)
+        .s("priceMatch", "NONE")
+        .s("selfTradePreventionMode", "EXPIRE_MAKER")
+        .raw("goodTillDate", 0)
+        .end()
 }
 
-/// Credits (or debits, when negative) `amount` (`AMT`) of `asset`: spot sends
-/// `balanceUpdate` + `outboundAccountPosition`; futures `ACCOUNT_UPDATE` with
-/// reason `DEPOSIT` (or `WITHDRAW`).
-pub(crate) fn deposit(hub: &Hub, st: &mut HubState, acct: usize, asset: &str, amount: i128) {
+/// Credits (or debits, when negative) `amount` (`AMT`) of `asset` on
+/// `scope`: spot and margin send `balanceUpdate` + `outboundAccountPosition`;
+/// futures `ACCOUNT_UPDATE` with reason `DEPOSIT` (or `WITHDRAW`).
+pub(crate) fn deposit(hub: &Hub, st: &mut HubState, acct: usize, scope: &Scope, asset: &str, amount: i128) {
     let kind = hub.kind();
     let now = hub.venue_ms(st);
-    let scope = Scope::of_market(kind);
-    let a = &mut st.accounts.list[acct];
-    a.balance(asset).free += amount;
-    a.update_ms = now;
-    let mut events = Vec::new();
-    if kind == MarketKind::Spot {
-        events.push((
-            "balanceUpdate",
-            Obj::new().s("e", "balanceUpdate").raw("E", now).s("a", asset).s("d", &amt(amount)).raw("T", now).end(),
-        ));
-        events.push(("outboundAccountPosition", account_position(a, &[asset.to_string()], now)));
-    } else {
-        // The wallet line names the asset directly (no symbol involved).
-        let spec = SymbolSpec::new("", asset, asset, 0, 0, 0.0);
-        let reason = if amount >= 0 { "DEPOSIT" } else { "WITHDRAW" };
-        events.push(("ACCOUNT_UPDATE", account_update(kind, a, &spec, reason, Some(amount), None, now)));
-    }
-    for (e, payload) in events {
-        deliver_user(hub, st, acct, &scope, e, &payload);
-    }
+    let events = with_wallet(st, acct, scope, |a| {
+        a.balance(asset).free += amount;
+        a.update_ms = now;
+        if kind == MarketKind::Spot {
+            vec![
+                (
+                    "balanceUpdate",
+                    Obj::new()
+                        .s("e", "balanceUpdate")
+                        .raw("E", now)
+                        .s("a", asset)
+                        .s("d", &amt(amount))
+                        .raw("T", now)
+                        .end(),
+                ),
+                ("outboundAccountPosition", account_position(a, &[asset.to_string()], now)),
+            ]
+        } else {
+            // The wallet line names the asset directly (no symbol involved).
+            let spec = SymbolSpec::new("", asset, asset, 0, 0, 0.0);
+            let reason = if amount >= 0 { "DEPOSIT" } else { "WITHDRAW" };
+            vec![("ACCOUNT_UPDATE", account_update(kind, a, &spec, reason, Some(amount), None, now))]
+        }
+    });
+    deliver_all(hub, st, acct, scope, events);
 }
 
 /// `GET /api/v3/account`: the spot balances (non-zero ones, as `omitZeroBalances=true`).

@@ -1,7 +1,17 @@
 //! Binance's WebSocket paths: `/ws`, `/ws/<streams>`, `/stream?streams=`,
 //! the USD-M/options routes `/public`, `/market`, `/private` in front, the
-//! spot WebSocket API `/ws-api/v3`, and where listenKeys are read; the
-//! checks on what a URL asks for, and the refusals of an upgrade.
+//! WebSocket APIs (spot `/ws-api/v3`, USD-M `/ws-fapi/v1`), and where
+//! listenKeys are read; the checks on what a URL asks for, and the refusals
+//! of an upgrade.
+//!
+//! Like the venue, a stream path takes any name: only well-formed names are
+//! subscribed (a name the venue would refuse in `SUBSCRIBE`, such as
+//! `/ws/not_a_stream`, is ignored and delivers nothing) and a client then
+//! `SUBSCRIBE`s what it wants. The refusals kept are the ones the venue
+//! makes: an unknown path (404), a bad handshake (400), the connection-attempt
+//! limit (429, `Retry-After`), and more streams in the URL than a connection
+//! may hold (its documented cap; the venue's answer is undocumented, HTTP 400
+//! here).
 
 use hyper::StatusCode;
 use hyper::header::{self, HeaderValue};
@@ -22,7 +32,7 @@ const PUBLIC: u8 = 1;
 const MARKET: u8 = 2;
 /// The tag of a connection on the `/private` route.
 const PRIVATE: u8 = 3;
-/// The tag of a spot WebSocket API connection (`/ws-api/v3`).
+/// The tag of a WebSocket API connection (spot `/ws-api/v3`, USD-M `/ws-fapi/v1`).
 pub(crate) const WS_API: u8 = 4;
 
 /// The route of a market-stream connection's tag.
@@ -109,7 +119,12 @@ pub(crate) fn route(hub: &Hub, path: &str, q: Option<&str>) -> Option<WsTarget> 
 }
 
 fn parse_ws_streams(hub: &Hub, path: &str, q: Option<&str>) -> Option<Target> {
-    if hub.kind() == MarketKind::Spot && path.trim_end_matches('/') == "/ws-api/v3" {
+    let api = match hub.kind() {
+        MarketKind::Spot => "/ws-api/v3",
+        MarketKind::UsdM => "/ws-fapi/v1",
+        MarketKind::CoinM | MarketKind::Options => "",
+    };
+    if !api.is_empty() && path.trim_end_matches('/') == api {
         return Some(Target { ws_api: true, ..Target::streams(None, false, vec![]) });
     }
     let mut rest = path;
@@ -147,22 +162,22 @@ fn parse_ws_streams(hub: &Hub, path: &str, q: Option<&str>) -> Option<Target> {
     None
 }
 
-/// The streams a URL names must be well formed and within the stream cap
-/// (HTTP 400, as the venue refuses them); `Some` is the refusal.
+/// The streams a URL names: the well-formed ones are subscribed when the
+/// connection opens (`Binance::opened`), the others ignored.
+pub(crate) fn url_streams(streams: &[String]) -> Vec<String> {
+    streams.iter().filter(|s| topic::is_well_formed(s)).cloned().collect()
+}
+
+/// More streams in the URL than a connection may hold are refused (HTTP
+/// 400); any name is otherwise accepted. `Some` is the refusal.
 pub(crate) fn admit(hub: &Hub, target: &WsTarget) -> Option<Resp> {
-    if target.streams.iter().any(|s| !topic::is_well_formed(s)) {
-        return Some(venue_error(StatusCode::BAD_REQUEST, 2, "Invalid request: invalid stream"));
-    }
-    if target.streams.len() > hub.cfg.limits.max_streams_per_conn {
+    let n = target.streams.iter().filter(|s| topic::is_well_formed(s)).count();
+    if n > hub.cfg.limits.max_streams_per_conn {
         hub.lock().counters.over_cap_rejections += 1;
         return Some(venue_error(
             StatusCode::BAD_REQUEST,
             2,
-            &format!(
-                "Invalid request: too many streams ({} > {})",
-                target.streams.len(),
-                hub.cfg.limits.max_streams_per_conn
-            ),
+            &format!("Invalid request: too many streams ({n} > {})", hub.cfg.limits.max_streams_per_conn),
         ));
     }
     None

@@ -1,19 +1,25 @@
-//! Private REST endpoints: listenKeys (API key only) and signed order and
-//! account endpoints.
+//! Private REST endpoints: listenKeys (API key only), listenTokens, and the
+//! signed order and account endpoints.
 //!
-//! - listenKeys: `POST|PUT|DELETE /api/v3/userDataStream` (spot, legacy),
-//!   `/sapi/v1/userDataStream` (margin), `/sapi/v1/userDataStream/isolated?symbol=`
-//!   (isolated margin), `/fapi/v1/listenKey` (USD-M), `/dapi/v1/listenKey` (COIN-M).
+//! - listenKeys: `POST|PUT|DELETE /fapi/v1/listenKey` (USD-M) and
+//!   `/dapi/v1/listenKey` (COIN-M).
+//! - Removed from the venue on 2026-02-20, answered `410 Gone` as the venue
+//!   does now: `/api/v3/userDataStream` (spot listenKeys), `/sapi/v1/userDataStream`
+//!   and `/sapi/v1/userDataStream/isolated` (margin listenKeys).
+//! - listenTokens: `POST /sapi/v1/userListenToken` (signed; `token`).
 //! - Signed (`X-MBX-APIKEY` + `timestamp` + `signature`, query and/or form body):
-//!   `POST|DELETE /api/v3/order`, `/fapi/v1/order`, `/dapi/v1/order`;
-//!   `GET /api/v3/account`.
+//!   `POST|DELETE /api/v3/order`, `/sapi/v1/margin/order` (`isIsolated`),
+//!   `/fapi/v1/order`, `/dapi/v1/order`; `GET /api/v3/account`.
 
 use bytes::Bytes;
-use hyper::{Method, Request, StatusCode};
+use http_body_util::Full;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
 use tokio::time::Instant;
 
 use super::auth::{self, AuthError};
 use super::orders::{self, Params, Reject};
+use super::{rate, token};
 use crate::account::{ListenKey, Scope};
 use crate::config::MarketKind;
 use crate::hub::Hub;
@@ -37,50 +43,79 @@ fn ok(body: impl Into<Bytes>) -> Resp {
     json(StatusCode::OK, body)
 }
 
+/// What the venue answers on the listenKey endpoints it removed: HTTP 410
+/// with its front end's HTML page (the page clients report for
+/// `POST /api/v3/userDataStream`, e.g. siebly.io/blog/binance-user-data-stream-410-gone-listenkey-javascript:
+/// `<html><head><title>410 Gone</title></head>...`; the margin paths answer
+/// the same way, PROTOCOLS.md §1.6).
+fn gone() -> Resp {
+    let body = "<html><head><title>410 Gone</title></head><body><center><h1>410 Gone</h1></center></body></html>";
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = StatusCode::GONE;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+    r
+}
+
 /// Handles a private endpoint, or `None` when `path` is not one.
 pub(crate) fn handle(req: &Request<Bytes>, hub: &Hub) -> Option<Resp> {
     let kind = hub.kind();
     let path = req.uri().path();
     enum What {
-        Key(Option<Scope>),
+        Gone,
+        Key(Scope),
+        Token,
         Order,
+        MarginOrder,
         Account,
     }
     let what = match (kind, path) {
-        (MarketKind::Spot, "/api/v3/userDataStream") => What::Key(Some(Scope::Spot)),
-        (MarketKind::Spot, "/sapi/v1/userDataStream") => What::Key(Some(Scope::Margin)),
-        (MarketKind::Spot, "/sapi/v1/userDataStream/isolated") => What::Key(None),
-        (MarketKind::UsdM, "/fapi/v1/listenKey") => What::Key(Some(Scope::UsdM)),
-        (MarketKind::CoinM, "/dapi/v1/listenKey") => What::Key(Some(Scope::CoinM)),
+        (
+            MarketKind::Spot,
+            "/api/v3/userDataStream" | "/sapi/v1/userDataStream" | "/sapi/v1/userDataStream/isolated",
+        ) => What::Gone,
+        (MarketKind::UsdM, "/fapi/v1/listenKey") => What::Key(Scope::UsdM),
+        (MarketKind::CoinM, "/dapi/v1/listenKey") => What::Key(Scope::CoinM),
+        (MarketKind::Spot, "/sapi/v1/userListenToken") => What::Token,
         (MarketKind::Spot, "/api/v3/order")
         | (MarketKind::UsdM, "/fapi/v1/order")
         | (MarketKind::CoinM, "/dapi/v1/order") => What::Order,
+        (MarketKind::Spot, "/sapi/v1/margin/order") => What::MarginOrder,
         (MarketKind::Spot, "/api/v3/account") => What::Account,
         _ => return None,
     };
+    if matches!(what, What::Gone) {
+        return Some(gone());
+    }
     let method = req.method();
     let allowed = match what {
+        What::Gone => true,
         What::Key(_) => matches!(*method, Method::POST | Method::PUT | Method::DELETE),
-        What::Order => matches!(*method, Method::POST | Method::DELETE),
+        What::Token => *method == Method::POST,
+        What::Order | What::MarginOrder => matches!(*method, Method::POST | Method::DELETE),
         What::Account => *method == Method::GET,
     };
     if !allowed {
         return Some(err(405, -1000, "Method not allowed."));
     }
+    // IP weights as documented; endpoints weighed per UID (userListenToken,
+    // a margin order) cost 1 here, the simulator keeping a single budget.
     let weight = match what {
         What::Account => 20,
+        What::MarginOrder if *method == Method::DELETE => 10,
         _ => 1,
     };
     if let Err(retry) = hub.charge_weight(weight) {
         let mut r = err(429, -1003, "Too many requests; current limit of IP(127.0.0.1) is exceeded.");
-        if let Ok(v) = hyper::header::HeaderValue::from_str(&retry.to_string()) {
+        if let Ok(v) = HeaderValue::from_str(&retry.to_string()) {
             r.headers_mut().insert("retry-after", v);
         }
         return Some(r);
     }
     Some(match what {
+        What::Gone => gone(),
         What::Key(scope) => listen_key(req, hub, scope),
-        What::Order | What::Account => signed_call(req, hub, matches!(what, What::Account)),
+        What::Token => token::create(req, hub),
+        What::Order | What::MarginOrder | What::Account => signed_call(req, hub),
     })
 }
 
@@ -101,8 +136,8 @@ fn params(req: &Request<Bytes>) -> Params {
 }
 
 /// `POST` creates (or returns and extends the active) key, `PUT` extends,
-/// `DELETE` closes. Futures keep-alive answers `{"listenKey":..}`, spot `{}`.
-fn listen_key(req: &Request<Bytes>, hub: &Hub, scope: Option<Scope>) -> Resp {
+/// `DELETE` closes; futures answer `{"listenKey":..}` to a keep-alive.
+fn listen_key(req: &Request<Bytes>, hub: &Hub, scope: Scope) -> Resp {
     let key = match api_key(req) {
         Ok(k) => k,
         Err(e) => return auth_err(&e),
@@ -110,15 +145,6 @@ fn listen_key(req: &Request<Bytes>, hub: &Hub, scope: Option<Scope>) -> Resp {
     let p = params(req);
     let mut st = hub.lock();
     let Some(acct) = st.accounts.by_api_key(&key) else { return auth_err(&AuthError::UnknownKey) };
-    let scope = match scope {
-        Some(s) => s,
-        None => match p.get("symbol") {
-            None => return err(400, -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed."),
-            Some(s) if st.market.symbol(s).is_some() => Scope::Isolated(s.to_string()),
-            Some(_) => return err(400, -1121, "Invalid symbol."),
-        },
-    };
-    let futures = matches!(scope, Scope::UsdM | Scope::CoinM);
     let validity = hub.cfg.limits.listen_key_validity;
     let active = st.accounts.active_key(acct, &scope);
     let no_key = || err(400, -1125, "This listenKey does not exist.");
@@ -140,22 +166,13 @@ fn listen_key(req: &Request<Bytes>, hub: &Hub, scope: Option<Scope>) -> Resp {
             ok(serde_json::json!({ "listenKey": k }).to_string())
         }
         Method::PUT | Method::DELETE => {
-            // Spot and margin name the key; futures act on the account's key
-            // (and check it when one is named).
-            let named = p.get("listenKey");
-            let target = match (named, futures) {
-                (None, false) => {
-                    return err(
-                        400,
-                        -1102,
-                        "Mandatory parameter 'listenKey' was not sent, was empty/null, or malformed.",
-                    );
-                }
-                (Some(n), _) => match st.accounts.listen_keys.get(n) {
+            // Futures act on the account's key (and check it when one is named).
+            let target = match p.get("listenKey") {
+                Some(n) => match st.accounts.listen_keys.get(n) {
                     Some(lk) if lk.account == acct && lk.scope == scope => n.to_string(),
                     _ => return no_key(),
                 },
-                (None, true) => match active {
+                None => match active {
                     Some(k) => k,
                     None => return no_key(),
                 },
@@ -164,7 +181,7 @@ fn listen_key(req: &Request<Bytes>, hub: &Hub, scope: Option<Scope>) -> Resp {
                 if let Some(lk) = st.accounts.listen_keys.get_mut(&target) {
                     lk.expires = Instant::now() + validity;
                 }
-                if futures { ok(serde_json::json!({ "listenKey": target }).to_string()) } else { ok("{}") }
+                ok(serde_json::json!({ "listenKey": target }).to_string())
             } else {
                 st.accounts.listen_keys.remove(&target);
                 ok("{}")
@@ -194,23 +211,55 @@ pub(crate) fn verify_rest(req: &Request<Bytes>, hub: &Hub) -> Result<(usize, Par
     Ok((acct, p))
 }
 
-fn signed_call(req: &Request<Bytes>, hub: &Hub, account: bool) -> Resp {
+fn signed_call(req: &Request<Bytes>, hub: &Hub) -> Resp {
     let (acct, p) = match verify_rest(req, hub) {
         Ok(x) => x,
         Err(e) => return auth_err(&e),
     };
+    let path = req.uri().path();
     let mut st = hub.lock();
-    if account {
+    if path == "/api/v3/account" {
         let now = hub.venue_ms(&st);
         return ok(orders::spot_account(&st, acct, now));
     }
-    let r = if *req.method() == Method::DELETE {
-        orders::cancel(hub, &mut st, acct, &p)
+    let scope = if path == "/sapi/v1/margin/order" {
+        match token::is_isolated(p.get("isIsolated")) {
+            Ok(false) => Scope::Margin,
+            Ok(true) => match p.get("symbol").and_then(|s| st.market.symbol(s)) {
+                Some(sym) => Scope::Isolated(sym.spec.name.clone()),
+                // The order code reports the missing or unknown symbol.
+                None => Scope::Isolated(String::new()),
+            },
+            Err(r) => return rejected(r),
+        }
     } else {
-        orders::place(hub, &mut st, acct, &p)
+        Scope::of_market(hub.kind())
     };
-    match r {
-        Ok(body) => ok(body),
+    if *req.method() == Method::DELETE {
+        return match orders::cancel(hub, &mut st, acct, &p, &scope) {
+            Ok(body) => ok(body),
+            Err(r) => rejected(r),
+        };
+    }
+    // Margin orders have limits of their own, not the market's `ORDERS`.
+    let counts = if matches!(scope, Scope::Margin | Scope::Isolated(_)) {
+        Vec::new()
+    } else {
+        match rate::count(hub, &mut st, acct) {
+            Ok(c) => c,
+            Err(r) => return rejected(r),
+        }
+    };
+    match orders::place(hub, &mut st, acct, &p, &scope) {
+        Ok(body) => {
+            let mut r = ok(body);
+            for (k, v) in rate::headers(hub, &counts) {
+                if let (Ok(k), Ok(v)) = (header::HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(&v)) {
+                    r.headers_mut().insert(k, v);
+                }
+            }
+            r
+        }
         Err(r) => rejected(r),
     }
 }

@@ -14,7 +14,8 @@ use crate::ws;
 
 /// Queues a user event for every connection that reads `account` on `scope`:
 /// listenKey connections get it bare (or in the combined envelope with the
-/// key as stream name), WS-API subscriptions wrapped as
+/// key as stream name), WS-API subscriptions of that scope (spot logon or
+/// signature subscriptions, margin listenToken ones) wrapped as
 /// `{"subscriptionId":N,"event":{..}}`. Counted as produced either way.
 pub(crate) fn deliver_user(hub: &Hub, st: &mut HubState, account: usize, scope: &Scope, event: &str, payload: &str) {
     if let Some(a) = st.accounts.list.get_mut(account) {
@@ -35,11 +36,9 @@ pub(crate) fn deliver_user(hub: &Hub, st: &mut HubState, account: usize, scope: 
             }
             frames.push(listen_frame(c.combined, &ls.key, payload));
         }
-        if *scope == Scope::Spot {
-            for sub in c.user_subs.iter().filter(|s| s.account == account) {
-                let text = format!("{{\"subscriptionId\":{},\"event\":{payload}}}", sub.id);
-                frames.push(ws::encode(ws::op::TEXT, text.as_bytes()));
-            }
+        for sub in c.user_subs.iter().filter(|s| s.account == account && s.scope == *scope) {
+            let text = format!("{{\"subscriptionId\":{},\"event\":{payload}}}", sub.id);
+            frames.push(ws::encode(ws::op::TEXT, text.as_bytes()));
         }
         if frames.is_empty() {
             continue;

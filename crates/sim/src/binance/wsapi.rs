@@ -1,72 +1,140 @@
-//! The spot WebSocket API (`/ws-api/v3`), user-data part: `session.logon`
-//! (Ed25519), `session.status`, `session.logout`, `session.subscriptions`,
-//! `userDataStream.subscribe`, `userDataStream.subscribe.signature`,
-//! `userDataStream.unsubscribe`, plus `ping` and `time`.
+//! The WebSocket APIs: spot `/ws-api/v3` and USD-M `/ws-fapi/v1`.
 //!
-//! Requests are `{"id","method","params"}`; responses
-//! `{"id","status","result"|"error":{"code","msg"},"rateLimits":[..]}`. Events
-//! of a subscription arrive as `{"subscriptionId":N,"event":{..}}`.
+//! Both: `session.logon` (Ed25519), `session.status`, `session.logout`, `ping`,
+//! `time` and the order methods of `trade` (signed by the logged-on session,
+//! or per request with `apiKey`, `timestamp`, `signature` over the sorted
+//! parameters, HMAC or Ed25519). Spot also: `userDataStream.subscribe`,
+//! `userDataStream.subscribe.signature`, `userDataStream.subscribe.listenToken`
+//! (margin, `token`), `userDataStream.unsubscribe`, `session.subscriptions`.
+//!
+//! Requests are `{"id","method","params"}` (the method may carry a version
+//! prefix, `v3/order.place`); responses
+//! `{"id","status","result"|"error":{"code","msg"[,"data"]},"rateLimits":[..]}`,
+//! `rateLimits` left out when the request's `returnRateLimits` is false or
+//! the connection URL said `?returnRateLimits=false` (and the request did not
+//! ask for them). Events of a subscription arrive as
+//! `{"subscriptionId":N,"event":{..}}`.
+//!
+//! Weights (charged to the market's per-minute budget, shared with REST):
+//! spot as binance-spot-api-docs `web-socket-api.md` lists them; USD-M as the
+//! derivatives docs (`order.place`/`order.modify` 0, counted in `ORDERS`
+//! only).
 
 use serde_json::{Map, Value};
 
 use super::auth::{self, AuthError};
-use crate::account::Obj;
+use super::orders::Params;
+use super::{rate, token, trade};
+use crate::account::{Obj, Scope};
+use crate::config::MarketKind;
 use crate::hub::{Hub, HubState, Session, UserSub};
+use crate::server::query;
 
-/// Most user-data subscriptions one session may hold at once.
+/// Most user-data subscriptions one session may hold at once, and over its life.
 const MAX_SUBS: usize = 1000;
+const MAX_SUB_IDS: u64 = 65_535;
 
 /// What one request is answered with.
-struct Reply {
-    status: u16,
-    body: Result<String, (i64, String)>,
+pub(crate) struct Reply {
+    pub status: u16,
+    pub body: Result<String, Failure>,
+    /// The account's `ORDERS` counts, for the order methods that count.
+    pub orders: Option<Vec<u32>>,
 }
 
-fn fail(status: u16, code: i64, msg: impl Into<String>) -> Reply {
-    Reply { status, body: Err((code, msg.into())) }
+/// A refusal: code, message and, for cancel-replace, the `data` object.
+pub(crate) struct Failure {
+    pub code: i64,
+    pub msg: String,
+    pub data: Option<String>,
+}
+
+pub(crate) fn fail(status: u16, code: i64, msg: impl Into<String>) -> Reply {
+    Reply { status, body: Err(Failure { code, msg: msg.into(), data: None }), orders: None }
 }
 
 fn auth_fail(e: &AuthError) -> Reply {
     fail(e.http_status(), e.code(), e.msg())
 }
 
-fn done(result: String) -> Reply {
-    Reply { status: 200, body: Ok(result) }
+pub(crate) fn done(result: String) -> Reply {
+    Reply { status: 200, body: Ok(result), orders: None }
+}
+
+/// The weight of `method` with `params` on `kind`.
+fn weight(kind: MarketKind, method: &str, params: &Map<String, Value>) -> u32 {
+    match (kind, method) {
+        (_, "ping" | "time") => 1,
+        (MarketKind::UsdM, "order.place" | "order.modify") => 0,
+        (MarketKind::UsdM, "order.cancel" | "order.status") => 1,
+        (_, "order.place" | "order.cancel" | "order.cancelReplace" | "openOrders.cancelAll") => 1,
+        (_, "order.amend.keepPriority" | "order.status") => 4,
+        (_, "openOrders.status") if params.get("symbol").is_some_and(|s| !s.is_null()) => 6,
+        (_, "openOrders.status") => 80,
+        _ => 2,
+    }
+}
+
+/// Whether the connection asked for no `rateLimits` in its URL.
+fn quiet_connection(hub: &Hub, conn: u64) -> bool {
+    let st = hub.lock();
+    st.conns.get(&conn).is_some_and(|c| {
+        let q = c.path.split_once('?').map(|(_, q)| q);
+        query(q).iter().any(|(k, v)| k == "returnRateLimits" && v.eq_ignore_ascii_case("false"))
+    })
 }
 
 /// Answers one WS-API text frame; returns (JSON text, success).
 pub(crate) fn answer(hub: &Hub, conn: u64, text: &str) -> (String, bool) {
     let v: Value = match serde_json::from_str(text) {
         Ok(v) => v,
-        Err(_) => return (encode(&Value::Null, &fail(400, -1000, "Malformed request."), None), false),
+        Err(_) => return (encode(hub, &Value::Null, &fail(400, -1000, "Malformed request."), None), false),
     };
     let id = v.get("id").cloned().unwrap_or(Value::Null);
     let id = match &id {
         Value::Null | Value::Number(_) => id,
         Value::String(s) if s.len() <= 64 => id,
-        _ => return (encode(&Value::Null, &fail(400, -1000, "Invalid request id."), None), false),
+        _ => return (encode(hub, &Value::Null, &fail(400, -1000, "Invalid request id."), None), false),
     };
     let Some(method) = v.get("method").and_then(Value::as_str) else {
-        return (encode(&id, &fail(400, -1102, "Mandatory parameter 'method' was not sent."), None), false);
+        return (encode(hub, &id, &fail(400, -1102, "Mandatory parameter 'method' was not sent."), None), false);
+    };
+    // An explicit version prefix names the same method ("v3/order.place").
+    let method = match method.split_once('/') {
+        Some((v, m)) if v.starts_with('v') && v[1..].bytes().all(|b| b.is_ascii_digit()) => m,
+        _ => method,
     };
     let empty = Map::new();
     let params = match v.get("params") {
         None | Some(Value::Null) => &empty,
         Some(Value::Object(m)) => m,
-        Some(_) => return (encode(&id, &fail(400, -1000, "Malformed parameter 'params'."), None), false),
+        Some(_) => return (encode(hub, &id, &fail(400, -1000, "Malformed parameter 'params'."), None), false),
     };
-    let weight = match method {
-        "ping" | "time" => 1,
-        _ => 2,
+    let show_limits = match params.get("returnRateLimits") {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => !s.eq_ignore_ascii_case("false"),
+        _ => !quiet_connection(hub, conn),
     };
-    let used = match hub.charge_weight(weight) {
+    let used = match hub.charge_weight(weight(hub.kind(), method, params)) {
         Ok(u) => u,
         Err(_) => {
             let r = fail(429, -1003, "Too many requests; current request weight limit exceeded.");
-            return (encode(&id, &r, None), false);
+            // The budget is spent: shown at its limit.
+            let max = hub.cfg.limits.rest_weight_limit;
+            let limits = show_limits.then(|| rate::rate_limits(hub, (max, max), None));
+            return (encode(hub, &id, &r, limits), false);
         }
     };
-    let reply = match method {
+    let reply = dispatch(hub, conn, method, params);
+    let ok = reply.status == 200;
+    let limits =
+        show_limits.then(|| rate::rate_limits(hub, (used, hub.cfg.limits.rest_weight_limit), reply.orders.as_deref()));
+    (encode(hub, &id, &reply, limits), ok)
+}
+
+fn dispatch(hub: &Hub, conn: u64, method: &str, params: &Map<String, Value>) -> Reply {
+    let spot = hub.kind() == MarketKind::Spot;
+    match method {
         "ping" => done("{}".into()),
         "time" => {
             let st = hub.lock();
@@ -78,7 +146,7 @@ pub(crate) fn answer(hub: &Hub, conn: u64, text: &str) -> (String, bool) {
             done(status(hub, &st, conn))
         }
         "session.logout" => logout(hub, conn),
-        "session.subscriptions" => {
+        "session.subscriptions" if spot => {
             let st = hub.lock();
             let subs: Vec<String> = st
                 .conns
@@ -87,33 +155,41 @@ pub(crate) fn answer(hub: &Hub, conn: u64, text: &str) -> (String, bool) {
                 .unwrap_or_default();
             done(format!("[{}]", subs.join(",")))
         }
-        "userDataStream.subscribe" => subscribe(hub, conn, None),
-        "userDataStream.subscribe.signature" => match verify(hub, params, false) {
+        "userDataStream.subscribe" if spot => subscribe(hub, conn, None),
+        "userDataStream.subscribe.signature" if spot => match verify(hub, params, false) {
             Ok(acct) => subscribe(hub, conn, Some(acct)),
             Err(e) => auth_fail(&e),
         },
-        "userDataStream.unsubscribe" => unsubscribe(hub, conn, params),
+        "userDataStream.subscribe.listenToken" if spot => {
+            let t = auth::param_text(params, "listenToken");
+            match token::subscribe(hub, conn, t.as_deref()) {
+                Ok(r) => done(r),
+                Err((s, c, m)) => fail(s, c, m),
+            }
+        }
+        "userDataStream.unsubscribe" if spot => unsubscribe(hub, conn, params),
+        m if trade::serves(hub.kind(), m) => match signer(hub, conn, params) {
+            Ok(acct) => trade::call(hub, acct, m, &Params::from_json(params)),
+            Err(e) => auth_fail(&e),
+        },
         other => fail(400, -1000, format!("Unknown method '{other}'.")),
-    };
-    let ok = reply.status == 200;
-    (encode(&id, &reply, Some((used, hub.cfg.limits.rest_weight_limit))), ok)
+    }
 }
 
-fn encode(id: &Value, r: &Reply, weight: Option<(u32, u32)>) -> String {
+fn encode(_hub: &Hub, id: &Value, r: &Reply, limits: Option<String>) -> String {
     let mut o = Obj::new().raw("id", id).raw("status", r.status);
     o = match &r.body {
         Ok(result) => o.raw("result", result),
-        Err((code, msg)) => o.raw("error", Obj::new().raw("code", code).s("msg", msg).end()),
+        Err(f) => {
+            let mut e = Obj::new().raw("code", f.code).s("msg", &f.msg);
+            if let Some(d) = &f.data {
+                e = e.raw("data", d);
+            }
+            o.raw("error", e.end())
+        }
     };
-    if let Some((count, limit)) = weight {
-        let rl = Obj::new()
-            .s("rateLimitType", "REQUEST_WEIGHT")
-            .s("interval", "MINUTE")
-            .raw("intervalNum", 1)
-            .raw("limit", limit)
-            .raw("count", count)
-            .end();
-        o = o.raw("rateLimits", format!("[{rl}]"));
+    if let Some(l) = limits {
+        o = o.raw("rateLimits", l);
     }
     o.end()
 }
@@ -139,20 +215,46 @@ fn verify(hub: &Hub, params: &Map<String, Value>, ed25519_only: bool) -> Result<
     Ok(acct)
 }
 
-/// The `session.*` result: who is logged on, since when, and whether a
+/// Who signs a SIGNED request: its own `signature` (with `apiKey`) when it
+/// carries one, else the logged-on session (the `timestamp` rule still
+/// applies, as the docs say); neither is `-1102` for `apiKey`.
+fn signer(hub: &Hub, conn: u64, params: &Map<String, Value>) -> Result<usize, AuthError> {
+    if params.get("signature").is_some_and(|s| !s.is_null()) {
+        return verify(hub, params, false);
+    }
+    let (session, server_ms) = {
+        let st = hub.lock();
+        (st.conns.get(&conn).and_then(|c| c.session), hub.venue_ms(&st))
+    };
+    let Some(s) = session else {
+        return Err(if params.get("apiKey").is_some_and(|k| !k.is_null()) {
+            AuthError::Mandatory("signature")
+        } else {
+            AuthError::Mandatory("apiKey")
+        });
+    };
+    let ts = auth::param_text(params, "timestamp");
+    let rw = auth::param_text(params, "recvWindow");
+    auth::check_time(server_ms, ts.as_deref(), rw.as_deref(), hub.cfg.limits.max_recv_window_ms)?;
+    Ok(s.account)
+}
+
+/// The `session.*` result: who is logged on, since when, and (spot) whether a
 /// user-data subscription is active.
 fn status(hub: &Hub, st: &HubState, conn: u64) -> String {
     let c = st.conns.get(&conn);
     let session = c.and_then(|c| c.session);
     let key = session.and_then(|s| st.accounts.list.get(s.account)).map(|a| a.spec.api_key.clone());
-    Obj::new()
+    let o = Obj::new()
         .raw("apiKey", key.map_or("null".into(), |k| Value::from(k).to_string()))
         .raw("authorizedSince", session.map_or("null".into(), |s| s.since_ms.to_string()))
         .raw("connectedSince", c.map_or(0, |c| c.opened_ms))
         .raw("returnRateLimits", true)
-        .raw("serverTime", hub.venue_ms(st))
-        .raw("userDataStream", c.is_some_and(|c| !c.user_subs.is_empty()))
-        .end()
+        .raw("serverTime", hub.venue_ms(st));
+    if hub.kind() != MarketKind::Spot {
+        return o.end();
+    }
+    o.raw("userDataStream", c.is_some_and(|c| !c.user_subs.is_empty())).end()
 }
 
 fn logon(hub: &Hub, conn: u64, params: &Map<String, Value>) -> Reply {
@@ -178,20 +280,20 @@ fn logout(hub: &Hub, conn: u64) -> Reply {
     let ended: Vec<UserSub> = match st.conns.get_mut(&conn) {
         Some(c) => {
             c.session = None;
-            let ended = c.user_subs.iter().filter(|s| s.logon).copied().collect();
+            let ended = c.user_subs.iter().filter(|s| s.logon).cloned().collect();
             c.user_subs.retain(|s| !s.logon);
             ended
         }
         None => Vec::new(),
     };
     for s in ended {
-        terminated(hub, &mut st, conn, s, now);
+        terminated(&mut st, conn, &s, now);
     }
     done(status(hub, &st, conn))
 }
 
 /// Sends `eventStreamTerminated` on one (already removed) subscription.
-fn terminated(_hub: &Hub, st: &mut HubState, conn: u64, s: UserSub, now: u64) {
+pub(crate) fn terminated(st: &mut HubState, conn: u64, s: &UserSub, now: u64) {
     let payload = format!("{{\"subscriptionId\":{},\"event\":{{\"e\":\"eventStreamTerminated\",\"E\":{now}}}}}", s.id);
     if let Some(a) = st.accounts.list.get_mut(s.account) {
         *a.events.entry("eventStreamTerminated".into()).or_default() += 1;
@@ -214,7 +316,7 @@ pub(crate) fn terminate_all(hub: &Hub, st: &mut HubState) -> usize {
     }
     let n = all.len();
     for (conn, s) in all {
-        terminated(hub, st, conn, s, now);
+        terminated(st, conn, &s, now);
     }
     n
 }
@@ -227,15 +329,15 @@ fn subscribe(hub: &Hub, conn: u64, signed: Option<usize>) -> Reply {
         (None, Some(s)) => (s.account, true),
         (None, None) => return fail(401, -1002, "You are not authorized to execute this request."),
     };
-    if c.user_subs.iter().any(|s| s.account == acct) {
+    if c.user_subs.iter().any(|s| s.account == acct && s.scope == Scope::Spot) {
         return fail(400, -2035, "User Data Stream subscription already active.");
     }
-    if c.user_subs.len() >= MAX_SUBS || c.next_user_sub > u16::MAX as u64 {
-        return fail(400, -1000, "Too many user data stream subscriptions on this session.");
+    if c.user_subs.len() >= MAX_SUBS || c.next_user_sub > MAX_SUB_IDS {
+        return fail(400, -2042, "Maximum subscription ID reached for this connection.");
     }
     let id = c.next_user_sub;
     c.next_user_sub += 1;
-    c.user_subs.push(UserSub { id, account: acct, logon });
+    c.user_subs.push(UserSub { id, account: acct, logon, scope: Scope::Spot, expires: None });
     done(format!("{{\"subscriptionId\":{id}}}"))
 }
 

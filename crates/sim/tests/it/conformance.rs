@@ -980,43 +980,65 @@ async fn spot_user_events_on_the_ws_api_match_the_docs() {
     sim.shutdown().await;
 }
 
+/// Spot listenKeys were removed on 2026-02-20; the same payloads now reach
+/// margin accounts through a listenToken subscription on the WebSocket API
+/// (wrapped, like spot's), and the legacy `listenKeyExpired` lives on in
+/// COIN-M, whose `E` is a number as in the spot docs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spot_listen_key_events_match_the_legacy_docs() {
+async fn margin_listen_token_events_and_listen_key_expiry_match_the_docs() {
     let (sim, m) = start(MarketKind::Spot).await;
-    let (s, r) = http_key(m.addr(), "POST", "/api/v3/userDataStream", "", false).await;
+    let (s, r) = http_key(m.addr(), "POST", "/sapi/v1/userListenToken", "", true).await;
+    assert_eq!(s, 200, "{r}");
+    let mut keys: Vec<&String> = r.as_object().expect("object").keys().collect();
+    keys.sort();
+    assert_eq!(keys, ["expirationTime", "token"], "{r}");
+    let token = r["token"].as_str().expect("token").to_string();
+    let mut ws = connect(&format!("{}/ws-api/v3", m.ws_url())).await;
+    let r = request(
+        &mut ws,
+        json!({"id": 1, "method": "userDataStream.subscribe.listenToken", "params": {"listenToken": token}}),
+    )
+    .await;
+    assert_eq!(r["result"]["subscriptionId"], 0, "{r}");
+
+    place_two_orders(m.addr(), "/sapi/v1/margin", "BTCUSDT", "0.001").await;
+    let mut frames = Vec::new();
+    while frames.len() < 5 {
+        frames.push(next_where(&mut ws, "user events", |v| v.get("event").is_some()).await);
+    }
+    let of = |e: &str| frames.iter().filter(|v| v["event"]["e"] == e).cloned().collect::<Vec<_>>();
+    let reports = of("executionReport");
+    assert_eq!(reports.len(), 3, "{frames:?}");
+    assert_conforms(
+        "executionReport NEW (margin)",
+        &fixture("binance_spot/user_execution_report.docs.json"),
+        &reports[0],
+        EXEC_REPORT_WRAPPED_OPTIONAL,
+    );
+    assert_conforms(
+        "executionReport NEW (margin, the legacy bare payload)",
+        &fixture("binance_spot/user_execution_report.listenkey.docs.json"),
+        &reports[0]["event"],
+        EXEC_REPORT_BARE_OPTIONAL,
+    );
+    check_all(
+        "outboundAccountPosition (margin)",
+        "binance_spot/user_outbound_account_position.docs.json",
+        &of("outboundAccountPosition"),
+        &[],
+    );
+    m.deposit_to(None, Some("margin"), "BTC", "0.5").expect("deposit");
+    let bu = next_where(&mut ws, "balanceUpdate", |v| v["event"]["e"] == "balanceUpdate").await;
+    assert_conforms("balanceUpdate (margin)", &fixture("binance_spot/user_balance_update.docs.json"), &bu, &[]);
+    sim.shutdown().await;
+
+    let (sim, m) = start(MarketKind::CoinM).await;
+    let (s, r) = http_key(m.addr(), "POST", "/dapi/v1/listenKey", "", false).await;
     assert_eq!(s, 200, "{r}");
     assert_eq!(r.as_object().map(|o| o.len()), Some(1), "only listenKey: {r}");
     let key = r["listenKey"].as_str().expect("listenKey").to_string();
     let mut ws = connect(&format!("{}/ws/{key}", m.ws_url())).await;
     wait_connections(&m, 1).await;
-
-    place_two_orders(m.addr(), "/api/v3", "BTCUSDT", "0.001").await;
-    let mut frames = Vec::new();
-    while frames.len() < 5 {
-        frames.push(next_where(&mut ws, "user events", |v| v.get("e").is_some()).await);
-    }
-    let of = |e: &str| frames.iter().filter(|v| v["e"] == e).cloned().collect::<Vec<_>>();
-    let reports = of("executionReport");
-    assert_conforms(
-        "executionReport NEW (listenKey)",
-        &fixture("binance_spot/user_execution_report.listenkey.docs.json"),
-        &reports[0],
-        EXEC_REPORT_BARE_OPTIONAL,
-    );
-    check_all(
-        "outboundAccountPosition (listenKey)",
-        "binance_spot/user_outbound_account_position.listenkey.docs.json",
-        &of("outboundAccountPosition"),
-        &[],
-    );
-    m.deposit(None, "BTC", "0.5").expect("deposit");
-    let bu = next_where(&mut ws, "balanceUpdate", |v| v["e"] == "balanceUpdate").await;
-    assert_conforms(
-        "balanceUpdate (listenKey)",
-        &fixture("binance_spot/user_balance_update.listenkey.docs.json"),
-        &bu,
-        &[],
-    );
     assert_eq!(m.expire_listen_key(Some(&key)), 1);
     let ex = next_where(&mut ws, "listenKeyExpired", |v| v["e"] == "listenKeyExpired").await;
     assert_conforms("listenKeyExpired", &fixture("binance_spot/user_listen_key_expired.docs.json"), &ex, &[]);

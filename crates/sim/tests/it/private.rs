@@ -471,10 +471,14 @@ async fn signed_rest_refuses_bad_requests_with_venue_errors() {
         let (s, r) = signed(a, "POST", "/api/v3/order", q, "", false, now_ms()).await;
         assert_eq!((s, r["code"].as_i64()), (400, Some(code)), "{q}: {r}");
     }
-    // listenKey endpoints want the API key header.
-    let (s, r) = http(a, "POST", "/api/v3/userDataStream", None, "").await;
+    // The spot and margin listenKey endpoints are gone (2026-02-20); their
+    // replacement, the listenToken, is signed: API key header, then signature.
+    let (s, _) = http(a, "POST", "/api/v3/userDataStream", Some(TEST_API_KEY), "").await;
+    assert_eq!(s, 410);
+    let (s, r) = http(a, "POST", "/sapi/v1/userListenToken", None, "").await;
     assert_eq!((s, r["code"].as_i64()), (401, Some(-2014)), "{r}");
-    let (s, r) = http(a, "PUT", "/api/v3/userDataStream", Some(TEST_API_KEY), "").await;
+    let (s, r) =
+        http(a, "POST", &format!("/sapi/v1/userListenToken?timestamp={}", now_ms()), Some(TEST_API_KEY), "").await;
     assert_eq!((s, r["code"].as_i64()), (400, Some(-1102)), "{r}");
     let (s, _) = http(a, "PATCH", "/api/v3/order", Some(TEST_API_KEY), "").await;
     assert_eq!(s, 405);
@@ -620,38 +624,36 @@ async fn listen_key_expiry_fault_then_silence_and_keepalive_gets_1125() {
     assert_eq!(acct.listen_keys.len(), 1);
 }
 
+/// Spot listenKeys are gone from the venue (2026-02-20); COIN-M keeps them,
+/// with `E` a number in `listenKeyExpired` as spot wrote it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spot_listen_keys_expire_on_their_own_and_carry_deposits() {
-    let mut cfg = market(MarketKind::Spot);
+async fn listen_keys_expire_on_their_own_and_carry_deposits() {
+    let mut cfg = market(MarketKind::CoinM);
     cfg.limits.listen_key_validity = Duration::from_millis(1500);
     let (_sim, m) = start(cfg).await;
     let a = m.addr();
-    let (_, r) = http(a, "POST", "/api/v3/userDataStream", Some(TEST_API_KEY), "").await;
+    let (_, r) = http(a, "POST", "/dapi/v1/listenKey", Some(TEST_API_KEY), "").await;
     let key = r["listenKey"].as_str().unwrap().to_string();
-    let (_, r) = http(a, "POST", "/sapi/v1/userDataStream/isolated?symbol=BTCUSDT", Some(TEST_API_KEY), "").await;
-    let iso = r["listenKey"].as_str().unwrap().to_string();
-    assert_ne!(iso, key);
     let mut ws = connect(&format!("{}/ws/{key}", m.ws_url())).await;
     registered(&m, 1).await;
 
     let (s, _) = http(a, "POST", "/admin/deposit?asset=BTC&amount=1.5", None, "").await;
     assert_eq!(s, 200);
-    let bu = next_json(&mut ws).await;
-    assert_eq!((bu["e"].as_str(), bu["d"].as_str()), (Some("balanceUpdate"), Some("1.50000000")), "{bu}");
-    let pos = next_json(&mut ws).await;
-    assert_eq!(pos["e"], "outboundAccountPosition");
-    assert_eq!(pos["B"][0]["f"], "11.50000000");
+    let au = next_json(&mut ws).await;
+    assert_eq!((au["e"].as_str(), au["a"]["m"].as_str()), (Some("ACCOUNT_UPDATE"), Some("DEPOSIT")), "{au}");
+    assert_eq!(au["a"]["B"][0]["bc"], "1.50000000");
+    assert_eq!(au["a"]["B"][0]["wb"], "11.50000000");
 
     // A keep-alive extends; without more, the key expires by itself.
-    let (s, r) = http(a, "PUT", &format!("/api/v3/userDataStream?listenKey={key}"), Some(TEST_API_KEY), "").await;
-    assert_eq!((s, r), (200, json!({})));
+    let (s, r) = http(a, "PUT", &format!("/dapi/v1/listenKey?listenKey={key}"), Some(TEST_API_KEY), "").await;
+    assert_eq!((s, r["listenKey"].as_str()), (200, Some(key.as_str())));
     let e = next_json(&mut ws).await;
     assert_eq!((e["e"].as_str(), e["listenKey"].as_str()), (Some("listenKeyExpired"), Some(key.as_str())), "{e}");
-    assert!(e["E"].is_u64(), "spot writes E as a number: {e}");
-    let (_, r) = http(a, "PUT", &format!("/api/v3/userDataStream?listenKey={key}"), Some(TEST_API_KEY), "").await;
+    assert!(e["E"].is_u64(), "COIN-M writes E as a number: {e}");
+    let (_, r) = http(a, "PUT", &format!("/dapi/v1/listenKey?listenKey={key}"), Some(TEST_API_KEY), "").await;
     assert_eq!(r["code"], -1125);
-    let (s, r) = http(a, "DELETE", &format!("/api/v3/userDataStream?listenKey={iso}"), Some(TEST_API_KEY), "").await;
-    assert!(s == 200 || r["code"] == -1125, "deleted or already expired: {r}");
+    let (s, r) = http(a, "DELETE", &format!("/dapi/v1/listenKey?listenKey={key}"), Some(TEST_API_KEY), "").await;
+    assert_eq!((s, r["code"].as_i64()), (400, Some(-1125)), "{r}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -660,8 +662,16 @@ async fn kill_private_closes_only_private_connections() {
     let mut public = connect(&format!("{}/ws/btcusdt@trade", m.ws_url())).await;
     let mut api = connect(&format!("{}/ws-api/v3", m.ws_url())).await;
     assert_eq!(logon(&mut api, now_ms(), None).await["status"], 200);
-    let (_, r) = http(m.addr(), "POST", "/api/v3/userDataStream", Some(TEST_API_KEY), "").await;
-    let mut legacy = connect(&format!("{}/ws/{}", m.ws_url(), r["listenKey"].as_str().unwrap())).await;
+    // A margin subscription by listenToken, on a WS-API connection without logon.
+    let (s, r) = signed(m.addr(), "POST", "/sapi/v1/userListenToken", "", "", false, now_ms()).await;
+    assert_eq!(s, 200, "{r}");
+    let mut legacy = connect(&format!("{}/ws-api/v3", m.ws_url())).await;
+    let sub = request(
+        &mut legacy,
+        json!({"id": 1, "method": "userDataStream.subscribe.listenToken", "params": {"listenToken": r["token"]}}),
+    )
+    .await;
+    assert_eq!(sub["status"], 200, "{sub}");
     registered(&m, 3).await;
 
     let (s, r) = http(m.addr(), "POST", "/admin/kill?private=true", None, "").await;
