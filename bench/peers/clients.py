@@ -576,8 +576,10 @@ def checks(sim, n, timeout):
             sim, n, timeout, "usdm", "aggTrades", "BinanceSocketManager.aggtrade_futures_socket(sym)",
             lambda bm: bm.aggtrade_futures_socket(sym), lambda m, p: check_agg(m, sym, p))),
         ("python-binance usdm depth diff", lambda: pb_stream(
-            sim, n, timeout, "usdm", "depth (diff)", "BinanceSocketManager.futures_depth_socket(sym, depth='')",
-            lambda bm: bm.futures_depth_socket(sym, depth=""), lambda m, p: check_diff(m, sym, p, True))),
+            sim, n, timeout, "usdm", "depth (diff)",
+            "BinanceSocketManager.futures_multiplex_socket([sym + '@depth'], category='public')",
+            lambda bm: bm.futures_multiplex_socket([lo + "@depth"], category="public"),
+            lambda m, p: check_diff(m, sym, p, True))),
         ("python-binance usdm depth partial", lambda: pb_stream(
             sim, n, timeout, "usdm", "depth (partial 10)", "BinanceSocketManager.futures_depth_socket(sym)",
             lambda bm: bm.futures_depth_socket(sym), lambda m, p: check_partial(m, sym, True, 10))),
