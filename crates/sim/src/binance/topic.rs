@@ -182,12 +182,17 @@ pub(crate) fn parse(kind: MarketKind, name: &str, known: impl Fn(&str) -> bool) 
 }
 
 impl Topic {
-    /// The route that serves this topic on routed markets.
+    /// The route that serves this topic on routed markets. USD-M `@trade`
+    /// (undocumented there) is on `/public`: live reports after the 2026-04-23
+    /// split have it delivering on unrouted connections, which only get
+    /// `/public` streams (binance/binance-public-data#472,
+    /// binance/binance-connector-python#526), and ccxt maps it to `public`.
     pub(crate) fn route(&self) -> Route {
         match self {
             Topic::Depth(..)
             | Topic::Partial(..)
             | Topic::BookTicker(_)
+            | Topic::Trade(_)
             | Topic::OptionTrade(_)
             | Topic::OptionTicker(_) => Route::Public,
             _ => Route::Market,

@@ -113,7 +113,11 @@ pub fn route_of(market: Market, stream: &str) -> Option<Route> {
         return None;
     }
     let kind = stream.split_once('@').map_or(stream, |(_, k)| k);
+    // USD-M `@trade` (undocumented there) is a `/public` stream: live reports
+    // after the 2026-04-23 split have it on unrouted connections, which only
+    // get `/public` streams (binance/binance-public-data#472).
     let public = kind.starts_with("bookTicker")
+        || kind == "trade"
         || kind.starts_with("depth")
         || kind.starts_with("rpiDepth")
         || stream == "!bookTicker"
@@ -157,6 +161,8 @@ mod tests {
     fn routes_follow_the_2026_split() {
         assert_eq!(route_of(Market::UsdM, "btcusdt@depth@100ms"), Some(Route::Public));
         assert_eq!(route_of(Market::UsdM, "btcusdt@bookTicker"), Some(Route::Public));
+        assert_eq!(route_of(Market::UsdM, "btcusdt@trade"), Some(Route::Public));
+        assert_eq!(route_of(Market::UsdM, "btcusdt@aggTrade"), Some(Route::Market));
         assert_eq!(route_of(Market::UsdM, "btcusdt@markPrice@1s"), Some(Route::Market));
         assert_eq!(route_of(Market::UsdM, "btcusdt@aggTrade"), Some(Route::Market));
         assert_eq!(route_of(Market::Options, "btc-261225-100000-c@optionTrade"), Some(Route::Public));
