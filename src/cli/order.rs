@@ -236,7 +236,7 @@ impl OrderCmd {
                     SideArg::Sell => Side::Sell,
                 });
                 let req = OrderRequest::Amend(AmendOrder {
-                    side: None,
+                    side,
                     symbol: which.symbol.clone(),
                     order: which.order(),
                     qty,

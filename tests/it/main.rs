@@ -2,6 +2,7 @@
 //! one per file; issue 19). Each module is one former test file.
 
 mod bench_cli;
+mod binance_orders;
 mod book_replay;
 mod books;
 mod bybit;

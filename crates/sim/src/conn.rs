@@ -171,6 +171,7 @@ async fn read_loop(
     let mut idle_deadline = if client_pings { opened + limits.idle_timeout } else { far };
     let mut outstanding: VecDeque<(Bytes, Instant)> = VecDeque::new();
     let mut recent: VecDeque<Instant> = VecDeque::with_capacity(limits.max_incoming_msgs + 1);
+    let rate_limited = hub.dialect.limits_incoming(kind);
     loop {
         let pong_deadline = outstanding.front().map(|(_, t)| *t + limits.pong_timeout).unwrap_or(far);
         tokio::select! {
@@ -195,7 +196,9 @@ async fn read_loop(
                     while recent.front().is_some_and(|t| now.duration_since(*t) >= limits.msg_window) {
                         recent.pop_front();
                     }
-                    recent.push_back(now);
+                    if rate_limited {
+                        recent.push_back(now);
+                    }
                     if recent.len() > limits.max_incoming_msgs {
                         hub.lock().counters.rate_limit_closes += 1;
                         let _ = ctrl.send(Ctrl::Close(1008, "Too many requests".into())).await;

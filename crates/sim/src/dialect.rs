@@ -125,6 +125,13 @@ pub(crate) trait Dialect: Send + Sync + std::fmt::Debug {
     /// it is a success (counted as an ack, else as an error).
     fn answer(&self, hub: &Hub, conn: u64, kind: ConnKind, text: &str) -> (Option<Bytes>, bool);
 
+    /// Whether the per-connection incoming message limit
+    /// (`Limits::max_incoming_msgs` per `msg_window`) applies to connections
+    /// of `kind` (the venue may limit some sockets by other means only).
+    fn limits_incoming(&self, _kind: ConnKind) -> bool {
+        true
+    }
+
     /// The `/admin/shutdown` notice as `conn` gets it.
     fn shutdown_notice(&self, conn: &ConnEntry, now_ms: u64) -> String;
 

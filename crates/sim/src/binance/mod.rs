@@ -111,6 +111,14 @@ impl Dialect for Binance {
         }
     }
 
+    /// The 5 (spot) or 10 (futures) messages a second are the market
+    /// streams' rule (web-socket-streams.md "WebSocket Limits"); the
+    /// WebSocket APIs limit requests by weight and `ORDERS` instead
+    /// (web-socket-api.md "Rate limits"), which `wsapi` enforces.
+    fn limits_incoming(&self, kind: ConnKind) -> bool {
+        kind.tag != paths::WS_API
+    }
+
     fn shutdown_notice(&self, conn: &ConnEntry, now_ms: u64) -> String {
         let raw = format!("{{\"e\":\"serverShutdown\",\"E\":{now_ms}}}");
         if conn.kind.tag == paths::WS_API {

@@ -293,6 +293,28 @@ fn take(
         let exec_id = next_exec(st);
         let r = Report { maker, on_book, ..Report::new(kind, spec, o, "TRADE", now, exec_id) };
         out.events.push(event(&Report { last: Some(&last), ..r }));
+        if kind == MarketKind::UsdM {
+            // USD-M pushes the fast subset of each fill alongside
+            // ORDER_TRADE_UPDATE (developers.binance.com usds-margined-futures
+            // user-data-streams "Event: Trade Lite Update").
+            let (pd, qd) = (spec.price_decimals, spec.qty_decimals);
+            let lite = Obj::new()
+                .s("e", "TRADE_LITE")
+                .raw("E", now)
+                .raw("T", now)
+                .s("s", &o.symbol)
+                .s("q", &dec(o.qty as i128, qd, qd))
+                .s("p", &dec(o.price as i128, pd, pd))
+                .raw("m", maker)
+                .s("c", &o.client_id)
+                .s("S", side(o.buy))
+                .s("L", &dec(f.price as i128, pd, pd))
+                .s("l", &dec(f.qty as i128, qd, qd))
+                .raw("t", f.trade_id)
+                .raw("i", o.id)
+                .end();
+            out.events.push(("TRADE_LITE", lite));
+        }
     }
 }
 

@@ -471,6 +471,8 @@ async fn usdm_ws_fapi_places_modifies_cancels_with_order_trade_updates_on_the_li
         (t["x"].as_str(), t["L"].as_str(), t["l"].as_str()),
         (Some("TRADE"), Some(p0.as_str()), Some(q0.as_str()))
     );
+    let lite = user.event().await;
+    assert_eq!((lite["e"].as_str(), lite["l"].as_str()), (Some("TRADE_LITE"), Some(q0.as_str())), "{lite}");
     let acc = user.event().await;
     assert_eq!(
         (acc["e"].as_str(), acc["a"]["P"][0]["pa"].as_str()),
@@ -493,11 +495,11 @@ async fn usdm_ws_fapi_places_modifies_cancels_with_order_trade_updates_on_the_li
     let p = json!({"symbol": "BTCUSDT", "side": "SELL", "type": "MARKET", "quantity": "0.001", "newOrderRespType": "RESULT"});
     let r = api.call("order.place", sign_params(p, false)).await;
     assert_eq!(r["result"]["status"], "FILLED", "{r}");
-    let k: Vec<String> = [user.event().await, user.event().await, user.event().await]
+    let k: Vec<String> = [user.event().await, user.event().await, user.event().await, user.event().await]
         .iter()
         .map(|v| format!("{}:{}", v["e"].as_str().unwrap_or(""), v["o"]["x"].as_str().unwrap_or("")))
         .collect();
-    assert_eq!(k, ["ORDER_TRADE_UPDATE:NEW", "ORDER_TRADE_UPDATE:TRADE", "ACCOUNT_UPDATE:"]);
+    assert_eq!(k, ["ORDER_TRADE_UPDATE:NEW", "ORDER_TRADE_UPDATE:TRADE", "TRADE_LITE:", "ACCOUNT_UPDATE:"]);
 
     // What ws-fapi does not serve, and unknown orders.
     for method in ["openOrders.status", "openOrders.cancelAll", "order.amend.keepPriority", "userDataStream.subscribe"]

@@ -1056,15 +1056,24 @@ async fn usdm_user_events_match_the_docs() {
 
     place_two_orders(m.addr(), "/fapi/v1", "BTCUSDT", "0.001").await;
     let mut otu = Vec::new();
+    let mut lite: Vec<Value> = Vec::new();
     let account = loop {
         let v = next_where(&mut ws, "user events", |v| v.get("e").is_some()).await;
         match v["e"].as_str() {
             Some("ORDER_TRADE_UPDATE") => otu.push(v),
+            Some("TRADE_LITE") => lite.push(v),
             Some("ACCOUNT_UPDATE") => break v,
             other => panic!("unexpected event {other:?}: {v}"),
         }
     };
     assert_eq!(otu.len(), 3, "LIMIT NEW, MARKET NEW, MARKET TRADE: {otu:?}");
+    // The fill's fast subset, with the documented keys (developers.binance.com
+    // usds-margined-futures "Event: Trade Lite Update").
+    assert_eq!(lite.len(), 1, "{lite:?}");
+    let mut keys: Vec<&str> = lite[0].as_object().expect("object").keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["E", "L", "S", "T", "c", "e", "i", "l", "m", "p", "q", "s", "t"], "{}", lite[0]);
+    assert_eq!((&lite[0]["t"], &lite[0]["l"]), (&otu[2]["o"]["t"], &otu[2]["o"]["l"]));
     check_all(
         "ORDER_TRADE_UPDATE",
         "binance_futures/order_trade_update.docs_via_nautilus.json",

@@ -544,6 +544,8 @@ async fn usdm_listen_key_stream_gets_order_trade_update_and_account_update() {
     assert_eq!((d8(o["L"].as_str().unwrap()), d8(o["z"].as_str().unwrap())), (p0, q0));
     let fee = d8(o["n"].as_str().unwrap());
     assert_eq!(fee, p0 * q0 / 100_000_000 * 5 / 10_000);
+    let lite = next_json(&mut ws).await;
+    assert_eq!((lite["e"].as_str(), &lite["t"], &lite["i"]), (Some("TRADE_LITE"), &o["t"], &o["i"]), "{lite}");
     let acc = next_json(&mut ws).await;
     assert_eq!((acc["e"].as_str(), acc["a"]["m"].as_str()), (Some("ACCOUNT_UPDATE"), Some("ORDER")), "{acc}");
     let b = &acc["a"]["B"][0];
@@ -574,17 +576,22 @@ async fn usdm_listen_key_stream_gets_order_trade_update_and_account_update() {
     )
     .await;
     assert_eq!((s, r["status"].as_str()), (200, Some("NEW")), "ACK by default: {r}");
-    // NEW, one TRADE per bid level taken, then the account.
-    let mut updates = 0;
+    // NEW, one TRADE (and its TRADE_LITE) per bid level taken, then the account.
+    let (mut updates, mut lites) = (0, 0);
     let last = loop {
         let v = next_json(&mut ws).await;
         if v["e"] == "ACCOUNT_UPDATE" {
             break v;
         }
+        if v["e"] == "TRADE_LITE" {
+            lites += 1;
+            continue;
+        }
         assert_eq!(v["e"], "ORDER_TRADE_UPDATE", "{v}");
         updates += 1;
     };
     assert!(updates >= 2);
+    assert_eq!(lites, updates - 1, "one TRADE_LITE per fill");
     assert_eq!(last["a"]["P"][0]["pa"], "0");
     let acct = m.account(None).unwrap();
     assert_eq!(acct.events["ORDER_TRADE_UPDATE"], 2 + updates);

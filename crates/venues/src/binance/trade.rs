@@ -427,6 +427,12 @@ impl BinanceTrading {
                     "orderId",
                     "origClientOrderId",
                 )?;
+                // Without `newClientOrderId` the venue gives the amended order
+                // a random client id; keep the one it is known by.
+                let p = match &a.order {
+                    OrderRef::ClientOrderId(c) => p.s("newClientOrderId", c.as_str()),
+                    OrderRef::OrderId(_) => p,
+                };
                 Ok(("order.amend.keepPriority", p.dec("newQty", q)))
             }
             (Market::Spot, qty, Some(px)) => {

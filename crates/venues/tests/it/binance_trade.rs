@@ -268,7 +268,12 @@ fn spot_requests_have_the_documented_shapes() {
     };
     assert_eq!(
         enc(OrderRequest::Amend(amend.clone()), "order.amend.keepPriority"),
-        obj(&[("symbol", "BTCUSDT".into()), ("origClientOrderId", "my_test_order1".into()), ("newQty", "5".into())])
+        obj(&[
+            ("symbol", "BTCUSDT".into()),
+            ("origClientOrderId", "my_test_order1".into()),
+            ("newClientOrderId", "my_test_order1".into()),
+            ("newQty", "5".into())
+        ])
     );
     // A new price is a cancel-replace: a whole new order, which needs the
     // side the amend does not carry.
