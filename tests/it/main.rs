@@ -7,6 +7,7 @@ mod book_replay;
 mod books;
 mod bybit;
 mod bybit_feed;
+mod bybit_orders;
 mod bybit_private;
 mod chaos;
 mod cli;
