@@ -284,13 +284,24 @@ pub(crate) async fn run(cmd: OrderCmd) -> anyhow::Result<()> {
     let (target, request) = cmd.split();
     let spec = registry::by_name(&target.venue)?;
     let trading = spec.trading().with_context(|| format!("{} has no order API yet", target.venue))?;
-    let account = match &target.account {
-        Some(a) => a.clone(),
-        None => spec.accounts().first().context("the venue has no private accounts")?.to_string(),
-    };
     let market = match &target.market {
         Some(m) => spec.parse_market(m)?,
         None => MarketId::new(spec.venue(), *trading.markets().first().context("the venue trades no market")?),
+    };
+    // The default account: the one named like the market (binance usdm,
+    // bybit linear), else the venue's first.
+    let account = match &target.account {
+        Some(a) => a.clone(),
+        None => {
+            let name = spec.market_name(market.market);
+            let listed = spec.accounts();
+            listed
+                .iter()
+                .find(|a| **a == name)
+                .or(listed.first())
+                .context("the venue has no private accounts")?
+                .to_string()
+        }
     };
     let sim_env = target.env == Env::Sim;
     // The simulator's test account: an HMAC key unless the connection needs

@@ -211,7 +211,10 @@ async fn refusals_are_typed_and_malformed_requests_are_not_sent() {
     let (_, ask) = best(&h);
     let e = o.place(place(Side::Buy, OrderType::Market, "100000", None, "big")).await.expect_err("balance");
     assert_eq!(refusal(e), (RefusalKind::InsufficientFunds, 110007));
-    let e = o.place(place(Side::Buy, OrderType::Limit, "0.01", Some(px + tick() / d("2")), "tick")).await.expect_err("tick");
+    let e = o
+        .place(place(Side::Buy, OrderType::Limit, "0.01", Some(px + tick() / d("2")), "tick"))
+        .await
+        .expect_err("tick");
     assert_eq!(refusal(e).0, RefusalKind::InvalidOrder);
     let e = o.place(place(Side::Buy, OrderType::Limit, "0.0001", Some(px), "min")).await.expect_err("min qty");
     assert_eq!(refusal(e).0, RefusalKind::InvalidOrder);

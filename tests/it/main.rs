@@ -22,6 +22,7 @@ mod hardening;
 mod margin;
 mod nats;
 mod one_feed;
+mod order_cli;
 mod parquet;
 mod pools;
 mod private;
