@@ -338,15 +338,21 @@ pub(crate) async fn run(cmd: OrderCmd) -> anyhow::Result<()> {
     let name = request.name();
     let head =
         json!({"venue": target.venue, "market": spec.market_name(market.market), "account": account, "request": name});
+    let mut limits = Vec::new();
     let result = match OrderClient::connect(market, &account, creds, cfg).await {
         Ok(client) => {
             let r = client.request(request).await;
+            limits = client.rate_limits();
             client.close().await;
             r
         }
         Err(e) => Err(e),
     };
     let mut line = head;
+    // The venue's order-rate limits as counted after this request.
+    if !limits.is_empty() {
+        line["rate_limits"] = serde_json::to_value(&limits)?;
+    }
     let failed = match &result {
         Ok(answer) => {
             line["answer"] = serde_json::to_value(answer)?;

@@ -147,6 +147,12 @@ async fn binance_spot_orders_from_the_command_line_reach_ferrofeed_user() {
     );
     assert_eq!(v["answer"]["answer"], "placed", "{v}");
     assert_eq!(v["answer"]["order"]["status"], "FILLED", "{v}");
+    // The venue's order-rate limits as its answer reported them.
+    let limits = v["rate_limits"].as_array().unwrap_or_else(|| panic!("rate limits: {v}"));
+    assert!(
+        limits.iter().any(|l| l["limit"]["name"] == "ORDERS" && l["limit"]["window"] == 10_000 && l["used"] == 1),
+        "{v}"
+    );
     let order_id = v["answer"]["order"]["order_id"].as_str().expect("order id").to_string();
     assert!(fill_of(&out, &mut seen, &order_id), "order_update before user_trade:\n{}", seen.join("\n"));
 
