@@ -23,14 +23,15 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ferrofeed_engine::{
-    Event as EngineEvent, EventKind as EngineKind, EventReceiver, Missing, Overflow, RecoveryStats, State, redact,
+    Event as EngineEvent, EventKind as EngineKind, EventReceiver, Missing, NameMap, Overflow, RecoveryStats, State,
+    redact,
 };
 use ferrofeed_model::event::{Event, EventKind, Gap, Missing as ModelMissing, UnknownExtent};
 use ferrofeed_venues::seam::{Channel, Decoder, MarketId};
@@ -353,10 +354,10 @@ pub struct Feed {
     client: Client,
     rx: EventReceiver,
     books: Books,
-    decoders: HashMap<MarketId, Box<dyn Decoder>>,
+    decoders: NameMap<MarketId, Box<dyn Decoder>>,
     /// Streams decoded into market-data events: references per market and
     /// stream, from [`Feed::subscribe`] (looked up by `&str` on the hot path).
-    raw: HashMap<MarketId, HashMap<String, u32>>,
+    raw: NameMap<MarketId, NameMap<String, u32>>,
     out: VecDeque<Event>,
     scratch: Vec<Event>,
     stats: SharedStats,
@@ -388,9 +389,9 @@ struct Tally {
     /// Few types: a short list beats a map.
     events_by_type: Vec<(&'static str, u64)>,
     /// Per connection: its market, data frames, bytes, latest epoch.
-    conns: HashMap<u64, ConnTally>,
+    conns: NameMap<u64, ConnTally>,
     /// Per market and subscribed stream, keyed by the name the feed holds.
-    streams: HashMap<MarketId, HashMap<String, StreamStats>>,
+    streams: NameMap<MarketId, NameMap<String, StreamStats>>,
 }
 
 #[derive(Debug)]
@@ -496,8 +497,8 @@ impl Feed {
             client,
             rx,
             books: Books::new(cfg.books),
-            decoders: HashMap::new(),
-            raw: HashMap::new(),
+            decoders: NameMap::default(),
+            raw: NameMap::default(),
             out: VecDeque::new(),
             scratch: Vec::new(),
             stats: SharedStats::default(),
@@ -670,9 +671,8 @@ impl Feed {
             _ => now_ns(),
         };
         let tracked = match &ev.kind {
-            EngineKind::Data { stream, .. } | EngineKind::Gap { stream, .. } => {
-                self.books.stream_symbol(market, stream).is_some()
-            }
+            EngineKind::Data { stream, .. } => self.books.stream_symbol(market, stream).is_some(),
+            EngineKind::Gap { stream, .. } => self.books.stream_symbol(market, stream).is_some(),
             EngineKind::Disconnected { .. } => !self.books.is_empty(),
             _ => false,
         };
@@ -902,6 +902,33 @@ mod tests {
         // Nothing connects until something is subscribed.
         let feed = Feed::builder().build().await.expect("empty feed");
         assert_eq!((feed.client().active_shards(), feed.client().subscriptions().len()), (0, 0));
+    }
+
+    #[test]
+    fn counters_kept_per_event_are_published_exactly_once() {
+        let m = MarketId::from(binance::spec::SPOT);
+        let mut t = Tally::default();
+        let mut st = FeedStats::default();
+        for i in 0..3 {
+            t.data(m, 7, 1, 10);
+            t.stream(m, "btcusdt@trade", 100 + i);
+            t.event("trade");
+        }
+        t.event("gap");
+        t.publish(&mut st);
+        t.publish(&mut st); // nothing new: nothing added
+        let c = &st.conns[&(m.venue_name(), 7)];
+        assert_eq!((c.messages, c.bytes, c.epoch, c.market), (3, 30, 1, Some(m)));
+        let s = &st.streams[&(m, "btcusdt@trade".to_string())];
+        assert_eq!((s.messages, s.last_ns), (3, 102));
+        assert_eq!((st.events, st.events_by_type.get("trade"), st.events_by_type.get("gap")), (4, Some(&3), Some(&1)));
+        // A stream unsubscribed between publishes leaves no entry behind.
+        t.stream(m, "ethusdt@trade", 5);
+        t.forget_stream(m, "ethusdt@trade");
+        t.data(m, 7, 2, 1);
+        t.publish(&mut st);
+        assert!(!st.streams.contains_key(&(m, "ethusdt@trade".to_string())));
+        assert_eq!((st.conns[&(m.venue_name(), 7)].messages, st.conns[&(m.venue_name(), 7)].epoch), (4, 2));
     }
 
     #[test]
