@@ -124,9 +124,8 @@ pub struct BookStats {
     pub last_update_id: u64,
 }
 
-/// Everything the metrics endpoint and the live view show: per-event
-/// counters are published four times a second (and by
-/// [`Feed::refresh_stats`]), the client's introspection once a second.
+/// Everything the metrics endpoint and the live view show; refreshed as
+/// events flow and once a second from the client's introspection.
 #[derive(Debug, Clone, Default)]
 pub struct FeedStats {
     /// Per connection.
@@ -361,112 +360,9 @@ pub struct Feed {
     out: VecDeque<Event>,
     scratch: Vec<Event>,
     stats: SharedStats,
-    /// Per-event counters kept here without a lock, added to `stats` on
-    /// every `refresh` tick and by [`Feed::refresh_stats`]. The event path
-    /// holds `&mut self` and reaches it with `get_mut`, which takes no lock;
-    /// only `refresh_stats(&self)` locks it.
-    tally: Mutex<Tally>,
-    /// Publishes `tally` ([`PUBLISH_EVERY`]); every [`REFRESH_TICKS`]th tick
-    /// also refreshes the rest of the statistics and the books' timers.
     refresh: tokio::time::Interval,
-    ticks: u32,
     sessions: Vec<SessionTask>,
     ended: bool,
-}
-
-/// How often the per-event counters reach the shared statistics.
-const PUBLISH_EVERY: Duration = Duration::from_millis(250);
-
-/// Publish ticks per full refresh (the client's introspection, the books'
-/// timers): once a second.
-const REFRESH_TICKS: u32 = 4;
-
-/// What the feed counts per event, since the last publish: kept by the task
-/// that polls the feed, so an event takes no lock (issue 22).
-#[derive(Debug, Default)]
-struct Tally {
-    events: u64,
-    /// Few types: a short list beats a map.
-    events_by_type: Vec<(&'static str, u64)>,
-    /// Per connection: its market, data frames, bytes, latest epoch.
-    conns: NameMap<u64, ConnTally>,
-    /// Per market and subscribed stream, keyed by the name the feed holds.
-    streams: NameMap<MarketId, NameMap<String, StreamStats>>,
-}
-
-#[derive(Debug)]
-struct ConnTally {
-    market: MarketId,
-    messages: u64,
-    bytes: u64,
-    epoch: u64,
-}
-
-impl Tally {
-    fn event(&mut self, kind: &'static str) {
-        self.events += 1;
-        match self.events_by_type.iter_mut().find(|(k, _)| *k == kind) {
-            Some((_, n)) => *n += 1,
-            None => self.events_by_type.push((kind, 1)),
-        }
-    }
-
-    fn data(&mut self, market: MarketId, conn: u64, epoch: u64, bytes: usize) {
-        let c = self.conns.entry(conn).or_insert(ConnTally { market, messages: 0, bytes: 0, epoch });
-        c.messages += 1;
-        c.bytes += bytes as u64;
-        c.epoch = c.epoch.max(epoch);
-    }
-
-    fn stream(&mut self, market: MarketId, stream: &str, received_ns: i64) {
-        let by_name = self.streams.entry(market).or_default();
-        let s = match by_name.get_mut(stream) {
-            Some(s) => s,
-            None => by_name.entry(stream.to_string()).or_default(),
-        };
-        s.messages += 1;
-        s.last_ns = received_ns;
-    }
-
-    /// Adds what was counted to `st` and starts counting afresh (the maps
-    /// keep their entries, so a steady feed allocates nothing here).
-    fn publish(&mut self, st: &mut FeedStats) {
-        st.events += std::mem::take(&mut self.events);
-        for (kind, n) in &mut self.events_by_type {
-            if *n > 0 {
-                *st.events_by_type.entry(kind).or_default() += std::mem::take(n);
-            }
-        }
-        for (&id, c) in &mut self.conns {
-            if c.messages == 0 {
-                continue;
-            }
-            let conn = st
-                .conns
-                .entry((c.market.venue_name(), id))
-                .or_insert_with(|| ConnStats::new(Some(c.market), State::Connecting, c.epoch));
-            conn.epoch = conn.epoch.max(c.epoch);
-            conn.messages += std::mem::take(&mut c.messages);
-            conn.bytes += std::mem::take(&mut c.bytes);
-        }
-        for (&market, by_name) in &mut self.streams {
-            for (name, s) in by_name.iter_mut() {
-                if s.messages == 0 {
-                    continue;
-                }
-                let e = st.streams.entry((market, name.clone())).or_default();
-                e.messages += std::mem::take(&mut s.messages);
-                e.last_ns = e.last_ns.max(s.last_ns);
-            }
-        }
-    }
-
-    /// Forgets what was counted for a stream no longer subscribed.
-    fn forget_stream(&mut self, market: MarketId, stream: &str) {
-        if let Some(by_name) = self.streams.get_mut(&market) {
-            by_name.remove(stream);
-        }
-    }
 }
 
 /// A private session running in its own task; its events come through a
@@ -491,7 +387,7 @@ impl Feed {
     /// inside a tokio runtime.
     pub fn new(cfg: FeedConfig) -> Feed {
         let (client, rx) = Client::new(cfg.client);
-        let mut refresh = tokio::time::interval(PUBLISH_EVERY);
+        let mut refresh = tokio::time::interval(Duration::from_secs(1));
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Feed {
             client,
@@ -502,9 +398,7 @@ impl Feed {
             out: VecDeque::new(),
             scratch: Vec::new(),
             stats: SharedStats::default(),
-            tally: Mutex::default(),
             refresh,
-            ticks: 0,
             sessions: Vec::new(),
             ended: false,
         }
@@ -603,7 +497,6 @@ impl Feed {
                 *n -= 1;
                 if *n == 0 {
                     refs.remove(&s);
-                    self.tally.get_mut().unwrap_or_else(|e| e.into_inner()).forget_stream(market, &s);
                     self.stats.lock().streams.remove(&(market, s));
                 }
             }
@@ -630,19 +523,10 @@ impl Feed {
     }
 
     fn deliver(&mut self, e: Event) -> Event {
-        self.tally_mut().event(e.kind.type_name());
+        let mut st = self.stats.lock();
+        st.events += 1;
+        *st.events_by_type.entry(e.kind.type_name()).or_default() += 1;
         e
-    }
-
-    /// The per-event counters, without a lock (`&mut self`).
-    fn tally_mut(&mut self) -> &mut Tally {
-        self.tally.get_mut().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Adds the per-event counters to the shared statistics.
-    fn publish(&self) {
-        let mut tally = self.tally.lock().unwrap_or_else(|e| e.into_inner());
-        tally.publish(&mut self.stats.lock());
     }
 
     /// Sends the book restarts the books asked for, without waiting: what a
@@ -677,15 +561,7 @@ impl Feed {
             _ => false,
         };
         let raw = matches!(&ev.kind, EngineKind::Data { stream, .. } if self.is_raw(market, stream));
-        if let EngineKind::Data { payload, stream, .. } = &ev.kind {
-            // The hot path: counted here, published a few times a second.
-            let tally = self.tally_mut();
-            tally.data(market, ev.conn, ev.epoch, payload.len());
-            // Only streams someone subscribed get an entry.
-            if tracked || raw {
-                tally.stream(market, stream, received_ns);
-            }
-        } else {
+        {
             let mut st = self.stats.lock();
             let conn = st
                 .conns
@@ -693,6 +569,16 @@ impl Feed {
                 .or_insert_with(|| ConnStats::new(Some(market), State::Connecting, ev.epoch));
             conn.epoch = conn.epoch.max(ev.epoch);
             match &ev.kind {
+                EngineKind::Data { payload, stream, .. } => {
+                    conn.messages += 1;
+                    conn.bytes += payload.len() as u64;
+                    // Only streams someone subscribed get an entry.
+                    if tracked || raw {
+                        let s = st.streams.entry((market, stream.to_string())).or_default();
+                        s.messages += 1;
+                        s.last_ns = received_ns;
+                    }
+                }
                 EngineKind::Gap { .. } => {
                     conn.gaps += 1;
                     st.gaps += 1;
@@ -781,7 +667,6 @@ impl Feed {
     /// Copies the client's introspection into the statistics (once a second
     /// from the stream; call it directly for a fresh view).
     pub fn refresh_stats(&self) {
-        self.publish();
         let snaps = self.client.snapshots();
         let rl = self.client.rate_limit_stats();
         let f = self.books.fetch_stats();
@@ -847,13 +732,8 @@ impl Stream for Feed {
                 this.resubscribe();
             }
             if this.refresh.poll_tick(cx).is_ready() {
-                this.ticks = this.ticks.wrapping_add(1);
-                if this.ticks % REFRESH_TICKS == 1 {
-                    this.books.tick(Instant::now());
-                    this.refresh_stats();
-                } else {
-                    this.publish();
-                }
+                this.books.tick(Instant::now());
+                this.refresh_stats();
                 continue;
             }
             let mut private = None;
@@ -902,33 +782,6 @@ mod tests {
         // Nothing connects until something is subscribed.
         let feed = Feed::builder().build().await.expect("empty feed");
         assert_eq!((feed.client().active_shards(), feed.client().subscriptions().len()), (0, 0));
-    }
-
-    #[test]
-    fn counters_kept_per_event_are_published_exactly_once() {
-        let m = MarketId::from(binance::spec::SPOT);
-        let mut t = Tally::default();
-        let mut st = FeedStats::default();
-        for i in 0..3 {
-            t.data(m, 7, 1, 10);
-            t.stream(m, "btcusdt@trade", 100 + i);
-            t.event("trade");
-        }
-        t.event("gap");
-        t.publish(&mut st);
-        t.publish(&mut st); // nothing new: nothing added
-        let c = &st.conns[&(m.venue_name(), 7)];
-        assert_eq!((c.messages, c.bytes, c.epoch, c.market), (3, 30, 1, Some(m)));
-        let s = &st.streams[&(m, "btcusdt@trade".to_string())];
-        assert_eq!((s.messages, s.last_ns), (3, 102));
-        assert_eq!((st.events, st.events_by_type.get("trade"), st.events_by_type.get("gap")), (4, Some(&3), Some(&1)));
-        // A stream unsubscribed between publishes leaves no entry behind.
-        t.stream(m, "ethusdt@trade", 5);
-        t.forget_stream(m, "ethusdt@trade");
-        t.data(m, 7, 2, 1);
-        t.publish(&mut st);
-        assert!(!st.streams.contains_key(&(m, "ethusdt@trade".to_string())));
-        assert_eq!((st.conns[&(m.venue_name(), 7)].messages, st.conns[&(m.venue_name(), 7)].epoch), (4, 2));
     }
 
     #[test]
