@@ -34,12 +34,12 @@ use crate::event::{Event, EventKind, State};
 use crate::pacer::Pacer;
 use crate::queue::{EventReceiver, EventSender, Overflow, queue_bounded};
 use crate::seq::{SeqTracker, Verdict};
+use crate::transport::{ConnectSpec, Transport, TransportError, WsMsg, WsStream};
+use crate::venue::{ClientPing, Inbound, RequestOp, VenueRules, batches};
 
 /// A data message's stream: the tracker's shared name, or (`Err`) a copy of
 /// a name the connection does not hold.
 type StreamName = Result<Arc<str>, String>;
-use crate::transport::{ConnectSpec, Transport, TransportError, WsMsg, WsStream};
-use crate::venue::{ClientPing, Inbound, RequestOp, VenueRules, batches};
 
 /// Connection attempts shared by every connection to one venue host, so that
 /// many sockets reconnecting at once stay under the venue's connection-rate limit.
