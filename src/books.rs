@@ -53,7 +53,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ferrofeed_book::{BookSync, L2Book, Phase, SyncConfig, SyncEvent, SyncStats};
-use ferrofeed_engine::{Event as EngineEvent, EventKind as EngineKind, RestClient, RestError, WeightBudget};
+use ferrofeed_engine::{Decoded, Event as EngineEvent, EventKind as EngineKind, RestClient, RestError, WeightBudget};
 use ferrofeed_model::event::{BookResync, BookSnapshot, BookUpdate, Event, EventKind, Level};
 use ferrofeed_venues::seam::{BookPlan, Decoder, MarketId, Recovery};
 use tokio::sync::mpsc;
@@ -318,6 +318,19 @@ impl Books {
     /// [`Client::market_of_conn`]); book events for the caller are pushed to
     /// `out`. Events of streams not tracked are ignored.
     pub fn on_event(&mut self, market: Option<MarketId>, ev: &EngineEvent, out: &mut Vec<Event>) {
+        self.on_event_decoded(market, ev, Decoded::No, out);
+    }
+
+    /// [`Books::on_event`] with the events the connection already decoded
+    /// from the frame (`ev`'s own, taken out of it): the frame is not read
+    /// again. With [`Decoded::No`] the books decode it themselves.
+    pub(crate) fn on_event_decoded(
+        &mut self,
+        market: Option<MarketId>,
+        ev: &EngineEvent,
+        pre: Decoded,
+        out: &mut Vec<Event>,
+    ) {
         let Some(market) = market else { return };
         match &ev.kind {
             EngineKind::Data { stream, payload, received, .. } => {
@@ -328,9 +341,16 @@ impl Books {
                 }
                 let received_ns = ns(*received);
                 let mut decoded = std::mem::take(&mut self.decoded);
-                let result = match self.decoders.get_mut(&market) {
-                    Some(d) => d.decode(payload, received_ns, &mut decoded),
-                    None => Ok(()),
+                let result = match pre {
+                    Decoded::Events(events) => {
+                        decoded.extend(events);
+                        Ok(())
+                    }
+                    Decoded::Failed(_) => Err(()),
+                    Decoded::No => match self.decoders.get_mut(&market) {
+                        Some(d) => d.decode(payload, received_ns, &mut decoded).map_err(drop),
+                        None => Ok(()),
+                    },
                 };
                 match result {
                     Ok(()) => {

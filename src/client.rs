@@ -103,6 +103,11 @@ pub struct ClientConfig {
     /// REST request weight per window for every market (`None`: each
     /// venue's). Lower it when other programs share the IP's budget.
     pub rest_weight: Option<(u32, Duration)>,
+    /// Connections decode each data frame into model events in the same
+    /// pass that classifies it, and the events travel with the frame
+    /// ([`ferrofeed_engine::Decoded`]). [`crate::Feed`] always sets it;
+    /// default off (raw frames only).
+    pub decode: bool,
 }
 
 impl Default for ClientConfig {
@@ -121,6 +126,7 @@ impl Default for ClientConfig {
             rotation: Rotation::VenueDefault,
             max_url_bytes: None,
             rest_weight: None,
+            decode: false,
         }
     }
 }
@@ -244,6 +250,9 @@ impl Client {
             cc.backoff = self.cfg.backoff.clone();
             cc.seed = self.cfg.seed;
             cc.attempts = Some(budget);
+            if self.cfg.decode {
+                cc.reader = Some(ferrofeed_venues::seam::reader_factory(spec, market.market, rules.clone()));
+            }
             cc.rotate_after = match self.cfg.rotation {
                 Rotation::VenueDefault => rotate_after,
                 Rotation::Never => None,

@@ -30,8 +30,8 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ferrofeed_engine::{
-    Event as EngineEvent, EventKind as EngineKind, EventReceiver, Missing, NameMap, Overflow, RecoveryStats, State,
-    redact,
+    Decoded, Event as EngineEvent, EventKind as EngineKind, EventReceiver, Missing, NameMap, Overflow, RecoveryStats,
+    State, redact,
 };
 use ferrofeed_model::event::{Event, EventKind, Gap, Missing as ModelMissing, UnknownExtent};
 use ferrofeed_venues::seam::{Channel, Decoder, MarketId};
@@ -386,7 +386,8 @@ impl Feed {
     /// A feed; nothing connects until something is subscribed. Must be called
     /// inside a tokio runtime.
     pub fn new(cfg: FeedConfig) -> Feed {
-        let (client, rx) = Client::new(cfg.client);
+        // Connections decode data in the pass that classifies it (issue 22).
+        let (client, rx) = Client::new(ClientConfig { decode: true, ..cfg.client });
         let mut refresh = tokio::time::interval(Duration::from_secs(1));
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Feed {
@@ -543,7 +544,7 @@ impl Feed {
         }
     }
 
-    fn handle(&mut self, ev: EngineEvent) {
+    fn handle(&mut self, mut ev: EngineEvent) {
         let Some(market) = self.client.market_of_conn(ev.conn) else {
             // Every connection belongs to one of the client's pools.
             tracing::warn!(conn = ev.conn, "event of an unknown connection");
@@ -614,8 +615,15 @@ impl Feed {
                 receive_ts: received_ns,
             });
         }
+        // What the connection decoded in the pass that classified the frame.
+        let mut decoded = match &mut ev.kind {
+            EngineKind::Data { decoded, .. } => std::mem::take(decoded),
+            _ => Decoded::No,
+        };
         if tracked {
-            self.books.on_event(Some(market), &ev, &mut self.scratch);
+            // A stream both tracked and subscribed raw feeds both.
+            let pre = if raw { decoded.clone() } else { std::mem::take(&mut decoded) };
+            self.books.on_event_decoded(Some(market), &ev, pre, &mut self.scratch);
             self.book_stats();
             self.out.extend(self.scratch.drain(..));
         }
@@ -624,12 +632,20 @@ impl Feed {
             && let Some(d) = self.decoders.get_mut(&market)
         {
             let before = self.scratch.len();
-            if let Err(e) = d.decode(payload, received_ns, &mut self.scratch) {
+            let result = match decoded {
+                Decoded::Events(events) => {
+                    self.out.extend(events);
+                    Ok(())
+                }
+                Decoded::Failed(why) => Err(why),
+                Decoded::No => d.decode(payload, received_ns, &mut self.scratch).map_err(|e| e.to_string()),
+            };
+            if let Err(e) = result {
                 self.scratch.truncate(before);
                 self.stats.lock().decode_errors += 1;
                 let symbol = Client::spec(market).ok().and_then(|s| s.symbol_of(market.market, stream));
                 self.scratch.push(Event {
-                    kind: EventKind::Error { msg: e.to_string(), raw: payload.clone() },
+                    kind: EventKind::Error { msg: e, raw: payload.clone() },
                     venue: market.venue,
                     market: market.market,
                     symbol,

@@ -30,12 +30,12 @@ use tokio::time::{Instant, sleep_until};
 
 use crate::backoff::{Backoff, BackoffConfig, BackoffConfigError};
 use crate::entropy::Seeded;
-use crate::event::{Event, EventKind, State};
+use crate::event::{Decoded, Event, EventKind, State};
 use crate::pacer::Pacer;
 use crate::queue::{EventReceiver, EventSender, Overflow, queue_bounded};
 use crate::seq::{SeqTracker, Verdict};
 use crate::transport::{ConnectSpec, Transport, TransportError, WsMsg, WsStream};
-use crate::venue::{ClientPing, Inbound, RequestOp, VenueRules, batches};
+use crate::venue::{ClientPing, FrameReader, Inbound, RequestOp, VenueRules, batches};
 
 /// A data message's stream: the tracker's shared name, or (`Err`) a copy of
 /// a name the connection does not hold.
@@ -93,6 +93,10 @@ pub struct ConnectionConfig {
     pub ack_timeout: Duration,
     /// Identifies this connection's events in a merged stream.
     pub id: u64,
+    /// Makes each socket's frame reader, which classifies and decodes data
+    /// in one pass ([`crate::venue::FrameReader`]); `None`: frames are only
+    /// classified ([`VenueRules::classify`]) and data is not decoded.
+    pub reader: Option<crate::venue::ReaderFactory>,
 }
 
 impl ConnectionConfig {
@@ -111,6 +115,7 @@ impl ConnectionConfig {
             attempts: None,
             ack_timeout: Duration::from_secs(30),
             id: 0,
+            reader: None,
         }
     }
 }
@@ -424,6 +429,8 @@ struct Buffered {
     stream: String,
     seq: crate::venue::Seq,
     payload: String,
+    received: SystemTime,
+    decoded: Decoded,
 }
 
 /// Candidate messages held before a forced switch: at most this many…
@@ -480,6 +487,10 @@ struct Link<S> {
     opened: Instant,
     last_rx: Instant,
     next_ping: Option<Instant>,
+    /// This socket's frame reader, if the connection decodes.
+    reader: Option<Box<dyn FrameReader>>,
+    /// Events the reader appends to, moved out per frame.
+    scratch: Vec<ferrofeed_model::event::Event>,
 }
 
 impl<S> Link<S> {
@@ -542,6 +553,11 @@ struct Actor<T: Transport> {
     session_data: bool,
     /// The socket whose unsolicited data was last reported.
     unsolicited_epoch: u64,
+}
+
+/// `t` in ns since the epoch (0 before it), as model events carry times.
+fn unix_ns(t: SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
 }
 
 /// What handling one message asks the session to do.
@@ -746,6 +762,8 @@ impl<T: Transport> Actor<T> {
             last_rx: now,
             next_ping: (hb.client_ping != ClientPing::None).then(|| now + hb.interval),
             candidate,
+            reader: self.cfg.reader.as_ref().map(crate::venue::ReaderFactory::make),
+            scratch: Vec::new(),
         };
         let mut next = self.next_id;
         let frames = self.venue.on_connect(&mut || {
@@ -1097,8 +1115,24 @@ impl<T: Transport> Actor<T> {
             Some(Ok(WsMsg::Text(t))) => t,
         };
         let epoch = link.epoch;
+        let received = SystemTime::now();
         // The answer borrows the frame only, so the venue need not be cloned.
-        let inbound = self.venue.classify(&text);
+        let (inbound, decoded) = match link.reader.as_mut() {
+            Some(r) => {
+                let read = r.read(&text, unix_ns(received), &mut link.scratch);
+                (read.inbound, read.decoded)
+            }
+            None => (self.venue.classify(&text), None),
+        };
+        let decoded = match decoded {
+            None => Decoded::No,
+            // Exactly as many as were made (one, mostly): no spare capacity crosses the queue.
+            Some(Ok(())) => Decoded::Events(link.scratch.drain(..).collect()),
+            Some(Err(why)) => {
+                link.scratch.clear();
+                Decoded::Failed(why)
+            }
+        };
         if let Inbound::Ack { id } | Inbound::Rejected { id: Some(id), .. } | Inbound::AckPartial { id, .. } = &inbound
             && let Some(reply) = link.calls.remove(id)
         {
@@ -1187,14 +1221,20 @@ impl<T: Transport> Actor<T> {
                     // Until the switch, the primary delivers: unsequenced candidate data is
                     // dropped (the primary carries the same), sequenced data is held back.
                     return match seq {
-                        Some(seq) => Flow::Candidate(Buffered { stream: stream.into_owned(), seq, payload: text }),
+                        Some(seq) => Flow::Candidate(Buffered {
+                            stream: stream.into_owned(),
+                            seq,
+                            payload: text,
+                            received,
+                            decoded,
+                        }),
                         None if link.active => Flow::Unsequenced,
                         None => Flow::Continue,
                     };
                 }
                 // One lookup, no allocation: the tracker hands back the name it holds.
                 let (verdict, name) = self.judge(&stream, seq, false);
-                if !self.deliver(epoch, verdict, name, seq, text).await {
+                if !self.deliver(epoch, verdict, name, seq, (text, received, decoded)).await {
                     return Flow::End(End::ConsumerGone);
                 }
                 return Flow::Continue;
@@ -1221,7 +1261,7 @@ impl<T: Transport> Actor<T> {
         verdict: Verdict,
         stream: StreamName,
         seq: Option<crate::venue::Seq>,
-        payload: String,
+        (payload, received, decoded): (String, SystemTime, Decoded),
     ) -> bool {
         let stream = match stream {
             Ok(shared) => shared,
@@ -1254,7 +1294,7 @@ impl<T: Transport> Actor<T> {
             let took = at.elapsed();
             self.state.send_modify(|s| s.recovery.record(took));
         }
-        self.emit(epoch, EventKind::Data { stream, payload, seq, received: SystemTime::now() }).await
+        self.emit(epoch, EventKind::Data { stream, payload, seq, received, decoded }).await
     }
 
     /// Data of a stream this connection does not hold (never subscribed, or
@@ -1352,7 +1392,7 @@ impl<T: Transport> Actor<T> {
                 held_bytes = 0;
                 while let Some(b) = held.pop_front() {
                     let (verdict, name) = self.judge(&b.stream, Some(b.seq), true);
-                    if !self.deliver(epoch, verdict, name, Some(b.seq), b.payload).await {
+                    if !self.deliver(epoch, verdict, name, Some(b.seq), (b.payload, b.received, b.decoded)).await {
                         gone = true;
                         break;
                     }
@@ -1507,7 +1547,7 @@ impl<T: Transport> Actor<T> {
                     match self.on_msg(c, m, false).await {
                         Flow::Continue | Flow::Rotate => {}
                         Flow::Candidate(b) => {
-                            held_bytes += b.payload.len();
+                            held_bytes += b.payload.len() + b.decoded.bytes(b.payload.len());
                             held.push_back(b);
                         }
                         Flow::Unsequenced => cand_unsequenced = true,

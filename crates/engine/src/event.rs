@@ -71,6 +71,9 @@ pub enum EventKind {
         seq: Option<Seq>,
         /// Local receive time.
         received: SystemTime,
+        /// The model events the connection's [`crate::venue::FrameReader`]
+        /// made of the frame in the same pass that classified it.
+        decoded: Decoded,
     },
     /// Messages of `stream` were lost between `from` and `to` (inclusive sequence numbers).
     Gap {
@@ -116,4 +119,30 @@ pub enum EventKind {
     },
     /// The lifecycle moved.
     StateChanged(State),
+}
+
+/// What a connection's reader made of a data frame (see
+/// [`crate::venue::FrameReader`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Decoded {
+    /// Not decoded: the connection has no reader.
+    #[default]
+    No,
+    /// The frame's model events, in order (most frames make one).
+    Events(Vec<ferrofeed_model::event::Event>),
+    /// The frame could not be decoded: why (the frame is in `payload`).
+    Failed(String),
+}
+
+impl Decoded {
+    /// Bytes the decoded events hold, for the queue's byte budget: their
+    /// inline size, plus `payload_len` for what their strings and level
+    /// lists hold on the heap (never more than the frame they came from).
+    pub fn bytes(&self, payload_len: usize) -> usize {
+        match self {
+            Decoded::No => 0,
+            Decoded::Events(v) => v.len() * std::mem::size_of::<ferrofeed_model::event::Event>() + payload_len,
+            Decoded::Failed(m) => m.len(),
+        }
+    }
 }

@@ -77,7 +77,7 @@ pub use actor::{
 };
 pub use backoff::{Backoff, BackoffConfig, BackoffConfigError};
 pub use entropy::{Entropy, Seeded};
-pub use event::{Event, EventKind, Missing, State};
+pub use event::{Decoded, Event, EventKind, Missing, State};
 pub use pacer::WeightBudget;
 pub use pool::{Pool, PoolConfig, PoolError};
 pub use queue::{DEFAULT_QUEUE_BYTES, EventReceiver, EventSender, Overflow, ReceiverGone, queue, queue_bounded};
@@ -85,4 +85,6 @@ pub use recovery::RecoveryStats;
 pub use rest::{MAX_BODY, RestClient, RestError, retry_after_secs};
 pub use seq::{NameHasher, NameMap};
 pub use transport::{ConnectSpec, Native, Transport, TransportError, WsMsg, WsStream};
-pub use venue::{ClientPing, ConnLimits, Heartbeat, Inbound, RequestOp, Seq, SeqKind, VenueRules};
+pub use venue::{
+    ClientPing, ConnLimits, FrameReader, Heartbeat, Inbound, Read, ReaderFactory, RequestOp, Seq, SeqKind, VenueRules,
+};

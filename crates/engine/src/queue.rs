@@ -101,7 +101,9 @@ pub const DEFAULT_QUEUE_BYTES: usize = 16 << 20;
 pub fn event_bytes(ev: &Event) -> usize {
     EVENT_OVERHEAD
         + match &ev.kind {
-            EventKind::Data { stream, payload, .. } => stream.len() + payload.len(),
+            EventKind::Data { stream, payload, decoded, .. } => {
+                stream.len() + payload.len() + decoded.bytes(payload.len())
+            }
             EventKind::Error { msg, raw } => msg.len() + raw.len(),
             EventKind::Unknown { raw } => raw.len(),
             EventKind::Disconnected { reason } | EventKind::GaveUp { reason } => reason.len(),
@@ -433,6 +435,7 @@ mod tests {
                 payload: String::new(),
                 seq: Some(Seq::single(id)),
                 received: SystemTime::UNIX_EPOCH,
+                decoded: crate::event::Decoded::No,
             },
         }
     }

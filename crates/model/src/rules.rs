@@ -263,6 +263,50 @@ pub trait VenueRules: Send + Sync + std::fmt::Debug + 'static {
     }
 }
 
+/// A connection's frame reader: classification for the engine and, for
+/// data, the model events, in one pass over the frame where the venue can
+/// (issue 22). The engine calls it instead of [`VenueRules::classify`] when
+/// the connection was given one, and carries the events next to the frame;
+/// it never looks inside them. One reader per connection, so a venue's
+/// decoding state (a ticker merge) follows the socket that feeds it.
+pub trait FrameReader: Send + 'static {
+    /// Reads one text frame received at `received_ns` (ns since the epoch).
+    /// For data, the events are appended to `out`.
+    fn read<'a>(&mut self, frame: &'a str, received_ns: i64, out: &mut Vec<crate::event::Event>) -> Read<'a>;
+}
+
+/// What [`FrameReader::read`] found.
+#[derive(Debug)]
+pub struct Read<'a> {
+    /// What the frame is, exactly as [`VenueRules::classify`] says.
+    pub inbound: Inbound<'a>,
+    /// For data: `Ok` when the events were appended, or why the frame could
+    /// not be decoded (nothing appended). `None`: not decoded.
+    pub decoded: Option<Result<(), String>>,
+}
+
+/// Makes a [`FrameReader`] for each new connection of a pool.
+#[derive(Clone)]
+pub struct ReaderFactory(std::sync::Arc<dyn Fn() -> Box<dyn FrameReader> + Send + Sync>);
+
+impl ReaderFactory {
+    /// A factory calling `make`.
+    pub fn new(make: impl Fn() -> Box<dyn FrameReader> + Send + Sync + 'static) -> ReaderFactory {
+        ReaderFactory(std::sync::Arc::new(make))
+    }
+
+    /// A fresh reader.
+    pub fn make(&self) -> Box<dyn FrameReader> {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for ReaderFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReaderFactory")
+    }
+}
+
 /// The default of [`VenueRules::max_frame_bytes`]: 1 MiB.
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 1 << 20;
 

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferrofeed_model::event::{Event, MarketType, Venue};
-use ferrofeed_model::rules::VenueRules;
+use ferrofeed_model::rules::{FrameReader, Inbound, Read, ReaderFactory, VenueRules};
 use ferrofeed_model::sequencing::BookSequencing;
 
 use crate::auth::{Clock, Credentials};
@@ -228,6 +228,55 @@ pub trait Decoder: Send + Sync + fmt::Debug {
     /// for become `unknown` events; malformed input is an error that keeps
     /// the frame.
     fn decode(&mut self, frame: &str, received_ns: i64, out: &mut Vec<Event>) -> Result<(), DecodeError>;
+
+    /// Classifies a connection's frame for the engine and, when it is data,
+    /// decodes it into `out`: what [`VenueRules::classify`] and
+    /// [`Decoder::decode`] give, in that order. The default does exactly
+    /// that (two passes); a venue overrides it to read its hot frames once,
+    /// with the same results.
+    fn read<'a>(&mut self, rules: &dyn VenueRules, frame: &'a str, received_ns: i64, out: &mut Vec<Event>) -> Read<'a> {
+        classify_then_decode(self, rules, frame, received_ns, out)
+    }
+}
+
+/// [`Decoder::read`] in two passes: `rules` classify the frame, and data is
+/// decoded by `decoder` (what a decoder error leaves in `out` is removed).
+pub fn classify_then_decode<'a, D: Decoder + ?Sized>(
+    decoder: &mut D,
+    rules: &dyn VenueRules,
+    frame: &'a str,
+    received_ns: i64,
+    out: &mut Vec<Event>,
+) -> Read<'a> {
+    let inbound = rules.classify(frame);
+    let decoded = matches!(inbound, Inbound::Data { .. }).then(|| {
+        let before = out.len();
+        decoder.decode(frame, received_ns, out).map_err(|e| {
+            out.truncate(before);
+            e.to_string()
+        })
+    });
+    Read { inbound, decoded }
+}
+
+/// A connection's [`FrameReader`]: the pool's rules and a fresh decoder of
+/// its market, so the engine reads each frame once and carries the events.
+#[derive(Debug)]
+struct SeamReader {
+    rules: Arc<dyn VenueRules>,
+    decoder: Box<dyn Decoder>,
+}
+
+impl FrameReader for SeamReader {
+    fn read<'a>(&mut self, frame: &'a str, received_ns: i64, out: &mut Vec<Event>) -> Read<'a> {
+        self.decoder.read(self.rules.as_ref(), frame, received_ns, out)
+    }
+}
+
+/// The reader factory of a pool of `market` with `rules`: each connection
+/// gets its own decoder (its state follows the socket that feeds it).
+pub fn reader_factory(spec: &'static dyn VenueSpec, market: MarketType, rules: Arc<dyn VenueRules>) -> ReaderFactory {
+    ReaderFactory::new(move || Box::new(SeamReader { rules: rules.clone(), decoder: spec.decoder(market) }))
 }
 
 /// A private (user-data) account as a venue names it: `spot`, `margin`,

@@ -520,6 +520,69 @@ mod tests {
         }
     }
 
+    /// The one-pass reader, where it answers, gives exactly what classifying
+    /// and then decoding give (issue 22): the same `Data` (stream and
+    /// sequence numbers) and the same single event.
+    #[track_caller]
+    fn read_agrees(frame: &str) -> bool {
+        let mut answered = false;
+        for market in [Market::Spot, Market::UsdM, Market::CoinM] {
+            let Some((stream, seq, event)) = normalize::read_fast(market, frame, 7) else {
+                continue;
+            };
+            answered = true;
+            assert_eq!(
+                Inbound::Data { stream: Cow::Borrowed(stream), seq },
+                BinanceRules::new(market).classify(frame),
+                "one-pass and classify differ on {frame:?}"
+            );
+            assert_eq!(classify_slow(frame), Inbound::Data { stream: Cow::Borrowed(stream), seq }, "{frame:?}");
+            let decoded = normalize::decode(market, frame, 7).unwrap_or_else(|e| panic!("{frame:?}: {e}"));
+            assert_eq!(decoded, vec![event], "one-pass and decode differ on {frame:?}");
+        }
+        answered
+    }
+
+    #[test]
+    fn the_one_pass_reader_agrees_with_classify_then_decode() {
+        let mut corpus: Vec<String> = Vec::new();
+        let mut hot = 0;
+        for (name, text) in all_fixtures() {
+            let fast = read_agrees(&text);
+            // Every capture line of a hot kind on a combined stream takes the one pass.
+            let kind = text.split('"').nth(3).unwrap_or_default().to_string();
+            if name.contains(".jsonl:")
+                && text.starts_with("{\"stream\"")
+                && (kind.ends_with("@trade") || kind.ends_with("@aggTrade") || kind.contains("@depth@"))
+            {
+                assert!(fast, "{name} missed the one pass");
+                hot += 1;
+            }
+            if !text.trim_start().starts_with("{\"stream\"") && text.len() < 8000 {
+                for stream in ["x@trade", "x@aggTrade", "x@depth@100ms", "x@depth", "x@bookTicker", "x@depth5"] {
+                    let wrapped = format!("{{\"stream\":\"{stream}\",\"data\":{text}}}");
+                    read_agrees(&wrapped);
+                    corpus.push(wrapped);
+                }
+            }
+            corpus.push(text);
+        }
+        assert!(hot >= 100, "{hot}");
+        let mut answered = 0;
+        let mut taken = 0;
+        for frame in corpus.iter().filter(|f| f.len() <= 1200) {
+            mutants(frame, |m| {
+                answered += usize::from(read_agrees(m));
+            });
+            taken += 1;
+            if taken > 400 {
+                break;
+            }
+        }
+        // The mutations reach both sides of the one pass.
+        assert!(answered > 1000, "{answered}");
+    }
+
     #[test]
     fn fast_classification_agrees_with_the_general_path_on_every_fixture() {
         let mut corpus: Vec<String> = Vec::new();

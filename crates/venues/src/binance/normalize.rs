@@ -39,6 +39,7 @@ use ferrofeed_model::event::{
     AggTrade, AvgPrice, BookDelta, BookSnapshot, Event, EventKind, Kline, Level, Liquidation, MarkPrice, MarketType,
     OpenInterest, Side, Ticker, TopOfBook, Trade, Venue,
 };
+use ferrofeed_model::rules::Seq;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -120,6 +121,64 @@ fn decode_general(cx: Cx<'_>, frame: &str) -> Result<Vec<Event>, DecodeError> {
         }
     }
     Ok(out)
+}
+
+/// The payload kinds the hot paths read.
+#[derive(Clone, Copy, PartialEq)]
+enum K {
+    Trade,
+    Agg,
+    Depth,
+    Ticker,
+}
+
+/// The hot kind a combined stream's name carries.
+fn kind_of_stream(stream: &str) -> Option<K> {
+    let (_, rest) = stream.split_once('@')?;
+    match rest {
+        "trade" => Some(K::Trade),
+        "aggTrade" => Some(K::Agg),
+        "bookTicker" => Some(K::Ticker),
+        "depth" | "depth@100ms" | "depth@250ms" | "depth@500ms" | "depth@0ms" => Some(K::Depth),
+        _ => None,
+    }
+}
+
+/// One pass over a combined-stream frame of a hot kind (`trade`,
+/// `aggTrade`, diff `depthUpdate`, `bookTicker`, issue 22): its stream name,
+/// the sequence numbers [`super::BinanceRules::classify`] reads from it and
+/// the event [`decode`] makes of it. `None` wherever either of them would
+/// take another path or fail; the caller then runs both, so the results
+/// are the same either way (tests compare them on every fixture and on
+/// single-character mutations of them).
+pub(crate) fn read_fast(market: Market, frame: &str, received_ns: i64) -> Option<(&str, Option<Seq>, Event)> {
+    let rest = frame.strip_prefix("{\"stream\":\"")?;
+    let stream = &rest[..rest.find('"')?];
+    if stream.contains('\\') {
+        return None;
+    }
+    let cx = Cx { market, received_ns, frame, stream: Some(stream) };
+    let (seq, event) = match kind_of_stream(stream)? {
+        K::Trade => {
+            let w = scan::combined_data(frame, scan::trade)?;
+            let seq = Seq::single(w.t.0.parse().ok()?);
+            (Some(seq), cx.trade_event(w).ok()?)
+        }
+        K::Agg => {
+            let w = scan::combined_data(frame, scan::agg_trade)?;
+            (Some(Seq::single(w.a)), cx.agg_trade_event(w).ok()?)
+        }
+        K::Depth => {
+            let w = scan::combined_data(frame, scan::depth)?;
+            let seq = match w.pu {
+                Some(pu) if pu >= 0 => Seq::chained(w.U, w.u, pu as u64),
+                _ => Seq::range(w.U, w.u),
+            };
+            (Some(seq), cx.depth_event(w).ok()?)
+        }
+        K::Ticker => (None, cx.book_ticker_event(scan::combined_data(frame, scan::book_ticker)?).ok()?),
+    };
+    Some((stream, seq, event))
 }
 
 /// Decodes a REST `GET /api/v3/depth` (spot) or `/fapi|dapi/v1/depth` body for
@@ -280,23 +339,6 @@ impl Cx<'_> {
     /// produces exactly the event or error it always did, so this changes
     /// speed only.
     fn fast(&self, frame: &str) -> Option<Event> {
-        #[derive(Clone, Copy, PartialEq)]
-        enum K {
-            Trade,
-            Agg,
-            Depth,
-            Ticker,
-        }
-        fn kind_of_stream(stream: &str) -> Option<K> {
-            let (_, rest) = stream.split_once('@')?;
-            match rest {
-                "trade" => Some(K::Trade),
-                "aggTrade" => Some(K::Agg),
-                "bookTicker" => Some(K::Ticker),
-                "depth" | "depth@100ms" | "depth@250ms" | "depth@500ms" | "depth@0ms" => Some(K::Depth),
-                _ => None,
-            }
-        }
         fn kind_of_e(e: &str) -> Option<K> {
             match e {
                 "trade" => Some(K::Trade),
@@ -620,6 +662,17 @@ mod scan {
     /// reads (serde's `Env<T>`: both fields required, once each; other
     /// fields skipped).
     pub(super) fn combined<'a, T>(frame: &'a str, data: fn(&mut Scan<'a>) -> Option<T>) -> Option<T> {
+        combined_checked(frame, data, false)
+    }
+
+    /// [`combined`] for a frame the engine has not classified: it also
+    /// leaves to the general paths any frame with the control fields
+    /// classification reads at the top (`id`, `result`, `error`).
+    pub(super) fn combined_data<'a, T>(frame: &'a str, data: fn(&mut Scan<'a>) -> Option<T>) -> Option<T> {
+        combined_checked(frame, data, true)
+    }
+
+    fn combined_checked<'a, T>(frame: &'a str, data: fn(&mut Scan<'a>) -> Option<T>, control: bool) -> Option<T> {
         let mut sc = Scan::new(frame);
         let (mut stream, mut payload) = (false, None);
         sc.object(|sc, key| match key {
@@ -634,6 +687,7 @@ mod scan {
             // Repeats, and the fields the general path's `Head` also reads
             // at the top (where a repeat is an error there).
             "stream" | "data" | "event" | "e" | "s" | "lastUpdateId" | "u" => None,
+            "id" | "result" | "error" if control => None,
             _ => sc.skip_value(1),
         })?;
         sc.end()?;

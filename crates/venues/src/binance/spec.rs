@@ -1,10 +1,12 @@
 //! Binance through the venue seam ([`VenueSpec`]): spot, USDⓈ-M, COIN-M and
 //! options, as data over the functions of this module's siblings.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ferrofeed_model::event::{Event, MarketType, Venue};
+use ferrofeed_model::rules::{Inbound, Read, VenueRules};
 
 use super::auth::{Clock, Credentials, KeyKind};
 use super::book::{sequencing, snapshot_request};
@@ -22,8 +24,8 @@ const CLOCK_REFUSALS: &[&str] = &["-1021"];
 use crate::error::DecodeError;
 use crate::instruments::{Registry, RegistryError};
 use crate::seam::{
-    AccountName, BookPlan, Channel, Decoder, FnDecoder, HostLimits, MarketId, PoolOptions, PoolPlan, Recovery, Route,
-    SeamError, SessionAuth, SessionPlan, TokenSlot, VenueSpec,
+    AccountName, BookPlan, Channel, Decoder, HostLimits, MarketId, PoolOptions, PoolPlan, Recovery, Route, SeamError,
+    SessionAuth, SessionPlan, TokenSlot, VenueSpec, classify_then_decode,
 };
 
 /// Binance's socket lifetime is 24 h (PROTOCOLS.md §1.2); sockets are
@@ -181,10 +183,7 @@ impl VenueSpec for Binance {
     }
 
     fn decoder(&self, m: MarketType) -> Box<dyn Decoder> {
-        let mk = market(m);
-        Box::new(FnDecoder(move |frame: &str, received_ns: i64, out: &mut Vec<Event>| {
-            normalize::decode_into(mk, frame, received_ns, out)
-        }))
+        Box::new(BinanceDecoder(market(m)))
     }
 
     fn book_plan(&self, m: MarketType, symbol: &str, depth: u32) -> BookPlan {
@@ -401,5 +400,24 @@ mod tests {
                 )
                 .is_err()
         );
+    }
+}
+
+/// Binance's decoder: stateless, with a one-pass [`Decoder::read`] for the
+/// hot combined-stream frames.
+#[derive(Debug)]
+struct BinanceDecoder(Market);
+
+impl Decoder for BinanceDecoder {
+    fn decode(&mut self, frame: &str, received_ns: i64, out: &mut Vec<Event>) -> Result<(), DecodeError> {
+        normalize::decode_into(self.0, frame, received_ns, out)
+    }
+
+    fn read<'a>(&mut self, rules: &dyn VenueRules, frame: &'a str, received_ns: i64, out: &mut Vec<Event>) -> Read<'a> {
+        if let Some((stream, seq, event)) = normalize::read_fast(self.0, frame, received_ns) {
+            out.push(event);
+            return Read { inbound: Inbound::Data { stream: Cow::Borrowed(stream), seq }, decoded: Some(Ok(())) };
+        }
+        classify_then_decode(self, rules, frame, received_ns, out)
     }
 }
