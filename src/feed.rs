@@ -25,7 +25,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -124,8 +124,11 @@ pub struct BookStats {
     pub last_update_id: u64,
 }
 
-/// Everything the metrics endpoint and the live view show; refreshed as
-/// events flow and once a second from the client's introspection.
+/// Everything the metrics endpoint and the live view show. Per-event counts
+/// (events, frames and bytes per connection and stream) are added every
+/// 1,024 events, before any status event and once a second; the client's
+/// introspection once a second. [`Feed::refresh_stats`] brings it all up
+/// to date.
 #[derive(Debug, Clone, Default)]
 pub struct FeedStats {
     /// Per connection.
@@ -360,9 +363,60 @@ pub struct Feed {
     out: VecDeque<Event>,
     scratch: Vec<Event>,
     stats: SharedStats,
+    /// Per-event counts not yet in `stats`. Reached through `get_mut` on
+    /// the per-event path (no lock taken); locked only to publish from
+    /// [`Feed::refresh_stats`].
+    tally: Mutex<Tally>,
     refresh: tokio::time::Interval,
     sessions: Vec<SessionTask>,
     ended: bool,
+}
+
+/// Per-event counts the feed keeps in its own task and adds to the shared
+/// statistics every [`PUBLISH_EVERY`] events, before any other engine
+/// event, on the once-a-second refresh and in [`Feed::refresh_stats`]
+/// (issue 22: no lock, no lookup by a copied name and no allocation per
+/// event).
+#[derive(Debug, Default)]
+struct Tally {
+    /// Events handed to the consumer, in all and per type.
+    events: u64,
+    by_type: Vec<(&'static str, u64)>,
+    /// Data frames and their bytes per connection.
+    conns: NameMap<ConnKey, (Source, u64, u64)>,
+    /// Per subscribed stream: frames and the last one's receive time.
+    streams: NameMap<MarketId, NameMap<Arc<str>, StreamStats>>,
+    /// Events counted since the last publication.
+    pending: u32,
+}
+
+/// Events between two publications of the [`Tally`] at most.
+const PUBLISH_EVERY: u32 = 1024;
+
+impl Tally {
+    /// Adds the counts to `st` and starts again from zero.
+    fn publish(&mut self, st: &mut FeedStats) {
+        if self.pending == 0 {
+            return;
+        }
+        self.pending = 0;
+        st.events += std::mem::take(&mut self.events);
+        for (name, n) in &mut self.by_type {
+            *st.events_by_type.entry(name).or_default() += std::mem::take(n);
+        }
+        for (key, (market, messages, bytes)) in self.conns.drain() {
+            let c = st.conns.entry(key).or_insert_with(|| ConnStats::new(Some(market), State::Connecting, 0));
+            c.messages += messages;
+            c.bytes += bytes;
+        }
+        for (market, streams) in &mut self.streams {
+            for (name, s) in streams.drain() {
+                let e = st.streams.entry((*market, name.to_string())).or_default();
+                e.messages += s.messages;
+                e.last_ns = e.last_ns.max(s.last_ns);
+            }
+        }
+    }
 }
 
 /// A private session running in its own task; its events come through a
@@ -399,6 +453,7 @@ impl Feed {
             out: VecDeque::new(),
             scratch: Vec::new(),
             stats: SharedStats::default(),
+            tally: Mutex::default(),
             refresh,
             sessions: Vec::new(),
             ended: false,
@@ -498,6 +553,10 @@ impl Feed {
                 *n -= 1;
                 if *n == 0 {
                     refs.remove(&s);
+                    let tally = self.tally.get_mut().unwrap_or_else(PoisonError::into_inner);
+                    if let Some(m) = tally.streams.get_mut(&market) {
+                        m.remove(s.as_str());
+                    }
                     self.stats.lock().streams.remove(&(market, s));
                 }
             }
@@ -524,9 +583,17 @@ impl Feed {
     }
 
     fn deliver(&mut self, e: Event) -> Event {
-        let mut st = self.stats.lock();
-        st.events += 1;
-        *st.events_by_type.entry(e.kind.type_name()).or_default() += 1;
+        let t = self.tally.get_mut().unwrap_or_else(PoisonError::into_inner);
+        t.events += 1;
+        let name = e.kind.type_name();
+        match t.by_type.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, n)) => *n += 1,
+            None => t.by_type.push((name, 1)),
+        }
+        t.pending += 1;
+        if t.pending >= PUBLISH_EVERY {
+            t.publish(&mut self.stats.lock());
+        }
         e
     }
 
@@ -562,24 +629,34 @@ impl Feed {
             _ => false,
         };
         let raw = matches!(&ev.kind, EngineKind::Data { stream, .. } if self.is_raw(market, stream));
-        {
+        let tally = self.tally.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if let EngineKind::Data { payload, stream, .. } = &ev.kind {
+            // Counted in this task and published now and then.
+            let c = tally.conns.entry((venue, ev.conn)).or_insert((market, 0, 0));
+            c.1 += 1;
+            c.2 += payload.len() as u64;
+            // Only streams someone subscribed get an entry.
+            if tracked || raw {
+                let streams = tally.streams.entry(market).or_default();
+                let s = match streams.get_mut(&**stream) {
+                    Some(s) => s,
+                    None => streams.entry(stream.clone()).or_default(),
+                };
+                s.messages += 1;
+                s.last_ns = received_ns;
+            }
+            tally.pending += 1;
+        } else {
             let mut st = self.stats.lock();
+            // What came before this event is in the statistics first.
+            tally.publish(&mut st);
             let conn = st
                 .conns
                 .entry((venue, ev.conn))
                 .or_insert_with(|| ConnStats::new(Some(market), State::Connecting, ev.epoch));
             conn.epoch = conn.epoch.max(ev.epoch);
             match &ev.kind {
-                EngineKind::Data { payload, stream, .. } => {
-                    conn.messages += 1;
-                    conn.bytes += payload.len() as u64;
-                    // Only streams someone subscribed get an entry.
-                    if tracked || raw {
-                        let s = st.streams.entry((market, stream.to_string())).or_default();
-                        s.messages += 1;
-                        s.last_ns = received_ns;
-                    }
-                }
+                EngineKind::Data { .. } => {}
                 EngineKind::Gap { .. } => {
                     conn.gaps += 1;
                     st.gaps += 1;
@@ -687,6 +764,8 @@ impl Feed {
         let rl = self.client.rate_limit_stats();
         let f = self.books.fetch_stats();
         let mut st = self.stats.lock();
+        // The per-event counts first, then the client's view.
+        self.tally.lock().unwrap_or_else(PoisonError::into_inner).publish(&mut st);
         st.recovery.clear();
         for s in snaps {
             let market = self.client.market_of_conn(s.id);
