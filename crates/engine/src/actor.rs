@@ -489,8 +489,6 @@ struct Link<S> {
     next_ping: Option<Instant>,
     /// This socket's frame reader, if the connection decodes.
     reader: Option<Box<dyn FrameReader>>,
-    /// Events the reader appends to, moved out per frame.
-    scratch: Vec<ferrofeed_model::event::Event>,
 }
 
 impl<S> Link<S> {
@@ -763,7 +761,6 @@ impl<T: Transport> Actor<T> {
             next_ping: (hb.client_ping != ClientPing::None).then(|| now + hb.interval),
             candidate,
             reader: self.cfg.reader.as_ref().map(crate::venue::ReaderFactory::make),
-            scratch: Vec::new(),
         };
         let mut next = self.next_id;
         let frames = self.venue.on_connect(&mut || {
@@ -1117,21 +1114,21 @@ impl<T: Transport> Actor<T> {
         let epoch = link.epoch;
         let received = SystemTime::now();
         // The answer borrows the frame only, so the venue need not be cloned.
+        // Most frames make one event: the reader writes it straight into the
+        // vector that crosses the queue (no copy, no spare capacity).
+        let mut events = Vec::new();
         let (inbound, decoded) = match link.reader.as_mut() {
             Some(r) => {
-                let read = r.read(&text, unix_ns(received), &mut link.scratch);
+                events.reserve_exact(1);
+                let read = r.read(&text, unix_ns(received), &mut events);
                 (read.inbound, read.decoded)
             }
             None => (self.venue.classify(&text), None),
         };
         let decoded = match decoded {
             None => Decoded::No,
-            // Exactly as many as were made (one, mostly): no spare capacity crosses the queue.
-            Some(Ok(())) => Decoded::Events(link.scratch.drain(..).collect()),
-            Some(Err(why)) => {
-                link.scratch.clear();
-                Decoded::Failed(why)
-            }
+            Some(Ok(())) => Decoded::Events(events),
+            Some(Err(why)) => Decoded::Failed(why),
         };
         if let Inbound::Ack { id } | Inbound::Rejected { id: Some(id), .. } | Inbound::AckPartial { id, .. } = &inbound
             && let Some(reply) = link.calls.remove(id)
