@@ -30,6 +30,8 @@ use ferrofeed::model::Decimal;
 use ferrofeed::model::event::{EventKind, Level};
 use serde::{Deserialize, Serialize};
 
+mod standin;
+
 /// The simulator's load stream.
 const LOAD_STREAM: &str = "loadusdt@trade";
 /// The market whose simulator serves the load stream (the simulator's load
@@ -53,9 +55,16 @@ pub(crate) enum BenchCmd {
     /// ferrofeed_msgs_per_s, ratio, lost, cpu_s, max_rss_mib (and more).
     /// Exit code 1 if anything was lost.
     ///
+    /// --stream depth --books N and --venue bybit read the simulator's
+    /// generated streams instead (it has no depth or Bybit load stream):
+    /// for --seconds per reader, paced by the simulator (--time-scale), so
+    /// their ratio is the reference's CPU per message over ferrofeed's.
+    ///
     /// Examples:
     ///   ferrofeed bench e2e --messages 2000000
     ///   ferrofeed bench e2e --messages 1000000 --runs 5 --json
+    ///   ferrofeed bench e2e --stream depth --books 20 --seconds 10
+    ///   ferrofeed bench e2e --venue bybit --books 20 --seconds 10 --json
     #[command(verbatim_doc_comment)]
     E2e(E2eArgs),
     /// Latency, send to consumer: frames stamped with their send time (µs) at
@@ -121,8 +130,44 @@ pub(crate) struct E2eArgs {
     /// Runs per reader (interleaved); the medians are reported.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=25))]
     runs: u32,
+    /// What to read: trades (the load stream), or depth diffs through local books.
+    #[arg(long, value_enum, default_value = "trade")]
+    stream: E2eStream,
+    /// The venue: binance (the load stream), or bybit (linear publicTrade, a stand-in).
+    #[arg(long, value_enum, default_value = "binance")]
+    venue: E2eVenue,
+    /// Stand-ins (depth, bybit): books, or symbols (synthetic, S0000USDT...).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    books: u64,
+    /// Stand-ins (depth, bybit): seconds each reader reads from its first message.
+    #[arg(long, default_value_t = 10.0, value_parser = crate::parse_seconds)]
+    seconds: f64,
+    /// Stand-ins (depth, bybit): the simulator's --time-scale (0.01: a hundred times denser).
+    #[arg(long, default_value_t = 0.01, value_parser = parse_time_scale)]
+    time_scale: f64,
     #[command(flatten)]
     common: Common,
+}
+
+/// `bench e2e --stream`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum E2eStream {
+    Trade,
+    Depth,
+}
+
+/// `bench e2e --venue`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum E2eVenue {
+    Binance,
+    Bybit,
+}
+
+fn parse_time_scale(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 1000.0 => Ok(v),
+        _ => Err(format!("expected a time scale above 0 and at most 1000, got {s:?}")),
+    }
 }
 
 /// `bench latency`.
@@ -273,6 +318,11 @@ struct SimProcess {
 impl SimProcess {
     /// `ferrofeed sim --markets spot ARGS`, on CPU 1 when `pin`.
     fn start(args: &[String], pin: bool) -> anyhow::Result<SimProcess> {
+        SimProcess::start_markets("spot", args, pin)
+    }
+
+    /// `ferrofeed sim --markets MARKET ARGS` (one market), on CPU 1 when `pin`.
+    fn start_markets(market: &str, args: &[String], pin: bool) -> anyhow::Result<SimProcess> {
         let exe = std::env::current_exe().context("locating this executable")?;
         let mut cmd = if pin {
             let mut c = Command::new("taskset");
@@ -281,7 +331,7 @@ impl SimProcess {
         } else {
             Command::new(&exe)
         };
-        cmd.args(["sim", "--markets", "spot"]).args(args).stdin(Stdio::null()).stdout(Stdio::piped());
+        cmd.args(["sim", "--markets", market]).args(args).stdin(Stdio::null()).stdout(Stdio::piped());
         let mut child = cmd.spawn().context("starting the simulator")?;
         let out = child.stdout.take().context("simulator stdout")?;
         let mut line = String::new();
@@ -530,6 +580,23 @@ struct E2eReport {
 }
 
 fn e2e(a: &E2eArgs) -> anyhow::Result<()> {
+    let kind = match (a.stream, a.venue) {
+        (E2eStream::Trade, E2eVenue::Binance) => None,
+        (E2eStream::Depth, E2eVenue::Binance) => Some(standin::Kind::Depth),
+        (E2eStream::Trade, E2eVenue::Bybit) => Some(standin::Kind::BybitTrades),
+        (E2eStream::Depth, E2eVenue::Bybit) => bail!("--stream depth is Binance's (spot) only for now"),
+    };
+    if let Some(kind) = kind {
+        return standin::run(&standin::Plan {
+            kind,
+            symbols: a.books,
+            seconds: a.seconds,
+            time_scale: a.time_scale,
+            runs: a.runs,
+            json: a.common.json,
+            no_pin: a.common.no_pin,
+        });
+    }
     let pin = can_pin(a.common.no_pin);
     if pin {
         pin_self();
