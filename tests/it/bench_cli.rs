@@ -35,6 +35,36 @@ fn e2e_reports_both_readers_and_loses_nothing() {
     assert_eq!(v["decode_errors"], 0);
 }
 
+/// The depth stand-in: diffs through 3 local books against the BTreeMap
+/// reference, for half a second each; every book synced, nothing lost.
+#[test]
+fn e2e_depth_through_books_loses_nothing() {
+    let v = bench(&["e2e", "--stream", "depth", "--books", "3", "--seconds", "0.5", "--no-pin"]);
+    for key in ["messages", "reference_msgs_per_s", "ferrofeed_msgs_per_s", "ratio", "cpu_s", "max_rss_mib"] {
+        assert!(number(&v, key) >= 0.0, "{key} in {v}");
+    }
+    assert_eq!(v["stand_in"], true);
+    assert_eq!(v["stream"], "depth");
+    assert!(number(&v, "messages") > 0.0 && number(&v, "reference_messages") > 0.0, "{v}");
+    assert_eq!(v["book_snapshots"], 3, "{v}");
+    assert_eq!(v["lost"], 0);
+    assert_eq!(v["reference_lost"], 0);
+    assert_eq!(v["decode_errors"], 0);
+}
+
+/// The Bybit stand-in: linear publicTrade on 3 symbols, consecutive trade ids.
+#[test]
+fn e2e_bybit_trades_lose_nothing() {
+    let v = bench(&["e2e", "--venue", "bybit", "--books", "3", "--seconds", "0.5", "--no-pin"]);
+    assert_eq!(v["venue"], "bybit");
+    assert_eq!(v["stream"], "trade");
+    assert!(number(&v, "messages") > 0.0 && number(&v, "reference_messages") > 0.0, "{v}");
+    assert!(number(&v, "ratio") >= 0.0, "{v}");
+    assert_eq!(v["lost"], 0);
+    assert_eq!(v["reference_lost"], 0);
+    assert_eq!(v["decode_errors"], 0);
+}
+
 #[test]
 fn latency_reports_percentiles_for_both_readers() {
     let v = bench(&["latency", "--rate", "20000", "--seconds", "0.5"]);
