@@ -508,7 +508,13 @@ pub(super) fn run(plan: &Plan) -> anyhow::Result<()> {
     if plan.json {
         println!("{}", serde_json::to_string(&rep)?);
     } else {
-        println!("stand-in: the simulator's generated {} (no load-stream form), {} symbols, time scale {}, {} s per reader", plan.kind.name(), plan.symbols, plan.time_scale, plan.seconds);
+        println!(
+            "stand-in: the simulator's generated {} (no load-stream form), {} symbols, time scale {}, {} s per reader",
+            plan.kind.name(),
+            plan.symbols,
+            plan.time_scale,
+            plan.seconds
+        );
         println!("| reader | msgs/s (simulator-paced) | client CPU s | CPU ns/msg | lost | peak RSS MiB |");
         println!("|---|---:|---:|---:|---:|---:|");
         let reference = match plan.kind {
@@ -517,7 +523,11 @@ pub(super) fn run(plan: &Plan) -> anyhow::Result<()> {
         };
         println!(
             "| {reference} | {:.0} | {:.2} | {:.0} | {} | {:.1} |",
-            rep.reference_msgs_per_s, rep.reference_cpu_s, rep.reference_ns_per_msg_cpu, ref_lost, rep.reference_max_rss_mib
+            rep.reference_msgs_per_s,
+            rep.reference_cpu_s,
+            rep.reference_ns_per_msg_cpu,
+            ref_lost,
+            rep.reference_max_rss_mib
         );
         println!(
             "| ferrofeed (Feed{}) | {:.0} | {:.2} | {:.0} | {} | {:.1} |",
