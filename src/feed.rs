@@ -23,14 +23,15 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ferrofeed_engine::{
-    Event as EngineEvent, EventKind as EngineKind, EventReceiver, Missing, Overflow, RecoveryStats, State, redact,
+    Event as EngineEvent, EventKind as EngineKind, EventReceiver, Missing, NameMap, Overflow, RecoveryStats, State,
+    redact,
 };
 use ferrofeed_model::event::{Event, EventKind, Gap, Missing as ModelMissing, UnknownExtent};
 use ferrofeed_venues::seam::{Channel, Decoder, MarketId};
@@ -352,10 +353,10 @@ pub struct Feed {
     client: Client,
     rx: EventReceiver,
     books: Books,
-    decoders: HashMap<MarketId, Box<dyn Decoder>>,
+    decoders: NameMap<MarketId, Box<dyn Decoder>>,
     /// Streams decoded into market-data events: references per market and
     /// stream, from [`Feed::subscribe`] (looked up by `&str` on the hot path).
-    raw: HashMap<MarketId, HashMap<String, u32>>,
+    raw: NameMap<MarketId, NameMap<String, u32>>,
     out: VecDeque<Event>,
     scratch: Vec<Event>,
     stats: SharedStats,
@@ -392,8 +393,8 @@ impl Feed {
             client,
             rx,
             books: Books::new(cfg.books),
-            decoders: HashMap::new(),
-            raw: HashMap::new(),
+            decoders: NameMap::default(),
+            raw: NameMap::default(),
             out: VecDeque::new(),
             scratch: Vec::new(),
             stats: SharedStats::default(),
@@ -554,9 +555,8 @@ impl Feed {
             _ => now_ns(),
         };
         let tracked = match &ev.kind {
-            EngineKind::Data { stream, .. } | EngineKind::Gap { stream, .. } => {
-                self.books.stream_symbol(market, stream).is_some()
-            }
+            EngineKind::Data { stream, .. } => self.books.stream_symbol(market, stream).is_some(),
+            EngineKind::Gap { stream, .. } => self.books.stream_symbol(market, stream).is_some(),
             EngineKind::Disconnected { .. } => !self.books.is_empty(),
             _ => false,
         };
@@ -574,7 +574,7 @@ impl Feed {
                     conn.bytes += payload.len() as u64;
                     // Only streams someone subscribed get an entry.
                     if tracked || raw {
-                        let s = st.streams.entry((market, stream.clone())).or_default();
+                        let s = st.streams.entry((market, stream.to_string())).or_default();
                         s.messages += 1;
                         s.last_ns = received_ns;
                     }

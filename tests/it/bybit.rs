@@ -115,7 +115,7 @@ async fn client_trades_reconnect_and_book_match_the_simulator() {
                         need_snapshot += 1;
                     }
                 }
-                if stream == BOOK
+                if &*stream == BOOK
                     && let Some(b) = sync.book()
                 {
                     let u = b.last_update_id();
@@ -283,8 +283,8 @@ async fn kill_storm_every_trade_is_delivered_or_lost_in_a_reported_outage() {
         let Some(ev) = poll(&mut rx).await else { continue };
         match ev.kind {
             EventKind::Data { stream, payload, .. } => {
-                let end = ends.as_ref().map_or(u64::MAX, |e| e[&stream]);
-                logs.get_mut(&stream).expect("subscribed topic").on_trade(trade_id(&payload), ev.conn, &disc, end);
+                let end = ends.as_ref().map_or(u64::MAX, |e| e[&*stream]);
+                logs.get_mut(&*stream).expect("subscribed topic").on_trade(trade_id(&payload), ev.conn, &disc, end);
             }
             EventKind::Gap { stream, from, to, missing } => {
                 let log = logs.get_mut(&stream).expect("topic");
@@ -357,7 +357,7 @@ async fn resubscribe_restores_the_requested_set_after_every_reconnect() {
             match ev.kind {
                 EventKind::Reconnected => *reconnected += 1,
                 EventKind::Data { stream, .. } => {
-                    flowing.insert(stream);
+                    flowing.insert(stream.to_string());
                 }
                 EventKind::SubscriptionFailed { stream, msg, .. } => panic!("{stream} refused: {msg}"),
                 _ => {}
@@ -428,8 +428,8 @@ async fn sixty_spot_topics(max_streams_per_conn: Option<usize>, expect_conns: us
         let Some(ev) = poll(&mut rx).await else { continue };
         match ev.kind {
             EventKind::Data { stream, .. } => {
-                assert!(want.contains(&stream), "data on {stream}");
-                flowing.insert(stream);
+                assert!(want.contains(&*stream), "data on {stream}");
+                flowing.insert(stream.to_string());
             }
             EventKind::SubscriptionFailed { stream, code, msg } => panic!("{stream} refused: {code} {msg}"),
             EventKind::Error { msg, raw } => panic!("{msg}: {raw}"),

@@ -37,6 +37,10 @@ use crate::seq::{SeqTracker, Verdict};
 use crate::transport::{ConnectSpec, Transport, TransportError, WsMsg, WsStream};
 use crate::venue::{ClientPing, Inbound, RequestOp, VenueRules, batches};
 
+/// A data message's stream: the tracker's shared name, or (`Err`) a copy of
+/// a name the connection does not hold.
+type StreamName = Result<Arc<str>, String>;
+
 /// Connection attempts shared by every connection to one venue host, so that
 /// many sockets reconnecting at once stay under the venue's connection-rate limit.
 #[derive(Debug, Clone)]
@@ -1188,8 +1192,9 @@ impl<T: Transport> Actor<T> {
                         None => Flow::Continue,
                     };
                 }
-                let stream = stream.into_owned();
-                if !self.deliver(epoch, stream, seq, text, false).await {
+                // One lookup, no allocation: the tracker hands back the name it holds.
+                let (verdict, name) = self.judge(&stream, seq, false);
+                if !self.deliver(epoch, verdict, name, seq, text).await {
                     return Flow::End(End::ConsumerGone);
                 }
                 return Flow::Continue;
@@ -1201,21 +1206,33 @@ impl<T: Transport> Actor<T> {
         if ok { Flow::Continue } else { Flow::End(End::ConsumerGone) }
     }
 
-    /// Runs a data message through the sequence tracker and queues it.
-    /// `overlap`: held rotation data, expected to repeat delivered numbers.
-    /// `false` when the consumer has gone.
+    /// Runs a data message through the sequence tracker. `overlap`: held
+    /// rotation data, expected to repeat delivered numbers. The name is the
+    /// tracker's shared one, or (unsolicited) a copy of the frame's.
+    fn judge(&mut self, stream: &str, seq: Option<crate::venue::Seq>, overlap: bool) -> (Verdict, StreamName) {
+        let j = self.seq.judge_named(stream, seq, overlap);
+        (j.verdict, j.name.ok_or_else(|| stream.to_string()))
+    }
+
+    /// Queues a judged data message. `false` when the consumer has gone.
     async fn deliver(
         &mut self,
         epoch: u64,
-        stream: String,
+        verdict: Verdict,
+        stream: StreamName,
         seq: Option<crate::venue::Seq>,
         payload: String,
-        overlap: bool,
     ) -> bool {
-        let verdict = self.seq.judge(&stream, seq, overlap);
+        let stream = match stream {
+            Ok(shared) => shared,
+            Err(name) => {
+                debug_assert_eq!(verdict, Verdict::Unsolicited);
+                return self.unsolicited(epoch, &name, payload).await;
+            }
+        };
         if self.seq.take_first_number() {
             self.state.send_modify(|s| {
-                s.sequenced.insert(stream.clone());
+                s.sequenced.insert(stream.to_string());
             });
         }
         match verdict {
@@ -1226,25 +1243,11 @@ impl<T: Transport> Actor<T> {
                 return true;
             }
             Verdict::Gap { from, to, missing } => {
-                if !self.emit(epoch, EventKind::Gap { stream: stream.clone(), from, to, missing }).await {
+                if !self.emit(epoch, EventKind::Gap { stream: stream.to_string(), from, to, missing }).await {
                     return false;
                 }
             }
-            Verdict::Unsolicited => {
-                // Not ours (never subscribed, or unsubscribed and still in
-                // flight): no state is made for it. Counted; the first of
-                // each socket is reported with its frame.
-                self.state.send_modify(|s| s.unsolicited += 1);
-                if self.unsolicited_epoch == epoch {
-                    return true;
-                }
-                self.unsolicited_epoch = epoch;
-                let msg = format!(
-                    "data for stream {stream:?}, which this connection did not subscribe, dropped \
-                     (further ones on this socket are only counted)"
-                );
-                return self.emit(epoch, EventKind::Error { msg, raw: payload }).await;
-            }
+            Verdict::Unsolicited => return self.unsolicited(epoch, &stream, payload).await,
         }
         self.session_data = true;
         if let Some(at) = self.lost_at.take() {
@@ -1252,6 +1255,22 @@ impl<T: Transport> Actor<T> {
             self.state.send_modify(|s| s.recovery.record(took));
         }
         self.emit(epoch, EventKind::Data { stream, payload, seq, received: SystemTime::now() }).await
+    }
+
+    /// Data of a stream this connection does not hold (never subscribed, or
+    /// unsubscribed and still in flight): no state is made for it. Counted;
+    /// the first of each socket is reported with its frame.
+    async fn unsolicited(&mut self, epoch: u64, stream: &str, payload: String) -> bool {
+        self.state.send_modify(|s| s.unsolicited += 1);
+        if self.unsolicited_epoch == epoch {
+            return true;
+        }
+        self.unsolicited_epoch = epoch;
+        let msg = format!(
+            "data for stream {stream:?}, which this connection did not subscribe, dropped \
+             (further ones on this socket are only counted)"
+        );
+        self.emit(epoch, EventKind::Error { msg, raw: payload }).await
     }
 
     /// Whether the candidate's held data continues where the primary has got to
@@ -1332,7 +1351,8 @@ impl<T: Transport> Actor<T> {
                 let mut gone = false;
                 held_bytes = 0;
                 while let Some(b) = held.pop_front() {
-                    if !self.deliver(epoch, b.stream, Some(b.seq), b.payload, true).await {
+                    let (verdict, name) = self.judge(&b.stream, Some(b.seq), true);
+                    if !self.deliver(epoch, verdict, name, Some(b.seq), b.payload).await {
                         gone = true;
                         break;
                     }

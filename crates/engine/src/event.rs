@@ -1,6 +1,7 @@
 //! What a connection tells its consumer. Every event carries the epoch of the
 //! socket it came from; the epoch increases with every new socket.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::venue::Seq;
@@ -61,8 +62,9 @@ pub enum EventKind {
     },
     /// A data frame, passed through untouched.
     Data {
-        /// The stream it belongs to.
-        stream: String,
+        /// The stream it belongs to: one shared name per subscribed stream
+        /// (no allocation per frame).
+        stream: Arc<str>,
         /// The frame text.
         payload: String,
         /// Sequence numbers the venue module read from it.

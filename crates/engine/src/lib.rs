@@ -41,7 +41,7 @@
 //!     match event.kind {
 //!         // The frame, its stream and the sequence numbers the rules read from it.
 //!         EventKind::Data { stream, .. } => {
-//!             assert_eq!(stream, "btcusdt@trade");
+//!             assert_eq!(&*stream, "btcusdt@trade");
 //!             break;
 //!         }
 //!         _ => {} // state changes, connected, gaps with their extent, ...
@@ -83,5 +83,6 @@ pub use pool::{Pool, PoolConfig, PoolError};
 pub use queue::{DEFAULT_QUEUE_BYTES, EventReceiver, EventSender, Overflow, ReceiverGone, queue, queue_bounded};
 pub use recovery::RecoveryStats;
 pub use rest::{MAX_BODY, RestClient, RestError, retry_after_secs};
+pub use seq::{NameHasher, NameMap};
 pub use transport::{ConnectSpec, Native, Transport, TransportError, WsMsg, WsStream};
 pub use venue::{ClientPing, ConnLimits, Heartbeat, Inbound, RequestOp, Seq, SeqKind, VenueRules};

@@ -261,7 +261,7 @@ impl EventSender {
 /// Records a dropped event for the next drop report.
 fn account(g: &mut Inner, old: Event) {
     let (stream, seq) = match &old.kind {
-        EventKind::Data { stream, seq, .. } => (stream.clone(), *seq),
+        EventKind::Data { stream, seq, .. } => (stream.to_string(), *seq),
         _ => {
             // An error or unknown frame: counted, reported as one event.
             let n = g.notes.get_or_insert_with(DroppedNotes::default);

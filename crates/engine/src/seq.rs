@@ -6,6 +6,8 @@
 //! data for any other name is [`Verdict::Unsolicited`].
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
 use crate::event::Missing;
 use crate::venue::{RESTART_WINDOW, Seq, SeqKind};
@@ -31,8 +33,11 @@ pub enum Verdict {
     Unsolicited,
 }
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 struct Track {
+    /// The stream's name, shared by every data event of the stream, so a
+    /// frame costs no allocation for it.
+    name: Arc<str>,
     /// The last number delivered.
     last: Option<u64>,
     /// On a new socket, nothing delivered there yet: a step back cannot be
@@ -51,10 +56,73 @@ struct Track {
 /// huge id) or the sequence restarted within the window.
 pub const DUPLICATE_RUN_RESTART: u32 = 64;
 
+/// A fast hasher for the names a connection subscribed (looked up once per
+/// frame). Multiplicative over 8-byte words, like rustc's FxHasher: not
+/// resistant to chosen collisions, which is sound here because only names
+/// this side subscribed are ever inserted; a venue's frame can only look
+/// one up.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NameHasher(u64);
+
+const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl NameHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(SEED);
+    }
+}
+
+impl Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(w);
+            self.add(u64::from_le_bytes(b));
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut b = [0u8; 8];
+            b[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(b) ^ ((rest.len() as u64) << 59));
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A map keyed by stream names (or other small keys this side chose), with
+/// [`NameHasher`].
+pub type NameMap<K, V> = HashMap<K, V, BuildHasherDefault<NameHasher>>;
+
+/// A data message judged, with its stream's shared name (`None`: not
+/// tracked, [`Verdict::Unsolicited`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judged {
+    /// What to do with it.
+    pub verdict: Verdict,
+    /// The stream's name as the tracker holds it.
+    pub name: Option<Arc<str>>,
+}
+
 /// Last sequence number seen per subscribed stream.
 #[derive(Debug, Default, Clone)]
 pub struct SeqTracker {
-    streams: HashMap<String, Track>,
+    streams: NameMap<Arc<str>, Track>,
     duplicates: u64,
     /// The last judged message was its stream's first number.
     first_number: bool,
@@ -64,7 +132,9 @@ impl SeqTracker {
     /// Starts tracking a subscribed stream (no-op when tracked already).
     pub fn track(&mut self, stream: &str) {
         if !self.streams.contains_key(stream) {
-            self.streams.insert(stream.to_string(), Track::default());
+            let name: Arc<str> = Arc::from(stream);
+            let track = Track { name: name.clone(), last: None, fresh: false, dup_run: 0, catching_up: false };
+            self.streams.insert(name, track);
         }
     }
 
@@ -109,13 +179,33 @@ impl SeqTracker {
     /// repeat delivered numbers (a rotation candidate's held data): a step
     /// back is a duplicate, never a restart.
     pub fn judge(&mut self, stream: &str, seq: Option<Seq>, overlap: bool) -> Verdict {
-        let Some(t) = self.streams.get_mut(stream) else { return Verdict::Unsolicited };
+        self.judge_named(stream, seq, overlap).verdict
+    }
+
+    /// [`SeqTracker::judge`], also handing back the stream's shared name
+    /// (one lookup, no allocation).
+    pub fn judge_named(&mut self, stream: &str, seq: Option<Seq>, overlap: bool) -> Judged {
+        let Some(t) = self.streams.get_mut(stream) else {
+            return Judged { verdict: Verdict::Unsolicited, name: None };
+        };
+        let name = Some(t.name.clone());
+        let verdict = Self::judge_track(t, &mut self.duplicates, &mut self.first_number, seq, overlap);
+        Judged { verdict, name }
+    }
+
+    fn judge_track(
+        t: &mut Track,
+        duplicates: &mut u64,
+        first_number: &mut bool,
+        seq: Option<Seq>,
+        overlap: bool,
+    ) -> Verdict {
         let Some(seq) = seq else { return Verdict::Deliver };
         let fresh = std::mem::take(&mut t.fresh);
         let overlap = overlap || t.catching_up;
         let Some(last) = t.last else {
             t.last = Some(seq.last);
-            self.first_number = true;
+            *first_number = true;
             return Verdict::Deliver;
         };
         if seq.kind == SeqKind::Reset {
@@ -139,7 +229,7 @@ impl SeqTracker {
             if !overlap {
                 t.dup_run += 1;
             }
-            self.duplicates += 1;
+            *duplicates += 1;
             return Verdict::Duplicate;
         }
         t.dup_run = 0;
@@ -298,6 +388,37 @@ mod tests {
         let v = t.check("o", Seq::ordered(5_000_100));
         assert!(matches!(v, Verdict::Gap { missing: Missing::Unknown, .. }), "{v:?}");
         assert_eq!(t.check("o", Seq::ordered(5_000_101)), Verdict::Deliver);
+    }
+
+    #[test]
+    fn every_frame_of_a_stream_shares_one_name() {
+        let mut t = SeqTracker::default();
+        t.track("btcusdt@trade");
+        let a = t.judge_named("btcusdt@trade", Some(Seq::single(1)), false);
+        let b = t.judge_named("btcusdt@trade", Some(Seq::single(2)), false);
+        assert_eq!((a.verdict, b.verdict), (Verdict::Deliver, Verdict::Deliver));
+        let (a, b) = (a.name.expect("tracked"), b.name.expect("tracked"));
+        assert_eq!(&*a, "btcusdt@trade");
+        assert!(Arc::ptr_eq(&a, &b), "one allocation per stream, not per frame");
+        let c = t.judge_named("ethusdt@trade", Some(Seq::single(1)), false);
+        assert_eq!(c, Judged { verdict: Verdict::Unsolicited, name: None });
+    }
+
+    #[test]
+    fn the_name_hasher_tells_names_apart() {
+        use std::hash::BuildHasher;
+        let h = BuildHasherDefault::<NameHasher>::default();
+        let names =
+            ["a", "b", "ab", "ba", "btcusdt@trade", "btcusdt@trade2", "ethusdt@trade", "", "12345678", "123456789"];
+        let hashes: std::collections::BTreeSet<u64> = names.iter().map(|n| h.hash_one(n)).collect();
+        assert_eq!(hashes.len(), names.len());
+        let mut m: NameMap<String, usize> = NameMap::default();
+        for (i, n) in names.iter().enumerate() {
+            m.insert(n.to_string(), i);
+        }
+        for (i, n) in names.iter().enumerate() {
+            assert_eq!(m.get(*n), Some(&i));
+        }
     }
 
     #[test]

@@ -120,7 +120,7 @@ async fn through_marker(rx: &mut EventReceiver, topic: &str) -> Vec<EventKind> {
     loop {
         let ev = tokio::time::timeout(WAIT, rx.recv()).await.expect("event in time").expect("connection alive");
         match ev.kind {
-            EventKind::Data { stream, .. } if stream == topic => return before,
+            EventKind::Data { stream, .. } if &*stream == topic => return before,
             EventKind::StateChanged(_) => {}
             other => before.push(other),
         }

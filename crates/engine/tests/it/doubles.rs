@@ -478,7 +478,7 @@ async fn next_event(rx: &mut EventReceiver) -> Event {
 
 fn expect_data(ev: &Event, stream: &str, seq: Option<Seq>) -> String {
     match &ev.kind {
-        EventKind::Data { stream: s, seq: q, payload, .. } if s == stream && *q == seq => payload.clone(),
+        EventKind::Data { stream: s, seq: q, payload, .. } if &**s == stream && *q == seq => payload.clone(),
         other => panic!("expected data on {stream} with {seq:?}, got {other:?}"),
     }
 }

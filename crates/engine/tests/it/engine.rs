@@ -89,7 +89,7 @@ async fn kill_storm_loses_nothing_silently_and_delivers_no_duplicates() {
     while last != Some(FIRST_ID + N - 1) {
         let e = next(&mut rx).await;
         match e.kind {
-            EventKind::Data { stream, payload, .. } if stream == LOAD => {
+            EventKind::Data { stream, payload, .. } if &*stream == LOAD => {
                 let id = trade_id(&payload);
                 if let Some(l) = last {
                     assert!(id > l, "duplicate or reordered id {id} after {l}");
@@ -227,7 +227,7 @@ async fn rotation_before_the_lifetime_limit_loses_nothing() {
     while last != Some(FIRST_ID + 149_999) {
         let e = next(&mut rx).await;
         match &e.kind {
-            EventKind::Data { stream, payload, .. } if stream == LOAD => {
+            EventKind::Data { stream, payload, .. } if &**stream == LOAD => {
                 let id = trade_id(payload);
                 assert_eq!(id, last.map_or(FIRST_ID, |l| l + 1), "consecutive across rotations");
                 last = Some(id);
