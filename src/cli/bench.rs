@@ -16,6 +16,9 @@
 //! event's id, price and quantity. Both run on a current-thread tokio runtime
 //! in a thread of this process; with two or more CPUs (and `taskset`) the
 //! bench process is pinned to CPU 0 and the simulator to CPU 1.
+//!
+//! `e2e --stream depth` and `e2e --venue bybit` use the same method on the
+//! simulator's other load forms (`forms.rs`).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -30,7 +33,7 @@ use ferrofeed::model::Decimal;
 use ferrofeed::model::event::{EventKind, Level};
 use serde::{Deserialize, Serialize};
 
-mod standin;
+mod forms;
 
 /// The simulator's load stream.
 const LOAD_STREAM: &str = "loadusdt@trade";
@@ -55,16 +58,18 @@ pub(crate) enum BenchCmd {
     /// ferrofeed_msgs_per_s, ratio, lost, cpu_s, max_rss_mib (and more).
     /// Exit code 1 if anything was lost.
     ///
-    /// --stream depth --books N and --venue bybit read the simulator's
-    /// generated streams instead (it has no depth or Bybit load stream):
-    /// for --seconds per reader, paced by the simulator (--time-scale), so
-    /// their ratio is the reference's CPU per message over ferrofeed's.
+    /// --stream depth --books K: N diffs of the simulator's spot depth load
+    /// form over K books, through a reference (serde_json typed + BTreeMap
+    /// per side, synced from REST snapshots) and through ferrofeed's local
+    /// books; the book of LOAD0USDT must be equal in both, and equal to the
+    /// simulator's, at the end (exit code 1 otherwise).
+    /// --venue bybit: N Bybit linear publicTrade.LOADUSDT messages.
     ///
     /// Examples:
     ///   ferrofeed bench e2e --messages 2000000
     ///   ferrofeed bench e2e --messages 1000000 --runs 5 --json
-    ///   ferrofeed bench e2e --stream depth --books 20 --seconds 10
-    ///   ferrofeed bench e2e --venue bybit --books 20 --seconds 10 --json
+    ///   ferrofeed bench e2e --stream depth --books 20 --messages 500000
+    ///   ferrofeed bench e2e --venue bybit --messages 1000000 --json
     #[command(verbatim_doc_comment)]
     E2e(E2eArgs),
     /// Latency, send to consumer: frames stamped with their send time (µs) at
@@ -124,27 +129,21 @@ pub(crate) struct Common {
 /// `bench e2e`.
 #[derive(Debug, Args)]
 pub(crate) struct E2eArgs {
-    /// Trade frames per run.
+    /// Frames per run (depth: diffs over all books).
     #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(2..=1_000_000_000))]
     messages: u64,
     /// Runs per reader (interleaved); the medians are reported.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=25))]
     runs: u32,
-    /// What to read: trades (the load stream), or depth diffs through local books.
+    /// What to read: trades, or depth diffs through local books (Binance spot).
     #[arg(long, value_enum, default_value = "trade")]
     stream: E2eStream,
-    /// The venue: binance (the load stream), or bybit (linear publicTrade, a stand-in).
+    /// The venue: binance (loadusdt@trade), or bybit (linear publicTrade.LOADUSDT).
     #[arg(long, value_enum, default_value = "binance")]
     venue: E2eVenue,
-    /// Stand-ins (depth, bybit): books, or symbols (synthetic, S0000USDT...).
+    /// --stream depth: books (LOAD0USDT ... on the simulator).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1000))]
     books: u64,
-    /// Stand-ins (depth, bybit): seconds each reader reads from its first message.
-    #[arg(long, default_value_t = 10.0, value_parser = crate::parse_seconds)]
-    seconds: f64,
-    /// Stand-ins (depth, bybit): the simulator's --time-scale (0.01: a hundred times denser).
-    #[arg(long, default_value_t = 0.01, value_parser = parse_time_scale)]
-    time_scale: f64,
     #[command(flatten)]
     common: Common,
 }
@@ -161,13 +160,6 @@ enum E2eStream {
 enum E2eVenue {
     Binance,
     Bybit,
-}
-
-fn parse_time_scale(s: &str) -> Result<f64, String> {
-    match s.trim().parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 && v <= 1000.0 => Ok(v),
-        _ => Err(format!("expected a time scale above 0 and at most 1000, got {s:?}")),
-    }
 }
 
 /// `bench latency`.
@@ -580,18 +572,17 @@ struct E2eReport {
 }
 
 fn e2e(a: &E2eArgs) -> anyhow::Result<()> {
-    let kind = match (a.stream, a.venue) {
+    let form = match (a.stream, a.venue) {
         (E2eStream::Trade, E2eVenue::Binance) => None,
-        (E2eStream::Depth, E2eVenue::Binance) => Some(standin::Kind::Depth),
-        (E2eStream::Trade, E2eVenue::Bybit) => Some(standin::Kind::BybitTrades),
+        (E2eStream::Depth, E2eVenue::Binance) => Some(forms::Form::Depth),
+        (E2eStream::Trade, E2eVenue::Bybit) => Some(forms::Form::BybitTrades),
         (E2eStream::Depth, E2eVenue::Bybit) => bail!("--stream depth is Binance's (spot) only for now"),
     };
-    if let Some(kind) = kind {
-        return standin::run(&standin::Plan {
-            kind,
-            symbols: a.books,
-            seconds: a.seconds,
-            time_scale: a.time_scale,
+    if let Some(form) = form {
+        return forms::run(&forms::Plan {
+            form,
+            messages: a.messages,
+            books: a.books,
             runs: a.runs,
             json: a.common.json,
             no_pin: a.common.no_pin,
