@@ -8,7 +8,8 @@
 #
 # Usage: bench/peers/run.sh [N]        (default N = 300000 trades per client)
 # Env:   FERROFEED=path/to/ferrofeed   (default: target/release/ferrofeed, built if missing)
-#        BARTER=path/to/peer-barter     (default: bench/peers/barter/target/release/peer-barter, built if missing)
+#        BARTER_TARGET=dir              (barter's cargo target dir; default: bench/peers/barter/target)
+#        BARTER=path/to/peer-barter     (default: $BARTER_TARGET/release/peer-barter, built if missing)
 #        VENV=dir                      (default: bench/peers/.venv)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -19,9 +20,10 @@ PY_BINANCE="${PY_BINANCE:-python-binance==1.0.37}"
 CCXT="${CCXT:-ccxt==4.5.90}"
 
 if [ ! -x "$FERROFEED" ]; then cargo build --release --bin ferrofeed; fi
-BARTER="${BARTER:-bench/peers/barter/target/release/peer-barter}"
+BARTER_TARGET="$(realpath -m "${BARTER_TARGET:-bench/peers/barter/target}")"
+BARTER="${BARTER:-$BARTER_TARGET/release/peer-barter}"
 if [ ! -x "$BARTER" ]; then
-  (cd bench/peers/barter && CARGO_TARGET_DIR=target cargo build --release)
+  (cd bench/peers/barter && CARGO_TARGET_DIR="$BARTER_TARGET" cargo build --release)
 fi
 if [ ! -x "$VENV/bin/python" ]; then python3 -m venv "$VENV"; fi
 "$VENV/bin/pip" install -q "$PY_BINANCE" "$CCXT"
@@ -59,15 +61,15 @@ FF=$("$FERROFEED" bench e2e --messages "$N" --json)
 import json, sys
 pb, cc, ff, ba = (json.loads(x) for x in sys.argv[1:5])
 f = ff["ferrofeed_msgs_per_s"]
-print("| client | msgs/s | lost | ferrofeed × |")
-print("|---|---:|---:|---:|")
+print("| client | msgs/s | lost | CPU ns/msg | peak RSS MiB | ferrofeed × |")
+print("|---|---:|---:|---:|---:|---:|")
 for p in (pb, cc, ba):
     r = p["msgs_per_s"]
-    print(f"| {p['client']} {p['version']} | {r:,.0f} | {p['lost']} | {f / r if r else float('inf'):.1f} |")
-print(f"| ferrofeed (full path) | {f:,.0f} | {ff['lost']} | 1.0 |")
-print(f"barter-data: {ba.get('ns_per_msg_cpu')} ns CPU/msg, peak RSS {ba.get('max_rss_mib')} MiB; "
-      f"ferrofeed: {ff['ferrofeed_ns_per_msg_cpu']} ns CPU/msg, peak RSS {ff['max_rss_mib']} MiB")
-print(f"| reference reader (tokio-tungstenite + serde_json) | {ff['reference_msgs_per_s']:,.0f} | {ff['reference_lost']} | |")
+    print(f"| {p['client']} {p['version']} | {r:,.0f} | {p['lost']} | {p.get('ns_per_msg_cpu')} | "
+          f"{p.get('max_rss_mib')} | {f / r if r else float('inf'):.1f} |")
+print(f"| ferrofeed (full path) | {f:,.0f} | {ff['lost']} | {ff['ferrofeed_ns_per_msg_cpu']:.0f} | {ff['max_rss_mib']} | 1.0 |")
+print(f"| reference reader (tokio-tungstenite + serde_json) | {ff['reference_msgs_per_s']:,.0f} | {ff['reference_lost']} | "
+      f"{ff['reference_ns_per_msg_cpu']:.0f} | | |")
 print(json.dumps({"messages": ff["messages"], "python_binance_msgs_per_s": pb["msgs_per_s"],
                   "ccxt_msgs_per_s": cc["msgs_per_s"], "barter_msgs_per_s": ba["msgs_per_s"],
                   "barter_lost": ba["lost"], "barter_ns_per_msg_cpu": ba.get("ns_per_msg_cpu"),
