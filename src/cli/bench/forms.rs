@@ -4,23 +4,29 @@
 //! K), which sends the same frames every time, as fast as the reader reads;
 //! `ratio` is ferrofeed's msgs/s over the reference's, as for trades. The
 //! Bybit clock runs from the first trade to the last, as the trade bench's;
-//! the depth clock from just before the reader subscribes to the last diff,
-//! so that both readers' book sync (REST snapshots, buffering) is inside it.
+//! the depth clock from the first diff the consumer handles (the reference:
+//! its first frame, read after its snapshots; ferrofeed: its first book
+//! event) to the last, and `messages` counts every diff read (ferrofeed's
+//! `book_update`s plus the diffs its books suppressed as older than their
+//! snapshot). The time from subscribing to that first diff is reported
+//! apart (`subscribe_s`): ferrofeed subscribes its books one at a time.
 //!
 //! - **depth** (Binance spot, `load<k>usdt@depth@100ms`, K books, N diffs in
 //!   all): the reference reader is the engine's transport (tokio-tungstenite),
 //!   each frame parsed by serde_json into a typed `{stream, data: {s, U, u,
 //!   b, a}}` with exact decimals and applied to one `BTreeMap` per side per
-//!   book (quantity 0 deletes), synced by the venue's procedure: diffs
-//!   buffered until the book's REST snapshot (`/api/v3/depth`, 100 levels,
-//!   fetched one after another in a task of the same runtime) arrives, those
-//!   with `u` ≤ `lastUpdateId` dropped, the first kept one required to have
-//!   `U` ≤ `lastUpdateId` + 1, then every `U` = previous `u` + 1 (a hole is
-//!   counted as lost). ferrofeed is `Feed` keeping the K books (REST
-//!   snapshots of 100 levels, buffering, sequencing, apply, one
-//!   `book_update` per diff); lost = `gap` and `book_resync` events. A run
-//!   ends when every book reached the last update id of the simulator's plan
-//!   (`/admin/load`). Afterwards the book of `LOAD0USDT` is compared, level
+//!   book (quantity 0 deletes), synced by the venue's procedure: after
+//!   subscribing it takes every book's REST snapshot (`/api/v3/depth`, 100
+//!   levels) while the diffs wait in the socket, then skips the diffs a
+//!   snapshot contains (`u` ≤ `lastUpdateId`), requires the first one after
+//!   it to start at or before `lastUpdateId` + 1 and every later one at the
+//!   previous `u` + 1 (a hole is counted as lost). (Snapshots fetched by a
+//!   task of the same runtime while the loop reads at full speed arrive
+//!   only after most diffs, which then go unapplied; so it does not.)
+//!   ferrofeed is `Feed` keeping the K books (REST snapshots of 100 levels,
+//!   buffering, sequencing, apply, one `book_update` per diff); lost = `gap`
+//!   and `book_resync` events. A run ends when every book reached the last
+//!   update id of the simulator's plan (`/admin/load`). Afterwards the book of `LOAD0USDT` is compared, level
 //!   by level in exact decimals, between the two readers and with the
 //!   simulator's final REST snapshot (the load books hold at most 100 levels
 //!   a side, so the 100-level snapshots hold them whole).
@@ -75,8 +81,6 @@ const SNAPSHOT_LEVELS: u32 = 100;
 const COMPARED: &str = "LOAD0USDT";
 /// The Bybit load topic.
 const BYBIT_TOPIC: &str = "publicTrade.LOADUSDT";
-/// Diffs a reference book may buffer before its snapshot (more is an error).
-const MAX_BUFFERED: usize = 1_000_000;
 /// Longest connect URL the reference builds; further streams are subscribed
 /// with SUBSCRIBE messages (as ferrofeed's pools do).
 const MAX_URL: usize = 7000;
@@ -220,23 +224,12 @@ struct RefDepth<'a> {
     a: Vec<[Decimal; 2]>,
 }
 
-/// A diff kept until its book's snapshot arrives.
-#[derive(Debug)]
-struct Buffered {
-    first: u64,
-    last: u64,
-    b: Vec<[Decimal; 2]>,
-    a: Vec<[Decimal; 2]>,
-}
-
-/// One reference book: bids and asks by price.
+/// One reference book: bids and asks by price, and the update id it is at.
 #[derive(Debug, Default)]
 struct RefBook {
     bids: BTreeMap<Decimal, Decimal>,
     asks: BTreeMap<Decimal, Decimal>,
-    /// `Some(last u)` once synced.
-    synced: Option<u64>,
-    buffer: Vec<Buffered>,
+    at: u64,
     final_u: u64,
     done: bool,
 }
@@ -252,32 +245,25 @@ fn apply(side: &mut BTreeMap<Decimal, Decimal>, levels: &[[Decimal; 2]]) {
 }
 
 impl RefBook {
-    /// Applies a diff of a synced book; returns the update ids skipped before it.
-    fn apply_synced(&mut self, first: u64, last: u64, b: &[[Decimal; 2]], a: &[[Decimal; 2]]) -> u64 {
-        let Some(at) = self.synced else { return 0 };
-        if last <= at {
-            return 0;
-        }
-        let hole = first.saturating_sub(at + 1);
-        apply(&mut self.bids, b);
-        apply(&mut self.asks, a);
-        self.synced = Some(last);
-        self.done |= last >= self.final_u;
-        hole
-    }
-
-    /// Loads the snapshot and replays the buffer by the venue's rule; returns
-    /// the update ids lost (a first kept diff that does not bridge).
-    fn load(&mut self, s: &RefSnapshot) -> u64 {
+    fn load(&mut self, s: &RefSnapshot) {
         self.bids = s.bids.iter().map(|[p, q]| (*p, *q)).collect();
         self.asks = s.asks.iter().map(|[p, q]| (*p, *q)).collect();
-        self.synced = Some(s.lastUpdateId);
-        self.done |= s.lastUpdateId >= self.final_u;
-        let mut lost = 0;
-        for d in std::mem::take(&mut self.buffer) {
-            lost += self.apply_synced(d.first, d.last, &d.b, &d.a);
+        self.at = s.lastUpdateId;
+        self.done = self.at >= self.final_u;
+    }
+
+    /// Applies a diff by the venue's rule: one the book already contains is
+    /// skipped; otherwise returns the update ids missing before it.
+    fn diff(&mut self, first: u64, last: u64, b: &[[Decimal; 2]], a: &[[Decimal; 2]]) -> u64 {
+        if last <= self.at {
+            return 0;
         }
-        lost
+        let hole = first.saturating_sub(self.at + 1);
+        apply(&mut self.bids, b);
+        apply(&mut self.asks, a);
+        self.at = last;
+        self.done |= last >= self.final_u;
+        hole
     }
 
     fn levels(&self) -> Levels {
@@ -285,6 +271,11 @@ impl RefBook {
     }
 }
 
+/// The reference: subscribe, take every book's snapshot (the diffs wait in
+/// the socket meanwhile, as the venue's procedure buffers them), then read:
+/// diffs the snapshot contains are skipped, the first one after it must
+/// start at or before `lastUpdateId` + 1, every later one right after the
+/// previous `u`.
 async fn depth_reference(ws: &str, rest: &str, plan: &[PlannedBook]) -> anyhow::Result<Count> {
     // As many streams in the URL as fit, the rest in SUBSCRIBE messages of
     // 200 at most, 4 a second (the venue counts 5 incoming messages a second).
@@ -306,98 +297,47 @@ async fn depth_reference(ws: &str, rest: &str, plan: &[PlannedBook]) -> anyhow::
         let req = serde_json::json!({"method": "SUBSCRIBE", "params": chunk, "id": id + 1});
         sock.send(WsMsg::Text(req.to_string())).await.context("reference reader subscribe")?;
     }
-    let mut books: HashMap<String, RefBook> =
-        plan.iter().map(|b| (b.symbol.clone(), RefBook { final_u: b.last_update_id, ..RefBook::default() })).collect();
-    // Snapshots, one after another, while the diffs flow.
-    let symbols: Vec<String> = plan.iter().map(|b| b.symbol.clone()).collect();
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<anyhow::Result<(String, RefSnapshot)>>(16);
-    let rest_base = rest.to_string();
-    let fetcher = tokio::spawn(async move {
-        let http = RestClient::default();
-        for s in symbols {
-            let r = snapshot(&http, &rest_base, &s).await.map(|snap| (s, snap));
-            if tx.send(r).await.is_err() {
-                return;
-            }
-        }
-    });
-    let mut c = Count::default();
-    let (mut pending, mut left) = (plan.len(), plan.len());
-    fn on_text(text: &str, books: &mut HashMap<String, RefBook>, c: &mut Count, clock: &mut Clock) -> bool {
-        match serde_json::from_str::<RefDepthEnvelope<'_>>(text) {
+    let http = RestClient::default();
+    let mut books: HashMap<String, RefBook> = HashMap::with_capacity(plan.len());
+    for p in plan {
+        let mut book = RefBook { final_u: p.last_update_id, ..RefBook::default() };
+        book.load(&snapshot(&http, rest, &p.symbol).await?);
+        books.insert(p.symbol.clone(), book);
+    }
+    let mut c = Count { snapshots: plan.len() as u64, ..Count::default() };
+    let mut left = books.values().filter(|b| !b.done).count();
+    while left > 0 {
+        let msg = match tokio::time::timeout(clock.patience(), sock.recv()).await {
+            Ok(Some(Ok(m))) => m,
+            Ok(Some(Err(e))) => bail!("reference reader: {e}"),
+            Ok(None) | Err(_) => break,
+        };
+        let WsMsg::Text(text) = msg else { continue };
+        match serde_json::from_str::<RefDepthEnvelope<'_>>(&text) {
             Ok(env) => {
                 clock.tick();
                 c.messages += 1;
                 let d = env.data;
                 let Some(book) = books.get_mut(d.s) else {
                     c.errors += 1;
-                    return false;
+                    continue;
                 };
                 let was_done = book.done;
-                if book.synced.is_some() {
-                    c.lost += book.apply_synced(d.U, d.u, &d.b, &d.a);
-                } else if book.buffer.len() < MAX_BUFFERED {
-                    book.buffer.push(Buffered { first: d.U, last: d.u, b: d.b, a: d.a });
-                } else {
-                    c.errors += 1;
-                }
-                !was_done && book.done
-            }
-            // SUBSCRIBE answers (`{"result":null,"id":1}`) are not diffs.
-            Err(_) if text.starts_with("{\"result\"") => false,
-            Err(_) => {
-                c.errors += 1;
-                false
-            }
-        }
-    }
-    // Until every snapshot is in: frames and snapshots as they come.
-    while pending > 0 {
-        tokio::select! {
-            msg = tokio::time::timeout(clock.patience(), sock.recv()) => {
-                let msg = match msg {
-                    Ok(Some(Ok(m))) => m,
-                    Ok(Some(Err(e))) => bail!("reference reader: {e}"),
-                    Ok(None) | Err(_) => bail!("reference reader: the stream stopped before every snapshot arrived"),
-                };
-                if let WsMsg::Text(text) = msg && on_text(&text, &mut books, &mut c, &mut clock) {
+                c.lost += book.diff(d.U, d.u, &d.b, &d.a);
+                if !was_done && book.done {
                     left -= 1;
                 }
             }
-            snap = rx.recv() => {
-                let Some(snap) = snap else { bail!("reference reader: the snapshot task ended early") };
-                let (symbol, snap) = snap?;
-                if let Some(book) = books.get_mut(&symbol) {
-                    let was_done = book.done;
-                    c.lost += book.load(&snap);
-                    c.snapshots += 1;
-                    if !was_done && book.done {
-                        left -= 1;
-                    }
-                }
-                pending -= 1;
-            }
-        }
-    }
-    let _ = fetcher.await;
-    // Then the plain loop.
-    while left > 0 {
-        let msg = match tokio::time::timeout(STALL, sock.recv()).await {
-            Ok(Some(Ok(m))) => m,
-            Ok(Some(Err(e))) => bail!("reference reader: {e}"),
-            Ok(None) | Err(_) => break,
-        };
-        if let WsMsg::Text(text) = msg
-            && on_text(&text, &mut books, &mut c, &mut clock)
-        {
-            left -= 1;
+            // SUBSCRIBE answers (`{"result":null,"id":1}`) are not diffs.
+            Err(_) if text.starts_with("{\"result\"") => {}
+            Err(_) => c.errors += 1,
         }
     }
     clock.close(&mut c);
-    c.lost += books.values().filter(|b| !b.done).count() as u64;
+    c.lost += left as u64;
     let _ = sock.send(WsMsg::Close(Some((1000, String::new())))).await;
     c.book = books.get(COMPARED).map(RefBook::levels);
-    c.truth = Some(levels_of(&snapshot(&RestClient::default(), rest, COMPARED).await?));
+    c.truth = Some(levels_of(&snapshot(&http, rest, COMPARED).await?));
     Ok(c)
 }
 
