@@ -353,12 +353,18 @@ struct SimArgs {
     /// readable at /admin/book?update_id= (to check a client's local books).
     #[arg(long, default_value_t = 0)]
     book_history: usize,
-    /// Serve a load stream `loadusdt@trade` of N sequenced frames on every Binance market.
+    /// Serve load streams of N sequenced frames each (docs/sim.md, "Load
+    /// mode"): Binance `loadusdt@trade` (every Binance market) and
+    /// `load<k>usdt@depth@100ms` diffs of --load-books books with their REST
+    /// snapshots (spot); Bybit `publicTrade.LOADUSDT` (spot, linear, inverse).
     #[arg(long)]
     load_messages: Option<u64>,
     /// Load stream rate in frames per second (default: as fast as the client reads).
     #[arg(long, requires = "load_messages")]
     load_rate: Option<u64>,
+    /// Books of the spot depth load form (LOAD0USDT ...); its N diffs go to them in turn.
+    #[arg(long, default_value_t = 1, requires = "load_messages", value_parser = clap::value_parser!(u64).range(1..=1000))]
+    load_books: u64,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -426,10 +432,10 @@ fn sim_config(a: &SimArgs) -> anyhow::Result<SimConfig> {
         }
         m.timing.scale = a.time_scale;
         m.book_history = a.book_history;
-        if let Some(n) = a.load_messages
-            && m.bybit_category().is_none()
-        {
-            m.load = Some(LoadConfig::new(n, a.load_rate));
+        if let Some(n) = a.load_messages {
+            let mut load = LoadConfig::new(n, a.load_rate);
+            load.books = a.load_books as usize;
+            m.load = Some(load);
         }
     }
     cfg.seed = a.seed;

@@ -1,5 +1,7 @@
 """Reads the simulator's load stream with a third-party Python client and
-prints one JSON line: {"client", "version", "messages", "msgs_per_s", "lost"}.
+prints one JSON line: {"client", "version", "messages", "msgs_per_s", "lost",
+"cpu_s", "ns_per_msg_cpu", "max_rss_mib"} (CPU of this process from the first
+trade to the last; peak resident set of the whole run).
 
 Usage: peer.py (python-binance|ccxt) WS_BASE N
   WS_BASE is the simulator's ws://127.0.0.1:PORT (from `ferrofeed sim`).
@@ -9,6 +11,7 @@ trade or after 10 s without one (what did not arrive counts as lost).
 
 import asyncio
 import json
+import resource
 import sys
 import time
 
@@ -20,11 +23,14 @@ class Tally:
     def __init__(self, n):
         self.n, self.received, self.next, self.lost = n, 0, FIRST_ID, 0
         self.first = self.last = None
+        self.cpu0 = self.cpu1 = 0.0
 
     def on_id(self, tid):
         now = time.perf_counter()
         if self.first is None:
             self.first = now
+            self.cpu0 = time.process_time()
+        self.cpu1 = time.process_time()
         self.last = now
         self.received += 1
         if tid >= self.next:
@@ -36,8 +42,13 @@ class Tally:
         lost = self.lost + max(0, FIRST_ID + self.n - self.next)
         span = (self.last - self.first) if self.first is not None else 0.0
         rate = (self.received - 1) / span if span > 0 else 0.0
+        cpu = self.cpu1 - self.cpu0
+        # ru_maxrss is in KiB on Linux.
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         return {"client": client, "version": version, "messages": self.n,
-                "received": self.received, "msgs_per_s": round(rate), "lost": lost}
+                "received": self.received, "msgs_per_s": round(rate), "lost": lost,
+                "cpu_s": round(cpu, 2), "ns_per_msg_cpu": round(cpu * 1e9 / self.received) if self.received else 0,
+                "max_rss_mib": round(rss, 1)}
 
 
 async def python_binance(ws, n):

@@ -16,6 +16,9 @@
 //! event's id, price and quantity. Both run on a current-thread tokio runtime
 //! in a thread of this process; with two or more CPUs (and `taskset`) the
 //! bench process is pinned to CPU 0 and the simulator to CPU 1.
+//!
+//! `e2e --stream depth` and `e2e --venue bybit` use the same method on the
+//! simulator's other load forms (`forms.rs`).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -29,6 +32,8 @@ use ferrofeed::feed::{Feed, FeedConfig};
 use ferrofeed::model::Decimal;
 use ferrofeed::model::event::{EventKind, Level};
 use serde::{Deserialize, Serialize};
+
+mod forms;
 
 /// The simulator's load stream.
 const LOAD_STREAM: &str = "loadusdt@trade";
@@ -53,9 +58,18 @@ pub(crate) enum BenchCmd {
     /// ferrofeed_msgs_per_s, ratio, lost, cpu_s, max_rss_mib (and more).
     /// Exit code 1 if anything was lost.
     ///
+    /// --stream depth --books K: N diffs of the simulator's spot depth load
+    /// form over K books, through a reference (serde_json typed + BTreeMap
+    /// per side, synced from REST snapshots) and through ferrofeed's local
+    /// books; the book of LOAD0USDT must be equal in both, and equal to the
+    /// simulator's, at the end (exit code 1 otherwise).
+    /// --venue bybit: N Bybit linear publicTrade.LOADUSDT messages.
+    ///
     /// Examples:
     ///   ferrofeed bench e2e --messages 2000000
     ///   ferrofeed bench e2e --messages 1000000 --runs 5 --json
+    ///   ferrofeed bench e2e --stream depth --books 20 --messages 500000
+    ///   ferrofeed bench e2e --venue bybit --messages 1000000 --json
     #[command(verbatim_doc_comment)]
     E2e(E2eArgs),
     /// Latency, send to consumer: frames stamped with their send time (µs) at
@@ -115,14 +129,37 @@ pub(crate) struct Common {
 /// `bench e2e`.
 #[derive(Debug, Args)]
 pub(crate) struct E2eArgs {
-    /// Trade frames per run.
+    /// Frames per run (depth: diffs over all books).
     #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(2..=1_000_000_000))]
     messages: u64,
     /// Runs per reader (interleaved); the medians are reported.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=25))]
     runs: u32,
+    /// What to read: trades, or depth diffs through local books (Binance spot).
+    #[arg(long, value_enum, default_value = "trade")]
+    stream: E2eStream,
+    /// The venue: binance (loadusdt@trade), or bybit (linear publicTrade.LOADUSDT).
+    #[arg(long, value_enum, default_value = "binance")]
+    venue: E2eVenue,
+    /// --stream depth: books (LOAD0USDT ... on the simulator).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    books: u64,
     #[command(flatten)]
     common: Common,
+}
+
+/// `bench e2e --stream`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum E2eStream {
+    Trade,
+    Depth,
+}
+
+/// `bench e2e --venue`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum E2eVenue {
+    Binance,
+    Bybit,
 }
 
 /// `bench latency`.
@@ -273,6 +310,11 @@ struct SimProcess {
 impl SimProcess {
     /// `ferrofeed sim --markets spot ARGS`, on CPU 1 when `pin`.
     fn start(args: &[String], pin: bool) -> anyhow::Result<SimProcess> {
+        SimProcess::start_markets("spot", args, pin)
+    }
+
+    /// `ferrofeed sim --markets MARKET ARGS` (one market), on CPU 1 when `pin`.
+    fn start_markets(market: &str, args: &[String], pin: bool) -> anyhow::Result<SimProcess> {
         let exe = std::env::current_exe().context("locating this executable")?;
         let mut cmd = if pin {
             let mut c = Command::new("taskset");
@@ -281,7 +323,7 @@ impl SimProcess {
         } else {
             Command::new(&exe)
         };
-        cmd.args(["sim", "--markets", "spot"]).args(args).stdin(Stdio::null()).stdout(Stdio::piped());
+        cmd.args(["sim", "--markets", market]).args(args).stdin(Stdio::null()).stdout(Stdio::piped());
         let mut child = cmd.spawn().context("starting the simulator")?;
         let out = child.stdout.take().context("simulator stdout")?;
         let mut line = String::new();
@@ -530,6 +572,22 @@ struct E2eReport {
 }
 
 fn e2e(a: &E2eArgs) -> anyhow::Result<()> {
+    let form = match (a.stream, a.venue) {
+        (E2eStream::Trade, E2eVenue::Binance) => None,
+        (E2eStream::Depth, E2eVenue::Binance) => Some(forms::Form::Depth),
+        (E2eStream::Trade, E2eVenue::Bybit) => Some(forms::Form::BybitTrades),
+        (E2eStream::Depth, E2eVenue::Bybit) => bail!("--stream depth is Binance's (spot) only for now"),
+    };
+    if let Some(form) = form {
+        return forms::run(&forms::Plan {
+            form,
+            messages: a.messages,
+            books: a.books,
+            runs: a.runs,
+            json: a.common.json,
+            no_pin: a.common.no_pin,
+        });
+    }
     let pin = can_pin(a.common.no_pin);
     if pin {
         pin_self();

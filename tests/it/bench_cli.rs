@@ -35,6 +35,48 @@ fn e2e_reports_both_readers_and_loses_nothing() {
     assert_eq!(v["decode_errors"], 0);
 }
 
+/// Depth: 20,000 diffs of the simulator's depth load form over 3 books,
+/// through ferrofeed's local books and through the BTreeMap reference; every
+/// book synced once, nothing lost, and the book of LOAD0USDT equal in both
+/// readers and to the simulator's at the end.
+#[test]
+fn e2e_depth_through_books_loses_nothing_and_ends_with_equal_books() {
+    let v = bench(&["e2e", "--stream", "depth", "--books", "3", "--messages", "20000", "--no-pin"]);
+    for key in ["reference_msgs_per_s", "ferrofeed_msgs_per_s", "ratio", "cpu_s", "max_rss_mib", "subscribe_s"] {
+        assert!(number(&v, key) >= 0.0, "{key} in {v}");
+    }
+    assert!(v.get("stand_in").is_none(), "{v}");
+    assert_eq!((&v["venue"], &v["stream"]), (&Value::from("binance"), &Value::from("depth")));
+    assert_eq!(v["messages"], 20000);
+    assert_eq!(v["books"], 3);
+    assert_eq!(v["book_snapshots"], 3, "{v}");
+    assert_eq!(v["book_equal"], true, "{v}");
+    assert_eq!(v["book_matches_truth"], true, "{v}");
+    assert!(number(&v, "book_levels") > 0.0, "{v}");
+    assert_eq!(v["lost"], 0);
+    assert_eq!(v["reference_lost"], 0);
+    assert_eq!(v["decode_errors"], 0);
+}
+
+/// Bybit: 20,000 linear publicTrade.LOADUSDT messages, consecutive trade ids
+/// in both readers.
+#[test]
+fn e2e_bybit_trades_lose_nothing() {
+    let v = bench(&["e2e", "--venue", "bybit", "--messages", "20000", "--no-pin"]);
+    assert!(v.get("stand_in").is_none(), "{v}");
+    assert_eq!((&v["venue"], &v["stream"]), (&Value::from("bybit"), &Value::from("trade")));
+    assert_eq!(v["messages"], 20000);
+    for key in ["reference_msgs_per_s", "ferrofeed_msgs_per_s", "ratio"] {
+        assert!(number(&v, key) > 0.0, "{key} in {v}");
+    }
+    for key in ["cpu_s", "max_rss_mib"] {
+        assert!(number(&v, key) >= 0.0, "{key} in {v}");
+    }
+    assert_eq!(v["lost"], 0);
+    assert_eq!(v["reference_lost"], 0);
+    assert_eq!(v["decode_errors"], 0);
+}
+
 #[test]
 fn latency_reports_percentiles_for_both_readers() {
     let v = bench(&["latency", "--rate", "20000", "--seconds", "0.5"]);

@@ -59,6 +59,7 @@ pub(crate) async fn handle<B>(req: Request<B>, hub: Arc<Hub>) -> Resp {
     let method = req.method().clone();
     match (method, path) {
         (Method::GET, "/admin/stats") => ok(serde_json::to_value(m.stats()).unwrap_or_default()),
+        (Method::GET, "/admin/load") => ok(crate::load::plan(&m.hub)),
         (Method::GET, "/admin/connections") => ok(serde_json::to_value(m.connections()).unwrap_or_default()),
         (Method::GET, "/admin/book") => {
             let Some(symbol) = get("symbol") else { return bad("parameter 'symbol' is required") };

@@ -628,29 +628,35 @@ impl SymbolSpec {
     }
 }
 
-/// Load mode: one stream of pre-encoded, sequenced trade frames for throughput,
-/// latency and loss accounting.
+/// Load mode: pre-encoded, sequenced frames for throughput, latency and loss
+/// accounting (docs/sim.md, "Load mode").
 ///
-/// The stream is `<symbol>@trade` (lower case). Each frame is a regular Binance
-/// trade payload whose trade id `t` is the sequence number (consecutive, starting
-/// at `first_id`) and whose `E` and `T` carry the send time in **microseconds**
-/// since the epoch. Production starts when the first connection subscribes.
+/// Every market whose venue has load forms serves them all, each produced
+/// independently: Binance `<symbol>@trade` (lower case; the trade id `t` is
+/// the sequence number, `E` and `T` the send time in **microseconds**) on
+/// every Binance market, and on spot also `load<k>usdt@depth@100ms` diffs of
+/// `books` synthetic books with a REST snapshot; Bybit (spot, linear,
+/// inverse) `publicTrade.<SYMBOL>` with the sequence number as its trade id.
 #[derive(Debug, Clone)]
 pub struct LoadConfig {
-    /// Upper-case symbol of the load stream, e.g. `LOADUSDT`. Not part of the market's books.
+    /// Upper-case symbol of the trade forms, e.g. `LOADUSDT`. Not part of the market's books.
     pub symbol: String,
-    /// Frames to produce in total.
+    /// Frames to produce per form (the depth form: in total, over its books).
     pub messages: u64,
-    /// Frames per second; `None` sends as fast as the slowest subscriber reads.
+    /// Frames per second per form; `None` sends as fast as the slowest subscriber reads.
     pub rate: Option<u64>,
-    /// The first sequence number (trade id). Fixed-width ids keep frames pre-encodable.
+    /// The first sequence number (trade id; a depth book's first `U`).
+    /// Fixed-width ids keep frames pre-encodable.
     pub first_id: u64,
+    /// Books of the depth form (Binance spot): `LOAD0USDT` ... `LOAD<books-1>USDT`.
+    pub books: usize,
 }
 
 impl LoadConfig {
-    /// `messages` frames of `LOADUSDT@trade` at `rate` (or as fast as possible).
+    /// `messages` frames per form at `rate` (or as fast as possible), with one
+    /// depth book.
     pub fn new(messages: u64, rate: Option<u64>) -> LoadConfig {
-        LoadConfig { symbol: "LOADUSDT".to_string(), messages, rate, first_id: 1_000_000_000_000 }
+        LoadConfig { symbol: "LOADUSDT".to_string(), messages, rate, first_id: 1_000_000_000_000, books: 1 }
     }
 }
 

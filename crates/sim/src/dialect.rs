@@ -21,7 +21,7 @@ use hyper::{Method, Request};
 use crate::account::ListenKey;
 use crate::config::{LoadConfig, MarketConfig, SymbolSpec};
 use crate::hub::{ConnEntry, ConnKind, Hub, HubState, ListenSub};
-use crate::load::LoadStream;
+use crate::load::LoadForm;
 use crate::market::{BookCopy, Emit, Market};
 use crate::server::Resp;
 
@@ -92,10 +92,10 @@ pub(crate) trait Dialect: Send + Sync + std::fmt::Debug {
     ) {
     }
 
-    /// The pre-encoded load stream of `MarketConfig::load`, if the venue
-    /// serves one.
-    fn load(&self, _cfg: &LoadConfig) -> Option<LoadStream> {
-        None
+    /// The load forms the venue serves for `market` when its
+    /// `MarketConfig::load` is set (none by default).
+    fn load(&self, _market: &MarketConfig, _cfg: &LoadConfig) -> Vec<LoadForm> {
+        Vec::new()
     }
 
     /// The combined-stream envelope, if the venue has one.

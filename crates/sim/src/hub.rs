@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use crate::account::{Accounts, Scope};
 use crate::config::{MarketConfig, MarketKind};
 use crate::dialect::{Dialect, Envelope};
-use crate::load::LoadStream;
+use crate::load::LoadForm;
 use crate::market::{Emit, Market};
 use crate::ws;
 
@@ -289,7 +289,8 @@ pub(crate) struct HubState {
     rest_weight: VecDeque<(Instant, u32)>,
     pub closed: VecDeque<ClosedConn>,
     next_conn: u64,
-    pub load_stream: Option<String>,
+    /// Every stream name of the market's load forms (fixed at start-up).
+    pub load_streams: HashSet<String>,
     /// Draws for probabilistic faults (seeded from the simulator seed).
     pub fault_rng: ChaCha8Rng,
     /// Accounts, orders and listenKeys (the private side).
@@ -312,8 +313,8 @@ pub(crate) struct Hub {
     pub dialect: &'static dyn Dialect,
     /// The dialect's combined-stream envelope.
     pub envelope: Option<Envelope>,
-    /// The pre-encoded load stream (`MarketConfig::load`), if the venue has one.
-    pub load: Option<LoadStream>,
+    /// The load forms (`MarketConfig::load`) the venue serves.
+    pub load: Vec<LoadForm>,
     pub state: Mutex<HubState>,
     pub epoch: Instant,
     pub load_wakeup: Notify,
@@ -370,8 +371,8 @@ impl Hub {
         let now = wall_ms();
         let mut market = dialect.market(&cfg, seed, now);
         market.set_history(cfg.book_history);
-        let load = cfg.load.as_ref().and_then(|l| dialect.load(l));
-        let load_stream = load.as_ref().map(|l| l.stream.clone());
+        let load = cfg.load.as_ref().map(|l| dialect.load(&cfg, l)).unwrap_or_default();
+        let load_streams = load.iter().flat_map(LoadForm::streams).collect();
         Arc::new(Hub {
             state: Mutex::new(HubState {
                 market,
@@ -386,7 +387,7 @@ impl Hub {
                 rest_weight: VecDeque::new(),
                 closed: VecDeque::new(),
                 next_conn: 1,
-                load_stream,
+                load_streams,
                 fault_rng: ChaCha8Rng::seed_from_u64(seed ^ 0xfa17),
                 accounts: Accounts::new(&cfg.accounts, seed),
                 venue: dialect.venue_state(),

@@ -33,7 +33,7 @@
 //! - `server`: HTTP on each market's port: upgrades, REST (both through the dialect), `/admin`.
 //! - `conn`: one WebSocket connection's reader and writer.
 //! - `ws`: the server side of RFC 6455 (handshake key, frame codec).
-//! - `admin`: the admin API; `load`: the pre-encoded, sequenced load stream.
+//! - `admin`: the admin API; `load`: load mode (pre-encoded sequenced streams and diff books).
 //! - `faults`: the chaos faults (floods of unsubscribed streams and malformed frames,
 //!   oversized frames, id resets); the dialect writes the frames.
 //! - `auth`: signature verification (HMAC-SHA256, Ed25519).
@@ -45,7 +45,7 @@
 //!   messages (`control`), REST (`rest`), listenKey, listenToken and signed endpoints
 //!   (`private`, `token`, `orders`, `user`, `auth`), the spot and USD-M WebSocket APIs
 //!   (`wsapi`, `trade`), the `ORDERS` limits (`rate`), its per-market state (`state`), the
-//!   load stream's template (`load`).
+//!   load forms (`load`).
 //! - `bybit`: Bybit v5 public WebSocket (`public`: ops, acks, errors, topic limits; `book`,
 //!   `ticker`, `kline`, `option`, `encode`: `publicTrade`, `orderbook`, `tickers`, `kline`,
 //!   `allLiquidation`) and the private side on the linear port (`private`: `auth`,
@@ -188,8 +188,10 @@ impl Sim {
             let handle = MarketHandle { hub: hub.clone() };
             tasks.push(tokio::spawn(server::serve(listener, hub.clone())));
             tasks.push(tokio::spawn(generate(hub.clone())));
-            if let Some(load) = hub.cfg.load.clone().filter(|_| hub.load.is_some()) {
-                tasks.push(tokio::spawn(load::run(hub.clone(), load)));
+            if let Some(load) = hub.cfg.load.clone() {
+                for form in hub.load.clone() {
+                    tasks.push(tokio::spawn(load::run(hub.clone(), load.clone(), form)));
+                }
             }
             markets.push(handle);
         }

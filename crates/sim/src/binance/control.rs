@@ -108,7 +108,7 @@ pub(crate) fn answer(hub: &Hub, conn: u64, text: &str) -> (Bytes, bool) {
 
 /// Whether a connection on `route` gets `stream`.
 fn deliverable(hub: &Hub, st: &HubState, route: Option<Route>, stream: &str) -> bool {
-    if st.load_stream.as_deref() == Some(stream) {
+    if st.load_streams.contains(stream) {
         return true;
     }
     if !hub.kind().is_routed() {
@@ -162,8 +162,8 @@ pub(crate) fn subscribe(hub: &Hub, id: u64, streams: &[String]) -> Result<(), Wi
         }
     }
     st.counters.max_streams_on_a_connection = st.counters.max_streams_on_a_connection.max(total as u64);
-    if st.load_stream.as_ref().is_some_and(|l| streams.contains(l)) {
-        hub.load_wakeup.notify_one();
+    if streams.iter().any(|s| st.load_streams.contains(s)) {
+        hub.load_wakeup.notify_waiters();
     }
     Ok(())
 }

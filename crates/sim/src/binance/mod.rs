@@ -37,7 +37,7 @@ use crate::account::{ListenKey, Scope, dec};
 use crate::config::{LoadConfig, MarketConfig, MarketKind, SymbolSpec, Timing};
 use crate::dialect::{Dialect, Envelope, Refusal, WsTarget};
 use crate::hub::{ConnEntry, ConnKind, Hub, HubState};
-use crate::load::LoadStream;
+use crate::load::LoadForm;
 use crate::market::{Emit, Market, Streams};
 use crate::server::{Resp, json};
 use crate::ws;
@@ -71,8 +71,8 @@ impl Dialect for Binance {
         market.tick(&enc, now_ms, elapsed_ms, tracked, out);
     }
 
-    fn load(&self, cfg: &LoadConfig) -> Option<LoadStream> {
-        Some(load::load_stream(cfg))
+    fn load(&self, market: &MarketConfig, cfg: &LoadConfig) -> Vec<LoadForm> {
+        load::forms(market.kind, cfg)
     }
 
     fn envelope(&self) -> Option<Envelope> {

@@ -145,6 +145,10 @@ fn depth(hub: &Hub, symbol: Option<&str>, limit: u32) -> Result<String, Resp> {
             "Server is currently overloaded with other requests. Please try again in a few minutes.",
         ));
     }
+    // The load form's books (stale snapshots are not emulated for them).
+    if let Some(body) = super::load::snapshot(hub, symbol, limit) {
+        return Ok(body);
+    }
     let stale = if st.faults.rest_stale > 0 {
         st.faults.rest_stale -= 1;
         st.counters.snapshots_stale_by_fault += 1;

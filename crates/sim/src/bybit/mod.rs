@@ -15,6 +15,7 @@ pub(crate) mod book;
 pub(crate) mod encode;
 pub(crate) mod items;
 pub(crate) mod kline;
+pub(crate) mod load;
 pub(crate) mod option;
 pub(crate) mod order;
 pub(crate) mod private;
@@ -31,9 +32,10 @@ use bytes::Bytes;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, StatusCode};
 
-use crate::config::{BybitCategory, MarketConfig, MarketKind, SymbolSpec, Timing};
+use crate::config::{BybitCategory, LoadConfig, MarketConfig, MarketKind, SymbolSpec, Timing};
 use crate::dialect::{Dialect, Refusal, WsTarget};
 use crate::hub::{ConnEntry, ConnKind, Hub, HubState, Render};
+use crate::load::LoadForm;
 use crate::market::{BookCopy, Emit, Market, Names, Streams};
 use crate::server::{Resp, json};
 
@@ -151,6 +153,10 @@ impl Dialect for Bybit {
 
     fn venue_state(&self) -> Box<dyn Any + Send> {
         Box::new(BybitState::default())
+    }
+
+    fn load(&self, _market: &MarketConfig, cfg: &LoadConfig) -> Vec<LoadForm> {
+        load::forms(self.cat, cfg)
     }
 
     fn tick(&self, market: &mut Market, now_ms: u64, elapsed_ms: u64, tracked: &HashSet<String>, out: &mut Vec<Emit>) {

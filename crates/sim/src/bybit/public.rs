@@ -247,9 +247,9 @@ fn subscribe(
             continue;
         }
         let market = &st.market;
-        let Some(topic) =
+        let Some(topic) = super::load::topic(st, name).or_else(|| {
             parse_topic(cat, name, |s| market.symbol(s).is_some(), |b| market.symbols.iter().any(|s| s.spec.base == b))
-        else {
+        }) else {
             errors.push(format!("error:handler not found,topic:{name}"));
             failed.push(name.clone());
             continue;
@@ -273,6 +273,9 @@ fn subscribe(
         added.push(name.clone());
         added_set.insert(name.clone());
         succeeded.push(name.clone());
+    }
+    if added.iter().any(|n| st.load_streams.contains(n)) {
+        hub.load_wakeup.notify_waiters();
     }
     if over_count {
         st.counters.over_cap_rejections += 1;

@@ -12,5 +12,6 @@ mod bybit_trade;
 mod common;
 mod conformance;
 mod deribit;
+mod load;
 mod private;
 mod sim;
