@@ -235,6 +235,42 @@ fn bench_classify(c: &mut Criterion) {
     g.finish();
 }
 
+/// What the connection does per frame since issue 22 (`read`: classify and
+/// decode in one pass, `Decoder::read`) against what it and the feed did
+/// before (`two_pass`: `classify`, then `decode_into`), events into a
+/// reused vector in both.
+fn bench_read(c: &mut Criterion) {
+    use ferrofeed_model::event::MarketType;
+    use ferrofeed_venues::VenueSpec;
+    let mut g = c.benchmark_group("read");
+    g.throughput(Throughput::Elements(1));
+    for (name, market, frame) in FRAMES {
+        let rules = BinanceRules::new(market);
+        let mt = if market == Market::UsdM { MarketType::Linear } else { MarketType::Spot };
+        let mut out = Vec::with_capacity(4);
+        g.bench_function(format!("{name}/two_pass"), |b| {
+            b.iter(|| {
+                out.clear();
+                let inbound = rules.classify(black_box(frame));
+                let r = ferrofeed_venues::binance::normalize::decode_into(market, frame, RECEIVED_NS, &mut out);
+                (matches!(black_box(inbound), ferrofeed_model::rules::Inbound::Data { .. }), r.is_ok())
+            })
+        });
+        let mut decoder = ferrofeed_venues::binance::spec::Binance.decoder(mt);
+        g.bench_function(format!("{name}/one_pass"), |b| {
+            b.iter(|| {
+                out.clear();
+                let read = decoder.read(&rules, black_box(frame), RECEIVED_NS, &mut out);
+                (
+                    matches!(black_box(read.inbound), ferrofeed_model::rules::Inbound::Data { .. }),
+                    read.decoded.is_some(),
+                )
+            })
+        });
+    }
+    g.finish();
+}
+
 /// One frame/payload type timed with both parsers.
 macro_rules! both {
     ($g:expr, $name:literal, $ty:ty, $text:expr) => {{
@@ -295,6 +331,6 @@ fn bench_decimal(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = config();
-    targets = bench_classify, bench_decode, bench_parse, bench_decimal
+    targets = bench_classify, bench_decode, bench_read, bench_parse, bench_decimal
 }
 criterion_main!(benches);
