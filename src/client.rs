@@ -105,7 +105,7 @@ pub struct ClientConfig {
     pub rest_weight: Option<(u32, Duration)>,
     /// Connections decode each data frame into model events in the same
     /// pass that classifies it, and the events travel with the frame
-    /// ([`ferrofeed_engine::Decoded`]). [`crate::Feed`] always sets it;
+    /// ([`ferrofeed_engine::Decoded`]). [`crate::feed::Feed`] always sets it;
     /// default off (raw frames only).
     pub decode: bool,
 }
