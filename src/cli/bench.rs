@@ -124,6 +124,22 @@ pub(crate) struct Common {
     /// Do not pin this process to CPU 0 and the simulator to CPU 1.
     #[arg(long)]
     no_pin: bool,
+    /// The readers' tokio runtime (`bench e2e` of Binance trades and
+    /// `bench latency`): `current` (one thread: the connection's actor and
+    /// the consumer take turns), or `multi` (the actor on a worker thread,
+    /// the consumer on the bench thread; pinned, both share CPU 0).
+    #[arg(long, value_enum, default_value_t = Flavor::Current)]
+    runtime: Flavor,
+}
+
+/// A tokio runtime flavour (`--runtime`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Flavor {
+    /// `new_current_thread`.
+    Current,
+    /// `new_multi_thread` with 2 workers.
+    Multi,
 }
 
 /// `bench e2e`.
@@ -357,7 +373,21 @@ impl Drop for SimProcess {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().context("building a runtime")
+    runtime_of(Flavor::Current)
+}
+
+fn runtime_of(flavor: Flavor) -> anyhow::Result<tokio::runtime::Runtime> {
+    match flavor {
+        Flavor::Current => tokio::runtime::Builder::new_current_thread(),
+        Flavor::Multi => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(2);
+            b
+        }
+    }
+    .enable_all()
+    .build()
+    .context("building a runtime")
 }
 
 // ------------------------------------------------------------------ readers
@@ -528,10 +558,10 @@ enum Reader {
 
 /// One reader against a fresh simulator; returns its tally and the peak RSS
 /// (MiB) of this process during the run.
-fn measure(reader: Reader, sim_args: &[String], pin: bool, n: u64, latency: bool) -> anyhow::Result<(Tally, f64)> {
-    let sim = SimProcess::start(sim_args, pin)?;
+fn measure(reader: Reader, sim_args: &[String], c: &Common, n: u64, latency: bool) -> anyhow::Result<(Tally, f64)> {
+    let sim = SimProcess::start(sim_args, can_pin(c.no_pin))?;
     reset_peak_rss();
-    let rt = runtime()?;
+    let rt = runtime_of(c.runtime)?;
     let t = rt.block_on(async {
         match reader {
             Reader::Reference => reference_reader(&sim.ws, n, latency).await,
@@ -569,6 +599,7 @@ struct E2eReport {
     decode_errors: u64,
     runs: u32,
     pinned: bool,
+    runtime: Flavor,
 }
 
 fn e2e(a: &E2eArgs) -> anyhow::Result<()> {
@@ -579,6 +610,9 @@ fn e2e(a: &E2eArgs) -> anyhow::Result<()> {
         (E2eStream::Depth, E2eVenue::Bybit) => bail!("--stream depth is Binance's (spot) only for now"),
     };
     if let Some(form) = form {
+        if a.common.runtime != Flavor::Current {
+            bail!("--runtime multi is measured for Binance trades only (--stream trade --venue binance)");
+        }
         return forms::run(&forms::Plan {
             form,
             messages: a.messages,
@@ -596,8 +630,8 @@ fn e2e(a: &E2eArgs) -> anyhow::Result<()> {
     let (mut rr, mut fr, mut rc, mut fc) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut lost, mut ref_lost, mut errors, mut rss) = (0, 0, 0, 0f64);
     for _ in 0..a.runs {
-        let (r, _) = measure(Reader::Reference, &sim_args, pin, a.messages, false)?;
-        let (f, f_rss) = measure(Reader::Ferrofeed, &sim_args, pin, a.messages, false)?;
+        let (r, _) = measure(Reader::Reference, &sim_args, &a.common, a.messages, false)?;
+        let (f, f_rss) = measure(Reader::Ferrofeed, &sim_args, &a.common, a.messages, false)?;
         rr.push(r.rate());
         fr.push(f.rate());
         rc.push(r.cpu_s);
@@ -625,6 +659,7 @@ fn e2e(a: &E2eArgs) -> anyhow::Result<()> {
         decode_errors: errors,
         runs: a.runs,
         pinned: pin,
+        runtime: a.common.runtime,
     };
     if a.common.json {
         println!("{}", serde_json::to_string(&rep)?);
@@ -640,8 +675,8 @@ fn e2e(a: &E2eArgs) -> anyhow::Result<()> {
             ferrofeed, fcpu, rep.ferrofeed_ns_per_msg_cpu, lost
         );
         println!(
-            "ratio {:.3}; {} messages; {} run(s); peak RSS {:.1} MiB; pinned: {pin}",
-            rep.ratio, a.messages, a.runs, rep.max_rss_mib
+            "ratio {:.3}; {} messages; {} run(s); peak RSS {:.1} MiB; pinned: {pin}; runtime: {:?}",
+            rep.ratio, a.messages, a.runs, rep.max_rss_mib, rep.runtime
         );
     }
     if lost > 0 || ref_lost > 0 || errors > 0 {
@@ -688,6 +723,7 @@ struct LatencyReport {
     reference_lost: u64,
     warmup_skipped: usize,
     pinned: bool,
+    runtime: Flavor,
 }
 
 fn latency(a: &LatencyArgs) -> anyhow::Result<()> {
@@ -700,8 +736,8 @@ fn latency(a: &LatencyArgs) -> anyhow::Result<()> {
     }
     let n = ((a.rate as f64 * a.seconds).round() as u64).max(2);
     let sim_args = vec!["--load-messages".into(), n.to_string(), "--load-rate".into(), a.rate.to_string()];
-    let (r, _) = measure(Reader::Reference, &sim_args, pin, n, true)?;
-    let (f, _) = measure(Reader::Ferrofeed, &sim_args, pin, n, true)?;
+    let (r, _) = measure(Reader::Reference, &sim_args, &a.common, n, true)?;
+    let (f, _) = measure(Reader::Ferrofeed, &sim_args, &a.common, n, true)?;
     // The first 1% (at most 0.5 s of traffic) covers connection warm-up.
     let skip = (n as usize / 100).min(a.rate as usize / 2);
     let cut = |v: &[i64]| v.get(skip.min(v.len())..).unwrap_or_default().to_vec();
@@ -721,6 +757,7 @@ fn latency(a: &LatencyArgs) -> anyhow::Result<()> {
         reference_lost: r.lost,
         warmup_skipped: skip,
         pinned: pin,
+        runtime: a.common.runtime,
     };
     if a.common.json {
         println!("{}", serde_json::to_string(&rep)?);
@@ -736,8 +773,8 @@ fn latency(a: &LatencyArgs) -> anyhow::Result<()> {
             );
         }
         println!(
-            "difference: p50 {:+} µs, p99 {:+} µs (×{}), p99.9 {:+} µs; {} msgs/s for {} s; pinned: {pin}",
-            rep.p50_diff_us, rep.p99_diff_us, rep.p99_ratio, rep.p999_diff_us, a.rate, a.seconds
+            "difference: p50 {:+} µs, p99 {:+} µs (×{}), p99.9 {:+} µs; {} msgs/s for {} s; pinned: {pin}; runtime: {:?}",
+            rep.p50_diff_us, rep.p99_diff_us, rep.p99_ratio, rep.p999_diff_us, a.rate, a.seconds, rep.runtime
         );
     }
     if rep.lost > 0 || rep.reference_lost > 0 {
