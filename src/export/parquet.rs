@@ -708,13 +708,14 @@ fn row(ev: &Event, line: u64) -> Result<(Table, Row<'_>), Unfit> {
             r.d("qty", t.qty)?;
             r.s(side(t.side));
             r.u(t.trade_seq);
-            r.os(t.liquidation.as_deref());
-            r.os(t.block_trade_id.as_deref());
-            r.os(t.combo_id.as_deref());
-            r.os(t.combo_trade_id.as_deref());
-            r.od("iv", t.iv)?;
-            r.od("mark_price", t.mark_price)?;
-            r.od("index_price", t.index_price)?;
+            let x = t.extra();
+            r.os(x.liquidation.as_deref());
+            r.os(x.block_trade_id.as_deref());
+            r.os(x.combo_id.as_deref());
+            r.os(x.combo_trade_id.as_deref());
+            r.od("iv", x.iv)?;
+            r.od("mark_price", x.mark_price)?;
+            r.od("index_price", x.index_price)?;
             Table::Trade
         }
         EventKind::AggTrade(t) => {

@@ -115,7 +115,7 @@ async fn order_events(
             .expect("client open");
         match ev.kind {
             Kind::OrderUpdate(o) if o.order_id == order_id => orders.push(*o),
-            Kind::UserTrade(t) if t.order_id == order_id => trades.push(t),
+            Kind::UserTrade(t) if t.order_id == order_id => trades.push(*t),
             Kind::Error { msg, raw } => panic!("decode: {msg}: {raw}"),
             // Status events (connected, the reconnect's gap) are not data.
             Kind::Connected | Kind::Reconnected | Kind::Disconnected { .. } | Kind::Gap(_) => {}

@@ -139,6 +139,10 @@ pub struct Event {
 }
 
 /// What an [`Event`] reports. The JSON `type` is the snake_case variant name.
+///
+/// Kinds much larger than a trade or a book change are boxed (and so are a
+/// trade's rarer fields, [`TradeExtra`]), so that an [`Event`] stays under
+/// 200 bytes: events move by value through the queues.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
@@ -160,13 +164,13 @@ pub enum EventKind {
     /// `book_snapshot`.
     BookResync(BookResync),
     /// A candlestick.
-    Kline(Kline),
+    Kline(Box<Kline>),
     /// Rolling-window statistics.
-    Ticker(Ticker),
+    Ticker(Box<Ticker>),
     /// Average price over an interval (Binance spot `avgPrice`).
     AvgPrice(AvgPrice),
     /// Mark price, index price and funding.
-    MarkPrice(MarkPrice),
+    MarkPrice(Box<MarkPrice>),
     /// The value of a price index (Deribit `deribit_price_index`), or the
     /// index and funding of a perpetual (Deribit `perpetual`).
     IndexPrice(IndexPrice),
@@ -180,14 +184,14 @@ pub enum EventKind {
     OrderUpdate(Box<OrderUpdate>),
     /// One fill of one of the account's orders, without the order's state
     /// (Binance futures `TRADE_LITE`, Bybit `execution`; private).
-    UserTrade(UserTrade),
+    UserTrade(Box<UserTrade>),
     /// The state of one of the account's order lists (OCO, OTO, ...) after a
     /// change (private).
-    OrderListUpdate(OrderListUpdate),
+    OrderListUpdate(Box<OrderListUpdate>),
     /// Balances of the account changed (private).
     BalanceUpdate(BalanceUpdate),
     /// A position of the account changed (private).
-    PositionUpdate(PositionUpdate),
+    PositionUpdate(Box<PositionUpdate>),
     /// The venue ended the private user-data stream: nothing more arrives on
     /// it until it is subscribed again (a new listen key, a new
     /// subscription).
@@ -281,8 +285,11 @@ impl EventKind {
 /// One trade.
 ///
 /// The optional fields are what some venues send with each trade (Deribit);
-/// they are absent from the JSON when the venue sends none.
+/// they are absent from the JSON when the venue sends none. The rarer ones
+/// are boxed in [`TradeExtra`] so that every event stays small (events are
+/// moved through queues by value).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "TradeFields")]
 pub struct Trade {
     /// The venue's trade id, as a string.
     pub trade_id: String,
@@ -296,6 +303,15 @@ pub struct Trade {
     /// `trade_seq`: consecutive per instrument).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trade_seq: Option<u64>,
+    /// The rarer venue extras; `None` when the venue sent none of them (in
+    /// JSON their fields sit next to the others).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub extra: Option<Box<TradeExtra>>,
+}
+
+/// The rarer optional fields of a [`Trade`] (Deribit's).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TradeExtra {
     /// Set when the trade was a liquidation, naming who was liquidated as the
     /// venue says it (Deribit `liquidation`: `M` maker, `T` taker, `MT` both).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -321,15 +337,49 @@ pub struct Trade {
     pub index_price: Option<Decimal>,
 }
 
+impl TradeExtra {
+    /// Whether every field is absent.
+    pub fn is_empty(&self) -> bool {
+        self == &TradeExtra::default()
+    }
+}
+
+/// A [`Trade`] as its JSON has it, every field flat (what it deserializes
+/// from: an all-absent extra becomes `None`, so a trade reads back equal).
+#[derive(Deserialize)]
+struct TradeFields {
+    trade_id: String,
+    price: Decimal,
+    qty: Decimal,
+    side: Side,
+    #[serde(default)]
+    trade_seq: Option<u64>,
+    #[serde(flatten)]
+    extra: TradeExtra,
+}
+
+impl From<TradeFields> for Trade {
+    fn from(f: TradeFields) -> Trade {
+        Trade {
+            trade_id: f.trade_id,
+            price: f.price,
+            qty: f.qty,
+            side: f.side,
+            trade_seq: f.trade_seq,
+            extra: (!f.extra.is_empty()).then(|| Box::new(f.extra)),
+        }
+    }
+}
+
 impl Trade {
     /// A trade with no venue extras (every optional field absent).
     pub fn new(trade_id: String, price: Decimal, qty: Decimal, side: Side) -> Trade {
-        Trade {
-            trade_id,
-            price,
-            qty,
-            side,
-            trade_seq: None,
+        Trade { trade_id, price, qty, side, trade_seq: None, extra: None }
+    }
+
+    /// The rarer extras, or all-absent ones.
+    pub fn extra(&self) -> &TradeExtra {
+        static NONE: TradeExtra = TradeExtra {
             liquidation: None,
             block_trade_id: None,
             combo_id: None,
@@ -337,7 +387,8 @@ impl Trade {
             iv: None,
             mark_price: None,
             index_price: None,
-        }
+        };
+        self.extra.as_deref().unwrap_or(&NONE)
     }
 }
 
@@ -990,6 +1041,26 @@ mod tests {
     }
 
     #[test]
+    fn a_trades_boxed_extras_are_flat_in_json_and_read_back_equal() {
+        let mut t = Trade::new("ETH-1".into(), d("3000.5"), d("0.1"), Side::Buy);
+        t.trade_seq = Some(7);
+        t.extra =
+            Some(Box::new(TradeExtra { liquidation: Some("T".into()), iv: Some(d("55.25")), ..TradeExtra::default() }));
+        let v = roundtrip(&ev(EventKind::Trade(t.clone()), Some("ETH-PERPETUAL")));
+        assert_eq!(v["trade_seq"], 7);
+        assert_eq!(v["liquidation"], "T");
+        assert_eq!(v["iv"], "55.25");
+        assert!(v.get("extra").is_none() && v.get("combo_id").is_none(), "{v}");
+        assert_eq!(t.extra().iv, Some(d("55.25")));
+        // No extras: `extra` reads back `None`, not an empty box.
+        let plain = Trade::new("1".into(), d("1"), d("1"), Side::Sell);
+        roundtrip(&ev(EventKind::Trade(plain.clone()), Some("X")));
+        assert!(plain.extra().is_empty());
+        // Events stay small: they move by value through the queues.
+        assert!(std::mem::size_of::<Event>() <= 200, "{}", std::mem::size_of::<Event>());
+    }
+
+    #[test]
     fn levels_are_pairs_of_strings_and_optional_fields_are_omitted() {
         let e = ev(
             EventKind::BookDelta(BookDelta {
@@ -1173,7 +1244,7 @@ mod tests {
         assert!(v.get("reason").is_none() && v.get("symbol").is_none());
 
         let kinds = [
-            EventKind::PositionUpdate(PositionUpdate {
+            EventKind::PositionUpdate(Box::new(PositionUpdate {
                 reason: Some("ORDER".into()),
                 position_side: PositionSide::Short,
                 amount: d("-10"),
@@ -1183,8 +1254,8 @@ mod tests {
                 realized_pnl: None,
                 margin_type: None,
                 isolated_wallet: None,
-            }),
-            EventKind::UserTrade(UserTrade {
+            })),
+            EventKind::UserTrade(Box::new(UserTrade {
                 order_id: "1".into(),
                 client_order_id: "c".into(),
                 side: Side::Buy,
@@ -1196,8 +1267,8 @@ mod tests {
                 order_qty: Some(d("2")),
                 fee: Some(d("-0.0001")),
                 fee_asset: Some("USDT".into()),
-            }),
-            EventKind::OrderListUpdate(OrderListUpdate {
+            })),
+            EventKind::OrderListUpdate(Box::new(OrderListUpdate {
                 order_list_id: 2,
                 list_client_order_id: "l".into(),
                 contingency_type: "OCO".into(),
@@ -1205,7 +1276,7 @@ mod tests {
                 list_order_status: "ALL_DONE".into(),
                 reject_reason: Some("NONE_LEFT".into()),
                 orders: vec![ListOrder { symbol: "ETHBTC".into(), order_id: "17".into(), client_order_id: "a".into() }],
-            }),
+            })),
             EventKind::UserStreamEnded { reason: "eventStreamTerminated".into() },
         ];
         for k in kinds {
@@ -1231,11 +1302,11 @@ mod tests {
             fee: Some(d("26.3725275")),
             fee_asset: Some("USDT".into()),
         };
-        let v = roundtrip(&ev(EventKind::UserTrade(trade.clone()), Some("BTCUSDT")));
+        let v = roundtrip(&ev(EventKind::UserTrade(Box::new(trade.clone())), Some("BTCUSDT")));
         assert_eq!((v["fee"].as_str(), v["fee_asset"].as_str()), (Some("26.3725275"), Some("USDT")));
         assert!(v.get("order_price").is_none());
         (trade.fee, trade.fee_asset) = (None, None);
-        let v = roundtrip(&ev(EventKind::UserTrade(trade), Some("BTCUSDT")));
+        let v = roundtrip(&ev(EventKind::UserTrade(Box::new(trade)), Some("BTCUSDT")));
         assert!(v.get("fee").is_none() && v.get("fee_asset").is_none(), "{v}");
         // Lines written before the fields existed still read.
         let old = r#"{"type":"user_trade","order_id":"1","client_order_id":"c","side":"buy","trade_id":"2","price":"1.5","qty":"2","maker":false,"order_price":"0","order_qty":"2","venue":"binance","market":"usdm","symbol":"BTCUSDT","exchange_ts":1,"receive_ts":2}"#;
@@ -1256,10 +1327,10 @@ mod tests {
             trades: None,
             closed: false,
         };
-        let v = roundtrip(&ev(EventKind::Kline(kline.clone()), Some("BTCUSDT")));
+        let v = roundtrip(&ev(EventKind::Kline(Box::new(kline.clone())), Some("BTCUSDT")));
         assert!(v.get("trades").is_none(), "{v}");
         kline.trades = Some(0);
-        assert_eq!(roundtrip(&ev(EventKind::Kline(kline), Some("BTCUSDT")))["trades"], 0);
+        assert_eq!(roundtrip(&ev(EventKind::Kline(Box::new(kline)), Some("BTCUSDT")))["trades"], 0);
     }
 
     /// `open_interest`: the value is there when the venue sends one and
@@ -1302,7 +1373,7 @@ mod tests {
                 ask_price: d("3"),
                 ask_qty: d("4"),
             }),
-            EventKind::Kline(Kline {
+            EventKind::Kline(Box::new(Kline {
                 interval: "1m".into(),
                 open_time: 1,
                 close_time: 2,
@@ -1314,8 +1385,8 @@ mod tests {
                 quote_volume: d("15"),
                 trades: Some(3),
                 closed: true,
-            }),
-            EventKind::Ticker(Ticker {
+            })),
+            EventKind::Ticker(Box::new(Ticker {
                 window: "1h".into(),
                 open: Some(d("1")),
                 high: d("2"),
@@ -1327,9 +1398,9 @@ mod tests {
                 bid_price: None,
                 ask_price: None,
                 price_change_pct: None,
-            }),
+            })),
             EventKind::AvgPrice(AvgPrice { interval: "5m".into(), price: d("25776.86000000") }),
-            EventKind::MarkPrice(MarkPrice::new(d("11794.15000000"), d("11784.62659091"), None, None)),
+            EventKind::MarkPrice(Box::new(MarkPrice::new(d("11794.15000000"), d("11784.62659091"), None, None))),
             EventKind::IndexPrice(IndexPrice { price: d("92263.55"), funding_rate: None }),
             EventKind::OpenInterest(OpenInterest::new(d("59891.732"), Some(d("3899996265.01")))),
             EventKind::Liquidation(Liquidation { side: Side::Sell, price: d("9910"), qty: d("0.014") }),

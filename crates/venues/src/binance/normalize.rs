@@ -531,7 +531,7 @@ impl Cx<'_> {
         let quote_volume = quote_volume.ok_or_else(|| self.invalid(W, "missing field `q` (quote volume)".into()))?;
         let ts = self.ms(w.event_time, W)?;
         Ok(self.event(
-            EventKind::Ticker(Ticker {
+            EventKind::Ticker(Box::new(Ticker {
                 window: window.to_owned(),
                 open: Some(w.o.0),
                 high: w.h.0,
@@ -543,7 +543,7 @@ impl Cx<'_> {
                 bid_price: bid.map(|d| d.0),
                 ask_price: ask.map(|d| d.0),
                 price_change_pct: None,
-            }),
+            })),
             Some(w.s.as_str().to_ascii_uppercase()),
             ts,
         ))
@@ -555,7 +555,7 @@ impl Cx<'_> {
         let ts = self.ms(w.event_time, W)?;
         let k = w.k;
         Ok(self.event(
-            EventKind::Kline(Kline {
+            EventKind::Kline(Box::new(Kline {
                 interval: k.i.as_str().to_owned(),
                 open_time: self.ms_required(k.t, W)?,
                 close_time: self.ms_required(k.T, W)?,
@@ -567,7 +567,7 @@ impl Cx<'_> {
                 quote_volume: k.q.0,
                 trades: Some(k.n),
                 closed: k.x,
-            }),
+            })),
             Some(w.s.as_str().to_ascii_uppercase()),
             ts,
         ))
@@ -590,7 +590,7 @@ impl Cx<'_> {
         let ts = self.ms(w.event_time, W)?;
         let next_funding_ts = self.ms(w.T.filter(|t| *t > 0), W)?;
         Ok(self.event(
-            EventKind::MarkPrice(MarkPrice::new(w.p.0, w.i.0, w.r.0, next_funding_ts)),
+            EventKind::MarkPrice(Box::new(MarkPrice::new(w.p.0, w.i.0, w.r.0, next_funding_ts))),
             Some(w.s.as_str().to_ascii_uppercase()),
             ts,
         ))

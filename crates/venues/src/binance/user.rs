@@ -544,7 +544,7 @@ impl Cx<'_> {
         let side = order_side(w.S.as_str()).map_err(|r| self.invalid(W, r))?;
         let ts = self.ms(ms_of(w.T, w.E), W)?;
         Ok(self.event(
-            EventKind::UserTrade(UserTrade {
+            EventKind::UserTrade(Box::new(UserTrade {
                 order_id: w.i.0,
                 client_order_id: w.c.as_str().to_owned(),
                 side,
@@ -558,7 +558,7 @@ impl Cx<'_> {
                 // the same fill does (`fill.fee`).
                 fee: None,
                 fee_asset: None,
-            }),
+            })),
             Some(upper(&w.s)),
             ts,
         ))
@@ -575,7 +575,7 @@ impl Cx<'_> {
         for p in &w.a.P {
             let position_side = position_side(p.ps.as_str()).map_err(|r| self.invalid(W, r))?;
             positions.push(self.event(
-                EventKind::PositionUpdate(PositionUpdate {
+                EventKind::PositionUpdate(Box::new(PositionUpdate {
                     reason: reason.clone(),
                     position_side,
                     amount: p.pa.0,
@@ -585,7 +585,7 @@ impl Cx<'_> {
                     realized_pnl: p.cr.map(|d| d.0),
                     margin_type: p.mt.as_ref().map(|t| t.as_str().to_owned()),
                     isolated_wallet: p.iw.map(|d| d.0),
-                }),
+                })),
                 Some(upper(&p.s)),
                 ts,
             ));
@@ -655,7 +655,7 @@ impl Cx<'_> {
                 .map(|o| ListOrder { symbol: upper(&o.s), order_id: o.i.0, client_order_id: o.c.as_str().to_owned() })
                 .collect();
         Ok(self.event(
-            EventKind::OrderListUpdate(OrderListUpdate {
+            EventKind::OrderListUpdate(Box::new(OrderListUpdate {
                 order_list_id: w.g,
                 list_client_order_id: w.C.as_str().to_owned(),
                 contingency_type: w.c.as_str().to_owned(),
@@ -663,7 +663,7 @@ impl Cx<'_> {
                 list_order_status: w.L.as_str().to_owned(),
                 reject_reason: named(w.r.as_ref()),
                 orders,
-            }),
+            })),
             Some(upper(&w.s)),
             ts,
         ))
@@ -681,7 +681,7 @@ fn fill_trade(ev: &Event) -> Option<Event> {
     let EventKind::OrderUpdate(o) = &ev.kind else { return None };
     let f = o.fill.as_ref()?;
     Some(Event {
-        kind: EventKind::UserTrade(UserTrade {
+        kind: EventKind::UserTrade(Box::new(UserTrade {
             order_id: o.order_id.clone(),
             client_order_id: o.client_order_id.clone(),
             side: o.side,
@@ -693,7 +693,7 @@ fn fill_trade(ev: &Event) -> Option<Event> {
             order_qty: Some(o.qty),
             fee: Some(f.fee),
             fee_asset: f.fee_asset.clone(),
-        }),
+        })),
         ..ev.clone()
     })
 }

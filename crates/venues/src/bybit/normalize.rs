@@ -415,7 +415,7 @@ impl<'f> Cx<'f> {
             && self.category != Category::Option
             && let Some(ticker) = state.ticker()
         {
-            out.push(self.event(self.category, EventKind::Ticker(ticker), symbol.clone(), ts));
+            out.push(self.event(self.category, EventKind::Ticker(Box::new(ticker)), symbol.clone(), ts));
         }
         if touched.mark
             && let (Some(mark_price), Some(index_price)) = (state.mark, state.index)
@@ -423,7 +423,12 @@ impl<'f> Cx<'f> {
             let next_funding_ts = self.ms(state.next_funding_ms, W)?;
             out.push(self.event(
                 self.category,
-                EventKind::MarkPrice(MarkPrice::new(mark_price, index_price, state.funding_rate, next_funding_ts)),
+                EventKind::MarkPrice(Box::new(MarkPrice::new(
+                    mark_price,
+                    index_price,
+                    state.funding_rate,
+                    next_funding_ts,
+                ))),
                 symbol.clone(),
                 ts,
             ));
@@ -452,7 +457,7 @@ impl<'f> Cx<'f> {
         let close_time = self.ms(Some(w.end), W)?.unwrap_or_default();
         Ok(Some(self.event(
             self.category,
-            EventKind::Kline(Kline {
+            EventKind::Kline(Box::new(Kline {
                 interval: kline_interval(&w.interval),
                 open_time,
                 close_time,
@@ -465,7 +470,7 @@ impl<'f> Cx<'f> {
                 // Bybit sends no trade count.
                 trades: None,
                 closed: w.confirm,
-            }),
+            })),
             Some(symbol.to_string()),
             ts,
         )))
@@ -549,7 +554,7 @@ impl<'f> Cx<'f> {
             fee_asset: w.fee_currency.map(|c| c.into_owned()).filter(|c| !c.is_empty()),
         };
         let category = self.category_of(w.category.as_deref());
-        Ok(Some(self.event(category, EventKind::UserTrade(trade), Some(w.symbol.into_owned()), ts)))
+        Ok(Some(self.event(category, EventKind::UserTrade(Box::new(trade)), Some(w.symbol.into_owned()), ts)))
     }
 
     fn position(&self, text: &str) -> Result<Option<Event>, DecodeError> {
@@ -576,7 +581,7 @@ impl<'f> Cx<'f> {
             isolated_wallet: if isolated { w.position_balance.0 } else { None },
         };
         let category = self.category_of(w.category.as_deref());
-        Ok(Some(self.event(category, EventKind::PositionUpdate(pos), Some(w.symbol.into_owned()), ts)))
+        Ok(Some(self.event(category, EventKind::PositionUpdate(Box::new(pos)), Some(w.symbol.into_owned()), ts)))
     }
 
     fn wallet(&self, text: &str, ts: Option<i64>) -> Result<Option<Event>, DecodeError> {

@@ -34,7 +34,8 @@ use std::collections::HashMap;
 
 use ferrofeed_model::event::{
     Balance, BalanceUpdate, BookDelta, BookSnapshot, Event, EventKind, IndexPrice, Kline, Level, MarkPrice,
-    OpenInterest, OrderUpdate, PositionSide, PositionUpdate, Side, Ticker, TopOfBook, Trade, UserTrade, Venue,
+    OpenInterest, OrderUpdate, PositionSide, PositionUpdate, Side, Ticker, TopOfBook, Trade, TradeExtra, UserTrade,
+    Venue,
 };
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -231,8 +232,7 @@ fn trades(cx: &Cx<'_>, text: &str, out: &mut Vec<Event>) -> Result<(), DecodeErr
         let side =
             side_of(&w.direction).ok_or_else(|| cx.invalid(W, format!("unknown direction {:?}", w.direction)))?;
         let ts = cx.ts(W, w.timestamp)?;
-        let trade = Trade {
-            trade_seq: Some(w.trade_seq),
+        let extra = TradeExtra {
             liquidation: w.liquidation.as_deref().map(str::to_string),
             block_trade_id: w.block_trade_id.map(|i| i.0),
             combo_id: w.combo_id.map(|i| i.0),
@@ -240,6 +240,10 @@ fn trades(cx: &Cx<'_>, text: &str, out: &mut Vec<Event>) -> Result<(), DecodeErr
             iv: w.iv.0,
             mark_price: w.mark_price.0,
             index_price: w.index_price.0,
+        };
+        let trade = Trade {
+            trade_seq: Some(w.trade_seq),
+            extra: (!extra.is_empty()).then(|| Box::new(extra)),
             ..Trade::new(w.trade_id.0, w.price.0, w.amount.0, side)
         };
         out.push(cx.event(cx.market, EventKind::Trade(trade), Some(w.instrument_name.to_ascii_uppercase()), ts));
@@ -292,7 +296,7 @@ fn ticker(cx: &Cx<'_>, text: &str, out: &mut Vec<Event>) -> Result<(), DecodeErr
             ask_price: w.best_ask_price.0,
             price_change_pct: stats.price_change.0,
         };
-        out.push(cx.event(cx.market, EventKind::Ticker(t), symbol.clone(), ts));
+        out.push(cx.event(cx.market, EventKind::Ticker(Box::new(t)), symbol.clone(), ts));
     }
     if let (Some(mark), Some(index)) = (w.mark_price.0, w.index_price.0) {
         let greeks = w.greeks.unwrap_or_default();
@@ -313,7 +317,7 @@ fn ticker(cx: &Cx<'_>, text: &str, out: &mut Vec<Event>) -> Result<(), DecodeErr
             rho: greeks.rho.0,
             ..MarkPrice::new(mark, index, w.current_funding.0, None)
         };
-        out.push(cx.event(cx.market, EventKind::MarkPrice(m), symbol.clone(), ts));
+        out.push(cx.event(cx.market, EventKind::MarkPrice(Box::new(m)), symbol.clone(), ts));
     }
     // Every push is the whole ticker, so every push reports the open
     // interest: USD for inverse futures and perpetuals, the base coin for
@@ -374,7 +378,12 @@ fn chart(cx: &Cx<'_>, channel: &str, text: &str, out: &mut Vec<Event>) -> Result
         trades: None,
         closed: false,
     };
-    out.push(cx.event(cx.market, EventKind::Kline(k), Some(instrument.to_ascii_uppercase()), Some(open_time)));
+    out.push(cx.event(
+        cx.market,
+        EventKind::Kline(Box::new(k)),
+        Some(instrument.to_ascii_uppercase()),
+        Some(open_time),
+    ));
     Ok(())
 }
 
@@ -404,7 +413,7 @@ fn push_trade(
     let t = user_trade(&w, amounts.get(&w.order_id.0).copied()).map_err(|r| cx.invalid(W, r))?;
     let ts = cx.ts(W, w.timestamp)?;
     let market = Market::of_instrument(&w.instrument_name);
-    out.push(cx.event(market, EventKind::UserTrade(t), Some(w.instrument_name.to_ascii_uppercase()), ts));
+    out.push(cx.event(market, EventKind::UserTrade(Box::new(t)), Some(w.instrument_name.to_ascii_uppercase()), ts));
     Ok(())
 }
 
@@ -450,7 +459,7 @@ fn user(cx: &Cx<'_>, channel: &str, text: &str, out: &mut Vec<Event>) -> Result<
                 let market = Market::of_instrument(&p.instrument_name);
                 out.push(cx.event(
                     market,
-                    EventKind::PositionUpdate(u),
+                    EventKind::PositionUpdate(Box::new(u)),
                     Some(p.instrument_name.to_ascii_uppercase()),
                     None,
                 ));

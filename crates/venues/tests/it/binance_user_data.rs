@@ -234,7 +234,7 @@ fn spot_list_status() {
             },
         ],
     };
-    assert_eq!(e.kind, EventKind::OrderListUpdate(want));
+    assert_eq!(e.kind, EventKind::OrderListUpdate(Box::new(want)));
 }
 
 #[test]
@@ -368,7 +368,7 @@ fn futures_account_update_yields_balances_and_one_event_per_position() {
     ];
     for (e, want) in events[1..].iter().zip(want) {
         assert_eq!(e.symbol.as_deref(), Some("BTCUSDT"));
-        assert_eq!(e.kind, EventKind::PositionUpdate(want));
+        assert_eq!(e.kind, EventKind::PositionUpdate(Box::new(want)));
     }
     let v = serde_json::to_value(&events[3]).expect("json");
     assert_eq!((v["amount"].as_str(), v["unrealized_pnl"].as_str()), (Some("-10"), Some("-1423.15600")));
@@ -406,7 +406,7 @@ fn futures_trade_lite_from_the_documented_fields() {
         fee: None,
         fee_asset: None,
     };
-    assert_eq!(e.kind, EventKind::UserTrade(want));
+    assert_eq!(e.kind, EventKind::UserTrade(Box::new(want)));
     let v = serde_json::to_value(&e).expect("json");
     assert_eq!((v["type"].as_str(), v["order_price"].as_str()), (Some("user_trade"), Some("0")));
     assert!(v.get("fee").is_none() && v.get("fee_asset").is_none(), "{v}");

@@ -73,12 +73,13 @@ fn trades_keep_their_sequence_and_extras() {
     assert_eq!(t.trade_id, "403691824");
     assert_eq!((t.price, t.qty, t.side), (d("92294.5"), d("10.0"), Side::Sell));
     assert_eq!(t.qty.to_string(), "10.0", "scale of the number's text kept");
-    assert_eq!((t.trade_seq, t.combo_trade_id.as_deref()), (Some(271_252_854), Some("43")));
-    assert_eq!((t.mark_price, t.index_price), (Some(d("92287.11")), Some(d("92276.75"))));
-    assert_eq!((t.liquidation.as_deref(), t.combo_id.as_deref(), t.iv), (None, None, None));
+    let x = t.extra();
+    assert_eq!((t.trade_seq, x.combo_trade_id.as_deref()), (Some(271_252_854), Some("43")));
+    assert_eq!((x.mark_price, x.index_price), (Some(d("92287.11")), Some(d("92276.75"))));
+    assert_eq!((x.liquidation.as_deref(), x.combo_id.as_deref(), x.iv), (None, None, None));
     let EventKind::Trade(t) = &v[1].kind else { panic!("{v:?}") };
     assert_eq!((t.trade_id.as_str(), t.price, t.qty), ("403691825", d("92288.5"), d("750.0")));
-    assert_eq!((t.trade_seq, t.combo_trade_id.as_deref()), (Some(271_252_855), None));
+    assert_eq!((t.trade_seq, t.extra().combo_trade_id.as_deref()), (Some(271_252_855), None));
     assert_eq!(classify("trades.json"), data("trades.BTC-PERPETUAL.100ms", Some(Seq::range(271_252_854, 271_252_855))));
     let line = serde_json::to_value(&v[0]).unwrap();
     assert_eq!((line["trade_seq"].as_u64(), line["price"].as_str()), (Some(271_252_854), Some("92294.5")));
