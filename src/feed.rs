@@ -388,17 +388,71 @@ struct Tally {
     streams: NameMap<MarketId, NameMap<Arc<str>, StreamStats>>,
     /// Events counted since the last publication.
     pending: u32,
+    /// The route of the last data frame and its counts not yet in `conns`
+    /// and `streams`: frames of one stream usually come in runs, and a run
+    /// then costs no map lookup per frame.
+    hot: Option<Hot>,
+}
+
+/// Where the frames of one stream of one connection go, with their counts
+/// since they were last added to the [`Tally`]'s maps.
+#[derive(Debug)]
+struct Hot {
+    conn: u64,
+    /// Compared by pointer: the engine shares one name per subscribed stream.
+    stream: Arc<str>,
+    market: MarketId,
+    tracked: bool,
+    raw: bool,
+    messages: u64,
+    bytes: u64,
+    last_ns: i64,
+}
+
+impl Hot {
+    fn is(&self, conn: u64, stream: &Arc<str>) -> bool {
+        self.conn == conn && Arc::ptr_eq(&self.stream, stream)
+    }
 }
 
 /// Events between two publications of the [`Tally`] at most.
 const PUBLISH_EVERY: u32 = 1024;
 
 impl Tally {
+    /// Adds the hot route's counts to the maps (the route stays).
+    fn settle(&mut self) {
+        let Some(h) = self.hot.as_mut() else { return };
+        if h.messages == 0 {
+            return;
+        }
+        let (messages, bytes) = (std::mem::take(&mut h.messages), std::mem::take(&mut h.bytes));
+        let c = self.conns.entry((h.market.venue_name(), h.conn)).or_insert((h.market, 0, 0));
+        c.1 += messages;
+        c.2 += bytes;
+        if h.tracked || h.raw {
+            // Only streams someone subscribed get an entry.
+            let streams = self.streams.entry(h.market).or_default();
+            let s = match streams.get_mut(&*h.stream) {
+                Some(s) => s,
+                None => streams.entry(h.stream.clone()).or_default(),
+            };
+            s.messages += messages;
+            s.last_ns = s.last_ns.max(h.last_ns);
+        }
+    }
+
+    /// Settles and forgets the hot route (what it knew may have changed).
+    fn forget_route(&mut self) {
+        self.settle();
+        self.hot = None;
+    }
+
     /// Adds the counts to `st` and starts again from zero.
     fn publish(&mut self, st: &mut FeedStats) {
         if self.pending == 0 {
             return;
         }
+        self.settle();
         self.pending = 0;
         st.events += std::mem::take(&mut self.events);
         for (name, n) in &mut self.by_type {
@@ -520,6 +574,7 @@ impl Feed {
         let market = market.into();
         let spec = Client::spec(market)?;
         self.client.subscribe(market, streams).await?;
+        self.forget_route();
         self.decoders.entry(market).or_insert_with(|| spec.decoder(market.market));
         for s in streams {
             *self.raw.entry(market).or_default().entry(s.clone()).or_default() += 1;
@@ -547,6 +602,7 @@ impl Feed {
         let market = market.into();
         let mine: Vec<String> = streams.iter().filter(|s| self.is_raw(market, s)).cloned().collect();
         self.client.unsubscribe(market, &mine).await?;
+        self.forget_route();
         let Some(refs) = self.raw.get_mut(&market) else { return Ok(()) };
         for s in mine {
             if let Some(n) = refs.get_mut(&s) {
@@ -564,6 +620,12 @@ impl Feed {
         Ok(())
     }
 
+    /// Forgets the hot route: whether its stream is tracked or subscribed
+    /// may have changed.
+    fn forget_route(&mut self) {
+        self.tally.get_mut().unwrap_or_else(PoisonError::into_inner).forget_route();
+    }
+
     /// Whether `stream` of `market` was subscribed through the feed.
     fn is_raw(&self, market: MarketId, stream: &str) -> bool {
         self.raw.get(&market).is_some_and(|m| m.contains_key(stream))
@@ -574,6 +636,7 @@ impl Feed {
     pub async fn track_book(&mut self, market: impl Into<MarketId>, symbol: &str) -> Result<(), Error> {
         let market = market.into();
         let stream = self.books.track(&mut self.client, market, symbol)?;
+        self.forget_route();
         Ok(self.client.subscribe(market, &[stream]).await?)
     }
 
@@ -611,17 +674,16 @@ impl Feed {
         }
     }
 
-    fn handle(&mut self, mut ev: EngineEvent) {
+    /// The route of an engine event that is not a frame of the hot route
+    /// (see [`Tally::hot`]), counted; `None` for a connection the client does
+    /// not know.
+    fn route(&mut self, ev: &EngineEvent, received_ns: i64) -> Option<(MarketId, bool, bool)> {
         let Some(market) = self.client.market_of_conn(ev.conn) else {
             // Every connection belongs to one of the client's pools.
             tracing::warn!(conn = ev.conn, "event of an unknown connection");
-            return;
+            return None;
         };
         let venue = market.venue_name();
-        let received_ns = match &ev.kind {
-            EngineKind::Data { received, .. } => ns(*received),
-            _ => now_ns(),
-        };
         let tracked = match &ev.kind {
             EngineKind::Data { stream, .. } => self.books.stream_symbol(market, stream).is_some(),
             EngineKind::Gap { stream, .. } => self.books.stream_symbol(market, stream).is_some(),
@@ -632,19 +694,17 @@ impl Feed {
         let tally = self.tally.get_mut().unwrap_or_else(PoisonError::into_inner);
         if let EngineKind::Data { payload, stream, .. } = &ev.kind {
             // Counted in this task and published now and then.
-            let c = tally.conns.entry((venue, ev.conn)).or_insert((market, 0, 0));
-            c.1 += 1;
-            c.2 += payload.len() as u64;
-            // Only streams someone subscribed get an entry.
-            if tracked || raw {
-                let streams = tally.streams.entry(market).or_default();
-                let s = match streams.get_mut(&**stream) {
-                    Some(s) => s,
-                    None => streams.entry(stream.clone()).or_default(),
-                };
-                s.messages += 1;
-                s.last_ns = received_ns;
-            }
+            tally.settle();
+            tally.hot = Some(Hot {
+                conn: ev.conn,
+                stream: stream.clone(),
+                market,
+                tracked,
+                raw,
+                messages: 1,
+                bytes: payload.len() as u64,
+                last_ns: received_ns,
+            });
             tally.pending += 1;
         } else {
             let mut st = self.stats.lock();
@@ -671,6 +731,34 @@ impl Feed {
                 _ => {}
             }
         }
+        Some((market, tracked, raw))
+    }
+
+    fn handle(&mut self, mut ev: EngineEvent) {
+        let received_ns = match &ev.kind {
+            EngineKind::Data { received, .. } => ns(*received),
+            _ => now_ns(),
+        };
+        // A frame of the same stream and connection as the last one: its
+        // route is known and it is counted without a lookup.
+        let tally = self.tally.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let hit = match (&ev.kind, tally.hot.as_mut()) {
+            (EngineKind::Data { stream, payload, .. }, Some(h)) if h.is(ev.conn, stream) => {
+                h.messages += 1;
+                h.bytes += payload.len() as u64;
+                h.last_ns = received_ns;
+                tally.pending += 1;
+                Some((h.market, h.tracked, h.raw))
+            }
+            _ => None,
+        };
+        let (market, tracked, raw) = match hit {
+            Some(route) => route,
+            None => match self.route(&ev, received_ns) {
+                Some(route) => route,
+                None => return,
+            },
+        };
         // Status first: a gap or a disconnect precedes the book's resync.
         let symbol = match &ev.kind {
             EngineKind::Gap { stream, .. } | EngineKind::SubscriptionFailed { stream, .. } => {
@@ -704,10 +792,7 @@ impl Feed {
             self.book_stats();
             self.out.extend(self.scratch.drain(..));
         }
-        if raw
-            && let EngineKind::Data { stream, payload, .. } = &ev.kind
-            && let Some(d) = self.decoders.get_mut(&market)
-        {
+        if raw && let EngineKind::Data { stream, payload, .. } = &ev.kind {
             let before = self.scratch.len();
             let result = match decoded {
                 Decoded::Events(events) => {
@@ -715,7 +800,12 @@ impl Feed {
                     Ok(())
                 }
                 Decoded::Failed(why) => Err(why),
-                Decoded::No => d.decode(payload, received_ns, &mut self.scratch).map_err(|e| e.to_string()),
+                // A feed's connections decode (`ClientConfig::decode`); a
+                // connection without a reader is decoded here.
+                Decoded::No => match self.decoders.get_mut(&market) {
+                    Some(d) => d.decode(payload, received_ns, &mut self.scratch).map_err(|e| e.to_string()),
+                    None => Ok(()),
+                },
             };
             if let Err(e) = result {
                 self.scratch.truncate(before);
