@@ -760,22 +760,25 @@ mod tests {
     /// trades, numeric trade ids, a restart's `u == 1` delta, `seq: null`,
     /// the simulator's load trade.
     const SHAPES: [&str; 9] = [
-        r#"{"topic":"publicTrade.BTCUSDT","ts":1672304486868,"type":"snapshot","data":[{"i":"2290000000061666327","T":1672304486865,"p":"16824.36","v":"0.0001","S":"Buy","s":"BTCUSDT","BT":false,"RPI":false,"seq":1}]}"#,
+        r#"{"topic":"publicTrade.BTCUSDT","ts":1700000000123,"type":"snapshot","data":[{"i":"2280000000012345678","T":1700000000121,"p":"67321.4","v":"0.0002","S":"Buy","s":"BTCUSDT","BT":false,"RPI":false,"seq":1}]}"#,
         r#"{"topic":"publicTrade.BTCUSDT","type":"snapshot","ts":1,"data":[{"T":1,"s":"BTCUSDT","S":"Buy","v":"1","p":"2","i":"a"},{"T":2,"s":"BTCUSDT","S":"Sell","v":"0.10","p":"2.50","i":"b"},{"T":3,"s":"BTCUSDT","S":"Buy","v":"3","p":"4","i":7}]}"#,
-        r#"{"id":"publicTrade.BTC-3414637898-1680652922102","topic":"publicTrade.BTC","ts":1680652922102,"data":[{"p":"985","v":"0.01","i":"a6d9b7b1-e3c4-5c7f-8f0b-7d4ab1b6ef2e","T":1680652922081,"BT":false,"s":"BTC-6APR23-30000-C","S":"Sell","mP":"961.48","iP":"28474.18","mIv":"0.4","iv":"0.4"}],"type":"snapshot"}"#,
+        r#"{"id":"publicTrade.BTC-42-1700000000200","topic":"publicTrade.BTC","ts":1700000000200,"data":[{"p":"1210","v":"0.02","i":"0b6e2c1a-7d3f-5e90-a1b2-c3d4e5f60718","T":1700000000190,"BT":false,"s":"BTC-29DEC23-40000-C","S":"Sell","mP":"1201.5","iP":"37000.1","mIv":"0.5","iv":"0.51"}],"type":"snapshot"}"#,
         r#"{"topic":"orderbook.50.BTCUSDT","type":"delta","ts":1,"data":{"s":"BTCUSDT","b":[],"a":[["2","0"]],"u":1,"seq":null},"cts":2}"#,
         r#"{"topic":"orderbook.1.BTCUSDT","ts":5,"type":"snapshot","data":{"s":"BTCUSDT","b":[["1.0","2"]],"a":[["1.5","3"]],"u":9,"seq":10}}"#,
         r#"{"data":{"s":"X","b":[],"a":[],"u":3},"topic":"orderbook.200.X","type":"delta","ts":1}"#,
         r#"{"topic":"publicTrade.LOADUSDT","type":"snapshot","ts":1111111111111,"data":[{"T":1111111111111,"s":"LOADUSDT","S":"Buy","v":"0.001","p":"100.00","L":"PlusTick","i":"2222222222222","BT":false,"RPI":false,"seq":2222222222222}]}"#,
         r#"{"topic":"publicTrade.X","type":"snapshot","ts":1,"data":[]}"#,
-        r#"{"topic":"orderbook.25.BTC-6APR23-30000-C","ts":1,"type":"delta","data":{"s":"BTC-6APR23-30000-C","b":[["5","1"]],"a":[],"u":4,"seq":5},"cts":1}"#,
+        r#"{"topic":"orderbook.25.BTC-29DEC23-40000-C","ts":1,"type":"delta","data":{"s":"BTC-29DEC23-40000-C","b":[["5","1"]],"a":[],"u":4,"seq":5},"cts":1}"#,
     ];
 
     /// The fields and fragments the Bybit readers care about, for
     /// `scan::mutants`.
-    const TOKENS: [&str; 15] = [
+    const TOKENS: [&str; 18] = [
         "\"op\":\"ping\",",
         "\"success\":true,",
+        "\"success\":1,",
+        "\"retCode\":\"x\",",
+        "\"i\":1,",
         "\"req_id\":\"1\",",
         "\"ret_msg\":\"\",",
         "\"topic\":\"x\",",
