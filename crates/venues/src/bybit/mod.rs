@@ -773,7 +773,8 @@ mod tests {
 
     /// The fields and fragments the Bybit readers care about, for
     /// `scan::mutants`.
-    const TOKENS: [&str; 18] = [
+    const TOKENS: [&str; 19] = [
+        "\"markPrice\":\"\",",
         "\"op\":\"ping\",",
         "\"success\":true,",
         "\"success\":1,",
@@ -823,10 +824,10 @@ mod tests {
         assert_eq!(read.decoded, reference.decoded, "read and decode differ on {frame:?}");
         assert_eq!(one, two, "read and decode give other events on {frame:?}");
         let mut fast = Vec::new();
-        match normalize::read_fast(category, frame, 7, &mut fast) {
-            Some((topic, seq)) => {
+        match normalize::read_fast(category, frame, 7, &mut normalize::Tickers::new(), &mut fast) {
+            Some((topic, seq, decoded)) => {
                 assert_eq!(Inbound::Data { stream: Cow::Borrowed(topic), seq }, classify_slow(frame), "{frame:?}");
-                assert_eq!(reference.decoded, Some(Ok(())), "{frame:?}");
+                assert_eq!(Some(decoded.map_err(|e| e.to_string())), reference.decoded, "{frame:?}");
                 assert_eq!(fast, two, "one pass and decode differ on {frame:?}");
                 true
             }
@@ -853,12 +854,14 @@ mod tests {
                 fast |= read_agrees(category, &text);
             }
             let classified = classify_agrees(&text);
-            // Every trade and book frame (the `.jsonc` docs sample is not
-            // JSON) takes the one pass, in every category.
+            // Every trade, book and ticker frame (the `.jsonc` docs sample
+            // is not JSON) takes the one pass, in every category.
             let topic = serde_json::from_str::<serde_json::Value>(&text)
                 .ok()
                 .and_then(|v| v.get("topic").and_then(|t| t.as_str().map(str::to_string)));
-            if topic.as_deref().is_some_and(|t| t.starts_with("publicTrade.") || t.starts_with("orderbook.")) {
+            if topic.as_deref().is_some_and(|t| {
+                t.starts_with("publicTrade.") || t.starts_with("orderbook.") || t.starts_with("tickers.")
+            }) {
                 assert!(fast, "{name} missed the one pass");
                 hot += 1;
             }
@@ -868,8 +871,8 @@ mod tests {
                 corpus.push(text);
             }
         }
-        // The recorded book (414 frames) and the trade and book files.
-        assert!(hot >= 420, "{hot} frames took the one pass");
+        // The recorded book (414 frames) and the trade, book and ticker files.
+        assert!(hot >= 430, "{hot} frames took the one pass");
         // Mutate the small frames at every position; each mutant is read in
         // one category (they differ only in the events' market).
         let (mut answered, mut classified, mut k) = (0usize, 0usize, 0usize);
@@ -883,6 +886,50 @@ mod tests {
         // The mutations reach both sides of the one pass.
         assert!(answered > 5_000 && answered < k, "{answered} of {k}");
         assert!(classified > 5_000 && classified < k, "{classified} of {k}");
+    }
+
+    /// Ticker frames carry state (deltas merge into the last snapshot): a
+    /// decoder that reads in one pass and one that classifies and decodes,
+    /// each fed the same sequence, give the same results at every step,
+    /// through mutated frames, an unknown symbol's delta and a next funding
+    /// time out of range (which fails after the merge).
+    #[test]
+    fn ticker_state_follows_the_same_sequence_in_one_pass() {
+        use crate::seam::{VenueSpec, classify_then_decode};
+        let snapshot = r#"{"topic":"tickers.BTCUSDT","type":"snapshot","data":{"symbol":"BTCUSDT","tickDirection":"PlusTick","lastPrice":"67321.40","prevPrice24h":"66000.00","highPrice24h":"68000.00","lowPrice24h":"65000.00","volume24h":"1234.567","turnover24h":"83000000.1","bid1Price":"67321.30","ask1Price":"67321.40","markPrice":"67321.00","indexPrice":"67320.10","fundingRate":"0.0001","nextFundingTime":"1700006400000","openInterest":"52000.1","openInterestValue":"3500000000.5"},"cs":1,"ts":1700000000000}"#;
+        let delta = r#"{"topic":"tickers.BTCUSDT","type":"delta","data":{"symbol":"BTCUSDT","markPrice":"67322.00","openInterest":"52000.2","fundingRate":""},"cs":2,"ts":1700000000100}"#;
+        let quiet = r#"{"topic":"tickers.BTCUSDT","type":"delta","data":{"symbol":"BTCUSDT","tickDirection":"MinusTick"},"cs":3,"ts":1700000000200}"#;
+        let far = r#"{"topic":"tickers.BTCUSDT","type":"delta","data":{"symbol":"BTCUSDT","nextFundingTime":"99999999999999"},"cs":4,"ts":1700000000300}"#;
+        let other =
+            r#"{"topic":"tickers.ETHUSDT","type":"delta","data":{"symbol":"ETHUSDT","lastPrice":"1"},"cs":5,"ts":1}"#;
+        let mut frames: Vec<String> =
+            [snapshot, delta, delta, quiet, far, delta, other, snapshot, delta].iter().map(|f| f.to_string()).collect();
+        for f in ["tickers_snapshot.linear.json", "tickers_delta.linear.json", "docs/tickers.LinearPerpetual.docs.json"]
+        {
+            frames.push(fixture(f));
+        }
+        crate::scan::mutants(delta, &TOKENS, |m| frames.push(m.to_string()));
+        frames.push(snapshot.to_string());
+        crate::scan::mutants(quiet, &TOKENS, |m| frames.push(m.to_string()));
+        for category in [Category::Linear, Category::Option] {
+            let rules = BybitRules::public(category);
+            let mut one = spec::Bybit.decoder(category.market_type());
+            let mut two = spec::Bybit.decoder(category.market_type());
+            let (mut fast, mut failed) = (0, 0);
+            for f in &frames {
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                let read = one.read(&rules, f, 7, &mut a);
+                let reference = classify_then_decode(two.as_mut(), &rules, f, 7, &mut b);
+                assert_eq!(read.inbound, reference.inbound, "{f}");
+                assert_eq!(read.decoded, reference.decoded, "{f}");
+                assert_eq!(a, b, "{f}");
+                fast += usize::from(
+                    normalize::read_fast(category, f, 7, &mut normalize::Tickers::new(), &mut Vec::new()).is_some(),
+                );
+                failed += usize::from(matches!(reference.decoded, Some(Err(_))));
+            }
+            assert!(fast > 1000 && failed > 100, "{fast} {failed}");
+        }
     }
 
     #[test]

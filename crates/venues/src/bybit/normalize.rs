@@ -250,6 +250,8 @@ enum Hot {
     Trades,
     /// `orderbook.*`: a snapshot or delta.
     Book,
+    /// `tickers.*`: a snapshot or delta, merged into the ticker state.
+    Ticker,
 }
 
 /// The hot topic a topic name is, as [`decode`] and
@@ -262,32 +264,40 @@ fn hot(topic: &str) -> Option<Hot> {
     }
     match topic.split_once('.').map_or(topic, |(name, _)| name) {
         "publicTrade" => Some(Hot::Trades),
+        "tickers" => Some(Hot::Ticker),
         _ => None,
     }
 }
 
 /// One pass over a frame of a hot topic (`publicTrade.*`, `orderbook.*`,
-/// issue 22): its topic, the sequence [`super::BybitRules::classify`] reads
-/// from it, and the events [`decode`] makes of it, appended to `out`.
-/// `None` (with `out` as it was) wherever either of them would take another
-/// path or fail: the caller then runs both, so the results are the same
-/// either way (tests compare them on every fixture and on single-character
-/// mutations of them).
+/// `tickers.*`; issue 22): its topic, the sequence
+/// [`super::BybitRules::classify`] reads from it, and what [`decode`] makes
+/// of it: the events, appended to `out`, or its error (nothing appended).
+/// `None` (with `out` and `tickers` as they were) wherever either of them
+/// would take another path or fail before the ticker merge: the caller then
+/// runs both, so the results are the same either way (tests compare them on
+/// every fixture, on single-character mutations of them, and on ticker
+/// sequences).
 pub(crate) fn read_fast<'a>(
     category: Category,
     frame: &'a str,
     received_ns: i64,
+    tickers: &mut Tickers,
     out: &mut Vec<Event>,
-) -> Option<(&'a str, Option<Seq>)> {
+) -> Option<(&'a str, Option<Seq>, Result<(), DecodeError>)> {
     let before = out.len();
-    let read = read_hot(&Cx { category, received_ns, frame }, out);
-    if read.is_none() {
+    let read = read_hot(&Cx { category, received_ns, frame }, tickers, out);
+    if !matches!(read, Some((_, _, Ok(())))) {
         out.truncate(before);
     }
     read
 }
 
-fn read_hot<'a>(cx: &Cx<'a>, out: &mut Vec<Event>) -> Option<(&'a str, Option<Seq>)> {
+fn read_hot<'a>(
+    cx: &Cx<'a>,
+    tickers: &mut Tickers,
+    out: &mut Vec<Event>,
+) -> Option<(&'a str, Option<Seq>, Result<(), DecodeError>)> {
     let frame = cx.frame;
     let mut sc = Scan::new(frame);
     let mut seen = 0u8;
@@ -344,11 +354,18 @@ fn read_hot<'a>(cx: &Cx<'a>, out: &mut Vec<Event>) -> Option<(&'a str, Option<Se
         sc.end()?;
     }
     match data? {
-        Payload::Trades => Some((topic, None)),
+        Payload::Trades => Some((topic, None, Ok(()))),
         Payload::Book(w) => {
             let seq = super::book_seq(kind, w.u);
             out.push(cx.book_event(w, kind, cts.or(ts)).ok()?);
-            Some((topic, seq))
+            Some((topic, seq, Ok(())))
+        }
+        Payload::Ticker(w) => {
+            // What fails before the merge is left to the general path.
+            if !matches!(kind, Some("snapshot" | "delta")) || cx.ms(ts, "tickers").is_err() {
+                return None;
+            }
+            Some((topic, None, cx.ticker_events(w, kind, ts, tickers, out)))
         }
     }
 }
@@ -358,6 +375,7 @@ fn read_hot<'a>(cx: &Cx<'a>, out: &mut Vec<Event>) -> Option<(&'a str, Option<Se
 enum Payload<'a> {
     Trades,
     Book(BookW<'a>),
+    Ticker(TickerW<'a>),
 }
 
 fn levels(v: Vec<WireLevel>) -> Vec<Level> {
@@ -514,10 +532,25 @@ impl<'f> Cx<'f> {
             return Err(self.invalid(W, "missing field `data`".into()));
         };
         let w: TickerW<'_> = parse(data.get()).map_err(|r| self.invalid(W, r))?;
-        let ts = self.ms(env.ts.0, W)?;
+        self.ticker_events(w, env.kind.as_deref(), env.ts.0, tickers, out)
+    }
+
+    /// The events of `tickers` data `w` in an envelope of `type` `kind`,
+    /// stamped `ts_ms`, merged into `tickers`. Only the next funding time
+    /// can fail after the merge (out of range).
+    fn ticker_events(
+        &self,
+        w: TickerW<'_>,
+        kind: Option<&str>,
+        ts_ms: Option<i64>,
+        tickers: &mut Tickers,
+        out: &mut Vec<Event>,
+    ) -> Result<(), DecodeError> {
+        const W: &str = "tickers";
+        let ts = self.ms(ts_ms, W)?;
         let key = (self.category, w.symbol.to_string());
-        let delta = env.kind.as_deref() == Some("delta");
-        let (state, touched) = match env.kind.as_deref() {
+        let delta = kind == Some("delta");
+        let (state, touched) = match kind {
             Some("snapshot") => {
                 let mut s = TickerState::default();
                 let touched = s.merge(&w);
@@ -747,7 +780,7 @@ mod scan {
     use ferrofeed_model::event::{Event, Level};
     use rust_decimal::Decimal;
 
-    use super::super::wire::{AnyId, BookW, Dec, TradeW, WireLevel};
+    use super::super::wire::{AnyId, BookW, Dec, DecOrEmpty, Ms, TickerW, TradeW, WireLevel};
     use super::{Cx, Hot, Payload};
     use crate::scan::{Lit, Scan};
 
@@ -767,7 +800,80 @@ mod scan {
                 Some(Payload::Trades)
             }
             Hot::Book => book(sc).map(Payload::Book),
+            Hot::Ticker => ticker(sc).map(Payload::Ticker),
         }
+    }
+
+    /// A present decimal field, as `Option<DecOrEmpty>` reads it: a decimal
+    /// string, or `""` for none (`null`, absence to serde, is left to it).
+    fn dec_or_empty(sc: &mut Scan<'_>) -> Option<Option<DecOrEmpty>> {
+        let text = sc.str()?;
+        if text.is_empty() {
+            return Some(Some(DecOrEmpty(None)));
+        }
+        Decimal::from_str_exact(text).ok().map(|d| Some(DecOrEmpty(Some(d))))
+    }
+
+    /// A present time field, as `Option<Ms>` reads it: a plain integer, a
+    /// string `str::parse` reads as an `i64`, or `""` for none.
+    fn ms(sc: &mut Scan<'_>) -> Option<Option<Ms>> {
+        if sc.peek()? != b'"' {
+            return Some(Some(Ms(Some(sc.int()?))));
+        }
+        let text = sc.str()?;
+        if text.is_empty() {
+            return Some(Some(Ms(None)));
+        }
+        text.parse::<i64>().ok().map(|v| Some(Ms(Some(v))))
+    }
+
+    /// `tickers` data, as `TickerW` reads it (a `u`, which classification's
+    /// `DataHead` reads, and `successTopics` or `failTopics` are left to serde).
+    fn ticker<'a>(sc: &mut Scan<'a>) -> Option<TickerW<'a>> {
+        let mut seen = 0u32;
+        let mut w = TickerW::default();
+        let mut symbol = None;
+        sc.object(|sc, key| {
+            let (bit, slot) = match key {
+                "symbol" => {
+                    once32(&mut seen, 1)?;
+                    symbol = Some(sc.str()?);
+                    return Some(());
+                }
+                "nextFundingTime" => {
+                    once32(&mut seen, 2)?;
+                    w.next_funding_time = ms(sc)?;
+                    return Some(());
+                }
+                "lastPrice" => (4, &mut w.last_price),
+                "prevPrice24h" => (8, &mut w.prev_price24h),
+                "highPrice24h" => (16, &mut w.high_price24h),
+                "lowPrice24h" => (32, &mut w.low_price24h),
+                "volume24h" => (64, &mut w.volume24h),
+                "turnover24h" => (128, &mut w.turnover24h),
+                "bid1Price" => (256, &mut w.bid1_price),
+                "ask1Price" => (512, &mut w.ask1_price),
+                "bidPrice" => (1024, &mut w.bid_price),
+                "askPrice" => (2048, &mut w.ask_price),
+                "markPrice" => (4096, &mut w.mark_price),
+                "indexPrice" => (8192, &mut w.index_price),
+                "fundingRate" => (16384, &mut w.funding_rate),
+                "openInterest" => (32768, &mut w.open_interest),
+                "openInterestValue" => (65536, &mut w.open_interest_value),
+                "u" | "successTopics" | "failTopics" => return None,
+                _ => return sc.skip_value(2),
+            };
+            once32(&mut seen, bit)?;
+            *slot = dec_or_empty(sc)?;
+            Some(())
+        })?;
+        w.symbol = Cow::Borrowed(symbol?);
+        Some(w)
+    }
+
+    /// [`once`] for up to 32 fields.
+    fn once32(seen: &mut u32, bit: u32) -> Option<()> {
+        (*seen & bit == 0).then(|| *seen |= bit)
     }
 
     /// A decimal string, exactly as `Dec` reads it.

@@ -77,12 +77,17 @@ impl Decoder for BybitDecoder {
         Ok(())
     }
 
-    /// Trades and order-book frames in one pass (issue 22,
+    /// Trade, order-book and ticker frames in one pass (issue 22,
     /// `normalize::read_fast`); everything else in two, with the same
     /// results.
     fn read<'a>(&mut self, rules: &dyn VenueRules, frame: &'a str, received_ns: i64, out: &mut Vec<Event>) -> Read<'a> {
-        if let Some((topic, seq)) = normalize::read_fast(self.category, frame, received_ns, out) {
-            return Read { inbound: Inbound::Data { stream: Cow::Borrowed(topic), seq }, decoded: Some(Ok(())) };
+        if let Some((topic, seq, decoded)) =
+            normalize::read_fast(self.category, frame, received_ns, &mut self.tickers, out)
+        {
+            return Read {
+                inbound: Inbound::Data { stream: Cow::Borrowed(topic), seq },
+                decoded: Some(decoded.map_err(|e| e.to_string())),
+            };
         }
         classify_then_decode(self, rules, frame, received_ns, out)
     }
