@@ -371,7 +371,10 @@ fn read_hot<'a>(
 }
 
 /// What [`read_hot`] read from `data`: trades are appended to the events at
-/// once; a book waits for the envelope's `type` and times.
+/// once; a book or ticker waits for the envelope's `type` and times.
+// One short-lived value per frame, on the stack: boxing the ticker would
+// cost an allocation per ticker frame.
+#[allow(clippy::large_enum_variant)]
 enum Payload<'a> {
     Trades,
     Book(BookW<'a>),
