@@ -33,6 +33,11 @@
 //! sequence `seq` orders data across depths but is not consecutive; it is not
 //! used for gap detection. Trades, tickers, klines, liquidations and private
 //! topics carry nothing the engine can track.
+//!
+//! Data frames are classified by a validating scan that skips the payload
+//! (except a book's `u`); control frames and anything unusual go through
+//! serde. The decoder reads trade, book and ticker frames in one pass
+//! (`normalize::read_fast`, issue 22).
 
 pub mod auth;
 pub mod book;

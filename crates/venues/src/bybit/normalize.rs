@@ -40,6 +40,14 @@
 //! is merged and gives no event; a message that sets fields the events
 //! carry but completes none of them is `unknown`, keeping the frame.
 //!
+//! **One pass (issue 22).** `read_fast`, behind the decoder's
+//! `Decoder::read`, reads `publicTrade`, `orderbook` and `tickers` frames
+//! once with the validating scanner (`crate::scan`): the topic, the book
+//! sequence the rules' `classify` gives, and the events `decode` gives,
+//! through the same event code. Anything it does not read exactly as serde
+//! would goes to `classify` and `decode`; tests compare both on every
+//! fixture and on mutations of them.
+//!
 //! Frames without a topic (acks, pongs, auth answers), topics this module
 //! does not model (`execution.fast`, `greeks`, `dcp`, the legacy
 //! `liquidation`, ...) and executions that are not trades (`execType`
@@ -303,7 +311,8 @@ fn read_hot<'a>(
     let mut seen = 0u8;
     let (mut topic, mut kind, mut ts, mut cts) = (None, None, None, None);
     // The payload, read as soon as the topic says what it is (the venue
-    // sends `topic` first), else found and read after the envelope.
+    // sends `topic` first; another topic ends the pass there), else found
+    // and read after the envelope.
     let mut data: Option<Payload<'a>> = None;
     let mut later: Option<&'a str> = None;
     sc.object(|sc, key| {
@@ -330,8 +339,8 @@ fn read_hot<'a>(
             }
             "data" => {
                 scan::once(&mut seen, 32)?;
-                match topic.and_then(hot) {
-                    Some(h) => data = Some(scan::payload(cx, h, sc, out)?),
+                match topic.map(hot) {
+                    Some(h) => data = Some(scan::payload(cx, h?, sc, out)?),
                     None => {
                         let start = sc.offset();
                         sc.skip_value(1)?;
