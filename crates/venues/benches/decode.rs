@@ -13,12 +13,15 @@
 //! - `envelope_dec/*`: the whole combined frame in one pass into
 //!   `{stream, data: <typed payload with decimals>}`: what a single-pass hot
 //!   path would cost with each parser.
+//! - `read/*`: classify and decode, in two passes and in the venue's one
+//!   pass (issue 22), Binance and Bybit.
 //! - `decimal/*`: `Decimal::from_str` and `from_str_exact` on typical prices
 //!   and quantities.
 //!
 //! The crate's wire structs are private, so the bench declares equivalent
 //! borrowed structs. Frames are written here in Binance's shape (combined
-//! `/stream` envelope); the depth diffs carry 10 levels (5 bids, 5 asks).
+//! `/stream` envelope) and Bybit's (`topic`, `type`, `ts`, `data`); the depth
+//! diffs carry 10 levels (5 bids, 5 asks).
 //!
 //! Run: `cargo bench -p ferrofeed-venues --bench decode`.
 
@@ -30,10 +33,13 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use ferrofeed_model::event::EventKind;
-use ferrofeed_model::rules::VenueRules;
+use ferrofeed_model::event::{EventKind, MarketType};
+use ferrofeed_model::rules::{Inbound, VenueRules};
+use ferrofeed_venues::VenueSpec;
 use ferrofeed_venues::binance::normalize::decode;
 use ferrofeed_venues::binance::{BinanceRules, Market};
+use ferrofeed_venues::bybit::spec::Bybit;
+use ferrofeed_venues::bybit::{BybitRules, Category};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
@@ -54,6 +60,15 @@ const FUT_DEPTH: &str = r#"{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpd
 
 /// Spot bookTicker (no `e`, `E`, `T`), combined envelope.
 const BOOK_TICKER: &str = r#"{"stream":"btcusdt@bookTicker","data":{"u":45218734020,"s":"BTCUSDT","b":"67321.44000000","B":"1.20450000","a":"67321.45000000","A":"0.41230000"}}"#;
+
+/// Bybit linear trade (`publicTrade`, one trade), in the venue's shape.
+const BYBIT_TRADE: &str = r#"{"topic":"publicTrade.BTCUSDT","type":"snapshot","ts":1700000000123,"data":[{"T":1700000000122,"s":"BTCUSDT","S":"Buy","v":"0.001","p":"67321.40","L":"PlusTick","i":"6f1c2d3e-4a5b-5c6d-8e9f-0a1b2c3d4e5f","BT":false,"RPI":false,"seq":123456789012}]}"#;
+
+/// The simulator's Bybit load-stream trade (`ferrofeed bench e2e --venue bybit`, linear).
+const BYBIT_LOAD_TRADE: &str = r#"{"topic":"publicTrade.LOADUSDT","type":"snapshot","ts":1111111111111,"data":[{"T":1111111111111,"s":"LOADUSDT","S":"Buy","v":"0.001","p":"100.00","L":"PlusTick","i":"2222222222222","BT":false,"RPI":false,"seq":2222222222222}]}"#;
+
+/// Bybit linear order-book delta, 5 bids + 5 asks (`cts` after `data`, as the venue sends it).
+const BYBIT_DELTA: &str = r#"{"topic":"orderbook.200.BTCUSDT","type":"delta","ts":1700000000231,"data":{"s":"BTCUSDT","b":[["67318.20","3.512"],["67318.10","0"],["67317.90","12.004"],["67316.00","0.250"],["67310.50","1.001"]],"a":[["67318.30","0.870"],["67318.60","0"],["67319.00","5.432"],["67320.10","0.015"],["67325.00","2.200"]],"u":15076953,"seq":753843913870},"cts":1700000000229}"#;
 
 /// Typical price/quantity strings (spot 8 dp, futures short).
 const DECIMALS: [&str; 8] =
@@ -173,6 +188,42 @@ struct Env<'a, T> {
     data: T,
 }
 
+/// A Bybit trade item with exact decimals (what a serde one-pass reader would parse).
+#[allow(dead_code)]
+#[derive(Deserialize)]
+struct BybitTradeD<'a> {
+    T: i64,
+    s: &'a str,
+    S: &'a str,
+    v: Dec,
+    p: Dec,
+    i: &'a str,
+}
+
+/// Bybit order-book data with exact decimals.
+#[allow(dead_code)]
+#[derive(Deserialize)]
+struct BybitBookD<'a> {
+    s: &'a str,
+    b: Vec<(Dec, Dec)>,
+    a: Vec<(Dec, Dec)>,
+    u: u64,
+    seq: Option<u64>,
+}
+
+/// The Bybit envelope with a typed payload: a serde one-pass reader.
+#[allow(dead_code)]
+#[derive(Deserialize)]
+struct BybitEnv<'a, T> {
+    topic: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    ts: i64,
+    #[serde(default)]
+    cts: Option<i64>,
+    data: T,
+}
+
 /// The `data` object of a combined frame (what the typed parse sees).
 fn payload(frame: &str) -> &str {
     let start = frame.find("\"data\":").expect("combined frame") + "\"data\":".len();
@@ -232,6 +283,11 @@ fn bench_classify(c: &mut Criterion) {
         let rules = BinanceRules::new(market);
         g.bench_function(name, |b| b.iter(|| rules.classify(black_box(frame))));
     }
+    let rules = BybitRules::public(Category::Linear);
+    for (name, frame) in BYBIT_FRAMES {
+        assert!(matches!(rules.classify(frame), Inbound::Data { .. }), "{name}");
+        g.bench_function(name, |b| b.iter(|| rules.classify(black_box(frame))));
+    }
     g.finish();
 }
 
@@ -240,8 +296,6 @@ fn bench_classify(c: &mut Criterion) {
 /// before (`two_pass`: `classify`, then `decode_into`), events into a
 /// reused vector in both.
 fn bench_read(c: &mut Criterion) {
-    use ferrofeed_model::event::MarketType;
-    use ferrofeed_venues::VenueSpec;
     let mut g = c.benchmark_group("read");
     g.throughput(Throughput::Elements(1));
     for (name, market, frame) in FRAMES {
@@ -268,8 +322,42 @@ fn bench_read(c: &mut Criterion) {
             })
         });
     }
+    // Bybit (linear): `two_pass` is the seam's default `read`
+    // (`classify_then_decode`: `BybitRules::classify`, then the serde
+    // decoder), `one_pass` Bybit's `Decoder::read`.
+    let rules = BybitRules::public(Category::Linear);
+    for (name, frame) in BYBIT_FRAMES {
+        let mut out = Vec::with_capacity(4);
+        let mut decoder = Bybit.decoder(MarketType::Linear);
+        assert_eq!(decoder.read(&rules, frame, RECEIVED_NS, &mut out).decoded, Some(Ok(())));
+        assert_eq!(out.len(), 1, "{name}");
+        g.bench_function(format!("{name}/two_pass"), |b| {
+            b.iter(|| {
+                out.clear();
+                let read = ferrofeed_venues::seam::classify_then_decode(
+                    decoder.as_mut(),
+                    &rules,
+                    black_box(frame),
+                    RECEIVED_NS,
+                    &mut out,
+                );
+                (matches!(black_box(read.inbound), Inbound::Data { .. }), read.decoded.is_some())
+            })
+        });
+        g.bench_function(format!("{name}/one_pass"), |b| {
+            b.iter(|| {
+                out.clear();
+                let read = decoder.read(&rules, black_box(frame), RECEIVED_NS, &mut out);
+                (matches!(black_box(read.inbound), Inbound::Data { .. }), read.decoded.is_some())
+            })
+        });
+    }
     g.finish();
 }
+
+/// The Bybit frames the `read` and `classify` groups time.
+const BYBIT_FRAMES: [(&str, &str); 3] =
+    [("bybit_trade", BYBIT_TRADE), ("bybit_load_trade", BYBIT_LOAD_TRADE), ("bybit_book_delta10", BYBIT_DELTA)];
 
 /// One frame/payload type timed with both parsers.
 macro_rules! both {
@@ -305,6 +393,8 @@ fn bench_parse(c: &mut Criterion) {
     both!(g, "spot_depth10", Env<'_, DepthD<'_>>, SPOT_DEPTH);
     both!(g, "futures_depth10", Env<'_, DepthD<'_>>, FUT_DEPTH);
     both!(g, "book_ticker", Env<'_, BookTickerD<'_>>, BOOK_TICKER);
+    both!(g, "bybit_trade", BybitEnv<'_, Vec<BybitTradeD<'_>>>, BYBIT_TRADE);
+    both!(g, "bybit_book_delta10", BybitEnv<'_, BybitBookD<'_>>, BYBIT_DELTA);
     g.finish();
 }
 

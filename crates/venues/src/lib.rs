@@ -16,7 +16,9 @@
 //! - `seam`: [`VenueSpec`], everything a venue is above the socket (markets,
 //!   endpoints, pools, typed channels, decoder, book and private-session
 //!   plans); `registry` lists the venues, one line each. `env`, `error` and
-//!   `instruments` are the types every venue shares.
+//!   `instruments` are the types every venue shares; `dec` (exact decimals
+//!   for serde) and `scan` (the validating scanner of the one-pass readers)
+//!   the helpers.
 //! - `trading`: the venue-neutral order API (typed requests, answers and
 //!   refusals) and [`trading::TradingSpec`], which a venue that trades over
 //!   its WebSocket implements ([`VenueSpec::trading`]).
@@ -55,6 +57,7 @@ pub mod env;
 mod error;
 pub mod instruments;
 pub mod registry;
+mod scan;
 pub mod seam;
 pub mod trading;
 

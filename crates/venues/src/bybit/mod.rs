@@ -33,6 +33,11 @@
 //! sequence `seq` orders data across depths but is not consecutive; it is not
 //! used for gap detection. Trades, tickers, klines, liquidations and private
 //! topics carry nothing the engine can track.
+//!
+//! Data frames are classified by a validating scan that skips the payload
+//! (except a book's `u`); control frames and anything unusual go through
+//! serde. The decoder reads trade, book and ticker frames in one pass
+//! (`normalize::read_fast`, issue 22).
 
 pub mod auth;
 pub mod book;
@@ -427,94 +432,168 @@ impl VenueRules for BybitRules {
     }
 
     fn classify<'a>(&self, frame: &'a str) -> Inbound<'a> {
-        let mut c: Control<'a> = match serde_json::from_str(frame) {
-            Ok(c) => c,
-            Err(e) => return Inbound::Malformed(format!("invalid JSON: {e}")),
-        };
-        if let Some(topic) = c.topic {
-            let seq = if topic.starts_with("orderbook.") {
-                c.data.as_ref().and_then(|d| d.u).and_then(|u| book_seq(c.kind.as_deref(), u))
-            } else {
-                None
-            };
-            return Inbound::Data { stream: topic, seq };
+        match classify_fast(frame) {
+            Some(inbound) => inbound,
+            None => classify_slow(frame),
         }
-        let op = match c.op.as_deref() {
-            Some("subscribe") => Some(RequestOp::Subscribe),
-            Some("unsubscribe") => Some(RequestOp::Unsubscribe),
-            _ => None,
-        };
-        if c.kind.as_deref() == Some("COMMAND_RESP") {
-            // Option (and spread): the answer names its topics; `req_id` is
-            // not echoed in the documented shape.
-            let (ok, failed) = match c.data.take() {
-                Some(d) => (d.success_topics.unwrap_or_default(), d.fail_topics.unwrap_or_default()),
-                None => (Vec::new(), Vec::new()),
-            };
-            if !failed.is_empty() || c.success == Some(false) {
-                // Refused by name; the other topics of that request count as
-                // accepted. Nothing named and no id: reported as an error.
-                let msg = match c.msg() {
-                    "" if failed.is_empty() => "COMMAND_RESP: success false".to_string(),
-                    "" => format!("failTopics: {}", failed.join(",")),
-                    m => m.to_string(),
-                };
-                return Inbound::Rejected { id: c.req_id, code: c.code(), msg, streams: failed };
-            }
-            return match c.req_id {
-                Some(id) => Inbound::Ack { id },
-                None => Inbound::AckStreams { op, streams: ok },
-            };
-        }
-        match c.op.as_deref() {
-            // option and private `{"op":"pong","args":[..]}`
-            Some("pong") => return Inbound::Pong,
-            // spot, linear, inverse `{"success":true,"ret_msg":"pong",..,"op":"ping"}`
-            Some("ping") if c.msg() == "pong" => return Inbound::Pong,
-            Some("auth") => {
-                return match c.success {
-                    Some(true) => Inbound::AuthOk,
-                    _ => Inbound::AuthFailed {
-                        msg: match c.ret_code {
-                            Some(code) => format!("auth refused: {code} {}", c.msg()),
-                            None => format!("auth refused: {}", c.msg()),
-                        },
-                    },
-                };
-            }
-            Some("subscribe" | "unsubscribe") => {
-                // The first subscription keeps flowing: the topic is subscribed.
-                let already = op == Some(RequestOp::Subscribe) && c.msg().contains("already subscribed");
-                return match (c.success, c.req_id) {
-                    (Some(true), Some(id)) => Inbound::Ack { id },
-                    (Some(false), Some(id)) if already => Inbound::Ack { id },
-                    // No `req_id` echoed (the private ack; linear's `"req_id":""`):
-                    // the oldest pending request of this op on the connection.
-                    (Some(true), None) => Inbound::AckStreams { op, streams: Vec::new() },
-                    // Names the topic that stays subscribed.
-                    (Some(false), None) if already => Inbound::AckStreams { op, streams: refused_topics(c.msg()) },
-                    (Some(false), id) => Inbound::Rejected {
-                        id,
-                        code: c.code(),
-                        msg: c.msg().to_string(),
-                        streams: refused_topics(c.msg()),
-                    },
-                    _ => Inbound::Unknown,
-                };
-            }
-            _ => {}
-        }
-        if c.success == Some(false) {
-            // `error:invalid op`, `Failed to decode incoming data: ..`
-            return Inbound::Rejected { id: c.req_id, code: c.code(), msg: c.msg().to_string(), streams: Vec::new() };
-        }
-        Inbound::Unknown
     }
+}
+
+/// The hot path of [`BybitRules::classify`]: a data frame (one with a
+/// `topic`) read in one validating scan, without building a value, and
+/// classified exactly as [`classify_slow`] would (issue 22). The payload is
+/// skipped, except an object's `u` (the book update id) and the fields
+/// `DataHead` would refuse. `None` hands the frame to the general path:
+/// control frames (`op`, `success`, `ret_msg`, `retMsg`, `retCode`,
+/// `req_id`), a repeated field, any string with an escape, a `u` that is
+/// not a plain integer, `successTopics` or `failTopics` in the payload,
+/// deep nesting, and anything that is not valid JSON.
+fn classify_fast(frame: &str) -> Option<Inbound<'_>> {
+    let mut sc = crate::scan::Scan::new(frame);
+    let (mut topic, mut kind, mut u) = (None, None, None);
+    let mut data = false;
+    sc.object(|sc, key| match key {
+        "topic" if topic.is_none() => {
+            topic = Some(sc.str()?);
+            Some(())
+        }
+        "type" if kind.is_none() => {
+            kind = Some(sc.str()?);
+            Some(())
+        }
+        "data" if !data => {
+            data = true;
+            u = scan_head(sc)?;
+            Some(())
+        }
+        // Control fields, and repeats, which serde refuses.
+        "topic" | "type" | "data" | "op" | "success" | "ret_msg" | "retMsg" | "retCode" | "req_id" => None,
+        _ => sc.skip_value(1),
+    })?;
+    sc.end()?;
+    let topic = topic?;
+    let seq = if topic.starts_with("orderbook.") { u.and_then(|u| book_seq(kind, u)) } else { None };
+    Some(Inbound::Data { stream: Cow::Borrowed(topic), seq })
+}
+
+/// A payload as [`head_or_skip`] reads it: an object's `u` (as
+/// `u64_or_skip`: a plain integer, `None` for a string, literal, array or
+/// object), or nothing for any other value. `None` (to serde) for a repeated
+/// `u`, a `u` that is a negative or non-integer number, and an object with
+/// `successTopics` or `failTopics`.
+fn scan_head(sc: &mut crate::scan::Scan<'_>) -> Option<Option<u64>> {
+    if sc.peek()? != b'{' {
+        sc.skip_value(1)?;
+        return Some(None);
+    }
+    let mut u = None;
+    let mut seen = false;
+    sc.object(|sc, key| match key {
+        "u" if !seen => {
+            seen = true;
+            u = match sc.peek()? {
+                b'0'..=b'9' => Some(sc.uint()?),
+                b'-' => return None,
+                _ => {
+                    sc.skip_value(2)?;
+                    None
+                }
+            };
+            Some(())
+        }
+        "u" | "successTopics" | "failTopics" => None,
+        _ => sc.skip_value(2),
+    })?;
+    Some(u)
+}
+
+/// The general classification: the whole frame through serde_json.
+fn classify_slow(frame: &str) -> Inbound<'_> {
+    let mut c: Control<'_> = match serde_json::from_str(frame) {
+        Ok(c) => c,
+        Err(e) => return Inbound::Malformed(format!("invalid JSON: {e}")),
+    };
+    if let Some(topic) = c.topic {
+        let seq = if topic.starts_with("orderbook.") {
+            c.data.as_ref().and_then(|d| d.u).and_then(|u| book_seq(c.kind.as_deref(), u))
+        } else {
+            None
+        };
+        return Inbound::Data { stream: topic, seq };
+    }
+    let op = match c.op.as_deref() {
+        Some("subscribe") => Some(RequestOp::Subscribe),
+        Some("unsubscribe") => Some(RequestOp::Unsubscribe),
+        _ => None,
+    };
+    if c.kind.as_deref() == Some("COMMAND_RESP") {
+        // Option (and spread): the answer names its topics; `req_id` is
+        // not echoed in the documented shape.
+        let (ok, failed) = match c.data.take() {
+            Some(d) => (d.success_topics.unwrap_or_default(), d.fail_topics.unwrap_or_default()),
+            None => (Vec::new(), Vec::new()),
+        };
+        if !failed.is_empty() || c.success == Some(false) {
+            // Refused by name; the other topics of that request count as
+            // accepted. Nothing named and no id: reported as an error.
+            let msg = match c.msg() {
+                "" if failed.is_empty() => "COMMAND_RESP: success false".to_string(),
+                "" => format!("failTopics: {}", failed.join(",")),
+                m => m.to_string(),
+            };
+            return Inbound::Rejected { id: c.req_id, code: c.code(), msg, streams: failed };
+        }
+        return match c.req_id {
+            Some(id) => Inbound::Ack { id },
+            None => Inbound::AckStreams { op, streams: ok },
+        };
+    }
+    match c.op.as_deref() {
+        // option and private `{"op":"pong","args":[..]}`
+        Some("pong") => return Inbound::Pong,
+        // spot, linear, inverse `{"success":true,"ret_msg":"pong",..,"op":"ping"}`
+        Some("ping") if c.msg() == "pong" => return Inbound::Pong,
+        Some("auth") => {
+            return match c.success {
+                Some(true) => Inbound::AuthOk,
+                _ => Inbound::AuthFailed {
+                    msg: match c.ret_code {
+                        Some(code) => format!("auth refused: {code} {}", c.msg()),
+                        None => format!("auth refused: {}", c.msg()),
+                    },
+                },
+            };
+        }
+        Some("subscribe" | "unsubscribe") => {
+            // The first subscription keeps flowing: the topic is subscribed.
+            let already = op == Some(RequestOp::Subscribe) && c.msg().contains("already subscribed");
+            return match (c.success, c.req_id) {
+                (Some(true), Some(id)) => Inbound::Ack { id },
+                (Some(false), Some(id)) if already => Inbound::Ack { id },
+                // No `req_id` echoed (the private ack; linear's `"req_id":""`):
+                // the oldest pending request of this op on the connection.
+                (Some(true), None) => Inbound::AckStreams { op, streams: Vec::new() },
+                // Names the topic that stays subscribed.
+                (Some(false), None) if already => Inbound::AckStreams { op, streams: refused_topics(c.msg()) },
+                (Some(false), id) => {
+                    Inbound::Rejected { id, code: c.code(), msg: c.msg().to_string(), streams: refused_topics(c.msg()) }
+                }
+                _ => Inbound::Unknown,
+            };
+        }
+        _ => {}
+    }
+    if c.success == Some(false) {
+        // `error:invalid op`, `Failed to decode incoming data: ..`
+        return Inbound::Rejected { id: c.req_id, code: c.code(), msg: c.msg().to_string(), streams: Vec::new() };
+    }
+    Inbound::Unknown
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferrofeed_model::event::MarketType;
 
     #[test]
     fn refused_topics_are_read_from_the_message() {
@@ -646,5 +725,250 @@ mod tests {
         assert_eq!(r.heartbeat().interval, Duration::from_secs(20));
         assert_eq!(r.auth_request(1), None);
         assert!(!r.is_private());
+    }
+
+    /// Every Bybit fixture frame (`name`, text): each line of a `.jsonl`
+    /// capture, each other file whole and, if it is JSON, compacted (with
+    /// its keys reordered: `data` before `topic`).
+    fn all_fixtures() -> Vec<(String, String)> {
+        fn walk(dir: &std::path::Path, out: &mut Vec<(String, String)>) {
+            let mut entries: Vec<_> = std::fs::read_dir(dir).map(|d| d.flatten().collect()).unwrap_or_default();
+            entries.sort_by_key(|e| e.path());
+            for e in entries {
+                let path = e.path();
+                if path.is_dir() {
+                    walk(&path, out);
+                    continue;
+                }
+                let name = path.display().to_string();
+                let Ok(text) = std::fs::read_to_string(&path) else { continue };
+                if name.ends_with(".jsonl") {
+                    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+                        out.push((format!("{name}:{}", i + 1), line.to_string()));
+                    }
+                    continue;
+                }
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
+                    out.push((format!("{name} (compact)"), v.to_string()));
+                }
+                out.push((name, text));
+            }
+        }
+        let mut out = Vec::new();
+        walk(std::path::Path::new(FIXTURES), &mut out);
+        assert!(out.len() > 400, "fixtures missing: {}", out.len());
+        out
+    }
+
+    /// Frames in the shapes each category sends that the captures lack:
+    /// spot's `ts` before `type`, several trades in one message, option
+    /// trades, numeric trade ids, a restart's `u == 1` delta, `seq: null`,
+    /// the simulator's load trade.
+    const SHAPES: [&str; 9] = [
+        r#"{"topic":"publicTrade.BTCUSDT","ts":1700000000123,"type":"snapshot","data":[{"i":"2280000000012345678","T":1700000000121,"p":"67321.4","v":"0.0002","S":"Buy","s":"BTCUSDT","BT":false,"RPI":false,"seq":1}]}"#,
+        r#"{"topic":"publicTrade.BTCUSDT","type":"snapshot","ts":1,"data":[{"T":1,"s":"BTCUSDT","S":"Buy","v":"1","p":"2","i":"a"},{"T":2,"s":"BTCUSDT","S":"Sell","v":"0.10","p":"2.50","i":"b"},{"T":3,"s":"BTCUSDT","S":"Buy","v":"3","p":"4","i":7}]}"#,
+        r#"{"id":"publicTrade.BTC-42-1700000000200","topic":"publicTrade.BTC","ts":1700000000200,"data":[{"p":"1210","v":"0.02","i":"0b6e2c1a-7d3f-5e90-a1b2-c3d4e5f60718","T":1700000000190,"BT":false,"s":"BTC-29DEC23-40000-C","S":"Sell","mP":"1201.5","iP":"37000.1","mIv":"0.5","iv":"0.51"}],"type":"snapshot"}"#,
+        r#"{"topic":"orderbook.50.BTCUSDT","type":"delta","ts":1,"data":{"s":"BTCUSDT","b":[],"a":[["2","0"]],"u":1,"seq":null},"cts":2}"#,
+        r#"{"topic":"orderbook.1.BTCUSDT","ts":5,"type":"snapshot","data":{"s":"BTCUSDT","b":[["1.0","2"]],"a":[["1.5","3"]],"u":9,"seq":10}}"#,
+        r#"{"data":{"s":"X","b":[],"a":[],"u":3},"topic":"orderbook.200.X","type":"delta","ts":1}"#,
+        r#"{"topic":"publicTrade.LOADUSDT","type":"snapshot","ts":1111111111111,"data":[{"T":1111111111111,"s":"LOADUSDT","S":"Buy","v":"0.001","p":"100.00","L":"PlusTick","i":"2222222222222","BT":false,"RPI":false,"seq":2222222222222}]}"#,
+        r#"{"topic":"publicTrade.X","type":"snapshot","ts":1,"data":[]}"#,
+        r#"{"topic":"orderbook.25.BTC-29DEC23-40000-C","ts":1,"type":"delta","data":{"s":"BTC-29DEC23-40000-C","b":[["5","1"]],"a":[],"u":4,"seq":5},"cts":1}"#,
+    ];
+
+    /// The fields and fragments the Bybit readers care about, for
+    /// `scan::mutants`.
+    const TOKENS: [&str; 19] = [
+        "\"markPrice\":\"\",",
+        "\"op\":\"ping\",",
+        "\"success\":true,",
+        "\"success\":1,",
+        "\"retCode\":\"x\",",
+        "\"i\":1,",
+        "\"req_id\":\"1\",",
+        "\"ret_msg\":\"\",",
+        "\"topic\":\"x\",",
+        "\"type\":\"delta\",",
+        "\"type\":null,",
+        "\"ts\":\"1\",",
+        "\"cts\":1.5,",
+        "\"u\":1,",
+        "\"u\":\"1\",",
+        "\"seq\":null,",
+        "\"failTopics\":[],",
+        "\"data\":{},",
+        ",null",
+    ];
+
+    /// The fast classification, where it answers, answers exactly like the
+    /// general one.
+    #[track_caller]
+    fn classify_agrees(frame: &str) -> bool {
+        match classify_fast(frame) {
+            Some(fast) => {
+                assert_eq!(fast, classify_slow(frame), "fast and general classification differ on {frame:?}");
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// `Decoder::read` gives exactly what classifying and then decoding
+    /// give on `category` (the same `Read` and the same events), and the
+    /// one-pass reader, where it answers, gives the general classification
+    /// and appends nothing when it does not. Whether the one pass answered.
+    #[track_caller]
+    fn read_agrees(category: Category, frame: &str) -> bool {
+        use crate::seam::{VenueSpec, classify_then_decode};
+        let rules = BybitRules::public(category);
+        let market = category.market_type();
+        let (mut one, mut two) = (Vec::new(), Vec::new());
+        let read = spec::Bybit.decoder(market).read(&rules, frame, 7, &mut one);
+        let reference = classify_then_decode(spec::Bybit.decoder(market).as_mut(), &rules, frame, 7, &mut two);
+        assert_eq!(read.inbound, reference.inbound, "read and classify differ on {frame:?}");
+        assert_eq!(read.decoded, reference.decoded, "read and decode differ on {frame:?}");
+        assert_eq!(one, two, "read and decode give other events on {frame:?}");
+        let mut fast = Vec::new();
+        match normalize::read_fast(category, frame, 7, &mut normalize::Tickers::new(), &mut fast) {
+            Some((topic, seq, decoded)) => {
+                assert_eq!(Inbound::Data { stream: Cow::Borrowed(topic), seq }, classify_slow(frame), "{frame:?}");
+                assert_eq!(Some(decoded.map_err(|e| e.to_string())), reference.decoded, "{frame:?}");
+                assert_eq!(fast, two, "one pass and decode differ on {frame:?}");
+                true
+            }
+            None => {
+                assert!(fast.is_empty(), "{frame:?}");
+                false
+            }
+        }
+    }
+
+    #[test]
+    fn the_one_pass_reader_agrees_with_classify_then_decode() {
+        let mut corpus: Vec<String> = SHAPES.iter().map(|s| s.to_string()).collect();
+        for shape in SHAPES {
+            for category in Category::ALL {
+                assert!(read_agrees(category, shape), "{shape} missed the one pass");
+            }
+            assert!(classify_agrees(shape), "{shape} missed the fast classification");
+        }
+        let mut hot = 0;
+        for (name, text) in all_fixtures() {
+            let mut fast = false;
+            for category in Category::ALL {
+                fast |= read_agrees(category, &text);
+            }
+            let classified = classify_agrees(&text);
+            // Every trade, book and ticker frame (the `.jsonc` docs sample
+            // is not JSON) takes the one pass, in every category.
+            let topic = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v.get("topic").and_then(|t| t.as_str().map(str::to_string)));
+            if topic.as_deref().is_some_and(|t| {
+                t.starts_with("publicTrade.") || t.starts_with("orderbook.") || t.starts_with("tickers.")
+            }) {
+                assert!(fast, "{name} missed the one pass");
+                hot += 1;
+            }
+            assert_eq!(classified, topic.is_some(), "{name}: fast classification of data frames");
+            // Every file, and the start of the recorded book.
+            if !name.contains(".jsonl:") || name.ends_with(".jsonl:1") || name.ends_with(".jsonl:2") {
+                corpus.push(text);
+            }
+        }
+        // The recorded book (414 frames) and the trade, book and ticker files.
+        assert!(hot >= 430, "{hot} frames took the one pass");
+        // Mutate the small frames at every position; each mutant is read in
+        // one category (they differ only in the events' market).
+        let (mut answered, mut classified, mut k) = (0usize, 0usize, 0usize);
+        for frame in corpus.iter().filter(|f| f.len() <= 1200) {
+            crate::scan::mutants(frame, &TOKENS, |m| {
+                k += 1;
+                answered += usize::from(read_agrees(Category::ALL[k % 4], m));
+                classified += usize::from(classify_agrees(m));
+            });
+        }
+        // The mutations reach both sides of the one pass.
+        assert!(answered > 5_000 && answered < k, "{answered} of {k}");
+        assert!(classified > 5_000 && classified < k, "{classified} of {k}");
+    }
+
+    /// Ticker frames carry state (deltas merge into the last snapshot): a
+    /// decoder that reads in one pass and one that classifies and decodes,
+    /// each fed the same sequence, give the same results at every step,
+    /// through mutated frames, an unknown symbol's delta and a next funding
+    /// time out of range (which fails after the merge).
+    #[test]
+    fn ticker_state_follows_the_same_sequence_in_one_pass() {
+        use crate::seam::{VenueSpec, classify_then_decode};
+        let snapshot = r#"{"topic":"tickers.BTCUSDT","type":"snapshot","data":{"symbol":"BTCUSDT","tickDirection":"PlusTick","lastPrice":"67321.40","prevPrice24h":"66000.00","highPrice24h":"68000.00","lowPrice24h":"65000.00","volume24h":"1234.567","turnover24h":"83000000.1","bid1Price":"67321.30","ask1Price":"67321.40","markPrice":"67321.00","indexPrice":"67320.10","fundingRate":"0.0001","nextFundingTime":"1700006400000","openInterest":"52000.1","openInterestValue":"3500000000.5"},"cs":1,"ts":1700000000000}"#;
+        let delta = r#"{"topic":"tickers.BTCUSDT","type":"delta","data":{"symbol":"BTCUSDT","markPrice":"67322.00","openInterest":"52000.2","fundingRate":""},"cs":2,"ts":1700000000100}"#;
+        let quiet = r#"{"topic":"tickers.BTCUSDT","type":"delta","data":{"symbol":"BTCUSDT","tickDirection":"MinusTick"},"cs":3,"ts":1700000000200}"#;
+        let far = r#"{"topic":"tickers.BTCUSDT","type":"delta","data":{"symbol":"BTCUSDT","nextFundingTime":"99999999999999"},"cs":4,"ts":1700000000300}"#;
+        let other =
+            r#"{"topic":"tickers.ETHUSDT","type":"delta","data":{"symbol":"ETHUSDT","lastPrice":"1"},"cs":5,"ts":1}"#;
+        let mut frames: Vec<String> =
+            [snapshot, delta, delta, quiet, far, delta, other, snapshot, delta].iter().map(|f| f.to_string()).collect();
+        for f in ["tickers_snapshot.linear.json", "tickers_delta.linear.json", "docs/tickers.LinearPerpetual.docs.json"]
+        {
+            frames.push(fixture(f));
+        }
+        crate::scan::mutants(delta, &TOKENS, |m| frames.push(m.to_string()));
+        frames.push(snapshot.to_string());
+        crate::scan::mutants(quiet, &TOKENS, |m| frames.push(m.to_string()));
+        for category in [Category::Linear, Category::Option] {
+            let rules = BybitRules::public(category);
+            let mut one = spec::Bybit.decoder(category.market_type());
+            let mut two = spec::Bybit.decoder(category.market_type());
+            let (mut fast, mut failed) = (0, 0);
+            for f in &frames {
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                let read = one.read(&rules, f, 7, &mut a);
+                let reference = classify_then_decode(two.as_mut(), &rules, f, 7, &mut b);
+                assert_eq!(read.inbound, reference.inbound, "{f}");
+                assert_eq!(read.decoded, reference.decoded, "{f}");
+                assert_eq!(a, b, "{f}");
+                fast += usize::from(
+                    normalize::read_fast(category, f, 7, &mut normalize::Tickers::new(), &mut Vec::new()).is_some(),
+                );
+                failed += usize::from(matches!(reference.decoded, Some(Err(_))));
+            }
+            assert!(fast > 1000 && failed > 100, "{fast} {failed}");
+        }
+    }
+
+    #[test]
+    fn control_frames_take_the_general_path() {
+        for f in [
+            r#"{"success":true,"ret_msg":"pong","conn_id":"c","op":"ping"}"#,
+            r#"{"op":"pong","args":["1"]}"#,
+            r#"{"success":true,"conn_id":"c","data":{"failTopics":[],"successTopics":["a"]},"type":"COMMAND_RESP"}"#,
+            r#"{"topic":"orderbook.1.X","type":"snapshot","data":{"s":"X","b":[],"a":[],"u":1,"failTopics":[]}}"#,
+            r#"{"topic":"publicTrade.X","type":"snapshot","ts":1,"op":"x","data":[]}"#,
+            r#"{"topic":"public\u0054rade.X","type":"snapshot","ts":1,"data":[]}"#,
+            r#"{"topic":"publicTrade.X","topic":"publicTrade.X","type":"snapshot","ts":1,"data":[]}"#,
+        ] {
+            assert!(classify_fast(f).is_none(), "{f}");
+            for category in Category::ALL {
+                assert!(!read_agrees(category, f), "{f}");
+            }
+        }
+        // Malformed trades and books are the decoder's errors, from the general path.
+        for f in [
+            r#"{"topic":"publicTrade.X","type":"snapshot","ts":1,"data":[{"T":1,"s":"X","S":"buy","v":"1","p":"1","i":"a"}]}"#,
+            r#"{"topic":"publicTrade.X","type":"snapshot","ts":1,"data":[{"T":1,"s":"X","S":"Buy","v":"1.x","p":"1","i":"a"}]}"#,
+            r#"{"topic":"publicTrade.X","type":"snapshot","ts":1,"data":[{"T":9223372036854775807,"s":"X","S":"Buy","v":"1","p":"1","i":"a"}]}"#,
+            r#"{"topic":"orderbook.1.X","type":"partial","ts":1,"data":{"s":"X","b":[],"a":[],"u":2}}"#,
+            r#"{"topic":"orderbook.1.X","type":"delta","ts":1,"data":{"s":"X","b":[["1","2","3"]],"a":[],"u":2}}"#,
+        ] {
+            use crate::seam::VenueSpec;
+            let mut out = Vec::new();
+            let rules = BybitRules::public(Category::Linear);
+            let read = spec::Bybit.decoder(MarketType::Linear).read(&rules, f, 7, &mut out);
+            assert!(matches!(read.inbound, Inbound::Data { .. }), "{f}");
+            let Some(Err(e)) = read.decoded else { panic!("{f}: {:?}", read.decoded) };
+            assert!(out.is_empty() && !e.is_empty(), "{f}");
+            assert!(!read_agrees(Category::Linear, f), "{f}");
+        }
     }
 }

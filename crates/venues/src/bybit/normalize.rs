@@ -40,6 +40,14 @@
 //! is merged and gives no event; a message that sets fields the events
 //! carry but completes none of them is `unknown`, keeping the frame.
 //!
+//! **One pass (issue 22).** `read_fast`, behind the decoder's
+//! `Decoder::read`, reads `publicTrade`, `orderbook` and `tickers` frames
+//! once with the validating scanner (`crate::scan`): the topic, the book
+//! sequence the rules' `classify` gives, and the events `decode` gives,
+//! through the same event code. Anything it does not read exactly as serde
+//! would goes to `classify` and `decode`; tests compare both on every
+//! fixture and on mutations of them.
+//!
 //! Frames without a topic (acks, pongs, auth answers), topics this module
 //! does not model (`execution.fast`, `greeks`, `dcp`, the legacy
 //! `liquidation`, ...) and executions that are not trades (`execType`
@@ -54,6 +62,7 @@ use ferrofeed_model::event::{
     Balance, BalanceUpdate, BookDelta, BookSnapshot, Event, EventKind, Kline, Level, Liquidation, MarkPrice,
     OpenInterest, OrderUpdate, PositionSide, PositionUpdate, Side, Ticker, Trade, UserTrade, Venue,
 };
+use ferrofeed_model::rules::Seq;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -64,6 +73,7 @@ use super::wire::{
 };
 
 pub use crate::error::DecodeError;
+use crate::scan::Scan;
 
 /// The one place the JSON parser is called.
 fn parse<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, String> {
@@ -241,6 +251,145 @@ pub fn decode(
     Ok(out)
 }
 
+/// The hot topics [`read_fast`] reads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Hot {
+    /// `publicTrade.*`: an array of trades.
+    Trades,
+    /// `orderbook.*`: a snapshot or delta.
+    Book,
+    /// `tickers.*`: a snapshot or delta, merged into the ticker state.
+    Ticker,
+}
+
+/// The hot topic a topic name is, as [`decode`] and
+/// [`super::BybitRules::classify`] both read it: `decode` keys on the name
+/// before the first dot, `classify` takes book sequence numbers from topics
+/// starting `orderbook.`.
+fn hot(topic: &str) -> Option<Hot> {
+    if topic.starts_with("orderbook.") {
+        return Some(Hot::Book);
+    }
+    match topic.split_once('.').map_or(topic, |(name, _)| name) {
+        "publicTrade" => Some(Hot::Trades),
+        "tickers" => Some(Hot::Ticker),
+        _ => None,
+    }
+}
+
+/// One pass over a frame of a hot topic (`publicTrade.*`, `orderbook.*`,
+/// `tickers.*`; issue 22): its topic, the sequence
+/// [`super::BybitRules::classify`] reads from it, and what [`decode`] makes
+/// of it: the events, appended to `out`, or its error (nothing appended).
+/// `None` (with `out` and `tickers` as they were) wherever either of them
+/// would take another path or fail before the ticker merge: the caller then
+/// runs both, so the results are the same either way (tests compare them on
+/// every fixture, on single-character mutations of them, and on ticker
+/// sequences).
+pub(crate) fn read_fast<'a>(
+    category: Category,
+    frame: &'a str,
+    received_ns: i64,
+    tickers: &mut Tickers,
+    out: &mut Vec<Event>,
+) -> Option<(&'a str, Option<Seq>, Result<(), DecodeError>)> {
+    let before = out.len();
+    let read = read_hot(&Cx { category, received_ns, frame }, tickers, out);
+    if !matches!(read, Some((_, _, Ok(())))) {
+        out.truncate(before);
+    }
+    read
+}
+
+fn read_hot<'a>(
+    cx: &Cx<'a>,
+    tickers: &mut Tickers,
+    out: &mut Vec<Event>,
+) -> Option<(&'a str, Option<Seq>, Result<(), DecodeError>)> {
+    let frame = cx.frame;
+    let mut sc = Scan::new(frame);
+    let mut seen = 0u8;
+    let (mut topic, mut kind, mut ts, mut cts) = (None, None, None, None);
+    // The payload, read as soon as the topic says what it is (the venue
+    // sends `topic` first; another topic ends the pass there), else found
+    // and read after the envelope.
+    let mut data: Option<Payload<'a>> = None;
+    let mut later: Option<&'a str> = None;
+    sc.object(|sc, key| {
+        match key {
+            "topic" => {
+                scan::once(&mut seen, 1)?;
+                topic = Some(sc.str()?);
+            }
+            "type" => {
+                scan::once(&mut seen, 2)?;
+                kind = Some(sc.str()?);
+            }
+            "ts" => {
+                scan::once(&mut seen, 4)?;
+                ts = Some(sc.int()?);
+            }
+            "cts" => {
+                scan::once(&mut seen, 8)?;
+                cts = Some(sc.int()?);
+            }
+            "creationTime" => {
+                scan::once(&mut seen, 16)?;
+                sc.int()?;
+            }
+            "data" => {
+                scan::once(&mut seen, 32)?;
+                match topic.map(hot) {
+                    Some(h) => data = Some(scan::payload(cx, h?, sc, out)?),
+                    None => {
+                        let start = sc.offset();
+                        sc.skip_value(1)?;
+                        later = frame.get(start..sc.offset());
+                    }
+                }
+            }
+            // What classification reads of control frames: left to it.
+            "op" | "success" | "ret_msg" | "retMsg" | "retCode" | "req_id" => return None,
+            _ => sc.skip_value(1)?,
+        }
+        Some(())
+    })?;
+    sc.end()?;
+    let topic = topic?;
+    let h = hot(topic)?;
+    if let Some(text) = later {
+        let mut sc = Scan::new(text);
+        data = Some(scan::payload(cx, h, &mut sc, out)?);
+        sc.end()?;
+    }
+    match data? {
+        Payload::Trades => Some((topic, None, Ok(()))),
+        Payload::Book(w) => {
+            let seq = super::book_seq(kind, w.u);
+            out.push(cx.book_event(w, kind, cts.or(ts)).ok()?);
+            Some((topic, seq, Ok(())))
+        }
+        Payload::Ticker(w) => {
+            // What fails before the merge is left to the general path.
+            if !matches!(kind, Some("snapshot" | "delta")) || cx.ms(ts, "tickers").is_err() {
+                return None;
+            }
+            Some((topic, None, cx.ticker_events(w, kind, ts, tickers, out)))
+        }
+    }
+}
+
+/// What [`read_hot`] read from `data`: trades are appended to the events at
+/// once; a book or ticker waits for the envelope's `type` and times.
+// One short-lived value per frame, on the stack: boxing the ticker would
+// cost an allocation per ticker frame.
+#[allow(clippy::large_enum_variant)]
+enum Payload<'a> {
+    Trades,
+    Book(BookW<'a>),
+    Ticker(TickerW<'a>),
+}
+
 fn levels(v: Vec<WireLevel>) -> Vec<Level> {
     v.into_iter().map(|l| l.0).collect()
 }
@@ -346,10 +495,17 @@ impl<'f> Cx<'f> {
             return Err(self.invalid(W, "missing field `data`".into()));
         };
         let w: BookW<'_> = parse(data.get()).map_err(|r| self.invalid(W, r))?;
-        let ts = self.ms(env.cts.0.or(env.ts.0), W)?;
-        let kind = match env.kind.as_deref() {
+        self.book_event(w, env.kind.as_deref(), env.cts.0.or(env.ts.0))
+    }
+
+    /// The `orderbook` event of data `w` in an envelope of `type` `kind`,
+    /// stamped `ts_ms` (`cts`, else `ts`).
+    fn book_event(&self, w: BookW<'_>, kind: Option<&str>, ts_ms: Option<i64>) -> Result<Event, DecodeError> {
+        const W: &str = "orderbook";
+        let ts = self.ms(ts_ms, W)?;
+        let kind = match kind {
             // `u == 1`: the service restarted; the payload is a snapshot.
-            Some("snapshot") | Some("delta") if w.u == 1 || env.kind.as_deref() == Some("snapshot") => {
+            Some("snapshot") | Some("delta") if w.u == 1 || kind == Some("snapshot") => {
                 EventKind::BookSnapshot(BookSnapshot { last_update_id: w.u, bids: levels(w.b), asks: levels(w.a) })
             }
             Some("delta") => EventKind::BookDelta(BookDelta {
@@ -365,16 +521,21 @@ impl<'f> Cx<'f> {
     }
 
     fn trade(&self, text: &str) -> Result<Option<Event>, DecodeError> {
+        let w: TradeW<'_> = parse(text).map_err(|r| self.invalid("publicTrade", r))?;
+        self.trade_event(w).map(Some)
+    }
+
+    /// The `trade` event of one `publicTrade` item.
+    fn trade_event(&self, w: TradeW<'_>) -> Result<Event, DecodeError> {
         const W: &str = "publicTrade";
-        let w: TradeW<'_> = parse(text).map_err(|r| self.invalid(W, r))?;
         let side = side(&w.S).map_err(|r| self.invalid(W, r))?;
         let ts = self.ms(Some(w.T), W)?;
-        Ok(Some(self.event(
+        Ok(self.event(
             self.category,
             EventKind::Trade(Trade::new(w.i.0, w.p.0, w.v.0, side)),
             Some(w.s.into_owned()),
             ts,
-        )))
+        ))
     }
 
     fn ticker(&self, env: &Envelope<'_>, tickers: &mut Tickers, out: &mut Vec<Event>) -> Result<(), DecodeError> {
@@ -383,10 +544,25 @@ impl<'f> Cx<'f> {
             return Err(self.invalid(W, "missing field `data`".into()));
         };
         let w: TickerW<'_> = parse(data.get()).map_err(|r| self.invalid(W, r))?;
-        let ts = self.ms(env.ts.0, W)?;
+        self.ticker_events(w, env.kind.as_deref(), env.ts.0, tickers, out)
+    }
+
+    /// The events of `tickers` data `w` in an envelope of `type` `kind`,
+    /// stamped `ts_ms`, merged into `tickers`. Only the next funding time
+    /// can fail after the merge (out of range).
+    fn ticker_events(
+        &self,
+        w: TickerW<'_>,
+        kind: Option<&str>,
+        ts_ms: Option<i64>,
+        tickers: &mut Tickers,
+        out: &mut Vec<Event>,
+    ) -> Result<(), DecodeError> {
+        const W: &str = "tickers";
+        let ts = self.ms(ts_ms, W)?;
         let key = (self.category, w.symbol.to_string());
-        let delta = env.kind.as_deref() == Some("delta");
-        let (state, touched) = match env.kind.as_deref() {
+        let delta = kind == Some("delta");
+        let (state, touched) = match kind {
             Some("snapshot") => {
                 let mut s = TickerState::default();
                 let touched = s.merge(&w);
@@ -606,6 +782,228 @@ impl<'f> Cx<'f> {
             None,
             ts,
         )))
+    }
+}
+
+/// Hot payloads read with the validating scanner ([`Scan`]): each reader
+/// fills the wire struct serde would and answers `None` for anything it does
+/// not read exactly as serde (and the classification's `DataHead`) would (an
+/// escape, a repeated or missing field, a number that is not a plain
+/// integer, a bad decimal, ...); the caller then takes the serde paths,
+/// which decide.
+mod scan {
+    use std::borrow::Cow;
+
+    use ferrofeed_model::event::{Event, Level};
+    use rust_decimal::Decimal;
+
+    use super::super::wire::{AnyId, BookW, Dec, DecOrEmpty, Ms, TickerW, TradeW, WireLevel};
+    use super::{Cx, Hot, Payload};
+    use crate::scan::{Lit, Scan};
+
+    /// Marks field `bit` as seen; `None` when it was already (serde refuses repeats).
+    pub(super) fn once(seen: &mut u8, bit: u8) -> Option<()> {
+        (*seen & bit == 0).then(|| *seen |= bit)
+    }
+
+    /// The `data` of a hot topic: trades are decoded into `out` here.
+    pub(super) fn payload<'a>(cx: &Cx<'a>, hot: Hot, sc: &mut Scan<'a>, out: &mut Vec<Event>) -> Option<Payload<'a>> {
+        match hot {
+            Hot::Trades => {
+                sc.array(|sc| {
+                    out.push(cx.trade_event(trade(sc)?).ok()?);
+                    Some(())
+                })?;
+                Some(Payload::Trades)
+            }
+            Hot::Book => book(sc).map(Payload::Book),
+            Hot::Ticker => ticker(sc).map(Payload::Ticker),
+        }
+    }
+
+    /// A present decimal field, as `Option<DecOrEmpty>` reads it: a decimal
+    /// string, or `""` for none (`null`, absence to serde, is left to it).
+    fn dec_or_empty(sc: &mut Scan<'_>) -> Option<Option<DecOrEmpty>> {
+        let text = sc.str()?;
+        if text.is_empty() {
+            return Some(Some(DecOrEmpty(None)));
+        }
+        Decimal::from_str_exact(text).ok().map(|d| Some(DecOrEmpty(Some(d))))
+    }
+
+    /// A present time field, as `Option<Ms>` reads it: a plain integer, a
+    /// string `str::parse` reads as an `i64`, or `""` for none.
+    fn ms(sc: &mut Scan<'_>) -> Option<Option<Ms>> {
+        if sc.peek()? != b'"' {
+            return Some(Some(Ms(Some(sc.int()?))));
+        }
+        let text = sc.str()?;
+        if text.is_empty() {
+            return Some(Some(Ms(None)));
+        }
+        text.parse::<i64>().ok().map(|v| Some(Ms(Some(v))))
+    }
+
+    /// `tickers` data, as `TickerW` reads it (a `u`, which classification's
+    /// `DataHead` reads, and `successTopics` or `failTopics` are left to serde).
+    fn ticker<'a>(sc: &mut Scan<'a>) -> Option<TickerW<'a>> {
+        let mut seen = 0u32;
+        let mut w = TickerW::default();
+        let mut symbol = None;
+        sc.object(|sc, key| {
+            let (bit, slot) = match key {
+                "symbol" => {
+                    once32(&mut seen, 1)?;
+                    symbol = Some(sc.str()?);
+                    return Some(());
+                }
+                "nextFundingTime" => {
+                    once32(&mut seen, 2)?;
+                    w.next_funding_time = ms(sc)?;
+                    return Some(());
+                }
+                "lastPrice" => (4, &mut w.last_price),
+                "prevPrice24h" => (8, &mut w.prev_price24h),
+                "highPrice24h" => (16, &mut w.high_price24h),
+                "lowPrice24h" => (32, &mut w.low_price24h),
+                "volume24h" => (64, &mut w.volume24h),
+                "turnover24h" => (128, &mut w.turnover24h),
+                "bid1Price" => (256, &mut w.bid1_price),
+                "ask1Price" => (512, &mut w.ask1_price),
+                "bidPrice" => (1024, &mut w.bid_price),
+                "askPrice" => (2048, &mut w.ask_price),
+                "markPrice" => (4096, &mut w.mark_price),
+                "indexPrice" => (8192, &mut w.index_price),
+                "fundingRate" => (16384, &mut w.funding_rate),
+                "openInterest" => (32768, &mut w.open_interest),
+                "openInterestValue" => (65536, &mut w.open_interest_value),
+                "u" | "successTopics" | "failTopics" => return None,
+                _ => return sc.skip_value(2),
+            };
+            once32(&mut seen, bit)?;
+            *slot = dec_or_empty(sc)?;
+            Some(())
+        })?;
+        w.symbol = Cow::Borrowed(symbol?);
+        Some(w)
+    }
+
+    /// [`once`] for up to 32 fields.
+    fn once32(seen: &mut u32, bit: u32) -> Option<()> {
+        (*seen & bit == 0).then(|| *seen |= bit)
+    }
+
+    /// A decimal string, exactly as `Dec` reads it.
+    fn dec(sc: &mut Scan<'_>) -> Option<Dec> {
+        Decimal::from_str_exact(sc.str()?).ok().map(Dec)
+    }
+
+    /// One `publicTrade` item, as `TradeW` reads it.
+    #[allow(non_snake_case)]
+    fn trade<'a>(sc: &mut Scan<'a>) -> Option<TradeW<'a>> {
+        let mut seen = 0u8;
+        let (mut T, mut s, mut S, mut v, mut p, mut i) = (None, None, None, None, None, None);
+        sc.object(|sc, key| {
+            match key {
+                "T" => {
+                    once(&mut seen, 1)?;
+                    T = Some(sc.int()?);
+                }
+                "s" => {
+                    once(&mut seen, 2)?;
+                    s = Some(sc.str()?);
+                }
+                "S" => {
+                    once(&mut seen, 4)?;
+                    S = Some(sc.str()?);
+                }
+                "v" => {
+                    once(&mut seen, 8)?;
+                    v = Some(dec(sc)?);
+                }
+                "p" => {
+                    once(&mut seen, 16)?;
+                    p = Some(dec(sc)?);
+                }
+                "i" => {
+                    once(&mut seen, 32)?;
+                    // A string (UUIDs on derivatives, digits on spot) or an
+                    // unsigned number, kept as its text like `AnyId`.
+                    i = Some(match sc.peek()? {
+                        b'"' => AnyId(sc.str()?.to_owned()),
+                        _ => AnyId(sc.uint()?.to_string()),
+                    });
+                }
+                _ => sc.skip_value(3)?,
+            }
+            Some(())
+        })?;
+        Some(TradeW { T: T?, s: Cow::Borrowed(s?), S: Cow::Borrowed(S?), v: v?, p: p?, i: i? })
+    }
+
+    /// `orderbook` data, as `BookW` reads it (and classification's
+    /// `DataHead`, which also reads `u` and refuses a malformed
+    /// `successTopics` or `failTopics`: left to serde).
+    fn book<'a>(sc: &mut Scan<'a>) -> Option<BookW<'a>> {
+        let mut seen = 0u8;
+        let (mut s, mut b, mut a, mut u, mut seq) = (None, None, None, None, None);
+        sc.object(|sc, key| {
+            match key {
+                "s" => {
+                    once(&mut seen, 1)?;
+                    s = Some(sc.str()?);
+                }
+                "b" => {
+                    once(&mut seen, 2)?;
+                    b = Some(levels(sc)?);
+                }
+                "a" => {
+                    once(&mut seen, 4)?;
+                    a = Some(levels(sc)?);
+                }
+                "u" => {
+                    once(&mut seen, 8)?;
+                    u = Some(sc.uint()?);
+                }
+                "seq" => {
+                    once(&mut seen, 16)?;
+                    seq = match sc.peek()? {
+                        b'n' => (sc.literal()? == Lit::Null).then_some(None)?,
+                        _ => Some(sc.uint()?),
+                    };
+                }
+                "successTopics" | "failTopics" => return None,
+                _ => sc.skip_value(2)?,
+            }
+            Some(())
+        })?;
+        Some(BookW { s: Cow::Borrowed(s?), b: b?, a: a?, u: u?, seq })
+    }
+
+    /// A `[price, size]` level: exactly two decimal strings.
+    fn level(sc: &mut Scan<'_>) -> Option<WireLevel> {
+        let mut n = 0;
+        let (mut price, mut qty) = (None, None);
+        sc.array(|sc| {
+            n += 1;
+            match n {
+                1 => price = Some(dec(sc)?.0),
+                2 => qty = Some(dec(sc)?.0),
+                _ => return None,
+            }
+            Some(())
+        })?;
+        Some(WireLevel(Level { price: price?, qty: qty? }))
+    }
+
+    /// An array of levels.
+    fn levels(sc: &mut Scan<'_>) -> Option<Vec<WireLevel>> {
+        let mut out = Vec::new();
+        sc.array(|sc| {
+            out.push(level(sc)?);
+            Some(())
+        })?;
+        Some(out)
     }
 }
 
