@@ -370,7 +370,16 @@ pub struct Feed {
     refresh: tokio::time::Interval,
     sessions: Vec<SessionTask>,
     ended: bool,
+    /// Engine events handled since the timers and snapshot fetches were
+    /// last polled (see [`CHORES_EVERY`]).
+    since_chores: u32,
 }
+
+/// While engine events keep coming, the refresh timer, book resubscribes
+/// and snapshot fetches are polled once per this many of them (and always
+/// before the feed waits): polling them per event cost ~150 instructions
+/// of the ~10,000 an event costs end to end (issue 22).
+const CHORES_EVERY: u32 = 64;
 
 /// Per-event counts the feed keeps in its own task and adds to the shared
 /// statistics every [`PUBLISH_EVERY`] events, before any other engine
@@ -511,6 +520,7 @@ impl Feed {
             refresh,
             sessions: Vec::new(),
             ended: false,
+            since_chores: CHORES_EVERY,
         }
     }
 
@@ -913,13 +923,11 @@ impl Stream for Feed {
             if this.ended {
                 return Poll::Ready(None);
             }
-            if this.books.has_resubscribes() {
-                this.resubscribe();
-            }
-            if this.refresh.poll_tick(cx).is_ready() {
-                this.books.tick(Instant::now());
-                this.refresh_stats();
-                continue;
+            if this.since_chores >= CHORES_EVERY {
+                this.since_chores = 0;
+                if this.chores(cx) {
+                    continue;
+                }
             }
             let mut private = None;
             for s in &mut this.sessions {
@@ -932,18 +940,44 @@ impl Stream for Feed {
                 this.out.push_back(ev);
                 continue;
             }
-            if let Poll::Ready(f) = this.books.poll_fetch(cx) {
-                this.books.on_fetch(f, &mut this.scratch);
-                this.book_stats();
-                this.out.extend(this.scratch.drain(..));
-                continue;
-            }
             match Pin::new(&mut this.rx).poll_next(cx) {
-                Poll::Ready(Some(ev)) => this.handle(ev),
+                Poll::Ready(Some(ev)) => {
+                    this.since_chores += 1;
+                    this.handle(ev);
+                }
                 Poll::Ready(None) => this.ended = true,
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    // Nothing waiting: the timers and fetches are polled
+                    // (and their wakers registered) before the feed waits.
+                    this.since_chores = 0;
+                    if !this.chores(cx) {
+                        return Poll::Pending;
+                    }
+                }
             }
         }
+    }
+}
+
+impl Feed {
+    /// Book resubscribes, the refresh tick (book timeouts, statistics) and
+    /// finished snapshot fetches; `true` when one of them made progress.
+    fn chores(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.books.has_resubscribes() {
+            self.resubscribe();
+        }
+        if self.refresh.poll_tick(cx).is_ready() {
+            self.books.tick(Instant::now());
+            self.refresh_stats();
+            return true;
+        }
+        if let Poll::Ready(f) = self.books.poll_fetch(cx) {
+            self.books.on_fetch(f, &mut self.scratch);
+            self.book_stats();
+            self.out.extend(self.scratch.drain(..));
+            return true;
+        }
+        false
     }
 }
 
@@ -967,6 +1001,60 @@ mod tests {
         // Nothing connects until something is subscribed.
         let feed = Feed::builder().build().await.expect("empty feed");
         assert_eq!((feed.client().active_shards(), feed.client().subscriptions().len()), (0, 0));
+    }
+
+    #[test]
+    fn the_hot_route_counts_what_the_maps_would() {
+        let (spot, usdm) = (binance::spec::SPOT, binance::spec::USDM);
+        let (a, b): (Arc<str>, Arc<str>) = ("btcusdt@trade".into(), "ethusdt@trade".into());
+        let hot = |conn, stream: &Arc<str>, market, raw| Hot {
+            conn,
+            stream: stream.clone(),
+            market,
+            tracked: false,
+            raw,
+            messages: 0,
+            bytes: 0,
+            last_ns: 0,
+        };
+        let mut t = Tally::default();
+        let mut st = FeedStats::default();
+        // A run of three frames of `a` on connection 1, then one of `b`,
+        // then `a` again on connection 2 (another market), as handle()
+        // counts them.
+        let frames = [(1, &a, spot, 10, 100), (1, &a, spot, 20, 200), (1, &a, spot, 30, 300), (1, &b, spot, 5, 400)];
+        let frames = frames.into_iter().chain([(2, &a, usdm, 7, 500)]);
+        for (conn, stream, market, len, at) in frames {
+            if !t.hot.as_ref().is_some_and(|h| h.is(conn, stream)) {
+                t.settle();
+                // `b` is not subscribed raw: counted for its connection only.
+                t.hot = Some(hot(conn, stream, market, !Arc::ptr_eq(stream, &b)));
+            }
+            let h = t.hot.as_mut().expect("route");
+            h.messages += 1;
+            h.bytes += len;
+            h.last_ns = at;
+            t.pending += 1;
+        }
+        t.publish(&mut st);
+        let spot_a = &st.streams[&(spot, "btcusdt@trade".to_string())];
+        assert_eq!((spot_a.messages, spot_a.last_ns), (3, 300));
+        assert_eq!(st.streams[&(usdm, "btcusdt@trade".to_string())].messages, 1);
+        assert!(!st.streams.contains_key(&(spot, "ethusdt@trade".to_string())), "unsubscribed: no entry");
+        assert_eq!((st.conns[&("binance", 1)].messages, st.conns[&("binance", 1)].bytes), (4, 65));
+        assert_eq!((st.conns[&("binance", 2)].messages, st.conns[&("binance", 2)].bytes), (1, 7));
+        // Published counts are not counted twice; the route stays for the
+        // next frame and is forgotten (settled first) on request.
+        t.publish(&mut st);
+        assert_eq!(st.conns[&("binance", 2)].messages, 1);
+        let h = t.hot.as_mut().expect("route kept");
+        h.messages += 1;
+        h.bytes += 3;
+        t.forget_route();
+        assert!(t.hot.is_none());
+        t.pending = 1;
+        t.publish(&mut st);
+        assert_eq!((st.conns[&("binance", 2)].messages, st.conns[&("binance", 2)].bytes), (2, 10));
     }
 
     #[test]
