@@ -53,6 +53,25 @@ impl<'a> Scan<'a> {
         (self.peek()? == c).then(|| self.i += 1)
     }
 
+    /// Consumes `text` if the frame continues with exactly it (nothing
+    /// skipped): for readers that know a venue's usual layout and fall back
+    /// to the general loop (after [`Scan::rewind`]) when it is not there.
+    #[inline(always)]
+    pub(crate) fn expect(&mut self, text: &str) -> Option<()> {
+        let rest = self.b.get(self.i..)?;
+        rest.starts_with(text.as_bytes()).then(|| self.i += text.len())
+    }
+
+    /// The current byte offset (whitespace not skipped), for [`Scan::rewind`].
+    pub(crate) fn position(&self) -> usize {
+        self.i
+    }
+
+    /// Goes back to a [`Scan::position`].
+    pub(crate) fn rewind(&mut self, to: usize) {
+        self.i = to.min(self.b.len());
+    }
+
     /// The byte offset of the next value (after whitespace): with
     /// [`Scan::skip_value`], where a value begins and ends in the text.
     pub(crate) fn offset(&mut self) -> usize {

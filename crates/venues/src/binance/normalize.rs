@@ -963,6 +963,11 @@ mod scan {
 
     /// [`trade`], and its id as a number (the trade's sequence number).
     pub(super) fn trade_and_id<'a>(sc: &mut Scan<'a>) -> Option<(TradeW<'a>, u64)> {
+        let start = sc.position();
+        if let Some(found) = spot_trade(sc) {
+            return Some(found);
+        }
+        sc.rewind(start);
         let mut seen = 0u32;
         let (mut e, mut event_time, mut trade_time, mut s, mut t, mut p, mut q, mut m, mut side) =
             (None, None, None, None, None, None, None, None, None);
@@ -1021,18 +1026,63 @@ mod scan {
             return None;
         }
         let t = t?;
-        let w = TradeW {
+        Some((trade_w(event_time, trade_time, s?, t, p?, q?, m, side), t))
+    }
+
+    /// A spot trade payload laid out exactly as Binance writes it: compact,
+    /// in the documented key order `e E s t p q T m M` (the spot `trade`
+    /// fixture, Binance's WebSocket Streams docs), read without matching
+    /// keys. Anything else (another order, whitespace, more or fewer
+    /// fields, USDⓈ-M's layout) is `None`, and the general loop reads it;
+    /// for this layout both give the same.
+    pub(super) fn spot_trade<'a>(sc: &mut Scan<'a>) -> Option<(TradeW<'a>, u64)> {
+        sc.peek()?;
+        sc.expect(r#"{"e":"trade","E":"#)?;
+        let event_time = opt_int(sc)?;
+        sc.expect(r#","s":"#)?;
+        let s = sc.str()?;
+        sc.expect(r#","t":"#)?;
+        let t = sc.uint()?;
+        sc.expect(r#","p":"#)?;
+        let p = dec(sc)?;
+        sc.expect(r#","q":"#)?;
+        let q = dec(sc)?;
+        sc.expect(r#","T":"#)?;
+        let trade_time = opt_int(sc)?;
+        sc.expect(r#","m":"#)?;
+        let m = match sc.literal()? {
+            Lit::True => Some(true),
+            Lit::False => Some(false),
+            Lit::Null => None,
+        };
+        sc.expect(r#","M":"#)?;
+        sc.skip_value(2)?;
+        sc.expect("}")?;
+        Some((trade_w(event_time, trade_time, s, t, p, q, m, None), t))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn trade_w<'a>(
+        event_time: Option<i64>,
+        trade_time: Option<i64>,
+        s: &'a str,
+        t: u64,
+        p: Dec,
+        q: Dec,
+        m: Option<bool>,
+        side: Option<&'a str>,
+    ) -> TradeW<'a> {
+        TradeW {
             e: MaybeText(Some(Text(Cow::Borrowed("trade")))),
             event_time,
             trade_time,
-            s: Text(Cow::Borrowed(s?)),
+            s: Text(Cow::Borrowed(s)),
             t: AnyId(decimal_text(t)),
-            p: p?,
-            q: q?,
+            p,
+            q,
             m,
             side: side.map(|x| Text(Cow::Borrowed(x))),
-        };
-        Some((w, t))
+        }
     }
 }
 
@@ -1257,6 +1307,33 @@ mod tests {
             assert_eq!(cx.book_ticker_event(w), cx.book_ticker_event(env.data), "{frame:?}");
         }
         hit
+    }
+
+    #[test]
+    fn the_spot_trade_layout_is_read_without_matching_keys_and_agrees_with_serde() {
+        // The spot trade fixture as the venue sends it (compact), and the
+        // simulator's load frame; each alone and in a combined envelope.
+        let docs = std::fs::read_to_string(format!("{FIXTURES}binance_spot/trade.docs.json")).unwrap();
+        let docs: String = docs.split_whitespace().collect();
+        let load = r#"{"e":"trade","E":1111111111111111,"s":"LOADUSDT","t":2222222222,"p":"100.00000000","q":"1.00000000","T":1111111111111111,"m":true,"M":true}"#;
+        for data in [docs.as_str(), load] {
+            let (w, id) =
+                scan::spot_trade(&mut crate::scan::Scan::new(data)).unwrap_or_else(|| panic!("layout missed: {data}"));
+            assert_eq!(w.t.0, id.to_string());
+            let combined = format!(r#"{{"stream":"x@trade","data":{data}}}"#);
+            for frame in [data, combined.as_str()] {
+                assert!(agree(Market::Spot, frame), "{frame}");
+                // Every mutant: the layout reader, the general loop or serde
+                // answers, and whichever does agrees with serde.
+                mutants(frame, |m| {
+                    agree(Market::Spot, m);
+                });
+            }
+        }
+        // Another order is the general loop's (and still read).
+        let reordered = r#"{"e":"trade","E":1,"T":2,"s":"BTCUSDT","t":7,"p":"1.5","q":"2","m":true,"M":true}"#;
+        assert!(scan::spot_trade(&mut crate::scan::Scan::new(reordered)).is_none());
+        assert!(scan::raw(reordered, scan::trade).is_some());
     }
 
     #[test]
