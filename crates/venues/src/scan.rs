@@ -1,6 +1,18 @@
 //! A validating JSON scanner shared by the venues' one-pass readers (issue
 //! 22): Binance's `classify` and hot-payload readers, Bybit's `classify` and
-//! `Decoder::read`. It builds no values; each venue says what to read.
+//! `Decoder::read`. It builds no values beyond decimals and book levels;
+//! each venue says what to read.
+
+use ferrofeed_model::event::Level;
+use rust_decimal::Decimal;
+
+use crate::dec::Dec;
+
+/// Marks field `bit` of `seen`; `None` when it was already (serde refuses
+/// a repeated field, so the readers leave such frames to it).
+pub(crate) fn once(seen: &mut u32, bit: u32) -> Option<()> {
+    (*seen & bit == 0).then(|| *seen |= bit)
+}
 
 /// A strict, validating JSON scanner for the hot paths (each venue's
 /// `classify` and one-pass readers): it reads a frame without building
@@ -261,6 +273,32 @@ impl<'a> Scan<'a> {
         }
     }
 
+    /// A decimal string, exactly as [`Dec`] reads it.
+    pub(crate) fn dec(&mut self) -> Option<Dec> {
+        Decimal::from_str_exact(self.str()?).ok().map(Dec)
+    }
+
+    /// An array of `[price, qty]` levels, each exactly two decimal strings
+    /// (as the venues' `WireLevel`s read them), wrapped by `wrap`.
+    pub(crate) fn levels<L>(&mut self, wrap: fn(Level) -> L) -> Option<Vec<L>> {
+        let mut out = Vec::new();
+        self.array(|sc| {
+            let (mut n, mut price, mut qty) = (0, None, None);
+            sc.array(|sc| {
+                n += 1;
+                match n {
+                    1 => price = Some(sc.dec()?.0),
+                    2 => qty = Some(sc.dec()?.0),
+                    _ => return None,
+                }
+                Some(())
+            })?;
+            out.push(wrap(Level { price: price?, qty: qty? }));
+            Some(())
+        })?;
+        Some(out)
+    }
+
     /// An array: `item` is called for each element and must consume it.
     pub(crate) fn array(&mut self, mut item: impl FnMut(&mut Scan<'a>) -> Option<()>) -> Option<()> {
         self.eat(b'[')?;
@@ -327,9 +365,18 @@ pub(crate) enum Lit {
 /// or replace with bytes that matter to JSON, then with each of `tokens`
 /// (the fields and fragments a venue's readers care about).
 #[cfg(test)]
-pub(crate) fn mutants(frame: &str, tokens: &[&str], mut f: impl FnMut(&str)) {
+pub(crate) fn mutants(frame: &str, tokens: &[&str], f: impl FnMut(&str)) {
     const JSON: [&str; 17] =
         ["\"", "\\", ",", "}", "{", "]", "[", " ", "0", "1", "-", ".", "e", "\u{1}", "n", ":", "\u{e9}"];
+    let all: Vec<&str> = JSON.iter().chain(tokens).copied().collect();
+    edits(frame, &all, f)
+}
+
+/// Edits of `frame` at every position: cut there, delete the character
+/// there, and insert each of `tokens` there or put it in that character's
+/// place.
+#[cfg(test)]
+pub(crate) fn edits(frame: &str, tokens: &[&str], mut f: impl FnMut(&str)) {
     let cuts: Vec<usize> = (0..=frame.len()).filter(|&i| frame.is_char_boundary(i)).collect();
     let mut buf = String::with_capacity(frame.len() + 32);
     for (k, &i) in cuts.iter().enumerate() {
@@ -341,7 +388,7 @@ pub(crate) fn mutants(frame: &str, tokens: &[&str], mut f: impl FnMut(&str)) {
             buf.push_str(&frame[j..]);
             f(&buf);
         }
-        for t in JSON.iter().chain(tokens) {
+        for t in tokens {
             buf.clear();
             buf.push_str(&frame[..i]);
             buf.push_str(t);

@@ -633,13 +633,10 @@ impl Cx<'_> {
 mod scan {
     use std::borrow::Cow;
 
-    use rust_decimal::Decimal;
-
-    use ferrofeed_model::event::Level;
-
     use super::super::wire::{
         AggTradeW, AnyId, BookTickerW, Dec, DepthW, Lit, MaybeText, Scan, Text, TradeW, WireLevel,
     };
+    use crate::scan::once;
 
     /// `v` in decimal, as `v.to_string()` writes it, without the formatter.
     pub(super) fn decimal_text(mut v: u64) -> String {
@@ -709,32 +706,6 @@ mod scan {
         }
     }
 
-    /// A `[price, qty]` level, as `WireLevel` reads it: exactly two decimal strings.
-    fn level(sc: &mut Scan<'_>) -> Option<WireLevel> {
-        let mut n = 0;
-        let (mut price, mut qty) = (None, None);
-        sc.array(|sc| {
-            n += 1;
-            match n {
-                1 => price = Some(dec(sc)?.0),
-                2 => qty = Some(dec(sc)?.0),
-                _ => return None,
-            }
-            Some(())
-        })?;
-        Some(WireLevel(Level { price: price?, qty: qty? }))
-    }
-
-    /// An array of levels.
-    fn levels(sc: &mut Scan<'_>) -> Option<Vec<WireLevel>> {
-        let mut out = Vec::new();
-        sc.array(|sc| {
-            out.push(level(sc)?);
-            Some(())
-        })?;
-        Some(out)
-    }
-
     /// An `aggTrade` payload (`e` must be `"aggTrade"`).
     pub(super) fn agg_trade<'a>(sc: &mut Scan<'a>) -> Option<AggTradeW<'a>> {
         let mut seen = 0u32;
@@ -764,11 +735,11 @@ mod scan {
                 }
                 "p" => {
                     once(&mut seen, 32)?;
-                    p = Some(dec(sc)?);
+                    p = Some(sc.dec()?);
                 }
                 "q" => {
                     once(&mut seen, 64)?;
-                    q = Some(dec(sc)?);
+                    q = Some(sc.dec()?);
                 }
                 "f" => {
                     once(&mut seen, 128)?;
@@ -843,11 +814,11 @@ mod scan {
                 }
                 "b" => {
                     once(&mut seen, 128)?;
-                    b = Some(levels(sc)?);
+                    b = Some(sc.levels(WireLevel)?);
                 }
                 "a" => {
                     once(&mut seen, 256)?;
-                    a = Some(levels(sc)?);
+                    a = Some(sc.levels(WireLevel)?);
                 }
                 k if head_only(k) => return None,
                 _ => sc.skip_value(2)?,
@@ -903,19 +874,19 @@ mod scan {
                 }
                 "b" => {
                     once(&mut seen, 32)?;
-                    b = Some(dec(sc)?);
+                    b = Some(sc.dec()?);
                 }
                 "B" => {
                     once(&mut seen, 64)?;
-                    B = Some(dec(sc)?);
+                    B = Some(sc.dec()?);
                 }
                 "a" => {
                     once(&mut seen, 128)?;
-                    a = Some(dec(sc)?);
+                    a = Some(sc.dec()?);
                 }
                 "A" => {
                     once(&mut seen, 256)?;
-                    A = Some(dec(sc)?);
+                    A = Some(sc.dec()?);
                 }
                 k if head_only(k) => return None,
                 _ => sc.skip_value(2)?,
@@ -944,16 +915,6 @@ mod scan {
             return (sc.literal()? == Lit::Null).then_some(None);
         }
         sc.int().map(Some)
-    }
-
-    /// A decimal string, exactly as `Dec` reads it.
-    fn dec(sc: &mut Scan<'_>) -> Option<Dec> {
-        Decimal::from_str_exact(sc.str()?).ok().map(Dec)
-    }
-
-    /// Marks field `bit` as seen; `None` when it was already (serde refuses repeats).
-    fn once(seen: &mut u32, bit: u32) -> Option<()> {
-        (*seen & bit == 0).then(|| *seen |= bit)
     }
 
     /// A `trade` payload (`e` must be `"trade"`, as the hot path checks).
@@ -995,11 +956,11 @@ mod scan {
                 }
                 "p" => {
                     once(&mut seen, 32)?;
-                    p = Some(dec(sc)?);
+                    p = Some(sc.dec()?);
                 }
                 "q" => {
                     once(&mut seen, 64)?;
-                    q = Some(dec(sc)?);
+                    q = Some(sc.dec()?);
                 }
                 "m" => {
                     once(&mut seen, 128)?;
@@ -1044,9 +1005,9 @@ mod scan {
         sc.expect(r#","t":"#)?;
         let t = sc.uint()?;
         sc.expect(r#","p":"#)?;
-        let p = dec(sc)?;
+        let p = sc.dec()?;
         sc.expect(r#","q":"#)?;
-        let q = dec(sc)?;
+        let q = sc.dec()?;
         sc.expect(r#","T":"#)?;
         let trade_time = opt_int(sc)?;
         sc.expect(r#","m":"#)?;
@@ -1207,7 +1168,7 @@ mod tests {
     fn mutants(frame: &str, f: impl FnMut(&str)) {
         const TOKENS: [&str; 18] =
             ["\"", "\\", ",", "}", "{", "]", "[", " ", "0", "9", "-", ".", "e", "\u{1}", "n", ":", "é", "\"t\":1,"];
-        edits(frame, &TOKENS, f);
+        crate::scan::edits(frame, &TOKENS, f);
     }
 
     /// Insertions and replacements of whole members and elements, which keep
@@ -1238,36 +1199,7 @@ mod tests {
             "\"t\":\"7\",",
             "\"S\":\"BUY\",",
         ];
-        edits(frame, &TOKENS, f);
-    }
-
-    fn edits(frame: &str, tokens: &[&str], mut f: impl FnMut(&str)) {
-        let cuts: Vec<usize> = (0..=frame.len()).filter(|&i| frame.is_char_boundary(i)).collect();
-        let mut buf = String::with_capacity(frame.len() + 8);
-        for (k, &i) in cuts.iter().enumerate() {
-            f(&frame[..i]);
-            let next = cuts.get(k + 1).copied();
-            if let Some(j) = next {
-                buf.clear();
-                buf.push_str(&frame[..i]);
-                buf.push_str(&frame[j..]);
-                f(&buf);
-            }
-            for t in tokens {
-                buf.clear();
-                buf.push_str(&frame[..i]);
-                buf.push_str(t);
-                buf.push_str(&frame[i..]);
-                f(&buf);
-                if let Some(j) = next {
-                    buf.clear();
-                    buf.push_str(&frame[..i]);
-                    buf.push_str(t);
-                    buf.push_str(&frame[j..]);
-                    f(&buf);
-                }
-            }
-        }
+        crate::scan::edits(frame, &TOKENS, f);
     }
 
     /// `decode` (hot paths included) gives exactly what the general decoder gives.

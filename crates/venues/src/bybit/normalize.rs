@@ -308,7 +308,7 @@ fn read_hot<'a>(
 ) -> Option<(&'a str, Option<Seq>, Result<(), DecodeError>)> {
     let frame = cx.frame;
     let mut sc = Scan::new(frame);
-    let mut seen = 0u8;
+    let mut seen = 0u32;
     let (mut topic, mut kind, mut ts, mut cts) = (None, None, None, None);
     // The payload, read as soon as the topic says what it is (the venue
     // sends `topic` first; another topic ends the pass there), else found
@@ -318,27 +318,27 @@ fn read_hot<'a>(
     sc.object(|sc, key| {
         match key {
             "topic" => {
-                scan::once(&mut seen, 1)?;
+                crate::scan::once(&mut seen, 1)?;
                 topic = Some(sc.str()?);
             }
             "type" => {
-                scan::once(&mut seen, 2)?;
+                crate::scan::once(&mut seen, 2)?;
                 kind = Some(sc.str()?);
             }
             "ts" => {
-                scan::once(&mut seen, 4)?;
+                crate::scan::once(&mut seen, 4)?;
                 ts = Some(sc.int()?);
             }
             "cts" => {
-                scan::once(&mut seen, 8)?;
+                crate::scan::once(&mut seen, 8)?;
                 cts = Some(sc.int()?);
             }
             "creationTime" => {
-                scan::once(&mut seen, 16)?;
+                crate::scan::once(&mut seen, 16)?;
                 sc.int()?;
             }
             "data" => {
-                scan::once(&mut seen, 32)?;
+                crate::scan::once(&mut seen, 32)?;
                 match topic.map(hot) {
                     Some(h) => data = Some(scan::payload(cx, h?, sc, out)?),
                     None => {
@@ -794,17 +794,12 @@ impl<'f> Cx<'f> {
 mod scan {
     use std::borrow::Cow;
 
-    use ferrofeed_model::event::{Event, Level};
+    use ferrofeed_model::event::Event;
     use rust_decimal::Decimal;
 
-    use super::super::wire::{AnyId, BookW, Dec, DecOrEmpty, Ms, TickerW, TradeW, WireLevel};
+    use super::super::wire::{AnyId, BookW, DecOrEmpty, Ms, TickerW, TradeW, WireLevel};
     use super::{Cx, Hot, Payload};
-    use crate::scan::{Lit, Scan};
-
-    /// Marks field `bit` as seen; `None` when it was already (serde refuses repeats).
-    pub(super) fn once(seen: &mut u8, bit: u8) -> Option<()> {
-        (*seen & bit == 0).then(|| *seen |= bit)
-    }
+    use crate::scan::{Lit, Scan, once};
 
     /// The `data` of a hot topic: trades are decoded into `out` here.
     pub(super) fn payload<'a>(cx: &Cx<'a>, hot: Hot, sc: &mut Scan<'a>, out: &mut Vec<Event>) -> Option<Payload<'a>> {
@@ -853,12 +848,12 @@ mod scan {
         sc.object(|sc, key| {
             let (bit, slot) = match key {
                 "symbol" => {
-                    once32(&mut seen, 1)?;
+                    once(&mut seen, 1)?;
                     symbol = Some(sc.str()?);
                     return Some(());
                 }
                 "nextFundingTime" => {
-                    once32(&mut seen, 2)?;
+                    once(&mut seen, 2)?;
                     w.next_funding_time = ms(sc)?;
                     return Some(());
                 }
@@ -880,7 +875,7 @@ mod scan {
                 "u" | "successTopics" | "failTopics" => return None,
                 _ => return sc.skip_value(2),
             };
-            once32(&mut seen, bit)?;
+            once(&mut seen, bit)?;
             *slot = dec_or_empty(sc)?;
             Some(())
         })?;
@@ -888,20 +883,10 @@ mod scan {
         Some(w)
     }
 
-    /// [`once`] for up to 32 fields.
-    fn once32(seen: &mut u32, bit: u32) -> Option<()> {
-        (*seen & bit == 0).then(|| *seen |= bit)
-    }
-
-    /// A decimal string, exactly as `Dec` reads it.
-    fn dec(sc: &mut Scan<'_>) -> Option<Dec> {
-        Decimal::from_str_exact(sc.str()?).ok().map(Dec)
-    }
-
     /// One `publicTrade` item, as `TradeW` reads it.
     #[allow(non_snake_case)]
     fn trade<'a>(sc: &mut Scan<'a>) -> Option<TradeW<'a>> {
-        let mut seen = 0u8;
+        let mut seen = 0u32;
         let (mut T, mut s, mut S, mut v, mut p, mut i) = (None, None, None, None, None, None);
         sc.object(|sc, key| {
             match key {
@@ -919,11 +904,11 @@ mod scan {
                 }
                 "v" => {
                     once(&mut seen, 8)?;
-                    v = Some(dec(sc)?);
+                    v = Some(sc.dec()?);
                 }
                 "p" => {
                     once(&mut seen, 16)?;
-                    p = Some(dec(sc)?);
+                    p = Some(sc.dec()?);
                 }
                 "i" => {
                     once(&mut seen, 32)?;
@@ -945,7 +930,7 @@ mod scan {
     /// `DataHead`, which also reads `u` and refuses a malformed
     /// `successTopics` or `failTopics`: left to serde).
     fn book<'a>(sc: &mut Scan<'a>) -> Option<BookW<'a>> {
-        let mut seen = 0u8;
+        let mut seen = 0u32;
         let (mut s, mut b, mut a, mut u, mut seq) = (None, None, None, None, None);
         sc.object(|sc, key| {
             match key {
@@ -955,11 +940,11 @@ mod scan {
                 }
                 "b" => {
                     once(&mut seen, 2)?;
-                    b = Some(levels(sc)?);
+                    b = Some(sc.levels(WireLevel)?);
                 }
                 "a" => {
                     once(&mut seen, 4)?;
-                    a = Some(levels(sc)?);
+                    a = Some(sc.levels(WireLevel)?);
                 }
                 "u" => {
                     once(&mut seen, 8)?;
@@ -978,32 +963,6 @@ mod scan {
             Some(())
         })?;
         Some(BookW { s: Cow::Borrowed(s?), b: b?, a: a?, u: u?, seq })
-    }
-
-    /// A `[price, size]` level: exactly two decimal strings.
-    fn level(sc: &mut Scan<'_>) -> Option<WireLevel> {
-        let mut n = 0;
-        let (mut price, mut qty) = (None, None);
-        sc.array(|sc| {
-            n += 1;
-            match n {
-                1 => price = Some(dec(sc)?.0),
-                2 => qty = Some(dec(sc)?.0),
-                _ => return None,
-            }
-            Some(())
-        })?;
-        Some(WireLevel(Level { price: price?, qty: qty? }))
-    }
-
-    /// An array of levels.
-    fn levels(sc: &mut Scan<'_>) -> Option<Vec<WireLevel>> {
-        let mut out = Vec::new();
-        sc.array(|sc| {
-            out.push(level(sc)?);
-            Some(())
-        })?;
-        Some(out)
     }
 }
 
