@@ -370,14 +370,14 @@ pub struct Feed {
     refresh: tokio::time::Interval,
     sessions: Vec<SessionTask>,
     ended: bool,
-    /// Engine events handled since the timers and snapshot fetches were
+    /// Engine and private-session events handled since the timers and snapshot fetches were
     /// last polled (see [`CHORES_EVERY`]).
     since_chores: u32,
 }
 
-/// While engine events keep coming, the refresh timer, book resubscribes
-/// and snapshot fetches are polled once per this many of them (and always
-/// before the feed waits): polling them per event cost ~150 instructions
+/// While engine or private-session events keep coming, the refresh timer,
+/// book resubscribes and snapshot fetches are polled once per this many of
+/// them (and always before the feed waits): polling them per event cost ~150 instructions
 /// of the ~10,000 an event costs end to end (issue 22).
 const CHORES_EVERY: u32 = 64;
 
@@ -937,6 +937,9 @@ impl Stream for Feed {
                 }
             }
             if let Some(ev) = private {
+                // Counted too: a busy private session must not hold the
+                // timers off.
+                this.since_chores += 1;
                 this.out.push_back(ev);
                 continue;
             }
