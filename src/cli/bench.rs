@@ -521,6 +521,13 @@ async fn ferrofeed_reader(env: Environment, n: u64, latency: bool) -> anyhow::Re
     };
     let mut feed = Feed::new(cfg);
     feed.subscribe(load_market()?, &[LOAD_STREAM.to_string()]).await.context("subscribing")?;
+    Ok(consume_trades(feed, n, latency).await)
+}
+
+/// The consumer of every ferrofeed reader: takes trades (ids 1..=n) from
+/// `feed`, touching each one's price, quantity and symbol, until the n-th
+/// or a stall, then shuts the feed down.
+async fn consume_trades(mut feed: Feed, n: u64, latency: bool) -> Tally {
     let mut t = Tally::new(if latency { n as usize } else { 0 });
     loop {
         let ev = match tokio::time::timeout(STALL, feed.next()).await {
@@ -547,7 +554,7 @@ async fn ferrofeed_reader(env: Environment, n: u64, latency: bool) -> anyhow::Re
     }
     feed.shutdown().await;
     t.finish(n);
-    Ok(t)
+    t
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

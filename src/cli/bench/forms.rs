@@ -51,7 +51,9 @@ use ferrofeed::model::event::{EventKind, Level};
 use ferrofeed::venues::seam::Channel;
 use serde::{Deserialize, Serialize};
 
-use super::{STALL, SimProcess, Tally, can_pin, cpu_s, median, pin_self, reset_peak_rss, runtime, status_mib};
+use super::{
+    STALL, SimProcess, Tally, can_pin, consume_trades, cpu_s, median, pin_self, reset_peak_rss, runtime, status_mib,
+};
 
 /// What a form bench reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -470,36 +472,13 @@ async fn bybit_reference(ws: &str, n: u64) -> anyhow::Result<Tally> {
 
 async fn bybit_ferrofeed(env: Environment, n: u64) -> anyhow::Result<Tally> {
     let market = bybit_market()?;
-    let mut feed = Feed::builder()
+    let feed = Feed::builder()
         .url(market, env)
         .subscribe(market, Channel::Trades, "LOADUSDT")
         .build()
         .await
         .context("building the feed")?;
-    let mut t = Tally::new(0);
-    loop {
-        let ev = match tokio::time::timeout(STALL, feed.next()).await {
-            Ok(Some(ev)) => ev,
-            Ok(None) | Err(_) => break,
-        };
-        match &ev.kind {
-            EventKind::Trade(tr) => {
-                std::hint::black_box((&tr.price, &tr.qty, &ev.symbol));
-                let Ok(id) = tr.trade_id.parse::<u64>() else {
-                    t.errors += 1;
-                    continue;
-                };
-                if t.on_id(id, n) {
-                    break;
-                }
-            }
-            EventKind::Error { .. } => t.errors += 1,
-            _ => {}
-        }
-    }
-    feed.shutdown().await;
-    t.finish(n);
-    Ok(t)
+    Ok(consume_trades(feed, n, false).await)
 }
 
 fn tally_count(t: &Tally) -> Count {
